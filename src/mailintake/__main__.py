@@ -1,0 +1,5 @@
+"""``python -m mailintake``: the same as the ``mailintake`` command."""
+
+from mailintake.cli.main import run
+
+run()

@@ -1,0 +1,64 @@
+"""What every command shares: settings from options/environment, the store, output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+
+
+@dataclass
+class CliState:
+    home: Path | None = None
+    database_url: str | None = None
+    _store: Store | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        overrides: dict[str, Any] = {}
+        if self.home is not None:
+            overrides["home"] = self.home
+        if self.database_url is not None:
+            overrides["database_url"] = self.database_url
+        return Settings(**overrides)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings())
+        return self._store
+
+    def store_if_present(self) -> Store | None:
+        """The store when one exists already (validation must not create a database)."""
+        settings = self.settings()
+        if settings.database_url or (settings.home / "mailintake.db").exists():
+            return self.store()
+        return None
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def environ() -> dict[str, str]:
+    return dict(os.environ)
+
+
+# Off a terminal (pipes, files) tables are not cut to 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -1,0 +1,98 @@
+"""The ``mailintake`` command: global options, the command groups, and exit codes.
+
+Exit codes (CONTRACT §4): 0 success; 1 unexpected failure; 2 invalid input or
+configuration; 3 a person must act; 4 a remote failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailintake.cli import config_cmds, items, secrets_cmds, serve_cmd, status_cmd
+from mailintake.cli.context import CliState, err
+from mailintake.errors import ConfigError, MailintakeError
+from mailintake.observability.logging import configure as configure_logging
+from mailintake.observability.logging import redact_text
+
+app = typer.Typer(
+    name="mailintake",
+    help="Import mail from OAuth 2.0 mailboxes into a document-capture pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="State folder (default: $MAILINTAKE_HOME or ~/.local/share/mailintake)."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Database URL (default: $MAILINTAKE_DATABASE_URL or SQLite in the home).",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="MAILINTAKE_LOG_LEVEL",
+            help="debug, info, warning or error (log lines go to stderr, secrets masked).",
+        ),
+    ] = "warning",
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log lines as JSON.")] = False,
+) -> None:
+    configure_logging(log_level, json=log_json)
+    ctx.obj = CliState(home=home, database_url=database_url)
+
+
+config_cmds.register(app)
+status_cmd.register(app)
+serve_cmd.register(app)
+app.add_typer(items.group("server"), name="servers")
+app.add_typer(items.group("mailbox"), name="mailboxes")
+app.add_typer(items.group("output"), name="outputs")
+app.add_typer(secrets_cmds.app, name="secrets")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns errors into messages and exit codes."""
+    try:
+        code = app(args=argv, prog_name="mailintake", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit's code here
+            sys.exit(code)
+    except ConfigError as exc:
+        for line in exc.problems:
+            err.print(line, markup=False)
+        sys.exit(exc.exit_code)
+    except MailintakeError as exc:
+        err.print(f"error: {redact_text(str(exc))}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # the click usage errors, and the unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if os.environ.get("MAILINTAKE_DEBUG"):
+            raise
+        message = redact_text(f"{exc.__class__.__name__}: {exc}")
+        err.print(f"unexpected error: {message}", markup=False)
+        sys.exit(1)

@@ -1,0 +1,90 @@
+"""Applying a validated document to the store: all or nothing, idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mailintake.config.validate import Context, Validated, validate_document
+from mailintake.errors import ConfigError, Conflict
+from mailintake.oauth.servers import BUILTIN_SERVERS
+from mailintake.observability.logging import get_logger
+from mailintake.store.repo import Change, Repo, Store
+
+log = get_logger(__name__)
+
+
+class _DryRun(Exception):
+    pass
+
+
+def apply_validated(repo: Repo, validated: Validated, *, prune: bool) -> list[Change]:
+    templates = validated.env_templates
+    changes = [repo.put_server(s) for s in validated.servers]
+    changes += [repo.put_output(o, templates) for o in validated.outputs]
+    changes += [repo.put_mailbox(m, templates) for m in validated.mailboxes]
+    if prune:
+        changes += _prune(repo, validated)
+    for change in changes:
+        if change.action != "unchanged":
+            log.info("config.changed", kind=change.kind, name=change.name, action=change.action)
+    return changes
+
+
+def _prune(repo: Repo, validated: Validated) -> list[Change]:
+    keep_mailboxes = {m.name for m in validated.mailboxes}
+    keep_outputs = {o.name for o in validated.outputs}
+    keep_servers = {s.name for s in validated.servers}
+    changes = [
+        repo.delete_mailbox(r.spec.name)
+        for r in repo.list_mailboxes()
+        if r.spec.name not in keep_mailboxes
+    ]
+    changes += [
+        repo.delete_output(o.name) for o in repo.list_outputs() if o.name not in keep_outputs
+    ]
+    for server in repo.list_servers():
+        if server.name in keep_servers:
+            continue
+        if server.name in BUILTIN_SERVERS:
+            if repo.server_is_edited(server.name):
+                changes.append(repo.reset_server(server.name))
+        else:
+            changes.append(repo.delete_server(server.name))
+    return changes
+
+
+def apply_document(
+    store: Store,
+    raw: Any,
+    environ: Mapping[str, str],
+    *,
+    base_dir: Path | None = None,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> list[Change]:
+    """Validate ``raw`` against the store and apply it in one transaction."""
+    changes: list[Change] = []
+    try:
+        with store.begin() as repo:
+            validated = validate_document(raw, repo.context(environ, base_dir))
+            try:
+                changes = apply_validated(repo, validated, prune=prune)
+            except Conflict as exc:
+                raise ConfigError([f"(apply): {exc}"]) from exc
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return changes
+
+
+def validate_only(
+    store: Store | None, raw: Any, environ: Mapping[str, str], base_dir: Path | None
+) -> Validated:
+    """Validate without changing anything (against the store's servers and outputs if given)."""
+    if store is None:
+        return validate_document(raw, Context(environ=environ, base_dir=base_dir))
+    with store.read() as repo:
+        return validate_document(raw, repo.context(environ, base_dir))

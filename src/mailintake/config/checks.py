@@ -1,0 +1,198 @@
+"""Value checks users get wrong: endpoints, redirect URIs, tenants, scopes, proxies.
+
+Each check returns an error message (without the path) or ``None``. Provider facts are cited
+from shared reference material (oauth-facts §N).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from mailintake.config.matrix import REFUSED_TENANT_ALIASES, TENANT_ALIASES, Grant, Protocol
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(
+    r"^(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(value: str) -> str | None:
+    host = value.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if not _HOST.match(value):
+        return f"'{value}' is not a host name or IP address"
+    return None
+
+
+def check_endpoint(value: str) -> str | None:
+    """An absolute https URL; plain http only on a loopback host. ``{tenant}`` may appear."""
+    parts = urlsplit(value.replace("{tenant}", "tenant"))
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"'{value}' is not an absolute http(s) URL"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return f"must use https (plain http is only allowed on a loopback host): '{value}'"
+    if parts.fragment:
+        return f"must not contain a fragment (#…): '{value}'"
+    return None
+
+
+def check_redirect_uri(value: str, *, microsoft: bool) -> str | None:
+    """An absolute URI; http only for loopback (RFC 8252 §7.3, RFC 9700); no fragment."""
+    if re.match(r"^[A-Za-z0-9.-]+:\d+(/.*)?$", value):
+        return f"'{value}' is not an absolute URI: it needs a scheme, e.g. http://{value}"
+    parts = urlsplit(value)
+    if not parts.scheme or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*$", parts.scheme):
+        return f"'{value}' is not an absolute URI (it needs a scheme such as http:// or https://)"
+    if parts.fragment:
+        return f"must not contain a fragment (#…): '{value}'"
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            return f"'{value}' has no host"
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            return (
+                "plain http is only allowed for a loopback redirect URI "
+                f"(http://localhost or http://127.0.0.1): '{value}'"
+            )
+        # Entra does not support the IPv6 loopback in redirect URIs (oauth-facts §1.2).
+        if microsoft and parts.hostname == "::1":
+            return (
+                "Microsoft does not accept [::1] in redirect URIs; "
+                "use http://localhost or http://127.0.0.1"
+            )
+    return None
+
+
+def check_tenant(value: str, grant: Grant) -> str | None:
+    lowered = value.lower()
+    if lowered in TENANT_ALIASES:
+        if lowered in REFUSED_TENANT_ALIASES.get(grant, ()):
+            if grant is Grant.CLIENT_CREDENTIALS:
+                return (
+                    f"grant_type client_credentials cannot use '{value}': app-only tokens need a "
+                    "specific tenant; give your directory (tenant) ID or its verified domain"
+                )
+            return (
+                f"grant_type {grant.value} cannot use '{value}': use 'organizations', your tenant "
+                "ID or its verified domain (Microsoft refuses it with AADSTS9001023)"
+            )
+        return None
+    if _GUID.match(value) or _DOMAIN.match(value):
+        return None
+    return (
+        f"'{value}' is not a tenant: give the directory (tenant) ID GUID, a verified domain "
+        "such as contoso.onmicrosoft.com, or one of organizations, common, consumers"
+    )
+
+
+def check_proxy_address(value: str) -> str | None:
+    text = value if "://" in value else f"http://{value}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        return f"'{value}' must be an http:// or https:// proxy address"
+    if not parts.hostname:
+        return f"'{value}' has no host"
+    try:
+        port = parts.port
+    except ValueError:
+        return f"'{value}' has an invalid port"
+    if port is None:
+        return f"'{value}' needs a port, for example http://proxy.example.com:3128"
+    if parts.path not in ("", "/") or parts.query:
+        return f"'{value}' must be only scheme, host and port"
+    return None
+
+
+# --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2) -------------------------------------
+
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+# Both host names are App ID URIs of the same "Office 365 Exchange Online" resource (§2.2).
+EXCHANGE_RESOURCES = frozenset({"https://outlook.office.com", "https://outlook.office365.com"})
+EXCHANGE = "Exchange Online (https://outlook.office.com)"
+_EXCHANGE_SCOPE = {
+    Protocol.IMAP: "https://outlook.office.com/IMAP.AccessAsUser.All",
+    Protocol.POP3: "https://outlook.office.com/POP.AccessAsUser.All",
+}
+
+
+def scope_resource(scope: str) -> str | None:
+    """The resource a Microsoft scope asks for; ``None`` for OpenID Connect scopes."""
+    if scope in OIDC_SCOPES:
+        return None
+    if "://" in scope:
+        parts = urlsplit(scope)
+        base = f"{parts.scheme}://{parts.netloc}".lower()
+        return EXCHANGE if base in EXCHANGE_RESOURCES else base
+    return GRAPH_RESOURCE  # a bare name is a Microsoft Graph permission
+
+
+def check_microsoft_scopes(scopes: Sequence[str], protocol: Protocol, grant: Grant) -> list[str]:
+    problems: list[str] = []
+    resources = {r for r in (scope_resource(s) for s in scopes) if r is not None}
+    wanted = GRAPH_RESOURCE if protocol is Protocol.GRAPH else EXCHANGE
+    for scope in scopes:
+        resource = scope_resource(scope)
+        if resource is None or resource == wanted:
+            continue
+        if protocol is not Protocol.GRAPH and "://" not in scope:
+            full = _EXCHANGE_SCOPE.get(protocol, "https://outlook.office.com/…")
+            if scope.startswith(("IMAP.", "POP.")):
+                full = f"https://outlook.office.com/{scope}"
+            problems.append(
+                f"'{scope}' has no resource prefix, so Microsoft reads it as a Microsoft Graph "
+                f"permission and the {protocol.value.upper()} server would reject the token; "
+                f"write '{full}'"
+            )
+        else:
+            problems.append(
+                f"'{scope}' is for {resource}, but protocol {protocol.value} needs a token for "
+                f"{wanted}"
+            )
+    if len(resources) > 1:
+        problems.append(
+            "one token request may not mix resources ("
+            + ", ".join(sorted(resources))
+            + "); Microsoft answers AADSTS70011/AADSTS700022"
+        )
+    dynamic = [s for s in scopes if scope_resource(s) is not None]
+    defaults = [s for s in dynamic if s.endswith("/.default")]
+    if defaults and len(dynamic) > 1:
+        problems.append("a <resource>/.default scope cannot be combined with other scopes")
+    if grant is Grant.CLIENT_CREDENTIALS and (len(dynamic) != 1 or not defaults):
+        example = (
+            "https://graph.microsoft.com/.default"
+            if protocol is Protocol.GRAPH
+            else "https://outlook.office365.com/.default"
+        )
+        problems.append(
+            f"grant_type client_credentials takes exactly one <resource>/.default scope, "
+            f"for protocol {protocol.value}: '{example}'"
+        )
+    elif grant is Grant.CLIENT_CREDENTIALS and len(scopes) != len(dynamic):
+        problems.append(
+            "grant_type client_credentials gets no refresh token or ID token: "
+            "remove offline_access/openid/profile/email"
+        )
+    return problems

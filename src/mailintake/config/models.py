@@ -1,0 +1,96 @@
+"""Pydantic models of the configuration schema (CONTRACT §3): the shape and value types.
+
+These models check only what a single value can tell (types, enums, name patterns); the
+rules that relate fields to each other — the seed's matrix, population from the
+authorization server, cross-references — live in ``validate.py``. Every field is optional
+here so that one missing value never hides the other problems in the same mailbox.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from mailintake.config.matrix import Grant, Protocol
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
+
+Security = Literal["ssl", "starttls", "none"]
+AfterImport = Literal["mark_read", "move", "delete", "keep"]
+OutputType = Literal["folder", "webhook"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ScopesByProtocol(_Strict):
+    imap: list[Text] | None = None
+    pop3: list[Text] | None = None
+    graph: list[Text] | None = None
+
+
+class ServerSpec(_Strict):
+    name: Name
+    issuer: Text | None = None
+    authorization_endpoint: Text | None = None
+    token_endpoint: Text | None = None
+    device_authorization_endpoint: Text | None = None
+    scopes: ScopesByProtocol | None = None
+    app_scopes: ScopesByProtocol | None = None
+
+
+class OutputSpec(_Strict):
+    name: Name
+    type: OutputType
+    path: Text | None = None
+    url: Text | None = None
+    headers: dict[str, SecretStr] | None = None
+
+
+class OAuthSpec(_Strict):
+    authorization_server: Name | None = None
+    grant_type: Grant | None = None
+    authorization_endpoint: Text | None = None
+    token_endpoint: Text | None = None
+    device_authorization_endpoint: Text | None = None
+    scopes: list[Text] | None = None
+    tenant_id: Text | None = None
+    client_id: Text | None = None
+    client_secret: SecretStr | None = None
+    redirect_uri: Text | None = None
+    password: SecretStr | None = None
+
+
+class ProxySpec(_Strict):
+    address: Text | None = None
+    username: Text | None = None
+    password: SecretStr | None = None
+
+
+class MailboxSpec(_Strict):
+    name: Name
+    protocol: Protocol | None = None
+    host: Text | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: Security | None = None
+    graph_url: Text | None = None
+    username: Text | None = None
+    shared_mailbox: Text | None = None
+    folder: Text | None = None
+    after_import: AfterImport | None = None
+    move_to: Text | None = None
+    poll_interval: Annotated[int, Field(ge=10, le=86400)] | None = None
+    output: Name | None = None
+    enabled: bool | None = None
+    oauth: OAuthSpec | None = None
+    proxy: ProxySpec | None = None
+
+
+class ConfigDocument(_Strict):
+    authorization_servers: list[ServerSpec] = Field(default_factory=list)
+    outputs: list[OutputSpec] = Field(default_factory=list)
+    mailboxes: list[MailboxSpec] = Field(default_factory=list)

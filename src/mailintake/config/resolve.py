@@ -1,0 +1,149 @@
+"""A mailbox's effective settings: what it gave, else what its server or the defaults give.
+
+A mailbox stores only the values its administrator set; everything left out follows the
+authorization server (endpoints, scopes) or the protocol's defaults (host, port, folder), so
+editing a server updates every mailbox that did not override it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailintake.config.matrix import DEFAULT_TENANT, GRAPH_SERVER, Grant, Need, Protocol, rule
+from mailintake.config.models import MailboxSpec
+from mailintake.oauth.servers import GRAPH_SHARED_SCOPES, ServerDefinition, fill_tenant
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_POLL_INTERVAL = 60
+DEFAULT_OUTPUT = "default"
+
+# Mail hosts of the built-in providers (oauth-facts §2.1, §4.2).
+PROVIDER_HOSTS: dict[str, dict[Protocol, str]] = {
+    "MICROSOFT": {Protocol.IMAP: "outlook.office365.com", Protocol.POP3: "outlook.office365.com"},
+    "GOOGLE": {Protocol.IMAP: "imap.gmail.com", Protocol.POP3: "pop.gmail.com"},
+}
+_PORTS = {
+    (Protocol.IMAP, "ssl"): 993,
+    (Protocol.IMAP, "starttls"): 143,
+    (Protocol.IMAP, "none"): 143,
+    (Protocol.POP3, "ssl"): 995,
+    (Protocol.POP3, "starttls"): 110,
+    (Protocol.POP3, "none"): 110,
+}
+
+
+def server_for_host(host: str | None) -> str | None:
+    for server, hosts in PROVIDER_HOSTS.items():
+        if host and host.lower() in hosts.values():
+            return server
+    return None
+
+
+def server_name(spec: MailboxSpec) -> str | None:
+    """The mailbox's authorization server, given or implied (Graph: always MICROSOFT)."""
+    if spec.oauth is not None and spec.oauth.authorization_server:
+        return spec.oauth.authorization_server
+    if spec.protocol is Protocol.GRAPH:
+        return GRAPH_SERVER
+    return server_for_host(spec.host)
+
+
+def host(spec: MailboxSpec) -> str | None:
+    if spec.host or spec.protocol is None or spec.protocol is Protocol.GRAPH:
+        return spec.host
+    name = server_name(spec)
+    return PROVIDER_HOSTS.get(name or "", {}).get(spec.protocol)
+
+
+def security(spec: MailboxSpec) -> str:
+    return spec.security or "ssl"
+
+
+def port(spec: MailboxSpec) -> int | None:
+    if spec.port or spec.protocol is None or spec.protocol is Protocol.GRAPH:
+        return spec.port
+    return _PORTS[(spec.protocol, security(spec))]
+
+
+def folder(spec: MailboxSpec) -> str | None:
+    if spec.folder or spec.protocol is Protocol.POP3:
+        return spec.folder
+    return "inbox" if spec.protocol is Protocol.GRAPH else "INBOX"
+
+
+def after_import(spec: MailboxSpec) -> str:
+    if spec.after_import:
+        return spec.after_import
+    return "keep" if spec.protocol is Protocol.POP3 else "mark_read"
+
+
+def default_scopes(
+    server: ServerDefinition, protocol: Protocol, grant: Grant, *, shared: bool
+) -> tuple[str, ...]:
+    if grant is Grant.CLIENT_CREDENTIALS:
+        return server.app_scopes.get(protocol, ())
+    if shared and protocol is Protocol.GRAPH and server.name == GRAPH_SERVER:
+        return GRAPH_SHARED_SCOPES
+    return server.scopes.get(protocol, ())
+
+
+@dataclass(frozen=True)
+class EffectiveOAuth:
+    server: str
+    grant: Grant
+    authorization_endpoint: str | None
+    token_endpoint: str | None
+    device_authorization_endpoint: str | None
+    scopes: tuple[str, ...]
+    scopes_from_server: bool
+    tenant_id: str | None
+    client_id: str | None
+    redirect_uri: str | None
+
+
+def tenant(spec: MailboxSpec, server: ServerDefinition) -> str | None:
+    given = spec.oauth.tenant_id if spec.oauth else None
+    if not server.uses_tenant:
+        return given
+    if given:
+        return given
+    grant = spec.oauth.grant_type if spec.oauth else None
+    if grant is not None and rule(grant, "tenant_id").need is Need.OPTIONAL:
+        return DEFAULT_TENANT
+    return None
+
+
+def effective_oauth(spec: MailboxSpec, server: ServerDefinition) -> EffectiveOAuth:
+    """The OAuth settings a token request uses. ``spec`` must have passed validation."""
+    oauth = spec.oauth
+    assert oauth is not None
+    assert oauth.grant_type is not None
+    assert spec.protocol is not None
+    grant = oauth.grant_type
+    tenant_value = tenant(spec, server) or DEFAULT_TENANT
+
+    def endpoint(field: str, server_value: str | None) -> str | None:
+        r = rule(grant, field)
+        if r.need is Need.NOT_APPLICABLE and not r.populated:
+            return None
+        value = getattr(oauth, field) or server_value
+        return fill_tenant(value, tenant_value)
+
+    scopes = tuple(oauth.scopes) if oauth.scopes else ()
+    from_server = not scopes
+    if from_server:
+        scopes = default_scopes(server, spec.protocol, grant, shared=bool(spec.shared_mailbox))
+    return EffectiveOAuth(
+        server=server.name,
+        grant=grant,
+        authorization_endpoint=endpoint("authorization_endpoint", server.authorization_endpoint),
+        token_endpoint=endpoint("token_endpoint", server.token_endpoint),
+        device_authorization_endpoint=endpoint(
+            "device_authorization_endpoint", server.device_authorization_endpoint
+        ),
+        scopes=scopes,
+        scopes_from_server=from_server,
+        tenant_id=tenant(spec, server),
+        client_id=oauth.client_id,
+        redirect_uri=oauth.redirect_uri,
+    )

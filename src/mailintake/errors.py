@@ -1,0 +1,92 @@
+"""The exception tree, grouped by what the caller must do.
+
+::
+
+    MailintakeError                  base; never raised itself
+    ├── ConfigError                  invalid input; .problems lists "PATH: message" (exit 2, 422)
+    ├── NotFound                     no server, mailbox or output of that name (exit 2, 404)
+    ├── Conflict                     refused as it stands: in use, built in (exit 2, 409)
+    ├── SecretKeyError               secret key missing, malformed or not the one used (exit 2)
+    ├── AuthError                    a person must act (exit 3)
+    │     ├── AuthorizationRequired  authorize (again)
+    │     └── PasswordUpdateRequired store the new password
+    ├── TransientError               a remote failure; retrying later may help (exit 4)
+    │     ├── NetworkError           connection refused, DNS, TLS, timeout, proxy
+    │     └── RateLimited            the server asked us to wait retry_after seconds
+    ├── SourceError                  the mailbox server refused an operation (exit 4)
+    ├── SinkError                    the output refused a message (exit 4)
+    └── LeaseLost                    another worker took over this mailbox
+
+Adapters translate library exceptions into these once, at their edge
+(``raise NetworkError(...) from exc``); callers branch on what they must do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class MailintakeError(Exception):
+    """Base of every error mailintake raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MailintakeError):
+    """The input is invalid; ``problems`` lists every problem as ``PATH: message``."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems) or "invalid configuration")
+
+
+class NotFound(MailintakeError):
+    exit_code = 2
+
+
+class Conflict(MailintakeError):
+    exit_code = 2
+
+
+class SecretKeyError(MailintakeError):
+    exit_code = 2
+
+
+class AuthError(MailintakeError):
+    exit_code = 3
+
+
+class AuthorizationRequired(AuthError):
+    pass
+
+
+class PasswordUpdateRequired(AuthError):
+    pass
+
+
+class TransientError(MailintakeError):
+    exit_code = 4
+
+
+class NetworkError(TransientError):
+    pass
+
+
+class RateLimited(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SourceError(MailintakeError):
+    exit_code = 4
+
+
+class SinkError(MailintakeError):
+    exit_code = 4
+
+
+class LeaseLost(MailintakeError):
+    exit_code = 1

@@ -1,0 +1,80 @@
+"""The database schema (SQLAlchemy Core). Changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Custom servers, and built-in servers that were edited (a reset deletes the row).
+authorization_servers = Table(
+    "authorization_servers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+outputs = Table(
+    "outputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("type", String(16), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("protocol", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("authorization_server", String(64), nullable=False),
+    Column("output", String(64), nullable=False),
+    # the mailbox as configured, without its secrets (those are in `secrets`)
+    Column("definition", JSON, nullable=False),
+    Column("auth_state", String(32), nullable=False),
+    Column("auth_detail", Text, nullable=True),
+    Column("last_poll_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every secret, encrypted. `template` keeps a ${env:NAME} form (no secret in it) for exports.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_kind", String(16), nullable=False),
+    Column("owner_name", String(64), nullable=False),
+    Column("field", String(128), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("template", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("owner_kind", "owner_name", "field", name="uq_secrets_owner_field"),
+)

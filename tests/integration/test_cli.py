@@ -1,0 +1,268 @@
+"""The ``mailintake`` command as a user runs it: a real process, its output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
+CLIENT = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
+PASSWORD = "pw-Dj6Hs3Fv9Gb2Kn5Mq8"
+PROXY_PASSWORD = "pp-Cw4Ex7Ru1Ty5Io8Pa3"
+
+
+class Cli:
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.home = home
+        self.env = env
+
+    def __call__(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailintake", "--log-level", "debug", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.fixture
+def cli(home: Path, database_url: str) -> Cli:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_") and k != "COLUMNS"
+    }
+    env.update(
+        MAILINTAKE_HOME=str(home),
+        MAILINTAKE_DATABASE_URL=database_url,
+        GRAPH_SECRET=CLIENT_SECRET,
+        ROPC_PASSWORD=PASSWORD,
+    )
+    return Cli(home, env)
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "mailintake.yaml"
+    doc: dict[str, Any] = {
+        "outputs": [{"name": "capture", "type": "folder", "path": "capture"}],
+        "mailboxes": [
+            {
+                "name": "invoices",
+                "protocol": "graph",
+                "username": "invoices@contoso.com",
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "client_credentials",
+                    "tenant_id": TENANT,
+                    "client_id": CLIENT,
+                    "client_secret": "${env:GRAPH_SECRET}",
+                },
+                "proxy": {
+                    "address": "http://proxy.example.com:3128",
+                    "username": "svc",
+                    "password": PROXY_PASSWORD,
+                },
+            },
+            {
+                "name": "claims",
+                "protocol": "graph",
+                "username": "claims@contoso.com",
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "password",
+                    "client_id": CLIENT,
+                    "password": "${env:ROPC_PASSWORD}",
+                },
+            },
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_validate_apply_export_status(cli: Cli, tmp_path: Path) -> None:
+    file = config(tmp_path)
+    result = cli("validate", str(file))
+    assert result.returncode == 0, result.stderr
+    assert "valid (0 authorization server(s), 1 output(s), 2 mailbox(es))" in result.stdout
+
+    result = cli("apply", str(file))
+    assert result.returncode == 0, result.stderr
+    assert "mailbox invoices: created" in result.stdout
+    assert "changed 3 of 3 item(s)" in result.stdout
+
+    result = cli("apply", str(file), "--json")
+    assert result.returncode == 0
+    assert {c["action"] for c in json.loads(result.stdout)["changes"]} == {"unchanged"}
+
+    result = cli("export")
+    assert result.returncode == 0
+    exported = yaml.safe_load(result.stdout)
+    boxes = {m["name"]: m for m in exported["mailboxes"]}
+    assert boxes["invoices"]["oauth"]["client_secret"] == "${env:GRAPH_SECRET}"
+    assert boxes["invoices"]["proxy"]["password"] == "<redacted>"
+    assert exported["outputs"][0]["path"] == str(tmp_path / "capture")
+
+    result = cli("status", "--json")
+    assert result.returncode == 0
+    states = {m["name"]: m["authorization_state"] for m in json.loads(result.stdout)["mailboxes"]}
+    assert states == {"claims": "not_authorized", "invoices": "not_authorized"}
+
+
+def test_invalid_file_lists_every_problem_and_exits_2(cli: Cli, tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "mailboxes": [
+                    {
+                        "name": "invoices",
+                        "protocol": "imap",
+                        "username": "invoices@contoso.com",
+                        "oauth": {
+                            "authorization_server": "MICROSOFT",
+                            "grant_type": "authorization_code",
+                            "tenant_id": TENANT,
+                        },
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = cli("validate", str(file))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        "mailboxes[invoices].oauth.client_id: required for grant_type authorization_code",
+        "mailboxes[invoices].oauth.redirect_uri: required for grant_type authorization_code",
+    ]
+    result = cli("validate", str(file), "--json")
+    assert json.loads(result.stdout)["valid"] is False
+    result = cli("apply", str(file))
+    assert result.returncode == 2
+    assert "mailboxes[invoices].oauth.redirect_uri: required" in result.stderr
+    assert "no mailboxes yet" in cli("status").stdout  # nothing was applied
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("mailboxes:\n  - name: a\n   protocol: imap\n", encoding="utf-8")
+    result = cli("validate", str(broken))
+    assert result.returncode == 2
+    assert result.stdout.startswith(f"{broken}: line 3, column")
+    result = cli("validate", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "no such file" in result.stdout
+
+
+def test_servers_and_mailboxes_commands(cli: Cli, tmp_path: Path) -> None:
+    assert cli("apply", str(config(tmp_path))).returncode == 0
+    result = cli(
+        "servers", "add", "corp-idp",
+        "--set", "token_endpoint=https://idp.example.com/token",
+        "--set", "authorization_endpoint=https://idp.example.com/authorize",
+        "--set", "scopes.imap=[mail.read, offline_access]",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "authorization_server corp-idp: created" in result.stdout
+    result = cli(
+        "mailboxes", "add", "orders",
+        "--protocol", "imap", "--host", "mail.example.com", "--username", "orders@example.com",
+        "--server", "corp-idp", "--grant-type", "authorization_code", "--client-id", "orders-app",
+        "--output", "capture",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mailboxes[orders].oauth.redirect_uri: required for grant_type authorization_code"
+    )
+    result = cli(
+        "mailboxes", "add", "orders",
+        "--protocol", "imap", "--host", "mail.example.com", "--username", "orders@example.com",
+        "--server", "corp-idp", "--grant-type", "authorization_code", "--client-id", "orders-app",
+        "--redirect-uri", "http://127.0.0.1/", "--output", "capture",
+        "--ask", "oauth.client_secret", input="orders-client-secret\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "mailbox orders: created" in result.stdout
+
+    result = cli("servers", "delete", "corp-idp")
+    assert result.returncode == 2
+    assert "used by mailbox(es) orders" in result.stderr
+    result = cli("servers", "delete", "MICROSOFT")
+    assert result.returncode == 2
+    assert "built in" in result.stderr
+    result = cli("mailboxes", "disable", "orders")
+    assert result.returncode == 0
+    assert "mailbox orders: updated" in result.stdout
+    shown = yaml.safe_load(cli("mailboxes", "show", "orders").stdout)
+    assert shown["enabled"] is False
+    assert shown["oauth"]["client_secret"] == "<redacted>"
+    listed = json.loads(cli("mailboxes", "list", "--json").stdout)
+    assert [m["name"] for m in listed] == ["claims", "invoices", "orders"]
+    servers = json.loads(cli("servers", "list", "--json").stdout)
+    assert [s["name"] for s in servers] == ["MICROSOFT", "GOOGLE", "corp-idp"]
+    result = cli("mailboxes", "edit", "orders", "--set", "oauth.grant_type=password")
+    assert result.returncode == 2
+    assert "password is not supported for protocol imap" in result.stderr
+    assert cli("mailboxes", "delete", "orders").returncode == 0
+    assert cli("servers", "delete", "corp-idp").returncode == 0
+    result = cli("mailboxes", "show", "orders")
+    assert result.returncode == 2
+    assert "no mailbox named 'orders'" in result.stderr
+
+
+def test_secret_key_rotation(cli: Cli, tmp_path: Path) -> None:
+    assert cli("apply", str(config(tmp_path))).returncode == 0
+    key_file = cli.home / "secret.key"
+    old_key = key_file.read_text().strip()
+    result = cli("secrets", "rotate-key")
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 3 secret(s)" in result.stdout
+    assert key_file.read_text().strip() != old_key
+    assert not (cli.home / "secret.key.new").exists()
+    # Everything still decrypts: an unchanged apply compares the stored secrets.
+    result = cli("apply", str(config(tmp_path)), "--json")
+    assert {c["action"] for c in json.loads(result.stdout)["changes"]} == {"unchanged"}
+    # The old key no longer opens the database.
+    old = dict(cli.env, MAILINTAKE_SECRET_KEY=old_key)
+    result = subprocess.run(
+        [sys.executable, "-m", "mailintake", "status"],
+        env=old, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "is not the key this database's secrets were encrypted with" in result.stderr
+
+
+def test_no_secret_in_any_output_or_log(cli: Cli, tmp_path: Path) -> None:
+    file = config(tmp_path)
+    runs = [
+        cli("validate", str(file)),
+        cli("apply", str(file)),
+        cli("apply", str(file)),
+        cli("export"),
+        cli("export", "--json"),
+        cli("status"),
+        cli("status", "--json"),
+        cli("mailboxes", "list"),
+        cli("mailboxes", "list", "--json"),
+        cli("mailboxes", "show", "invoices"),
+        cli("mailboxes", "show", "claims", "--json"),
+        cli("mailboxes", "edit", "invoices", "--set", "poll_interval=120"),
+        cli("mailboxes", "edit", "claims", "--set", "oauth.password=new-Pass-Word-123"),
+        cli("secrets", "rotate-key"),
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert any("config.changed" in r.stderr for r in runs)  # the log is there, and read
+    text = "".join(r.stdout + r.stderr for r in runs)
+    for secret in (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, "new-Pass-Word-123"):
+        assert secret not in text
+    db = b"".join(p.read_bytes() for p in cli.home.glob("mailintake.db*"))
+    for secret in (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, "new-Pass-Word-123"):
+        assert secret.encode() not in db

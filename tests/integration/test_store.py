@@ -1,0 +1,337 @@
+"""Storage on SQLite and PostgreSQL: apply, export, edits, in-use protection, secrets at rest."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from mailintake.config.apply import apply_document
+from mailintake.config.edit import edit_item, put_item
+from mailintake.config.export import export_document
+from mailintake.config.models import ServerSpec
+from mailintake.crypto import generate_key
+from mailintake.errors import ConfigError, Conflict, NotFound, SecretKeyError
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from mailintake.store.tables import metadata, secrets
+
+TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
+CLIENT = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "cs-Zq8~Vb1Lr3NtKm7Pw2Xy"
+PASSWORD = "pw-Hk4Jd9Tg6Ws1Qe5Rv8"
+PROXY_PASSWORD = "pp-Bn3Mc7Fx2Lz6Ya9Ut4"
+HOOK_TOKEN = "ht-Gq5Wp1Ke8Rd3Tn6Jm2"
+ENV = {"HOOK_TOKEN": HOOK_TOKEN, "ROPC_PASSWORD": PASSWORD}
+
+
+def document(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "authorization_servers": [
+            {
+                "name": "corp-idp",
+                "authorization_endpoint": "https://idp.example.com/authorize",
+                "token_endpoint": "https://idp.example.com/token",
+                "scopes": {"imap": ["mail.read", "offline_access"]},
+            }
+        ],
+        "outputs": [
+            {"name": "capture", "type": "folder", "path": str(tmp_path / "capture")},
+            {
+                "name": "hook",
+                "type": "webhook",
+                "url": "https://capture.example.com/in",
+                "headers": {"Authorization": "Bearer ${env:HOOK_TOKEN}"},
+            },
+        ],
+        "mailboxes": [
+            {
+                "name": "invoices",
+                "protocol": "graph",
+                "username": "invoices@contoso.com",
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "client_credentials",
+                    "tenant_id": TENANT,
+                    "client_id": CLIENT,
+                    "client_secret": CLIENT_SECRET,
+                },
+                "proxy": {
+                    "address": "http://proxy.example.com:3128",
+                    "username": "svc",
+                    "password": PROXY_PASSWORD,
+                },
+            },
+            {
+                "name": "claims",
+                "protocol": "graph",
+                "username": "claims@contoso.com",
+                "output": "hook",
+                "oauth": {
+                    "grant_type": "password",
+                    "client_id": CLIENT,
+                    "password": "${env:ROPC_PASSWORD}",
+                },
+            },
+            {
+                "name": "orders",
+                "protocol": "imap",
+                "host": "mail.example.com",
+                "username": "orders@example.com",
+                "output": "capture",
+                "oauth": {
+                    "authorization_server": "corp-idp",
+                    "grant_type": "authorization_code",
+                    "client_id": "orders-app",
+                    "redirect_uri": "http://127.0.0.1/",
+                },
+            },
+        ],
+    }
+
+
+def actions(changes: list[Any]) -> dict[str, str]:
+    return {f"{c.kind}:{c.name}": c.action for c in changes}
+
+
+def test_apply_twice_changes_nothing_the_second_time(store: Store, tmp_path: Path) -> None:
+    first = apply_document(store, document(tmp_path), ENV)
+    assert set(actions(first).values()) == {"created"}
+    assert len(first) == 6
+    second = apply_document(store, document(tmp_path), ENV)
+    assert set(actions(second).values()) == {"unchanged"}
+
+
+def test_apply_is_all_or_nothing(store: Store, tmp_path: Path) -> None:
+    doc = document(tmp_path)
+    doc["mailboxes"][2]["oauth"].pop("redirect_uri")
+    with pytest.raises(ConfigError) as caught:
+        apply_document(store, doc, ENV)
+    assert caught.value.problems == [
+        "mailboxes[orders].oauth.redirect_uri: required for grant_type authorization_code"
+    ]
+    with store.read() as repo:
+        assert repo.list_mailboxes() == []
+        assert repo.list_outputs() == []
+        assert [s.name for s in repo.list_servers()] == ["MICROSOFT", "GOOGLE"]
+
+
+def test_dry_run_changes_nothing(store: Store, tmp_path: Path) -> None:
+    changes = apply_document(store, document(tmp_path), ENV, dry_run=True)
+    assert len(changes) == 6
+    with store.read() as repo:
+        assert repo.list_mailboxes() == []
+
+
+def test_changing_a_secret_is_an_update(store: Store, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    changed = apply_document(store, document(tmp_path), {**ENV, "HOOK_TOKEN": "other"})
+    assert actions(changed)["output:hook"] == "updated"
+    with store.read() as repo:
+        hook = repo.get_output("hook", reveal=True)
+    assert hook.headers is not None
+    assert hook.headers["Authorization"].get_secret_value() == "Bearer other"
+
+
+def test_export_applies_back_unchanged(store: Store, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    with store.read() as repo:
+        exported = export_document(repo)
+    boxes = {m["name"]: m for m in exported["mailboxes"]}
+    assert boxes["invoices"]["oauth"]["client_secret"] == "<redacted>"
+    assert boxes["invoices"]["proxy"]["password"] == "<redacted>"
+    assert boxes["claims"]["oauth"]["password"] == "${env:ROPC_PASSWORD}"
+    outputs = {o["name"]: o for o in exported["outputs"]}
+    assert outputs["hook"]["headers"] == {"Authorization": "Bearer ${env:HOOK_TOKEN}"}
+    again = apply_document(store, exported, ENV)
+    assert set(actions(again).values()) == {"unchanged"}
+    with store.read() as repo:
+        invoices = repo.get_mailbox("invoices", reveal=True).spec
+    assert invoices.oauth is not None
+    assert invoices.oauth.client_secret is not None
+    assert invoices.oauth.client_secret.get_secret_value() == CLIENT_SECRET
+
+
+def test_prune_removes_what_the_file_does_not_list(store: Store, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    with store.begin() as repo:
+        repo.put_server(
+            ServerSpec.model_validate(
+                {
+                    "name": "MICROSOFT",
+                    "scopes": {"graph": ["https://graph.microsoft.com/Mail.Read"]},
+                }
+            )
+        )
+    doc = document(tmp_path)
+    doc["mailboxes"] = doc["mailboxes"][:1]
+    doc["outputs"] = doc["outputs"][:1]
+    doc["authorization_servers"] = []
+    changes = actions(apply_document(store, doc, ENV, prune=True))
+    assert changes["mailbox:claims"] == "deleted"
+    assert changes["mailbox:orders"] == "deleted"
+    assert changes["output:hook"] == "deleted"
+    assert changes["authorization_server:corp-idp"] == "deleted"
+    assert changes["authorization_server:MICROSOFT"] == "reset"
+    with store.read() as repo:
+        assert [r.spec.name for r in repo.list_mailboxes()] == ["invoices"]
+        assert secretsof(repo.conn, "claims") == 0
+
+
+def secretsof(conn: Any, name: str) -> int:
+    return len(conn.execute(select(secrets).where(secrets.c.owner_name == name)).all())
+
+
+def test_servers_in_use_and_built_in_servers(store: Store, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    with pytest.raises(Conflict, match="used by mailbox\\(es\\) orders"), store.begin() as repo:
+        repo.delete_server("corp-idp")
+    with pytest.raises(Conflict, match="built in"), store.begin() as repo:
+        repo.delete_server("MICROSOFT")
+    with (
+        pytest.raises(Conflict, match="used by mailbox\\(es\\) invoices, orders"),
+        store.begin() as repo,
+    ):
+        repo.delete_output("capture")
+    with pytest.raises(NotFound), store.begin() as repo:
+        repo.delete_server("nope")
+    # Built-ins can be edited (mailboxes follow) and reset.
+    change = edit_item(
+        store,
+        "server",
+        "MICROSOFT",
+        {"token_endpoint": "https://login.microsoftonline.us/{tenant}/oauth2/v2.0/token"},
+        [],
+        ENV,
+    )
+    assert change.action == "updated"
+    with store.read() as repo:
+        assert repo.server_is_edited("MICROSOFT")
+        server = repo.get_server("MICROSOFT")
+        assert server.token_endpoint is not None
+        assert "microsoftonline.us" in server.token_endpoint
+    with store.begin() as repo:
+        assert repo.reset_server("MICROSOFT").action == "reset"
+        assert not repo.server_is_edited("MICROSOFT")
+    # Once no mailbox uses it, a custom server can go.
+    with store.begin() as repo:
+        repo.delete_mailbox("orders")
+        assert repo.delete_server("corp-idp").action == "deleted"
+
+
+def test_single_item_edits_use_the_same_rules(store: Store, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    with pytest.raises(ConfigError) as caught:
+        edit_item(store, "mailbox", "orders", {"oauth.grant_type": "password"}, [], ENV)
+    assert caught.value.problems == [
+        "mailboxes[orders].oauth.grant_type: password is not supported for protocol imap: the "
+        "Resource Owner Password Credentials grant is only available for Microsoft Graph; for "
+        "imap use authorization_code, device_code or client_credentials"
+    ]
+    # An edit that leaves secrets alone keeps them.
+    edit_item(store, "mailbox", "invoices", {"poll_interval": 300}, [], ENV)
+    with store.read() as repo:
+        spec = repo.get_mailbox("invoices", reveal=True).spec
+    assert spec.poll_interval == 300
+    assert spec.proxy is not None
+    assert spec.proxy.password is not None
+    assert spec.proxy.password.get_secret_value() == PROXY_PASSWORD
+    with pytest.raises(Conflict, match="exists already"):
+        put_item(store, "mailbox", {"name": "orders"}, ENV, must_exist=False)
+
+
+def database_text(store: Store, settings: Settings) -> str:
+    """Everything the database holds, as text (the SQLite files, or every PostgreSQL row)."""
+    if store.engine.dialect.name == "sqlite":
+        files = sorted(settings.home.glob("mailintake.db*"))
+        return b"".join(f.read_bytes() for f in files).decode("latin-1")
+    dump = []
+    with store.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            dump += [repr(tuple(row)) for row in conn.execute(select(table))]
+    return "\n".join(dump)
+
+
+def test_secrets_are_never_in_clear_in_the_database(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    with store.read() as repo:
+        exported = repr(export_document(repo))
+        listed = repr(repo.list_mailboxes()) + repr(repo.list_outputs())
+    dumped = database_text(store, settings)
+    assert "invoices@contoso.com" in dumped  # the dump is readable
+    for secret in (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, HOOK_TOKEN):
+        assert secret not in dumped
+        assert secret not in exported
+        assert secret not in listed
+
+
+def with_key(settings: Settings, key: str) -> Settings:
+    return Settings(home=settings.home, database_url=settings.database_url, secret_key=key)
+
+
+def test_wrong_missing_and_rotated_keys(store: Store, settings: Settings, tmp_path: Path) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    key_file = settings.home / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    store.engine.dispose()
+
+    wrong = with_key(settings, generate_key())
+    with pytest.raises(SecretKeyError, match="not the key this database's secrets"):
+        open_store(wrong)
+    malformed = with_key(settings, "not-a-key")
+    with pytest.raises(SecretKeyError, match="does not hold a valid secret key"):
+        open_store(malformed)
+
+    old_key = key_file.read_text().strip()
+    key_file.rename(key_file.with_suffix(".moved"))
+    with pytest.raises(SecretKeyError, match="restore that key file"):
+        open_store(settings)
+    key_file.with_suffix(".moved").rename(key_file)
+
+    key_file.chmod(0o644)
+    with pytest.raises(SecretKeyError, match="chmod 600"):
+        open_store(settings)
+    key_file.chmod(0o600)
+
+    # The same key given in the environment opens it too.
+    reopened = open_store(with_key(settings, old_key))
+    with reopened.read() as repo:
+        spec = repo.get_mailbox("invoices", reveal=True).spec
+    assert spec.oauth is not None
+    assert spec.oauth.client_secret is not None
+    assert spec.oauth.client_secret.get_secret_value() == CLIENT_SECRET
+    reopened.engine.dispose()
+
+
+def test_migrations_match_the_tables(store: Store) -> None:
+    """The Alembic revisions create exactly the schema tables.py describes."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    # Indexes created by the migration for lookups are the only accepted difference.
+    assert [d for d in diff if d[0] != "remove_index"] == []
+
+
+def test_several_processes_can_open_a_new_database_at_once(settings: Settings) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(_open_and_count, [settings] * 4))
+    assert results == [2] * 4
+
+
+def _open_and_count(settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        with store.read() as repo:
+            return len(repo.list_servers())
+    finally:
+        store.engine.dispose()
