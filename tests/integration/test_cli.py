@@ -266,3 +266,35 @@ def test_no_secret_in_any_output_or_log(cli: Cli, tmp_path: Path) -> None:
     db = b"".join(p.read_bytes() for p in cli.home.glob("mailintake.db*"))
     for secret in (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, "new-Pass-Word-123"):
         assert secret.encode() not in db
+
+
+def test_serve_answers_on_the_given_port(cli: Cli) -> None:
+    import socket
+    import time
+
+    import httpx2
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailintake", "serve", "--port", str(port)],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx2.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except httpx2.TransportError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "mailintake serve did not answer in 60 s"
+                time.sleep(0.2)
+        assert answer.json()["status"] == "ok"
+        spec = httpx2.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=5).json()
+        assert spec["info"]["title"] == "mailintake"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert f"serving on http://127.0.0.1:{port}" in stderr

@@ -13,8 +13,14 @@ import yaml
 from rich.table import Table
 
 from mailintake.cli.context import environ, out, print_json, state
-from mailintake.config.edit import current_item, edit_item, put_item, set_path
-from mailintake.config.export import spec_dict
+from mailintake.config.edit import (
+    current_item,
+    edit_item,
+    effective_item,
+    list_items,
+    put_item,
+    set_path,
+)
 from mailintake.config.loader import dump_yaml, load_file
 from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
@@ -90,26 +96,6 @@ def _report(change: Any) -> None:
     out.print(str(change), markup=False)
 
 
-def _list_rows(kind: str, ctx: typer.Context) -> list[dict[str, Any]]:
-    with state(ctx).store().read() as repo:
-        if kind == "server":
-            return [
-                {**s.to_dict(), "builtin": s.builtin, "edited": repo.server_is_edited(s.name)}
-                for s in repo.list_servers()
-            ]
-        if kind == "output":
-            return [spec_dict(o) for o in repo.list_outputs()]
-        return [
-            {
-                **spec_dict(r.spec),
-                "authorization_server": r.authorization_server,
-                "output": r.output,
-                "authorization_state": r.auth_state,
-            }
-            for r in repo.list_mailboxes()
-        ]
-
-
 COLUMNS = {
     "server": ("name", "builtin", "edited", "token_endpoint"),
     "output": ("name", "type", "path", "url"),
@@ -139,9 +125,9 @@ def group(kind: str) -> typer.Typer:
     app = typer.Typer(help=f"Manage {PLURALS[kind]}.", no_args_is_help=True)
 
     @app.command("list")
-    def list_items(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List them all."""
-        rows = _list_rows(kind, ctx)
+        rows = list_items(state(ctx).store(), kind)
         if as_json:
             print_json(rows)
             return
@@ -151,9 +137,23 @@ def group(kind: str) -> typer.Typer:
         out.print(table)
 
     @app.command("show")
-    def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    def show(
+        ctx: typer.Context,
+        name: str,
+        as_json: JsonOpt = False,
+        effective: Annotated[
+            bool,
+            typer.Option(
+                "--effective",
+                help="Mailboxes: show the settings in use, defaults and server values filled in.",
+            ),
+        ] = False,
+    ) -> None:
         """Show one in the configuration-file form (secrets redacted)."""
-        data = current_item(state(ctx).store(), kind, name)
+        if effective and kind != "mailbox":
+            raise ConfigError(["--effective: only for mailboxes"])
+        store = state(ctx).store()
+        data = effective_item(store, name) if effective else current_item(store, kind, name)
         if as_json:
             print_json(data)
         else:

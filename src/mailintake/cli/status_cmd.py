@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mailintake.cli.context import out, print_json, state
+from mailintake.status import mailbox_status
 
 
 def register(app: typer.Typer) -> None:
@@ -20,20 +21,7 @@ def status(
 ) -> None:
     """Show every mailbox's state."""
     with state(ctx).store().read() as repo:
-        rows: list[dict[str, Any]] = [
-            {
-                "name": r.spec.name,
-                "protocol": str(r.spec.protocol),
-                "enabled": r.spec.enabled is not False,
-                "authorization_server": r.authorization_server,
-                "grant_type": str(r.spec.oauth.grant_type) if r.spec.oauth else None,
-                "authorization_state": r.auth_state,
-                "authorization_detail": r.auth_detail,
-                "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
-                "last_error": r.last_error,
-            }
-            for r in repo.list_mailboxes()
-        ]
+        rows = mailbox_status(repo)
     if as_json:
         print_json({"mailboxes": rows})
         return

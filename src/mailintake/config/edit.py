@@ -9,6 +9,7 @@ from typing import Any
 
 from mailintake.config.apply import apply_validated
 from mailintake.config.export import spec_dict
+from mailintake.config.resolve import effective_dict
 from mailintake.config.validate import REDACTED, validate_document
 from mailintake.errors import ConfigError, Conflict, NotFound
 from mailintake.store.repo import MAILBOX_SECRET_FIELDS, Change, Repo, Store
@@ -76,6 +77,29 @@ def _exists(repo: Repo, kind: str, name: str) -> bool:
     return True
 
 
+def list_items(store: Store, kind: str) -> list[dict[str, Any]]:
+    """Every server/output/mailbox in file form plus what the store knows (secrets redacted)."""
+    with store.read() as repo:
+        if kind == "server":
+            return [
+                {**s.to_dict(), "builtin": s.builtin, "edited": repo.server_is_edited(s.name)}
+                for s in repo.list_servers()
+            ]
+        if kind == "output":
+            names = [o.name for o in repo.list_outputs()]
+        else:
+            states = {r.spec.name: r for r in repo.list_mailboxes()}
+            names = list(states)
+    rows = [current_item(store, kind, name) for name in names]
+    if kind == "mailbox":
+        for row in rows:
+            record = states[row["name"]]
+            row["authorization_server"] = record.authorization_server
+            row["output"] = record.output
+            row["authorization_state"] = record.auth_state
+    return rows
+
+
 def current_item(store: Store, kind: str, name: str) -> dict[str, Any]:
     """The item in file form; every stored secret shows as ``<redacted>`` (= keep it)."""
     with store.read() as repo:
@@ -92,6 +116,16 @@ def current_item(store: Store, kind: str, name: str) -> dict[str, Any]:
         holder = data.get(section)
         if isinstance(holder, dict) and attr in holder:
             holder[attr] = REDACTED
+    return data
+
+
+def effective_item(store: Store, name: str) -> dict[str, Any]:
+    """A mailbox with every default filled in from its server and protocol."""
+    with store.read() as repo:
+        record = repo.get_mailbox(name)
+        server = repo.get_server(record.authorization_server) if record.spec.oauth else None
+    data = effective_dict(record.spec, server)
+    data["authorization_state"] = record.auth_state
     return data
 
 

@@ -147,3 +147,37 @@ def effective_oauth(spec: MailboxSpec, server: ServerDefinition) -> EffectiveOAu
         client_id=oauth.client_id,
         redirect_uri=oauth.redirect_uri,
     )
+
+
+def effective_dict(spec: MailboxSpec, server: ServerDefinition | None) -> dict[str, object]:
+    """What the mailbox will use, every default filled in (shown by ``show --effective``)."""
+    data: dict[str, object] = {
+        "name": spec.name,
+        "protocol": str(spec.protocol),
+        "username": spec.username,
+        "shared_mailbox": spec.shared_mailbox,
+        "folder": folder(spec),
+        "after_import": after_import(spec),
+        "poll_interval": spec.poll_interval or DEFAULT_POLL_INTERVAL,
+        "output": spec.output or DEFAULT_OUTPUT,
+        "enabled": spec.enabled is not False,
+    }
+    if spec.protocol is Protocol.GRAPH:
+        data["graph_url"] = spec.graph_url or DEFAULT_GRAPH_URL
+    else:
+        data.update(host=host(spec), port=port(spec), security=security(spec))
+    if spec.oauth is not None and server is not None:
+        oauth = effective_oauth(spec, server)
+        data["oauth"] = {
+            "authorization_server": oauth.server,
+            "grant_type": str(oauth.grant),
+            "authorization_endpoint": oauth.authorization_endpoint,
+            "token_endpoint": oauth.token_endpoint,
+            "device_authorization_endpoint": oauth.device_authorization_endpoint,
+            "scopes": list(oauth.scopes),
+            "scopes_from_server": oauth.scopes_from_server,
+            "tenant_id": oauth.tenant_id,
+            "client_id": oauth.client_id,
+            "redirect_uri": oauth.redirect_uri,
+        }
+    return {k: v for k, v in data.items() if v is not None}

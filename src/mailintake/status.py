@@ -1,0 +1,24 @@
+"""The per-mailbox status rows shared by ``mailintake status`` and ``GET /api/v1/status``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailintake.store.repo import Repo
+
+
+def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.spec.name,
+            "protocol": str(r.spec.protocol),
+            "enabled": r.spec.enabled is not False,
+            "authorization_server": r.authorization_server,
+            "grant_type": str(r.spec.oauth.grant_type) if r.spec.oauth else None,
+            "authorization_state": r.auth_state,
+            "authorization_detail": r.auth_detail,
+            "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
+            "last_error": r.last_error,
+        }
+        for r in repo.list_mailboxes()
+    ]

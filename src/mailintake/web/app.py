@@ -1,0 +1,60 @@
+"""The ASGI application: the REST API under /api/v1 (the web UI joins it later)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mailintake import __version__
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from mailintake.web.api import config, items, system
+from mailintake.web.deps import Services
+from mailintake.web.errors import install_error_handlers
+
+API = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    environ: Callable[[], Mapping[str, str]] | None = None,
+) -> FastAPI:
+    """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
+    by default the store is opened from ``settings`` when the application starts."""
+    import os
+
+    services = Services(store=store, environ=environ or (lambda: dict(os.environ)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = services.store is None
+        if opened:
+            services.store = open_store(settings)
+        try:
+            yield
+        finally:
+            if opened and services.store is not None:
+                services.store.engine.dispose()
+                services.store = None
+
+    app = FastAPI(
+        title="mailintake",
+        version=__version__,
+        summary="Imports mail from mailboxes (IMAP, POP3, Microsoft Graph) with OAuth 2.0.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(system.router, prefix=API)
+    app.include_router(config.router, prefix=API)
+    for kind in ("server", "output", "mailbox"):
+        app.include_router(items.router_for(kind), prefix=API)
+    return app

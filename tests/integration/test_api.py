@@ -1,0 +1,257 @@
+"""The REST API under /api/v1, on SQLite and PostgreSQL: same validation as the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, select
+
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from mailintake.web.app import create_app
+
+TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
+CLIENT = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "api-cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
+PASSWORD = "api-pw-Dj6Hs3Fv9Gb2Kn5Mq8"
+PROXY_PASSWORD = "api-pp-Cw4Ex7Ru1Ty5Io8Pa3"
+NEW_PASSWORD = "api-pw-Changed-Qq1Ww2Ee3"
+SECRETS = (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, NEW_PASSWORD)
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store) -> Iterator[TestClient]:
+    env = {"GRAPH_SECRET": CLIENT_SECRET}
+    with TestClient(create_app(settings, store=store, environ=lambda: env)) as client:
+        yield client
+
+
+def document(tmp: str) -> dict[str, Any]:
+    return {
+        "outputs": [{"name": "capture", "type": "folder", "path": tmp}],
+        "mailboxes": [
+            {
+                "name": "invoices",
+                "protocol": "graph",
+                "username": "invoices@contoso.com",
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "client_credentials",
+                    "tenant_id": TENANT,
+                    "client_id": CLIENT,
+                    "client_secret": "${env:GRAPH_SECRET}",
+                },
+                "proxy": {
+                    "address": "http://proxy.example.com:3128",
+                    "username": "svc",
+                    "password": PROXY_PASSWORD,
+                },
+            },
+            {
+                "name": "claims",
+                "protocol": "graph",
+                "username": "claims@contoso.com",
+                "output": "capture",
+                "oauth": {"grant_type": "password", "client_id": CLIENT, "password": PASSWORD},
+            },
+        ],
+    }
+
+
+def test_health_matrix_and_openapi(api: TestClient) -> None:
+    assert api.get("/api/v1/health").json()["status"] == "ok"
+    matrix = api.get("/api/v1/matrix").json()
+    assert matrix["grants"]["password"]["protocols"]["imap"]["supported"] is False
+    assert matrix["grants"]["authorization_code"]["fields"]["redirect_uri"]["need"] == "mandatory"
+    spec = api.get("/api/v1/openapi.json").json()
+    for path in (
+        "/api/v1/mailboxes",
+        "/api/v1/mailboxes/{name}",
+        "/api/v1/servers/{name}/reset",
+        "/api/v1/config/apply",
+        "/api/v1/status",
+    ):
+        assert path in spec["paths"], path
+
+
+def test_apply_json_and_yaml_then_export(api: TestClient, tmp_path: Any) -> None:
+    doc = document(str(tmp_path))
+    answer = api.post("/api/v1/config/apply", json=doc)
+    assert answer.status_code == 200, answer.text
+    assert {(c["name"], c["action"]) for c in answer.json()["changes"]} == {
+        ("capture", "created"),
+        ("invoices", "created"),
+        ("claims", "created"),
+    }
+    # The same document as YAML changes nothing.
+    answer = api.post(
+        "/api/v1/config/apply",
+        content=yaml.safe_dump(doc),
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert {c["action"] for c in answer.json()["changes"]} == {"unchanged"}
+    exported = api.get("/api/v1/config/export").json()
+    boxes = {m["name"]: m for m in exported["mailboxes"]}
+    assert boxes["invoices"]["oauth"]["client_secret"] == "${env:GRAPH_SECRET}"
+    assert boxes["claims"]["oauth"]["password"] == "<redacted>"
+    as_yaml = api.get("/api/v1/config/export", params={"format": "yaml"})
+    assert as_yaml.headers["content-type"].startswith("application/yaml")
+    assert yaml.safe_load(as_yaml.text) == exported
+    status = api.get("/api/v1/status").json()["mailboxes"]
+    assert {m["name"]: m["authorization_state"] for m in status} == {
+        "claims": "not_authorized",
+        "invoices": "not_authorized",
+    }
+
+
+def test_invalid_document_gives_every_problem_and_changes_nothing(
+    api: TestClient, tmp_path: Any
+) -> None:
+    doc = document(str(tmp_path))
+    doc["mailboxes"][0]["oauth"]["redirect_uri"] = "http://localhost:8765/"  # NA here
+    doc["mailboxes"][1]["protocol"] = "imap"  # password is refused for IMAP
+    del doc["mailboxes"][0]["oauth"]["client_id"]
+    for url in ("/api/v1/config/validate", "/api/v1/config/apply"):
+        answer = api.post(url, json=doc)
+        assert answer.status_code == 422
+        problems = answer.json()["problems"]
+        assert (
+            "mailboxes[invoices].oauth.redirect_uri: not applicable to grant_type "
+            "client_credentials (remove it)" in problems
+        ), problems
+        assert any(p.startswith("mailboxes[claims].oauth.grant_type:") for p in problems)
+        assert any(p.startswith("mailboxes[invoices].oauth.client_id:") for p in problems)
+        assert any(p.startswith("mailboxes[claims].host: required") for p in problems)
+        assert len(problems) == 5, problems
+    assert api.get("/api/v1/mailboxes").json() == []
+    answer = api.post(
+        "/api/v1/config/validate",
+        content="mailboxes: [",
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0].startswith("(body): line")
+
+
+def test_item_endpoints(api: TestClient, tmp_path: Any) -> None:
+    assert api.post("/api/v1/config/apply", json=document(str(tmp_path))).status_code == 200
+    server = {
+        "name": "corp-idp",
+        "authorization_endpoint": "https://idp.example.com/authorize",
+        "token_endpoint": "https://idp.example.com/token",
+        "scopes": {"imap": ["mail.read", "offline_access"]},
+    }
+    answer = api.post("/api/v1/servers", json=server)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["action"] == "created"
+    assert api.post("/api/v1/servers", json=server).status_code == 409
+    mailbox = {
+        "name": "orders",
+        "protocol": "imap",
+        "host": "mail.example.com",
+        "username": "orders@example.com",
+        "output": "capture",
+        "oauth": {
+            "authorization_server": "corp-idp",
+            "grant_type": "authorization_code",
+            "client_id": "orders-app",
+        },
+    }
+    answer = api.post("/api/v1/mailboxes", json=mailbox)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        "mailboxes[orders].oauth.redirect_uri: required for grant_type authorization_code"
+    ]
+    mailbox["oauth"]["redirect_uri"] = "http://127.0.0.1/"
+    answer = api.post("/api/v1/mailboxes", json=mailbox)
+    assert answer.status_code == 201, answer.text
+    assert "scopes" not in answer.json()["item"]["oauth"]  # left to follow the server
+    effective = api.get("/api/v1/mailboxes/orders/effective").json()
+    assert effective["oauth"]["scopes"] == ["mail.read", "offline_access"]
+    assert effective["oauth"]["token_endpoint"] == "https://idp.example.com/token"
+    assert (effective["port"], effective["security"], effective["folder"]) == (993, "ssl", "INBOX")
+
+    answer = api.delete("/api/v1/servers/corp-idp")
+    assert answer.status_code == 409
+    assert "used by mailbox(es) orders" in answer.json()["detail"]
+    assert api.delete("/api/v1/servers/MICROSOFT").status_code == 409
+
+    answer = api.patch("/api/v1/mailboxes/orders", json={"set": {"oauth.grant_type": "password"}})
+    assert answer.status_code == 422
+    assert any(
+        "password is not supported for protocol imap" in p for p in answer.json()["problems"]
+    )
+    answer = api.patch("/api/v1/mailboxes/orders", json={"set": {"poll_interval": 300}})
+    assert answer.status_code == 200
+    assert answer.json()["item"]["poll_interval"] == 300
+    answer = api.patch("/api/v1/mailboxes/orders", json={"sett": {}})
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["sett: Extra inputs are not permitted"]
+
+    assert api.post("/api/v1/mailboxes/orders/disable").json()["item"]["enabled"] is False
+    assert api.get("/api/v1/mailboxes/orders").json()["enabled"] is False
+    assert api.post("/api/v1/mailboxes/orders/enable").json()["item"]["enabled"] is True
+
+    renamed = {**mailbox, "name": "other"}
+    answer = api.put("/api/v1/mailboxes/orders", json=renamed)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        "mailboxes[orders].name: 'other' differs from the name in the URL"
+    ]
+    assert api.put("/api/v1/mailboxes/nothing", json=mailbox).status_code == 422
+    answer = api.put("/api/v1/mailboxes/nothing", json={**mailbox, "name": "nothing"})
+    assert answer.status_code == 404
+
+    answer = api.patch("/api/v1/servers/MICROSOFT", json={"set": {"scopes.graph": ["Mail.Read"]}})
+    assert answer.status_code == 200, answer.text
+    assert api.get("/api/v1/servers").json()[0]["edited"] is True
+    assert api.post("/api/v1/servers/MICROSOFT/reset").json()["action"] == "reset"
+    assert api.get("/api/v1/servers").json()[0]["edited"] is False
+
+    assert api.delete("/api/v1/mailboxes/orders").json()["action"] == "deleted"
+    assert api.delete("/api/v1/servers/corp-idp").status_code == 200
+    answer = api.get("/api/v1/mailboxes/orders")
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "no mailbox named 'orders'"
+
+
+def _database_text(store: Store) -> str:
+    meta = MetaData()
+    meta.reflect(store.engine)
+    with store.engine.connect() as conn:
+        return "\n".join(
+            repr(row) for table in meta.sorted_tables for row in conn.execute(select(table))
+        )
+
+
+def test_no_secret_in_any_response_log_or_the_database(
+    api: TestClient, store: Store, tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    responses = [
+        api.post("/api/v1/config/validate", json=document(str(tmp_path))),
+        api.post("/api/v1/config/apply", json=document(str(tmp_path))),
+        api.get("/api/v1/config/export"),
+        api.get("/api/v1/config/export", params={"format": "yaml"}),
+        api.get("/api/v1/mailboxes"),
+        api.get("/api/v1/mailboxes/claims"),
+        api.get("/api/v1/mailboxes/invoices"),
+        api.get("/api/v1/status"),
+        api.patch("/api/v1/mailboxes/claims", json={"set": {"oauth.password": NEW_PASSWORD}}),
+        api.put("/api/v1/mailboxes/invoices", json=document(str(tmp_path))["mailboxes"][0]),
+    ]
+    assert all(r.status_code < 300 for r in responses), [r.text for r in responses]
+    text = "".join(r.text for r in responses) + "".join(capfd.readouterr())
+    database = _database_text(store)
+    assert "claims" in database  # the dump holds the rows
+    for secret in SECRETS:
+        assert secret not in text
+        assert secret not in database
+    with store.read() as repo:  # and they are really stored
+        oauth = repo.get_mailbox("claims", reveal=True).spec.oauth
+    assert oauth is not None
+    assert oauth.password is not None
+    assert oauth.password.get_secret_value() == NEW_PASSWORD
