@@ -26,8 +26,8 @@ services:
 	@sh scripts/install-test-services.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests sandbox
+	$(BIN)/ruff format --check src tests sandbox
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -7,7 +7,7 @@
     ├── NotFound                     no server, mailbox or output of that name (exit 2, 404)
     ├── Conflict                     refused as it stands: in use, built in (exit 2, 409)
     ├── SecretKeyError               secret key missing, malformed or not the one used (exit 2)
-    ├── AuthError                    a person must act (exit 3)
+    ├── AuthError                    a person must act (exit 3); .state, .code
     │     ├── AuthorizationRequired  authorize (again)
     │     └── PasswordUpdateRequired store the new password
     ├── TransientError               a remote failure; retrying later may help (exit 4)
@@ -55,15 +55,28 @@ class SecretKeyError(MailintakeError):
 
 
 class AuthError(MailintakeError):
+    """A person must act. ``state`` is the authorization state it leaves the mailbox in
+    (CONTRACT §4); ``code`` the provider's error (e.g. ``AADSTS7000215``) when there is one."""
+
     exit_code = 3
+    default_state = "error"
+
+    def __init__(self, message: str, *, state: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state or self.default_state
+        self.code = code
 
 
 class AuthorizationRequired(AuthError):
-    pass
+    """Authorize (again): never authorized, or the refresh token was rejected."""
+
+    default_state = "reauthorization_required"
 
 
 class PasswordUpdateRequired(AuthError):
-    pass
+    """Password grant: the stored password was rejected; store the new one."""
+
+    default_state = "password_update_required"
 
 
 class TransientError(MailintakeError):
