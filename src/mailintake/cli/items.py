@@ -22,11 +22,12 @@ from mailintake.config.edit import (
     set_path,
 )
 from mailintake.config.loader import dump_yaml, load_file
+from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
 
-SECRET_PATHS = {"oauth.client_secret", "oauth.password", "proxy.password"}
+SECRET_PATHS = set(MAILBOX_SECRET_FIELDS)
 INT_PATHS = {"port", "poll_interval"}
 BOOL_PATHS = {"enabled"}
 TITLES = {"server": "authorization server", "mailbox": "mailbox", "output": "output"}
@@ -49,9 +50,14 @@ FileOpt = Annotated[
 ]
 
 
+PATH_VALUES = {"oauth.client_certificate", "oauth.client_certificate_key"}
+
+
 def parse_value(path: str, text: str) -> Any:
     if path in SECRET_PATHS or path.startswith("headers."):
         return text
+    if path in PATH_VALUES and text:
+        return str(Path(text).expanduser().resolve())  # files are named from here
     if path in INT_PATHS:
         try:
             return int(text)

@@ -9,10 +9,11 @@ from typing import Any
 
 from mailintake.config.apply import apply_validated
 from mailintake.config.export import spec_dict
+from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.config.resolve import effective_dict
 from mailintake.config.validate import REDACTED, validate_document
 from mailintake.errors import ConfigError, Conflict, NotFound
-from mailintake.store.repo import MAILBOX_SECRET_FIELDS, Change, Repo, Store
+from mailintake.store.repo import Change, Repo, Store
 
 SECTION_OF = {"server": "authorization_servers", "output": "outputs", "mailbox": "mailboxes"}
 

@@ -51,6 +51,15 @@ class OutputSpec(_Strict):
     headers: dict[str, SecretStr] | None = None
 
 
+# Fields stored encrypted (CONTRACT §2), by their path in a mailbox.
+MAILBOX_SECRET_FIELDS = (
+    "oauth.client_secret",
+    "oauth.client_certificate_password",
+    "oauth.password",
+    "proxy.password",
+)
+
+
 class OAuthSpec(_Strict):
     authorization_server: Name | None = None
     grant_type: Grant | None = None
@@ -61,6 +70,9 @@ class OAuthSpec(_Strict):
     tenant_id: Text | None = None
     client_id: Text | None = None
     client_secret: SecretStr | None = None
+    client_certificate: Text | None = None
+    client_certificate_key: Text | None = None
+    client_certificate_password: SecretStr | None = None
     redirect_uri: Text | None = None
     password: SecretStr | None = None
 

@@ -28,8 +28,10 @@ from mailintake.config.matrix import (
     supported_grants,
 )
 from mailintake.config.models import (
+    MAILBOX_SECRET_FIELDS,
     ConfigDocument,
     MailboxSpec,
+    OAuthSpec,
     OutputSpec,
     ServerSpec,
 )
@@ -44,7 +46,7 @@ from mailintake.oauth.servers import (
 REDACTED = "<redacted>"
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 SECTIONS = ("authorization_servers", "outputs", "mailboxes")
-MAILBOX_SECRETS = ("oauth.client_secret", "oauth.password", "proxy.password")
+MAILBOX_SECRETS = MAILBOX_SECRET_FIELDS
 
 SecretKey = tuple[str, str, str]  # (section, item name, field path)
 M = TypeVar("M", bound=BaseModel)
@@ -410,6 +412,7 @@ def _check_oauth(
     if server is None:
         return
     _check_matrix(spec, p, bad, server, grant, problems)
+    _check_certificate(oauth, p, grant, problems)
     _check_values(spec, p, server, grant, problems)
 
 
@@ -434,6 +437,8 @@ def _check_matrix(
         if r.need is Need.NOT_APPLICABLE and given:
             problems.add(path, f"not applicable to grant_type {grant.value} (remove it)")
         elif r.need is Need.MANDATORY and not given and FIELD_PATH[f] not in bad:
+            if f == "client_secret" and oauth.client_certificate:
+                continue  # certificate credentials stand in for the secret
             if r.populated:
                 if _server_value(f, server, spec, grant):
                     continue
@@ -444,6 +449,37 @@ def _check_matrix(
                 )
             else:
                 problems.add(path, f"required for grant_type {grant.value}")
+
+
+CERTIFICATE_GRANTS = frozenset({Grant.CLIENT_CREDENTIALS, Grant.AUTHORIZATION_CODE, Grant.PASSWORD})
+
+
+def _check_certificate(oauth: OAuthSpec, p: str, grant: Grant, problems: Problems) -> None:
+    """Certificate credentials (private_key_jwt, oauth-facts §1.4): a mailintake extension
+    that replaces the client secret of a confidential client."""
+    path = f"{p}.oauth.client_certificate"
+    if not oauth.client_certificate:
+        for extra in ("client_certificate_key", "client_certificate_password"):
+            if _given(getattr(oauth, extra)):
+                problems.add(f"{p}.oauth.{extra}", "only used with client_certificate (remove it)")
+        return
+    if grant not in CERTIFICATE_GRANTS:
+        problems.add(
+            path,
+            f"not applicable to grant_type {grant.value} (a public client flow; remove it)",
+        )
+        return
+    if _given(oauth.client_secret):
+        problems.add(path, "give client_secret or client_certificate, not both")
+    for key in ("client_certificate", "client_certificate_key"):
+        value = getattr(oauth, key)
+        if not value:
+            continue
+        file = Path(value).expanduser()
+        if not file.is_absolute():
+            problems.add(f"{p}.oauth.{key}", f"'{value}' must be an absolute path")
+        elif not file.is_file():
+            problems.add(f"{p}.oauth.{key}", f"no such file: {file}")
 
 
 def _check_values(

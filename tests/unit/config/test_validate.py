@@ -414,3 +414,56 @@ def test_empty_and_non_mapping_documents() -> None:
     ]
     assert problems({"mailboxes": {"a": 1}}) == ["mailboxes: must be a list"]
     assert problems({"mailboxes": ["x"]}) == ["mailboxes[0]: must be a mapping of fields"]
+
+
+def _cert_box(grant: str, **oauth: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"grant_type": grant, "tenant_id": TENANT, "client_id": CLIENT}
+    if grant == "authorization_code":
+        base["redirect_uri"] = "https://app.example.com/callback"
+    if grant == "password":
+        base["password"] = "pw"
+    return {
+        "mailboxes": [
+            {
+                "name": "box",
+                "protocol": "graph",
+                "username": "box@contoso.com",
+                "oauth": {**base, **oauth},
+            }
+        ]
+    }
+
+
+def test_certificate_credentials_stand_in_for_the_client_secret(tmp_path: Path) -> None:
+    cert = tmp_path / "app.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    for grant in ("client_credentials", "authorization_code", "password"):
+        assert problems(_cert_box(grant, client_certificate=str(cert))) == []
+    assert problems(_cert_box("client_credentials")) == [
+        "mailboxes[box].oauth.client_secret: required for grant_type client_credentials"
+    ]
+    assert problems(
+        _cert_box("client_credentials", client_certificate=str(cert), client_secret="s")
+    ) == [
+        "mailboxes[box].oauth.client_certificate: give client_secret or client_certificate, "
+        "not both"
+    ]
+    assert problems(_cert_box("device_code", client_certificate=str(cert))) == [
+        "mailboxes[box].oauth.client_certificate: not applicable to grant_type device_code "
+        "(a public client flow; remove it)"
+    ]
+    assert problems(_cert_box("client_credentials", client_certificate="app.pem")) == [
+        "mailboxes[box].oauth.client_certificate: 'app.pem' must be an absolute path"
+    ]
+    missing = tmp_path / "missing.key"
+    assert problems(
+        _cert_box(
+            "client_credentials", client_certificate=str(cert), client_certificate_key=str(missing)
+        )
+    ) == [f"mailboxes[box].oauth.client_certificate_key: no such file: {missing}"]
+    assert problems(
+        _cert_box("client_credentials", client_secret="s", client_certificate_password="p")
+    ) == [
+        "mailboxes[box].oauth.client_certificate_password: only used with client_certificate "
+        "(remove it)"
+    ]
