@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from mailintake.cli import config_cmds, items, secrets_cmds, serve_cmd, status_cmd
+from mailintake.cli import (
+    authorize_cmd,
+    config_cmds,
+    items,
+    secrets_cmds,
+    serve_cmd,
+    status_cmd,
+)
 from mailintake.cli.context import CliState, err
 from mailintake.errors import ConfigError, MailintakeError
 from mailintake.observability.logging import configure as configure_logging
@@ -60,6 +67,7 @@ def main(
 
 config_cmds.register(app)
 status_cmd.register(app)
+authorize_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(items.group("server"), name="servers")
 app.add_typer(items.group("mailbox"), name="mailboxes")

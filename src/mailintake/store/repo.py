@@ -8,6 +8,9 @@ their ``${env:NAME}`` template or ``<redacted>``.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,20 +18,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine, Table, delete, select, update
+from sqlalchemy import Connection, Engine, Table, delete, select, text, update
 
 from mailintake.config import resolve
-from mailintake.config.models import MailboxSpec, OutputSpec, ServerSpec
+from mailintake.config.models import MAILBOX_SECRET_FIELDS, MailboxSpec, OutputSpec, ServerSpec
 from mailintake.config.validate import REDACTED, Context, SecretKey, merged_server
 from mailintake.crypto import SecretBox
 from mailintake.errors import Conflict, NotFound
 from mailintake.oauth.servers import BUILTIN_SERVERS, ServerDefinition, server_from_dict
-from mailintake.store import secrets
+from mailintake.store import secrets, tokens
 from mailintake.store.tables import authorization_servers, mailboxes, meta, outputs
 
 Action = Literal["created", "updated", "unchanged", "deleted", "reset"]
-MAILBOX_SECRET_FIELDS = ("oauth.client_secret", "oauth.password", "proxy.password")
 NOT_AUTHORIZED = "not_authorized"
+# States a change of the mailbox's secrets or OAuth settings can fix (a new password, a new
+# client secret, a corrected tenant); reauthorization_required needs a person to sign in.
+SETTINGS_FIXABLE_STATES = frozenset({"password_update_required", "error"})
 
 
 @dataclass(frozen=True)
@@ -337,15 +342,48 @@ class Repo:
             "definition": data,
         }
         initial = {"auth_state": NOT_AUTHORIZED}
-        return self._upsert(
+        before = self.conn.execute(
+            select(mailboxes.c.definition, mailboxes.c.auth_state).where(
+                mailboxes.c.name == spec.name
+            )
+        ).first()
+        change = self._upsert(
             mailboxes, "mailbox", spec.name, columns, initial, secrets_changed=changed
         )
+        if (
+            change.action == "updated"
+            and before is not None
+            and before.auth_state in SETTINGS_FIXABLE_STATES
+            and (changed or before.definition.get("oauth") != data.get("oauth"))
+        ):
+            # The sign-in settings changed: the refusal they caused no longer stands.
+            self.set_auth_state(
+                spec.name, NOT_AUTHORIZED, "sign-in settings changed since the last refusal"
+            )
+        return change
 
     def delete_mailbox(self, name: str) -> Change:
         self.get_mailbox(name)
         self.conn.execute(delete(mailboxes).where(mailboxes.c.name == name))
         secrets.remove(self.conn, "mailbox", name)
+        tokens.forget(self.conn, name)
         return Change("mailbox", name, "deleted")
+
+    def set_auth_state(self, name: str, state: str, detail: str | None) -> None:
+        """Record the mailbox's authorization state (CONTRACT §4) and the sentence behind it."""
+        self.conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.name == name)
+            .values(auth_state=state, auth_detail=detail)
+        )
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def grant(self, mailbox: str) -> tokens.GrantRecord | None:
+        return tokens.read_grant(self.conn, self.box, mailbox)
+
+    def access_token(self, mailbox: str, resource: str) -> tokens.AccessToken | None:
+        return tokens.read_access(self.conn, self.box, mailbox, resource)
 
     # --- key management -----------------------------------------------------------------
 
@@ -359,6 +397,7 @@ class Repo:
 
     def rotate_secrets(self) -> int:
         count = secrets.rotate_all(self.conn, self.box)
+        count += tokens.rotate_all(self.conn, self.box)
         self.write_key_check()
         return count
 
@@ -383,3 +422,40 @@ class Store:
     def read(self) -> Iterator[Repo]:
         with self.engine.connect() as conn:
             yield Repo(conn, self.box)
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[Repo]:
+        """A transaction holding the lock ``key`` against every other thread and process
+        using this database (PostgreSQL: an advisory lock; SQLite: a lock file beside it)."""
+        digest = hashlib.sha256(key.encode()).digest()
+        with _thread_lock(self.engine.url.render_as_string(), key):
+            if self.engine.dialect.name == "postgresql":
+                number = int.from_bytes(digest[:8], "big", signed=True)
+                with self.engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": number})
+                    yield Repo(conn, self.box)
+                return
+            database = self.engine.url.database or ""
+            if not database or database == ":memory:":
+                with self.begin() as repo:
+                    yield repo
+                return
+            with open(f"{database}.lock-{digest.hex()[:16]}", "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    with self.begin() as repo:
+                        yield repo
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _thread_lock(database: str, key: str) -> Iterator[None]:
+    with _THREAD_LOCKS_GUARD:
+        lock = _THREAD_LOCKS.setdefault((database, key), threading.Lock())
+    with lock:
+        yield

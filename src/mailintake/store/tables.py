@@ -78,3 +78,33 @@ secrets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("owner_kind", "owner_name", "field", name="uq_secrets_owner_field"),
 )
+
+# What an authorization left behind, per mailbox: the (newest) refresh token and who signed in.
+# `fingerprint` identifies the OAuth settings it was obtained with; when they change, the
+# grant no longer applies and the mailbox must be authorized again.
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("mailbox", String(64), primary_key=True),
+    Column("grant_type", String(32), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("account", String(320), nullable=True),
+    Column("refresh_token", Text, nullable=True),  # encrypted
+    Column("refresh_obtained_at", DateTime(timezone=True), nullable=True),
+    Column("authorized_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Access tokens, one per mailbox and resource (one token request = one resource).
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mailbox", String(64), nullable=False),
+    Column("resource", String(512), nullable=False),
+    Column("token", Text, nullable=False),  # encrypted
+    Column("scopes", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("obtained_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("mailbox", "resource", name="uq_access_tokens_mailbox_resource"),
+)

@@ -11,7 +11,7 @@ from mailintake import __version__
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from mailintake.web.api import config, items, system
+from mailintake.web.api import config, items, oauth, system
 from mailintake.web.deps import Services
 from mailintake.web.errors import install_error_handlers
 
@@ -55,6 +55,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(system.router, prefix=API)
     app.include_router(config.router, prefix=API)
+    app.include_router(oauth.router, prefix=API)
     for kind in ("server", "output", "mailbox"):
         app.include_router(items.router_for(kind), prefix=API)
     return app

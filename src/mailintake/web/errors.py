@@ -46,6 +46,9 @@ def problem_response(exc: MailintakeError) -> JSONResponse:
     body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
     if isinstance(exc, ConfigError):
         body["problems"] = exc.problems
+    if isinstance(exc, AuthError):
+        body["authorization_state"] = exc.state
+        body["code"] = exc.code
     headers = {}
     if isinstance(exc, RateLimited) and exc.retry_after:
         headers["Retry-After"] = str(int(exc.retry_after))
