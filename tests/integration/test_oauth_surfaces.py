@@ -1,0 +1,186 @@
+"""The Authorize action through the REST API (with the serve callback) and the CLI, and a
+proof that no token, secret or password reaches logs, command output or API responses."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, select
+
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from mailintake.web.app import create_app
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import (
+    ANNA,
+    ANNA_PASSWORD,
+    GRAPH_APP,
+    GRAPH_SECRET,
+    NATIVE_APP,
+    WEB_APP,
+    WEB_SECRET,
+    Browser,
+    certificate,
+    configure,
+    idp,
+    mailbox,
+)
+
+__all__ = ["certificate", "idp"]  # fixtures
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store=store, environ=dict)) as client:
+        yield client
+
+
+def test_api_authorize_client_credentials_and_a_refusal(
+    api: TestClient, store: Store, idp: IdentityProvider
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox("app", "client_credentials", client_id=GRAPH_APP, client_secret=GRAPH_SECRET),
+        mailbox("bad", "client_credentials", client_id=GRAPH_APP, client_secret="nope"),
+    )
+    answer = api.post("/api/v1/mailboxes/app/authorize")
+    assert answer.status_code == 200
+    assert answer.json()["authorization_state"] == "authorized"
+    assert answer.json()["message"].startswith("Login successful")
+    refused = api.post("/api/v1/mailboxes/bad/authorize").json()
+    assert refused["authorization_state"] == "error"
+    assert refused["code"] == "AADSTS7000215"
+    status = {m["name"]: m for m in api.get("/api/v1/status").json()["mailboxes"]}
+    assert status["app"]["authorization_state"] == "authorized"
+    assert status["bad"]["authorization_state"] == "error"
+    assert "Value" in status["bad"]["authorization_detail"]
+
+
+def test_api_authorization_code_returns_to_the_serve_callback(
+    api: TestClient, store: Store, idp: IdentityProvider
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox(
+            "web",
+            "authorization_code",
+            client_id=WEB_APP,
+            client_secret=WEB_SECRET,
+            redirect_uri="http://127.0.0.1:8080/api/v1/oauth/callback",
+        ),
+    )
+    started = api.post("/api/v1/mailboxes/web/authorize").json()
+    assert started["authorization_state"] == "pending"
+    assert started["callback"] is True
+    final = Browser(ANNA, ANNA_PASSWORD).sign_in(
+        started["authorization_url"], follow_loopback=False
+    )
+    parts = urlsplit(final)
+    assert parts.path == "/api/v1/oauth/callback"
+    page = api.get(f"{parts.path}?{parts.query}")
+    assert page.status_code == 200
+    assert "Login successful" in page.text
+    assert api.get("/api/v1/mailboxes/web/authorization").json()["account"] == ANNA
+    # The same answer twice is refused: the attempt is used up.
+    again = api.get(f"{parts.path}?{parts.query}")
+    assert again.status_code == 400
+
+
+def _read_lines(stream: object, into: queue.Queue[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        into.put(line)
+
+
+def test_cli_authorize_with_no_browser(
+    tmp_path: Path, home: Path, database_url: str, store: Store, idp: IdentityProvider
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox(
+            "user", "authorization_code", client_id=NATIVE_APP, redirect_uri="http://localhost/"
+        ),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailintake", "--log-level", "info", "authorize", "user",
+         "--no-browser", "--timeout", "60"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(process.stderr, lines), daemon=True).start()
+    seen = []
+    try:
+        while True:
+            line = lines.get(timeout=60)
+            seen.append(line)
+            found = re.search(r"(http://127\.0\.0\.1:\d+/\S*authorize\?\S+)", line)
+            if found:
+                break
+        Browser(ANNA, ANNA_PASSWORD).sign_in(found.group(1))
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = "".join(seen) + "".join(lines.queue)
+    assert process.returncode == 0, stderr
+    assert f"user: Login successful as {ANNA}" in stdout
+    text = stdout + stderr
+    with store.read() as repo:
+        grant = repo.grant("user")
+        token = repo.access_token("user", "https://graph.microsoft.com")
+    assert grant is not None
+    assert grant.refresh_token is not None
+    assert token is not None
+    for secret in (grant.refresh_token, token.token, ANNA_PASSWORD):
+        assert secret not in text
+
+
+def test_no_token_secret_or_password_in_logs_responses_or_database(
+    api: TestClient, store: Store, idp: IdentityProvider, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox("app", "client_credentials", client_id=GRAPH_APP, client_secret=GRAPH_SECRET),
+        mailbox("ropc", "password", client_id=NATIVE_APP, password=ANNA_PASSWORD),
+    )
+    responses = [
+        api.post("/api/v1/mailboxes/app/authorize"),
+        api.post("/api/v1/mailboxes/ropc/authorize"),
+        api.get("/api/v1/mailboxes/app/authorization"),
+        api.get("/api/v1/mailboxes/ropc"),
+        api.get("/api/v1/status"),
+        api.get("/api/v1/config/export"),
+    ]
+    text = "".join(r.text for r in responses) + "".join(capfd.readouterr())
+    with store.read() as repo:
+        tokens = [repo.access_token(n, "https://graph.microsoft.com") for n in ("app", "ropc")]
+        refresh = repo.grant("ropc")
+    secrets = [t.token for t in tokens if t is not None]
+    assert len(secrets) == 2
+    if refresh is not None and refresh.refresh_token:
+        secrets.append(refresh.refresh_token)
+    secrets += [GRAPH_SECRET, ANNA_PASSWORD]
+    meta = MetaData()
+    meta.reflect(store.engine)
+    with store.engine.connect() as conn:
+        database = "\n".join(
+            repr(row) for table in meta.sorted_tables for row in conn.execute(select(table))
+        )
+    for secret in secrets:
+        assert secret not in text
+        assert secret not in database
