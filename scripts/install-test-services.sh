@@ -1,9 +1,13 @@
 #!/bin/sh
 # Installs the real services the test suite talks to, from Debian's packages, when they are
 # missing and we are root. PostgreSQL is expected to be running already (127.0.0.1:5432).
+# tinyproxy is the authenticating HTTP proxy of the proxy tests; the tests start their own
+# tinyproxy process on a free port (tests/support/proxy.py), so the system service that
+# Debian's postinst would start is kept from starting (a busy port 8888 would fail the install)
+# and, when we installed it, is disabled.
 set -eu
 missing=""
-: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client}"
+: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy}"
 for pkg in $MAILINTAKE_TEST_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
@@ -15,5 +19,22 @@ if [ "$(id -u)" != "0" ]; then
     exit 0
 fi
 echo "install-test-services: installing$missing"
+# No service starts during the install (invoke-rc.d and deb-systemd-invoke ask policy-rc.d);
+# an existing policy-rc.d (as in Docker images) is left alone.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    trap 'rm -f "$policy"' EXIT
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+fi
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+case " $missing " in
+*" tinyproxy "*)
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now tinyproxy.service >/dev/null 2>&1 || true
+    else
+        update-rc.d tinyproxy disable >/dev/null 2>&1 || true
+    fi
+    ;;
+esac

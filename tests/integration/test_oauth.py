@@ -4,15 +4,26 @@ the administrator sees when it says no. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mailintake.config.edit import edit_item
-from mailintake.errors import AuthError, AuthorizationRequired, PasswordUpdateRequired
+from mailintake.errors import (
+    AuthError,
+    AuthorizationRequired,
+    NetworkError,
+    PasswordUpdateRequired,
+)
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
+from mailintake.store.tokens import write_access
 from sandbox.idp import IdentityProvider
 from tests.integration.oauth_support import (
     ANNA,
@@ -32,8 +43,9 @@ from tests.integration.oauth_support import (
     idp,
     mailbox,
 )
+from tests.support.proxy import PROXY_PASSWORD, PROXY_USER, Proxy, proxy
 
-__all__ = ["certificate", "idp"]  # fixtures
+__all__ = ["certificate", "idp", "proxy"]  # fixtures
 
 
 def state_of(store: Store, name: str) -> tuple[str, str | None]:
@@ -208,6 +220,11 @@ def test_authorization_code_on_a_loopback_port_then_password_change(
         assert caught.value.code == "AADSTS50173"
         assert "mailintake authorize user" in str(caught.value)
         assert state_of(store, "user")[0] == "reauthorization_required"
+        asked = len(idp.token_requests)
+        with pytest.raises(AuthorizationRequired):  # it stays so, without asking again
+            manager.access_token("user")
+        assert len(idp.token_requests) == asked
+        assert state_of(store, "user")[0] == "reauthorization_required"
         authorize(manager, "user", interaction(Browser(ANNA, "Anna-Changed-3!")))
         assert state_of(store, "user")[0] == "authorized"
         assert manager.access_token("user")
@@ -281,3 +298,121 @@ def test_device_code(store: Store, idp: IdentityProvider) -> None:
     )
     assert result.account == ANNA
     assert result.refresh_token
+
+
+def _proxy_fields(proxy: Proxy, password: str = PROXY_PASSWORD) -> dict[str, str]:
+    return {"address": proxy.url, "username": PROXY_USER, "password": password}
+
+
+def test_every_grant_through_an_authenticating_proxy(
+    store: Store, idp: IdentityProvider, proxy: Proxy
+) -> None:
+    through = _proxy_fields(proxy)
+    configure(
+        store,
+        idp.base_url,
+        mailbox("app", "client_credentials", client_id=GRAPH_APP, client_secret=GRAPH_SECRET,
+                proxy=through),
+        mailbox("ropc", "password", client_id=NATIVE_APP, password=ANNA_PASSWORD, proxy=through),
+        mailbox("user", "authorization_code", client_id=NATIVE_APP,
+                redirect_uri="http://localhost/", proxy=through),
+        mailbox("device", "device_code", client_id=NATIVE_APP, proxy=through),
+    )  # fmt: skip
+    idp.reset_counters()
+    before = proxy.requests_seen("/oauth2/v2.0/token")
+    clock = [dt.datetime.now(dt.UTC)]
+    manager = TokenManager(store, now=lambda: clock[0])
+    authorize(manager, "app", interaction())
+    authorize(manager, "ropc", interaction())
+    authorize(manager, "user", interaction(Browser(ANNA, ANNA_PASSWORD)))
+    clock[0] += dt.timedelta(hours=2)
+    manager.access_token("user")  # a refresh, through the proxy too
+    shown: list[str] = []
+
+    def enter_code(url: str) -> None:
+        code = shown[-1].split("enter the code ")[1].split()[0]
+        threading.Thread(
+            target=Browser(ANNA, ANNA_PASSWORD).device_sign_in, args=(url, code), daemon=True
+        ).start()
+
+    flow = Interaction(show=shown.append, open_url=enter_code, ask=lambda _p: "", timeout=30)
+    authorize(manager, "device", flow)
+    grants = [r["grant_type"] for r in idp.token_requests]
+    assert grants[:4] == ["client_credentials", "password", "authorization_code", "refresh_token"]
+    assert set(grants[4:]) == {"urn:ietf:params:oauth:grant-type:device_code"}
+    assert proxy.requests_seen("/oauth2/v2.0/token") == before + len(grants)
+    assert proxy.requests_seen("/oauth2/v2.0/devicecode") >= 1
+    assert all(r["via"] and "tinyproxy" in r["via"] for r in idp.token_requests)
+
+
+def test_a_wrong_proxy_password_says_so(store: Store, idp: IdentityProvider, proxy: Proxy) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox(
+            "app",
+            "client_credentials",
+            client_id=GRAPH_APP,
+            client_secret=GRAPH_SECRET,
+            proxy=_proxy_fields(proxy, "wrong-proxy-password"),
+        ),
+    )
+    with pytest.raises(NetworkError) as caught:
+        authorize(TokenManager(store), "app", interaction())
+    message = str(caught.value)
+    assert message.startswith("app: token request to")
+    assert "refused the proxy user name or password" in message
+    assert "wrong-proxy-password" not in message
+
+
+RENEW = """
+import sys
+from mailintake.oauth.tokens import TokenManager
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+print(TokenManager(open_store(Settings())).access_token("app"))
+"""
+
+
+def test_two_processes_renew_an_expired_token_once(
+    store: Store, idp: IdentityProvider, home: Path, database_url: str
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox("app", "client_credentials", client_id=GRAPH_APP, client_secret=GRAPH_SECRET),
+    )
+    manager = TokenManager(store)
+    authorize(manager, "app", interaction())
+    with store.begin() as repo:  # the stored token has expired
+        old = repo.access_token("app", "https://graph.microsoft.com")
+        assert old is not None
+        write_access(
+            repo.conn,
+            repo.box,
+            "app",
+            replace(old, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)),
+        )
+    idp.reset_counters()
+    idp.token_delay = 1.0  # both processes are inside the renewal at once
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
+    try:
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RENEW],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=60) for run in runs]
+    finally:
+        idp.token_delay = 0.0
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    tokens = {out.strip() for out, _err in outputs}
+    assert len(tokens) == 1  # both got the one renewed token
+    assert old.token not in tokens
+    assert len(idp.token_requests) == 1

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from tests.integration.oauth_support import (
     GRAPH_APP,
     GRAPH_SECRET,
     NATIVE_APP,
+    NATIVE_REDIRECT,
     WEB_APP,
     WEB_SECRET,
     Browser,
@@ -184,3 +186,38 @@ def test_no_token_secret_or_password_in_logs_responses_or_database(
     for secret in secrets:
         assert secret not in text
         assert secret not in database
+
+
+def test_api_device_code_and_the_paste_path(
+    api: TestClient, store: Store, idp: IdentityProvider
+) -> None:
+    configure(store, idp.base_url,
+              mailbox("device", "device_code", client_id=NATIVE_APP),
+              mailbox("paste", "authorization_code", client_id=NATIVE_APP,
+                      redirect_uri=NATIVE_REDIRECT))  # fmt: skip
+    started = api.post("/api/v1/mailboxes/device/authorize").json()
+    assert started["authorization_state"] == "pending"
+    assert started["verification_uri"].endswith("/devicelogin")
+    Browser(ANNA, ANNA_PASSWORD).device_sign_in(started["verification_uri"], started["user_code"])
+    deadline = time.monotonic() + 30
+    while True:
+        state = api.get("/api/v1/mailboxes/device/authorization").json()
+        if state["device"]["outcome"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert state["device"]["outcome"]["authorization_state"] == "authorized"
+    assert state["authorization_state"] == "authorized"
+    assert state["account"] == ANNA
+
+    started = api.post("/api/v1/mailboxes/paste/authorize").json()
+    assert started["callback"] is False
+    final = Browser(ANNA, ANNA_PASSWORD).sign_in(
+        started["authorization_url"], follow_loopback=False
+    )
+    answer = api.post("/api/v1/mailboxes/paste/authorize/complete", json={"url": final})
+    assert answer.json()["authorization_state"] == "authorized", answer.text
+    again = api.post("/api/v1/mailboxes/paste/authorize/complete", json={"url": final})
+    assert again.status_code == 422
+    assert again.json()["problems"] == [
+        "url: this sign-in was not started here or has expired; authorize again"
+    ]

@@ -36,7 +36,8 @@ def status(
             row["name"],
             row["protocol"],
             "yes" if row["enabled"] else "no",
-            row["authorization_state"],
+            row["authorization_state"]
+            + (f": {row['authorization_detail']}" if row["authorization_detail"] else ""),
             row["last_poll_at"] or "never",
             row["last_error"] or "",
         )

@@ -51,9 +51,12 @@ def complete_code(
     """Check the redirect's ``state``, turn an error into its diagnosis, redeem the code."""
     refused = diagnose.parse_redirect_error(params)
     if refused is not None:
-        found = diagnose.diagnose(refused, auth.context("authorize"))
-        _record(manager, auth.mailbox, found.state, found.message)
-        raise diagnose.to_exception(found, auth.mailbox)
+        error = diagnose.to_exception(
+            diagnose.diagnose(refused, auth.context("authorize")), auth.mailbox
+        )
+        if isinstance(error, AuthError):
+            _record(manager, auth.mailbox, error.state, str(error))
+        raise error
     if params.get("state") != request.state:
         raise AuthError(
             f"{auth.mailbox}: the sign-in answer does not belong to this attempt (its state "

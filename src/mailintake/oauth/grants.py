@@ -23,7 +23,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from mailintake.config.matrix import Grant
 from mailintake.errors import NetworkError
-from mailintake.net.http import translate
+from mailintake.net.http import proxy_of, translate
 from mailintake.oauth import diagnose
 from mailintake.observability.logging import get_logger
 
@@ -158,7 +158,11 @@ def post_token(
     try:
         answer = endpoint.http.post(endpoint.url, data=data, headers={"Accept": "application/json"})
     except httpx2.HTTPError as exc:
-        raise translate(exc, f"{endpoint.mailbox}: token request to {endpoint.url}") from exc
+        raise translate(
+            exc, f"{endpoint.mailbox}: token request to {endpoint.url}", proxy_of(endpoint.http)
+        ) from exc
+    except NetworkError as exc:  # the proxy refused its credentials
+        raise NetworkError(f"{endpoint.mailbox}: token request to {endpoint.url}: {exc}") from exc
     if answer.status_code == 200:
         try:
             body = answer.json()
@@ -290,7 +294,11 @@ def start_device(endpoint: Endpoint, device_endpoint: str, scopes: tuple[str, ..
     try:
         answer = endpoint.http.post(device_endpoint, data=data)
     except httpx2.HTTPError as exc:
-        raise translate(exc, f"{endpoint.mailbox}: device code request") from exc
+        raise translate(
+            exc, f"{endpoint.mailbox}: device code request", proxy_of(endpoint.http)
+        ) from exc
+    except NetworkError as exc:
+        raise NetworkError(f"{endpoint.mailbox}: device code request: {exc}") from exc
     if answer.status_code != 200:
         error = diagnose.parse_token_error(answer.status_code, answer.content, answer.headers)
         raise diagnose.to_exception(diagnose.diagnose(error, endpoint.context), endpoint.mailbox)

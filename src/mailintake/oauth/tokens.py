@@ -248,7 +248,19 @@ class TokenManager:
             if not force and valid_grant and self._fresh(current):
                 assert current is not None
                 return current
+            record = repo.get_mailbox(name)
             try:
+                if (
+                    auth.grant in USER_GRANTS
+                    and grant is None
+                    and record.auth_state == REAUTHORIZATION_REQUIRED
+                ):
+                    # The refusal stands until a person signs in again: no request is sent.
+                    raise AuthorizationRequired(
+                        record.auth_detail
+                        or f"{name}: authorize it again: mailintake authorize {name}",
+                        state=REAUTHORIZATION_REQUIRED,
+                    )
                 response = self._request(
                     auth, grant.refresh_token if valid_grant and grant else None, grant is not None
                 )

@@ -93,4 +93,6 @@ def configure(level: str = "warning", *, json: bool = False, stream: TextIO | No
 
 
 def get_logger(name: str) -> Any:
+    if not structlog.is_configured():  # used as a library: still stderr, still redacted
+        configure("info")
     return structlog.get_logger(name)
