@@ -11,8 +11,9 @@ import pytest
 from mailintake.config.matrix import Grant
 from mailintake.errors import AuthError, NetworkError
 from mailintake.oauth import diagnose, grants
-from mailintake.oauth.authorize import LoopbackListener, callback_params, is_loopback
+from mailintake.oauth.authorize import callback_params, is_loopback
 from mailintake.oauth.grants import ClientCredentials, Endpoint
+from mailintake.oauth.loopback import LoopbackListener
 
 URL = "https://login.example.com/tenant/oauth2/v2.0/token"
 
