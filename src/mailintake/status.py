@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailintake.store import imports
 from mailintake.store.repo import Repo
+
+ZERO = {"imported": 0, "failed": 0, "pending": 0}
 
 
 def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
+    counts = imports.counts(repo.conn)
     return [
         {
             "name": r.spec.name,
@@ -19,6 +23,7 @@ def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
             "authorization_detail": r.auth_detail,
             "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
             "last_error": r.last_error,
+            **counts.get(r.spec.name, ZERO),
         }
         for r in repo.list_mailboxes()
     ]

@@ -17,6 +17,7 @@ from mailintake.cli import (
     authorize_cmd,
     config_cmds,
     items,
+    poll_cmd,
     secrets_cmds,
     serve_cmd,
     status_cmd,
@@ -68,6 +69,7 @@ def main(
 config_cmds.register(app)
 status_cmd.register(app)
 authorize_cmd.register(app)
+poll_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(items.group("server"), name="servers")
 app.add_typer(items.group("mailbox"), name="mailboxes")

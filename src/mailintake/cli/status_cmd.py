@@ -30,7 +30,16 @@ def status(
             "no mailboxes yet: add one with mailintake apply FILE or mailintake mailboxes add"
         )
         return
-    table = Table("mailbox", "protocol", "enabled", "authorization", "last poll", "last error")
+    table = Table(
+        "mailbox",
+        "protocol",
+        "enabled",
+        "authorization",
+        "last poll",
+        "imported",
+        "failed",
+        "last error",
+    )
     for row in rows:
         table.add_row(
             row["name"],
@@ -39,6 +48,8 @@ def status(
             row["authorization_state"]
             + (f": {row['authorization_detail']}" if row["authorization_detail"] else ""),
             row["last_poll_at"] or "never",
+            str(row["imported"]),
+            str(row["failed"]),
             row["last_error"] or "",
         )
     out.print(table)

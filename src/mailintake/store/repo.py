@@ -377,6 +377,14 @@ class Repo:
             .values(auth_state=state, auth_detail=detail)
         )
 
+    def set_poll_result(self, name: str, error: str | None) -> None:
+        """When the mailbox was last polled, and why that poll failed (None: it did not)."""
+        self.conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.name == name)
+            .values(last_poll_at=_now(), last_error=error)
+        )
+
     # --- tokens -------------------------------------------------------------------------
 
     def grant(self, mailbox: str) -> tokens.GrantRecord | None:

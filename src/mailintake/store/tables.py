@@ -108,3 +108,35 @@ access_tokens = Table(
     Column("obtained_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("mailbox", "resource", name="uq_access_tokens_mailbox_resource"),
 )
+
+# One row per message seen in a mailbox: delivered to the output and recorded, then
+# acknowledged on the server (the after-import action). `key` is the message key (CONTRACT §5).
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mailbox", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # recorded | acknowledged | failed
+    Column("source", JSON, nullable=False),  # imap: folder/uidvalidity/uid; pop3: uidl; graph: id
+    Column("location", Text, nullable=True),  # where the output put it
+    Column("subject", Text, nullable=True),
+    Column("sender", Text, nullable=True),
+    Column("size", Integer, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("mailbox", "key", name="uq_imports_mailbox_key"),
+)
+
+# Who polls a mailbox now: one worker at a time, for a limited time (several workers).
+leases = Table(
+    "leases",
+    metadata,
+    Column("mailbox", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mailintake import __version__
+from mailintake.engine.poll import Poller
+from mailintake.engine.scheduler import Scheduler
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from mailintake.web.api import config, items, oauth, system
+from mailintake.web.api import config, imports, items, oauth, system
 from mailintake.web.deps import Services
 from mailintake.web.errors import install_error_handlers
 
@@ -23,9 +25,11 @@ def create_app(
     *,
     store: Store | None = None,
     environ: Callable[[], Mapping[str, str]] | None = None,
+    scheduler: bool = False,
 ) -> FastAPI:
     """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
-    by default the store is opened from ``settings`` when the application starts."""
+    by default the store is opened from ``settings`` when the application starts. With
+    ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``)."""
     import os
 
     services = Services(store=store, environ=environ or (lambda: dict(os.environ)))
@@ -35,9 +39,16 @@ def create_app(
         opened = services.store is None
         if opened:
             services.store = open_store(settings)
+        assert services.store is not None
+        running = None
+        if scheduler:
+            running = Scheduler(Poller(services.store, settings.home))
+            running.start()
         try:
             yield
         finally:
+            if running is not None:
+                running.stop()
             if opened and services.store is not None:
                 services.store.engine.dispose()
                 services.store = None
@@ -52,10 +63,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(system.router, prefix=API)
     app.include_router(config.router, prefix=API)
     app.include_router(oauth.router, prefix=API)
+    app.include_router(imports.router, prefix=API)
     for kind in ("server", "output", "mailbox"):
         app.include_router(items.router_for(kind), prefix=API)
     return app

@@ -1,0 +1,90 @@
+"""``poll`` (one import pass now) and ``worker`` (the scheduler alone)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from mailintake.cli.context import err, out, print_json, state
+from mailintake.engine.poll import Poller, PollResult
+from mailintake.engine.scheduler import Scheduler
+from mailintake.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("poll")(poll)
+    app.command("worker")(worker)
+
+
+def poll(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Mailboxes to poll.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every enabled mailbox.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """One import pass now; per mailbox: imported, skipped (already imported), failed."""
+    cli = state(ctx)
+    store = cli.store()
+    with store.read() as repo:
+        records = repo.list_mailboxes()
+    known = {r.spec.name for r in records}
+    if all_:
+        chosen = [r.spec.name for r in records if r.spec.enabled is not False]
+    elif names:
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError([f"{n}: no mailbox of that name" for n in unknown])
+        chosen = list(names)
+    else:
+        raise ConfigError(["poll: name one or more mailboxes, or use --all"])
+    poller = Poller(store, cli.settings().home)
+    results: list[PollResult] = []
+    if sys.stderr.isatty() and not as_json:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def progress(mailbox: str, done: int, total: int) -> None:
+                if mailbox not in tasks:
+                    tasks[mailbox] = bar.add_task(mailbox, total=total)
+                bar.update(tasks[mailbox], completed=done, total=total)
+
+            poller.progress = progress
+            results = [poller.poll(name) for name in chosen]
+    else:
+        results = [poller.poll(name) for name in chosen]
+    if as_json:
+        print_json({"mailboxes": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            line = f"{r.mailbox}: imported {r.imported}, skipped {r.skipped}, failed {r.failed}"
+            if r.error:
+                line += f"; error: {r.error}"
+            out.print(line, markup=False)
+    if any(r.state for r in results):
+        raise typer.Exit(3)
+    if any(r.error for r in results):
+        raise typer.Exit(4)
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="Mailboxes polled at once.")] = 4,
+) -> None:
+    """Poll every enabled mailbox at its interval until stopped (several workers may share
+    one PostgreSQL database)."""
+    cli = state(ctx)
+    scheduler = Scheduler(Poller(cli.store(), cli.settings().home), concurrency=concurrency)
+    err.print("mailintake worker: polling; stop with Ctrl-C", markup=False)
+    try:
+        scheduler.run_forever()
+    except KeyboardInterrupt:
+        scheduler.stop()

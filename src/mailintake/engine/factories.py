@@ -1,0 +1,67 @@
+"""Turning a stored mailbox and output into the source and sink that serve them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailintake.config import resolve
+from mailintake.config.models import MailboxSpec, OutputSpec
+from mailintake.errors import ConfigError
+from mailintake.sinks.base import MessageSink
+from mailintake.sinks.folder import FolderSink
+from mailintake.sinks.webhook import WebhookSink
+from mailintake.sources.base import MailSource, TokenProvider
+from mailintake.sources.imap import ImapSettings, ImapSource
+from mailintake.sources.pop3 import Pop3Settings, Pop3Source
+
+
+def build_source(spec: MailboxSpec, token: TokenProvider) -> MailSource:
+    host, port = resolve.host(spec), resolve.port(spec)
+    if spec.protocol is None or spec.username is None:
+        raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
+    login_as = spec.shared_mailbox or spec.username
+    if spec.protocol.value == "imap":
+        if host is None or port is None:
+            raise ConfigError([f"mailboxes[{spec.name}].host: required"])
+        return ImapSource(
+            ImapSettings(
+                host=host,
+                port=port,
+                security=resolve.security(spec),
+                username=spec.username,
+                login_as=login_as,
+                folder=resolve.folder(spec) or "INBOX",
+                after_import=resolve.after_import(spec),
+                move_to=spec.move_to,
+            ),
+            token,
+            spec.name,
+        )
+    if spec.protocol.value == "pop3":
+        if host is None or port is None:
+            raise ConfigError([f"mailboxes[{spec.name}].host: required"])
+        return Pop3Source(
+            Pop3Settings(
+                host=host,
+                port=port,
+                security=resolve.security(spec),
+                username=spec.username,
+                login_as=login_as,
+                after_import=resolve.after_import(spec),
+            ),
+            token,
+            spec.name,
+        )
+    from mailintake.sources.graph import build_graph_source
+
+    return build_graph_source(spec, token)
+
+
+def build_sink(output: OutputSpec | None, home: Path) -> MessageSink:
+    """The mailbox's output; without one, the built-in folder ``$MAILINTAKE_HOME/output``."""
+    if output is None:
+        return FolderSink(home / "output")
+    if output.type == "folder":
+        return FolderSink(Path(output.path or home / "output"))
+    headers = {k: v.get_secret_value() for k, v in (output.headers or {}).items()}
+    return WebhookSink(output.url or "", headers)

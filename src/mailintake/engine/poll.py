@@ -1,0 +1,241 @@
+"""One import pass over one mailbox, in the order that loses and doubles nothing:
+deliver to the output → record in the store → acknowledge on the server → mark acknowledged.
+
+After a crash: items recorded but not acknowledged are acknowledged first; recorded items are
+skipped; a delivery repeated after a crash lands on the same key (the output keeps one copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from mailintake.config.models import MailboxSpec
+from mailintake.engine.factories import build_sink, build_source
+from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
+from mailintake.mime.parse import parse
+from mailintake.oauth.tokens import TokenManager
+from mailintake.observability.logging import get_logger
+from mailintake.sinks.base import Delivery, MessageSink, Receipt
+from mailintake.sources.base import MailSource, SourceItem, TokenProvider
+from mailintake.sources.graph import build_graph_source
+from mailintake.sources.pop3 import header_date
+from mailintake.store import imports
+from mailintake.store.imports import ImportEntry
+from mailintake.store.repo import Repo, Store
+
+log = get_logger(__name__)
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+LEASE = timedelta(minutes=15)
+BATCH = 100
+DEFAULT_MAX_SIZE = 150 * 1024 * 1024
+
+
+@dataclass
+class PollResult:
+    mailbox: str
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    error: str | None = None
+    state: str | None = None  # the authorization state when a person must act
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "mailbox": self.mailbox,
+            "imported": self.imported,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "error": self.error,
+            "authorization_state": self.state,
+        }
+
+
+Progress = Callable[[str, int, int], None]  # mailbox, done, total
+
+
+@dataclass
+class Poller:
+    """Polls mailboxes with the store, tokens, and how sources and sinks are built."""
+
+    store: Store
+    home: Path
+    tokens: TokenManager | None = None
+    source_factory: Callable[..., MailSource] = build_source
+    sink_factory: Callable[..., MessageSink] = build_sink
+    max_size: int = DEFAULT_MAX_SIZE
+    owner: str = OWNER
+    progress: Progress | None = None
+    _tokens: TokenManager = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tokens = self.tokens or TokenManager(self.store)
+
+    def poll(self, name: str) -> PollResult:
+        result = PollResult(name)
+        with self.store.begin() as repo:
+            if not imports.acquire(repo.conn, name, self.owner, LEASE):
+                result.error = "another worker is polling this mailbox"
+                return result
+        try:
+            self._poll(name, result)
+        except AuthError as exc:
+            result.error, result.state = str(exc), exc.state
+        except MailintakeError as exc:
+            result.error = str(exc)
+        finally:
+            with self.store.begin() as repo:
+                repo.set_poll_result(name, result.error)
+                imports.release(repo.conn, name, self.owner)
+        if result.error:
+            log.warning("poll.failed", mailbox=name, error=result.error)
+        else:
+            log.info(
+                "poll.done",
+                mailbox=name,
+                imported=result.imported,
+                skipped=result.skipped,
+                failed=result.failed,
+            )
+        return result
+
+    def _poll(self, name: str, result: PollResult) -> None:
+        with self.store.read() as repo:
+            record = repo.get_mailbox(name, reveal=True)
+            output = (
+                None
+                if record.output == "default" and not _has_output(repo, "default")
+                else repo.get_output(record.output, reveal=True)
+            )
+        spec = record.spec
+        token: TokenProvider = lambda: self._tokens.access_token(name)  # noqa: E731
+        renew: TokenProvider = lambda: self._tokens.renew(name, force=True).token  # noqa: E731
+        source = (
+            self.source_factory(spec, token)
+            if spec.protocol is None or spec.protocol.value != "graph"
+            else _graph(spec, token, renew)
+        )
+        sink = self.sink_factory(output, self.home)
+        try:
+            source.open()
+            self._acknowledge_pending(name, source)
+            self._import(name, spec.protocol.value if spec.protocol else "", source, sink, result)
+        finally:
+            source.close()
+            sink.close()
+
+    def _acknowledge_pending(self, name: str, source: MailSource) -> None:
+        with self.store.read() as repo:
+            pending = imports.pending_acknowledgements(repo.conn, name)
+        if pending:
+            source.acknowledge([p.source for p in pending])
+            with self.store.begin() as repo:
+                imports.acknowledged(repo.conn, name, [p.key for p in pending])
+
+    def _import(
+        self, name: str, protocol: str, source: MailSource, sink: MessageSink, result: PollResult
+    ) -> None:
+        items = source.list_items()
+        with self.store.read() as repo:
+            known = imports.statuses(repo.conn, name, [i.key for i in items])
+        todo: list[SourceItem] = []
+        for item in items:
+            status = known.get(item.key)
+            if status in (imports.RECORDED, imports.ACKNOWLEDGED):
+                result.skipped += 1
+            elif item.size is not None and item.size > self.max_size:
+                self._fail(
+                    name,
+                    item,
+                    f"message of {item.size} bytes is over the limit of "
+                    f"{self.max_size} bytes; it stays on the server",
+                )
+                result.failed += 1
+            else:
+                todo.append(item)
+        total = len(todo)
+        for start in range(0, total, BATCH):
+            batch = todo[start : start + BATCH]
+            deliveries = [
+                Delivery(
+                    name,
+                    protocol,
+                    item.key,
+                    item.source,
+                    raw,
+                    parse(raw),
+                    item.received or _pop3_date(protocol, raw),
+                )
+                for item, raw in source.fetch(batch)
+            ]
+            results = sink.deliver(deliveries) if deliveries else []
+            done: list[tuple[Delivery, Receipt]] = []
+            for delivery, outcome in zip(deliveries, results, strict=True):
+                if isinstance(outcome, Receipt):
+                    done.append((delivery, outcome))
+                else:
+                    self._fail(
+                        name,
+                        SourceItem(delivery.key, delivery.source, len(delivery.raw)),
+                        str(outcome),
+                    )
+                    result.failed += 1
+            missing = {i.key for i in batch} - {d.key for d in deliveries}
+            for item in batch:
+                if item.key in missing:  # gone from the server meanwhile
+                    result.skipped += 1
+            if not done:
+                continue
+            with self.store.begin() as repo:
+                imports.record(repo.conn, name, [_entry(d, r) for d, r in done])
+            self._check_lease(name)
+            source.acknowledge([d.source for d, _ in done])
+            with self.store.begin() as repo:
+                imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
+            result.imported += len(done)
+            if self.progress is not None:
+                self.progress(name, min(start + BATCH, total), total)
+
+    def _check_lease(self, name: str) -> None:
+        with self.store.begin() as repo:
+            if not imports.acquire(repo.conn, name, self.owner, LEASE):
+                raise LeaseLost(f"{name}: another worker took over this mailbox")
+
+    def _fail(self, name: str, item: SourceItem, reason: str) -> None:
+        with self.store.begin() as repo:
+            imports.failed(repo.conn, name, item.key, item.source, reason, size=item.size)
+        log.warning("message.failed", mailbox=name, key=item.key, reason=reason)
+
+
+def _has_output(repo: Repo, name: str) -> bool:
+    try:
+        repo.get_output(name)
+    except NotFound:
+        return False
+    return True
+
+
+def _graph(spec: MailboxSpec, token: TokenProvider, renew: TokenProvider) -> MailSource:
+    return build_graph_source(spec, token, renew)
+
+
+def _pop3_date(protocol: str, raw: bytes) -> datetime | None:
+    return header_date(raw) if protocol == "pop3" else None
+
+
+def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
+    return ImportEntry(
+        key=delivery.key,
+        source=delivery.source,
+        location=receipt.location,
+        subject=delivery.parsed.subject,
+        sender=delivery.parsed.sender,
+        size=len(delivery.raw),
+        sha256=hashlib.sha256(delivery.raw).hexdigest(),
+    )

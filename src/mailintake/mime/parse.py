@@ -1,0 +1,164 @@
+"""Reading a message for its metadata and attachments, never raising: what cannot be read is
+recorded as a defect, and the original bytes are always kept unchanged (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+,=@-]+")
+_RESERVED = frozenset(
+    {
+        "CON",
+        "PRN",
+        "AUX",
+        "NUL",
+        *(f"COM{i}" for i in range(1, 10)),
+        *(f"LPT{i}" for i in range(1, 10)),
+    }
+)
+MAX_NAME = 120
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Parsed:
+    internet_message_id: str | None
+    subject: str | None
+    sender: str | None
+    to: list[str]
+    cc: list[str]
+    date: str | None
+    attachments: list[Attachment]
+    defects: list[str]
+
+
+def _text(message: Message, name: str, defects: list[str]) -> str | None:
+    try:
+        value = message.get(name)
+    except Exception as exc:  # a header the parser cannot decode
+        defects.append(f"{name}: {exc.__class__.__name__}: {exc}")
+        return None
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+def _addresses(message: Message, name: str, defects: list[str]) -> list[str]:
+    try:
+        values = message.get_all(name) or []
+        pairs = email.utils.getaddresses([str(v) for v in values])
+    except Exception as exc:
+        defects.append(f"{name}: {exc.__class__.__name__}: {exc}")
+        return []
+    return [email.utils.formataddr(p) if p[0] else p[1] for p in pairs if p[1] or p[0]]
+
+
+def _date(message: Message, defects: list[str]) -> str | None:
+    raw = _text(message, "Date", defects)
+    if raw is None:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).isoformat()
+    except (TypeError, ValueError, IndexError):
+        defects.append(f"Date: cannot be read: {raw[:100]}")
+        return raw
+
+
+def _attachments(message: Message, defects: list[str]) -> list[Attachment]:
+    found: list[Attachment] = []
+    try:
+        parts = list(message.walk())
+    except Exception as exc:
+        defects.append(f"structure: {exc.__class__.__name__}: {exc}")
+        return found
+    for part in parts:
+        try:
+            if part.is_multipart():
+                continue
+            disposition = (part.get_content_disposition() or "").lower()
+            filename = part.get_filename()
+            if disposition != "attachment" and not filename:
+                continue
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                payload = b""
+            found.append(Attachment(str(filename or ""), part.get_content_type(), payload))
+        except Exception as exc:
+            defects.append(f"attachment: {exc.__class__.__name__}: {exc}")
+    return found
+
+
+def parse(raw: bytes) -> Parsed:
+    """Metadata and attachments of ``raw``; never raises."""
+    defects: list[str] = []
+    try:
+        message: Message = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception as exc:  # pragma: no cover - the parser is lenient
+        defects.append(f"message: {exc.__class__.__name__}: {exc}")
+        return Parsed(None, None, None, [], [], None, [], defects)
+    defects += [f"{d.__class__.__name__}" for d in getattr(message, "defects", [])]
+    sender = _addresses(message, "From", defects)
+    return Parsed(
+        internet_message_id=_text(message, "Message-ID", defects),
+        subject=_text(message, "Subject", defects),
+        sender=sender[0] if sender else None,
+        to=_addresses(message, "To", defects),
+        cc=_addresses(message, "Cc", defects),
+        date=_date(message, defects),
+        attachments=_attachments(message, defects),
+        defects=defects,
+    )
+
+
+def safe_filename(name: str, index: int, taken: set[str]) -> str:
+    """``<n>_<name>`` safe on every file system: no path, no control or reserved names,
+    bounded length, unique within the message."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE.sub("_", base).strip(" .") or "attachment"
+    stem, dot, ext = base.rpartition(".")
+    if (stem if dot else base).upper() in _RESERVED:
+        base = f"_{base}"
+    if len(base) > MAX_NAME:
+        keep = ext[:16] if dot else ""
+        base = base[: MAX_NAME - len(keep) - 1] + ("." + keep if keep else "")
+    candidate = f"{index}_{base}"
+    while candidate.lower() in taken:
+        index += 1000
+        candidate = f"{index}_{base}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def metadata_of(parsed: Parsed) -> dict[str, Any]:
+    return {
+        "internet_message_id": parsed.internet_message_id,
+        "subject": parsed.subject,
+        "from": parsed.sender,
+        "to": parsed.to,
+        "cc": parsed.cc,
+        "date": parsed.date,
+    }
+
+
+__all__ = ["Attachment", "EmailMessage", "Parsed", "metadata_of", "parse", "safe_filename"]

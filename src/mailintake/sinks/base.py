@@ -1,0 +1,39 @@
+"""The output side: a MessageSink takes a batch of messages and says where each one went."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from mailintake.mime.parse import Parsed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message on its way to the output."""
+
+    mailbox: str
+    protocol: str
+    key: str
+    source: dict[str, Any]
+    raw: bytes = field(repr=False)
+    parsed: Parsed
+    received: datetime | None  # the server's date for it: stable across retries
+
+
+@dataclass(frozen=True)
+class Receipt:
+    key: str
+    location: str
+    already: bool = False  # it was there from an earlier attempt: not written twice
+
+
+class MessageSink(Protocol):
+    def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+        """Deliver every message; one result per message, in order: a Receipt, or the
+        error that kept that message out (the others are not affected)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,168 @@
+"""The folder output (CONTRACT §5): one directory per message, appearing atomically.
+
+A batch is written under temporary names, made durable with one file-system sync, then
+renamed into place, and the parent directories are synced once each; a directory that is
+already there from an earlier attempt is kept as it is, so a repeated delivery never makes a
+second copy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailintake.errors import SinkError
+from mailintake.mime.parse import safe_filename
+from mailintake.sinks.base import Delivery, Receipt
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush everything written on the file system holding ``path`` (Linux syncfs)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if getattr(_libc, "syncfs", None) is None or _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only"
+    return exc.strerror or str(exc)
+
+
+class FolderSink:
+    def __init__(self, root: Path, *, now: Any = None) -> None:
+        self.root = root
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def target(self, delivery: Delivery) -> Path:
+        day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
+        return self.root / delivery.mailbox / day / delivery.key
+
+    def _write(self, folder: Path, delivery: Delivery) -> None:
+        folder.mkdir(parents=True)
+        (folder / "message.eml").write_bytes(delivery.raw)
+        parsed = delivery.parsed
+        attachments = []
+        if parsed.attachments:
+            (folder / "attachments").mkdir()
+        taken: set[str] = set()
+        for index, attachment in enumerate(parsed.attachments, start=1):
+            name = safe_filename(attachment.filename, index, taken)
+            (folder / "attachments" / name).write_bytes(attachment.data)
+            attachments.append(
+                {
+                    "filename": attachment.filename,
+                    "path": f"attachments/{name}",
+                    "content_type": attachment.content_type,
+                    "size": attachment.size,
+                    "sha256": attachment.sha256,
+                }
+            )
+        metadata = {
+            "mailbox": delivery.mailbox,
+            "protocol": delivery.protocol,
+            "source": delivery.source,
+            "internet_message_id": parsed.internet_message_id,
+            "subject": parsed.subject,
+            "from": parsed.sender,
+            "to": parsed.to,
+            "cc": parsed.cc,
+            "date": parsed.date,
+            "size": len(delivery.raw),
+            "sha256": hashlib.sha256(delivery.raw).hexdigest(),
+            "imported_at": self._now().isoformat(),
+            "attachments": attachments,
+        }
+        if parsed.defects:
+            metadata["defects"] = parsed.defects
+        (folder / "metadata.json").write_text(
+            json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+
+    def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+        results: list[Receipt | Exception | None] = [None] * len(batch)
+        staged: list[tuple[int, Path, Path]] = []
+        scratch = self.root / ".incoming"
+        try:
+            scratch.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            error = SinkError(f"output folder {self.root}: cannot be written: {_why(exc)}")
+            return [error for _ in batch]
+        for index, delivery in enumerate(batch):
+            final = self.target(delivery)
+            if final.exists():
+                results[index] = Receipt(delivery.key, str(final), already=True)
+                continue
+            temp = scratch / f"{delivery.key}.{uuid.uuid4().hex[:8]}"
+            try:
+                self._write(temp, delivery)
+            except OSError as exc:
+                shutil.rmtree(temp, ignore_errors=True)
+                results[index] = SinkError(
+                    f"output folder {self.root}: message {delivery.key} not written: {_why(exc)}"
+                )
+                continue
+            staged.append((index, temp, final))
+        if staged:
+            try:
+                sync_filesystem(scratch)
+            except OSError as exc:
+                for index, temp, _final in staged:
+                    shutil.rmtree(temp, ignore_errors=True)
+                    results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
+                staged = []
+        parents: set[Path] = set()
+        for index, temp, final in staged:
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(temp, final)
+            except OSError as exc:
+                shutil.rmtree(temp, ignore_errors=True)
+                if final.exists():  # another attempt put it there first
+                    results[index] = Receipt(batch[index].key, str(final), already=True)
+                else:
+                    results[index] = SinkError(
+                        f"output folder {self.root}: message {batch[index].key} not placed: "
+                        f"{_why(exc)}"
+                    )
+                continue
+            parents.add(final.parent)
+            results[index] = Receipt(batch[index].key, str(final))
+        try:
+            for parent in parents:
+                fsync_dir(parent)
+                fsync_dir(parent.parent)
+        except OSError as exc:
+            for index, _temp, _final in staged:
+                results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
+        return [r if r is not None else SinkError("not delivered") for r in results]
+
+    def close(self) -> None:
+        return None

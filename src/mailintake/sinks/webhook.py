@@ -1,0 +1,90 @@
+"""The webhook output: one HTTP POST per message, ``Idempotency-Key`` = the message key, so a
+receiver that sees a repeat keeps one copy; retried with back-off; only a 2xx counts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import httpx2
+
+from mailintake.errors import NetworkError, SinkError
+from mailintake.net.http import build_client, translate
+from mailintake.sinks.base import Delivery, Receipt
+
+
+class WebhookSink:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        attempts: int = 4,
+        backoff: float = 1.0,
+        client: httpx2.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.headers = dict(headers or {})
+        self.attempts = attempts
+        self.backoff = backoff
+        self.client = client or build_client()
+        self.sleep = sleep
+
+    def _body(self, delivery: Delivery) -> dict[str, object]:
+        parsed = delivery.parsed
+        return {
+            "mailbox": delivery.mailbox,
+            "protocol": delivery.protocol,
+            "key": delivery.key,
+            "source": delivery.source,
+            "internet_message_id": parsed.internet_message_id,
+            "subject": parsed.subject,
+            "from": parsed.sender,
+            "to": parsed.to,
+            "cc": parsed.cc,
+            "date": parsed.date,
+            "size": len(delivery.raw),
+            "sha256": hashlib.sha256(delivery.raw).hexdigest(),
+            "imported_at": datetime.now(UTC).isoformat(),
+            "attachments": [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+                for a in parsed.attachments
+            ],
+            "message": base64.b64encode(delivery.raw).decode(),
+        }
+
+    def _send(self, delivery: Delivery) -> Receipt | Exception:
+        headers = {**self.headers, "Idempotency-Key": f"{delivery.mailbox}/{delivery.key}"}
+        last = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                answer = self.client.post(self.url, json=self._body(delivery), headers=headers)
+            except httpx2.HTTPError as exc:
+                last = str(translate(exc, f"webhook {self.url}"))
+                continue
+            except NetworkError as exc:
+                last = str(exc)
+                continue
+            if 200 <= answer.status_code < 300:
+                return Receipt(delivery.key, f"{self.url}#{delivery.key}")
+            last = f"webhook {self.url} answered HTTP {answer.status_code}"
+            if answer.status_code < 500 and answer.status_code not in (408, 429):
+                break  # the receiver refuses it: retrying the same request will not help
+        return SinkError(f"{last} (message {delivery.key} kept on the server)")
+
+    def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+        return [self._send(delivery) for delivery in batch]
+
+    def close(self) -> None:
+        self.client.close()

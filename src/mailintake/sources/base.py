@@ -1,0 +1,44 @@
+"""The mailbox side: a MailSource lists what is in the folder, fetches it, and applies the
+after-import action; protocol details (UID, UIDL, Graph ids) stay inside each source."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+TokenProvider = Callable[[], str]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def key_part(text: str, limit: int = 60) -> str:
+    return _UNSAFE.sub("_", text)[:limit].strip("._") or "x"
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    key: str  # the message key: stable, unique in the mailbox, safe as a directory name
+    source: dict[str, Any]  # what identifies it on the server (metadata.json "source")
+    size: int | None = None
+    received: datetime | None = None
+
+
+class MailSource(Protocol):
+    protocol: str
+
+    def open(self) -> None:
+        """Connect and sign in (with the token the provider gives)."""
+        ...
+
+    def list_items(self) -> list[SourceItem]: ...
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]: ...
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        """Apply the mailbox's after-import action to these messages (one command where the
+        protocol allows)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,268 @@
+"""Microsoft Graph (oauth-facts §3): messages of one folder with ``@odata.nextLink`` paging,
+raw MIME from ``$value``, ``Prefer: IdType="ImmutableId"`` on every
+request (§3.8), up to four requests at once per mailbox (§3.6, Outlook's limit), 429/503 with
+``Retry-After`` honoured, and a 401 answered by renewing the token once."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+
+from mailintake.config import resolve
+from mailintake.config.models import MailboxSpec
+from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
+from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
+from mailintake.sources.base import SourceItem, TokenProvider
+
+PREFER = 'IdType="ImmutableId"'
+WELL_KNOWN = frozenset(
+    {
+        "archive",
+        "clutter",
+        "conflicts",
+        "conversationhistory",
+        "deleteditems",
+        "drafts",
+        "inbox",
+        "junkemail",
+        "localfailures",
+        "msgfolderroot",
+        "outbox",
+        "recoverableitemsdeletions",
+        "scheduled",
+        "searchfolders",
+        "sentitems",
+        "serverfailures",
+        "syncissues",
+    }
+)
+CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (§3.6)
+PAGE = 200
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    graph_url: str
+    mailbox: str  # the address whose mailbox is read (shared mailbox, or the user's own)
+    folder: str
+    after_import: str
+    move_to: str | None
+    proxy: ProxySettings | None = None
+    attempts: int = 6
+
+
+class GraphSource:
+    protocol = "graph"
+
+    def __init__(
+        self,
+        settings: GraphSettings,
+        token: TokenProvider,
+        name: str,
+        renew: Callable[[], str] | None = None,
+        client: httpx2.Client | None = None,
+    ) -> None:
+        self.settings = settings
+        self.token = token
+        self.renew = renew
+        self.name = name
+        self.client = client or build_client(proxy=settings.proxy)
+        self._bearer = ""
+        self._lock = threading.Lock()
+        self._folder_ids: dict[str, str] = {}
+        self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
+
+    def open(self) -> None:
+        self._bearer = self.token()
+
+    # --- one request, with throttling and token renewal -------------------------------
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx2.Response:
+        renewed = False
+        for attempt in range(self.settings.attempts):
+            headers = {
+                "Authorization": f"Bearer {self._bearer}",
+                "Prefer": PREFER,
+                **kwargs.pop("headers", {}),
+            }
+            try:
+                answer = self.client.request(method, url, headers=headers, **kwargs)
+            except httpx2.HTTPError as exc:
+                raise translate(exc, f"{self.name}: Graph {method}", proxy_of(self.client)) from exc
+            if answer.status_code in (429, 503, 504):
+                wait = _retry_after(answer, attempt)
+                if attempt + 1 == self.settings.attempts:
+                    raise RateLimited(
+                        f"{self.name}: Graph kept throttling ({answer.status_code})",
+                        retry_after=wait,
+                    )
+                time.sleep(wait)
+                continue
+            if answer.status_code == 401 and not renewed and self.renew is not None:
+                with self._lock:
+                    self._bearer = self.renew()
+                renewed = True
+                continue
+            if answer.status_code == 401:
+                raise AuthorizationRequired(
+                    f"{self.name}: Graph refused the token: {_graph_error(answer)}", state="error"
+                )
+            if answer.status_code == 403:
+                raise AuthorizationRequired(
+                    f"{self.name}: Graph denied access to {self.settings.mailbox}: "
+                    f"{_graph_error(answer)} (application permission Mail.ReadWrite, or for a "
+                    "shared mailbox Full Access plus Mail.ReadWrite.Shared)",
+                    state="error",
+                )
+            if answer.status_code >= 400:
+                raise SourceError(
+                    f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
+                    f"{answer.status_code} {_graph_error(answer)}"
+                )
+            return answer
+        raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
+
+    # --- folders ------------------------------------------------------------------------
+
+    def folder_id(self, name: str) -> str:
+        if name.lower() in WELL_KNOWN:
+            return name.lower()
+        if name in self._folder_ids:
+            return self._folder_ids[name]
+        escaped = name.replace("'", "''")
+        answer = self._request(
+            "GET",
+            f"{self.base}/mailFolders",
+            params={"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"},
+        )
+        found = answer.json().get("value", [])
+        if not found:
+            raise SourceError(
+                f"{self.name}: Graph has no folder named '{name}' in {self.settings.mailbox}"
+            )
+        self._folder_ids[name] = str(found[0]["id"])
+        return self._folder_ids[name]
+
+    # --- the source ---------------------------------------------------------------------
+
+    def list_items(self) -> list[SourceItem]:
+        folder = self.folder_id(self.settings.folder)
+        url: str | None = f"{self.base}/mailFolders/{quote(folder)}/messages"
+        params: dict[str, str] | None = {
+            "$select": "id,receivedDateTime,internetMessageId",
+            "$top": str(PAGE),
+        }
+        items: list[SourceItem] = []
+        while url:
+            body = self._request("GET", url, params=params).json()
+            params = None  # the nextLink carries everything (§3.1)
+            for message in body.get("value", []):
+                identifier = str(message["id"])
+                received = _date(message.get("receivedDateTime"))
+                digest = hashlib.sha256(identifier.encode()).hexdigest()[:40]
+                items.append(
+                    SourceItem(key=f"graph-{digest}", source={"id": identifier}, received=received)
+                )
+            url = body.get("@odata.nextLink")
+        return items
+
+    def _download(self, item: SourceItem) -> bytes:
+        url = f"{self.base}/messages/{quote(item.source['id'], safe='')}/$value"
+        answer = self._request("GET", url)
+        return answer.content
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            for start in range(0, len(items), CONCURRENCY * 8):
+                chunk = list(items[start : start + CONCURRENCY * 8])
+                yield from zip(chunk, pool.map(self._download, chunk), strict=True)
+
+    def _ack_one(self, source: dict[str, Any]) -> None:
+        url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
+        action = self.settings.after_import
+        try:
+            if action == "mark_read":
+                self._request("PATCH", url, json={"isRead": True})
+            elif action == "move":
+                target = self.folder_id(self.settings.move_to or "")
+                self._request("POST", f"{url}/move", json={"destinationId": target})
+            elif action == "delete":
+                self._request("DELETE", url)
+        except SourceError as exc:
+            if "ErrorItemNotFound" not in str(exc):  # already moved or deleted: done
+                raise
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        if self.settings.after_import == "keep" or not sources:
+            return
+        if self.settings.after_import == "move":
+            self.folder_id(self.settings.move_to or "")
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            list(pool.map(self._ack_one, sources))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _retry_after(answer: httpx2.Response, attempt: int) -> float:
+    value = answer.headers.get("retry-after")
+    try:
+        return max(0.0, min(float(value), 300.0)) if value else min(2.0**attempt, 60.0)
+    except ValueError:
+        return min(2.0**attempt, 60.0)
+
+
+def _graph_error(answer: httpx2.Response) -> str:
+    try:
+        error = answer.json().get("error", {})
+        return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError):
+        return answer.reason_phrase
+
+
+def _date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def build_graph_source(
+    spec: MailboxSpec, token: TokenProvider, renew: Callable[[], str] | None = None
+) -> GraphSource:
+    if spec.username is None:
+        raise NetworkError(f"{spec.name}: username required")
+    proxy = None
+    if spec.proxy is not None and spec.proxy.address:
+        proxy = ProxySettings(
+            spec.proxy.address,
+            spec.proxy.username,
+            spec.proxy.password.get_secret_value() if spec.proxy.password else None,
+        )
+    return GraphSource(
+        GraphSettings(
+            graph_url=spec.graph_url or resolve.DEFAULT_GRAPH_URL,
+            mailbox=spec.shared_mailbox or spec.username,
+            folder=resolve.folder(spec) or "inbox",
+            after_import=resolve.after_import(spec),
+            move_to=spec.move_to,
+            proxy=proxy,
+        ),
+        token,
+        spec.name,
+        renew,
+    )
+
+
+__all__ = ["GraphSettings", "GraphSource", "build_graph_source"]

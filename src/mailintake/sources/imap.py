@@ -1,0 +1,186 @@
+"""IMAP (IMAPClient): XOAUTH2 or OAUTHBEARER, the configured folder, UIDVALIDITY + UID keys,
+``BODY.PEEK[]`` in batches, and the after-import action as one command per batch."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.sources.base import SourceItem, TokenProvider, key_part
+
+SEEN = b"\\Seen"
+DELETED = b"\\Deleted"
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+    username: str
+    login_as: str  # the SASL user: the shared mailbox address, or username
+    folder: str
+    after_import: str
+    move_to: str | None
+    batch: int = 200
+    timeout: float = 60.0
+
+
+class ImapSource:
+    protocol = "imap"
+
+    def __init__(self, settings: ImapSettings, token: TokenProvider, mailbox: str) -> None:
+        self.settings = settings
+        self.token = token
+        self.mailbox = mailbox
+        self.client: Any = None
+        self.uidvalidity: int | None = None
+
+    def _what(self) -> str:
+        s = self.settings
+        return f"{self.mailbox}: IMAP {s.host}:{s.port}"
+
+    def open(self) -> None:
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            client = imapclient.IMAPClient(
+                s.host,
+                port=s.port,
+                ssl=s.security == "ssl",
+                ssl_context=context,
+                timeout=s.timeout,
+            )
+            if s.security == "starttls":
+                client.starttls(context)
+        except (OSError, IMAPClientError) as exc:
+            raise NetworkError(f"{self._what()}: cannot connect: {exc}") from exc
+        self.client = client
+        self._login()
+        try:
+            selected = client.select_folder(s.folder, readonly=s.after_import == "keep")
+        except IMAPClientError as exc:
+            raise SourceError(f"{self._what()}: cannot open folder '{s.folder}': {exc}") from exc
+        self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
+
+    def _login(self) -> None:
+        s = self.settings
+        try:
+            capabilities = {c.upper() for c in self.client.capabilities()}
+            if b"AUTH=XOAUTH2" in capabilities or b"AUTH=OAUTHBEARER" not in capabilities:
+                self.client.oauth2_login(s.login_as, self.token())
+            else:
+                self.client.oauthbearer_login(s.login_as, self.token())
+        except LoginError as exc:
+            shared = (
+                f" (as shared mailbox {s.login_as}: the signed-in user needs Full Access to it)"
+                if s.login_as != s.username
+                else ""
+            )
+            raise AuthorizationRequired(
+                f"{self._what()}: the server refused the token for {s.login_as}{shared}: {exc}. "
+                "Exchange Online says only 'AUTHENTICATE failed' for every cause: check that "
+                "IMAP is enabled for the mailbox, the scopes carry "
+                "https://outlook.office.com/, and for client credentials the service "
+                "principal and mailbox permission exist",
+                state="error",
+            ) from exc
+        except (OSError, IMAPClientError) as exc:
+            raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
+
+    def _key(self, uid: int) -> str:
+        folder = key_part(self.settings.folder, 30)
+        digest = hashlib.sha256(self.settings.folder.encode()).hexdigest()[:6]
+        return f"imap-{folder}-{digest}-{self.uidvalidity}-{uid}"
+
+    def list_items(self) -> list[SourceItem]:
+        try:
+            uids = self.client.search("ALL")
+            info = self.client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"]) if uids else {}
+        except (OSError, IMAPClientError) as exc:
+            raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
+        items = []
+        for uid in sorted(uids):
+            data = info.get(uid, {})
+            received = data.get(b"INTERNALDATE")
+            if isinstance(received, datetime) and received.tzinfo is None:
+                received = received.replace(tzinfo=UTC)
+            items.append(
+                SourceItem(
+                    key=self._key(uid),
+                    source={
+                        "folder": self.settings.folder,
+                        "uidvalidity": self.uidvalidity,
+                        "uid": uid,
+                    },
+                    size=data.get(b"RFC822.SIZE"),
+                    received=received if isinstance(received, datetime) else None,
+                )
+            )
+        return items
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+        for start in range(0, len(items), self.settings.batch):
+            chunk = list(items[start : start + self.settings.batch])
+            try:
+                data = self.client.fetch([i.source["uid"] for i in chunk], ["BODY.PEEK[]"])
+            except (OSError, IMAPClientError) as exc:
+                raise SourceError(f"{self._what()}: fetching messages: {exc}") from exc
+            for item in chunk:
+                body = data.get(item.source["uid"], {}).get(b"BODY[]")
+                if isinstance(body, bytes):
+                    yield item, body
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        action = self.settings.after_import
+        uids = [
+            s["uid"]
+            for s in sources
+            if s.get("uidvalidity") == self.uidvalidity and s.get("folder") == self.settings.folder
+        ]
+        if not uids or action == "keep":
+            return
+        client = self.client
+        try:
+            if action == "mark_read":
+                client.add_flags(uids, [SEEN], silent=True)
+            elif action == "delete":
+                client.add_flags(uids, [DELETED], silent=True)
+                self._expunge(uids)
+            elif action == "move":
+                target = self.settings.move_to or ""
+                if client.has_capability("MOVE"):
+                    client.move(uids, target)
+                else:
+                    client.copy(uids, target)
+                    client.add_flags(uids, [DELETED], silent=True)
+                    self._expunge(uids)
+        except (OSError, IMAPClientError) as exc:
+            raise SourceError(f"{self._what()}: after-import action {action}: {exc}") from exc
+
+    def _expunge(self, uids: list[int]) -> None:
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge(uids)
+        else:
+            self.client.expunge()
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.logout()
+            except (OSError, IMAPClientError):
+                with contextlib.suppress(OSError):
+                    self.client.shutdown()
+            self.client = None
+
+
+__all__ = ["ImapSettings", "ImapSource"]

@@ -1,0 +1,232 @@
+"""The import pipeline with an in-memory mailbox (a real MailSource implementation) and the
+real folder output: nothing lost, nothing written twice, whatever fails where."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailintake.config.apply import apply_document
+from mailintake.config.models import MailboxSpec, OutputSpec
+from mailintake.engine.factories import build_sink
+from mailintake.engine.poll import Poller
+from mailintake.sinks.base import Delivery, MessageSink, Receipt
+from mailintake.sources.base import SourceItem, TokenProvider
+from mailintake.status import mailbox_status
+from mailintake.store.repo import Store
+
+
+def message(n: int, attachment: bytes | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Supplier <billing@supplier.example>"
+    msg["To"] = "invoices@contoso.com"
+    msg["Subject"] = f"Invoice {n}"
+    msg["Message-ID"] = f"<invoice-{n}@supplier.example>"
+    msg["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+    msg.set_content(f"Invoice number {n}\n")
+    if attachment is not None:
+        msg.add_attachment(
+            attachment, maintype="application", subtype="pdf", filename=f"../../invoice {n}.pdf"
+        )
+    return msg.as_bytes()
+
+
+@dataclass
+class MemoryMailbox:
+    """The server side: messages by id, and what was acknowledged."""
+
+    messages: dict[int, bytes] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+    fail_acknowledge: int = 0  # the next n acknowledge calls fail (a crash before the ack)
+
+
+class MemorySource:
+    protocol = "imap"
+
+    def __init__(self, box: MemoryMailbox) -> None:
+        self.box = box
+
+    def open(self) -> None:
+        return None
+
+    def list_items(self) -> list[SourceItem]:
+        return [
+            SourceItem(f"mem-{i}", {"uid": i}, len(raw), datetime(2026, 11, 23, 10, tzinfo=UTC))
+            for i, raw in sorted(self.box.messages.items())
+        ]
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+        for item in items:
+            raw = self.box.messages.get(item.source["uid"])
+            if raw is not None:
+                yield item, raw
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        if self.box.fail_acknowledge:
+            self.box.fail_acknowledge -= 1
+            from mailintake.errors import SourceError
+
+            raise SourceError("connection lost during the after-import action")
+        for source in sources:
+            self.box.seen.add(source["uid"])
+
+    def close(self) -> None:
+        return None
+
+
+class CrashAfterDelivery:
+    """An output that delivers, then "crashes" before the store records it."""
+
+    def __init__(self, inner: MessageSink) -> None:
+        self.inner = inner
+
+    def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+        self.inner.deliver(batch)
+        raise KeyboardInterrupt("crash")
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def box() -> MemoryMailbox:
+    return MemoryMailbox({i: message(i, b"%PDF-1.4 " + bytes([i]) * 50) for i in range(1, 4)})
+
+
+def setup(store: Store, out: Path) -> None:
+    apply_document(
+        store,
+        {
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": [
+                {
+                    "name": "invoices",
+                    "protocol": "imap",
+                    "username": "invoices@contoso.com",
+                    "output": "capture",
+                    "oauth": {
+                        "authorization_server": "MICROSOFT",
+                        "grant_type": "authorization_code",
+                        "tenant_id": "contoso.onmicrosoft.com",
+                        "client_id": "app",
+                        "redirect_uri": "http://localhost/",
+                    },
+                }
+            ],
+        },
+        {},
+    )
+
+
+def poller(store: Store, home: Path, box: MemoryMailbox, **kwargs: Any) -> Poller:
+    def source(_spec: MailboxSpec, _token: TokenProvider) -> MemorySource:
+        return MemorySource(box)
+
+    return Poller(store, home, source_factory=source, **kwargs)
+
+
+def dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("invoices/*/*") if p.is_dir())
+
+
+def test_import_writes_the_contract_layout_once(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    result = poller(store, home, box).poll("invoices")
+    assert (result.imported, result.skipped, result.failed, result.error) == (3, 0, 0, None)
+    found = dirs(out)
+    assert [p.parent.name for p in found] == ["2026-11-23"] * 3
+    first = found[0]
+    assert (first / "message.eml").read_bytes() == box.messages[1]
+    meta = json.loads((first / "metadata.json").read_text())
+    assert meta["subject"] == "Invoice 1"
+    assert meta["from"] == "Supplier <billing@supplier.example>"
+    assert meta["internet_message_id"] == "<invoice-1@supplier.example>"
+    assert meta["source"] == {"uid": 1}
+    assert meta["size"] == len(box.messages[1])
+    (attachment,) = meta["attachments"]
+    assert attachment["filename"] == "../../invoice 1.pdf"
+    assert attachment["path"] == "attachments/1_invoice 1.pdf"  # no path traversal
+    assert (first / attachment["path"]).read_bytes().startswith(b"%PDF")
+    assert box.seen == {1, 2, 3}
+    again = poller(store, home, box).poll("invoices")
+    assert (again.imported, again.skipped) == (0, 3)
+    assert len(dirs(out)) == 3
+    assert not list((out / ".incoming").iterdir())
+
+
+def test_a_crash_before_the_after_import_action(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    box.fail_acknowledge = 1
+    result = poller(store, home, box).poll("invoices")
+    assert result.error is not None
+    assert box.seen == set()  # recorded, delivered, not acknowledged
+    again = poller(store, home, box).poll("invoices")
+    assert again.error is None
+    assert (again.imported, again.skipped) == (0, 3)
+    assert box.seen == {1, 2, 3}  # acknowledged on restart
+    assert len(dirs(out)) == 3
+
+
+def test_a_crash_between_delivery_and_record(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+
+    def crashing(output: OutputSpec | None, home_dir: Path) -> MessageSink:
+        return CrashAfterDelivery(build_sink(output, home_dir))
+
+    with pytest.raises(KeyboardInterrupt):
+        poller(store, home, box, sink_factory=crashing).poll("invoices")
+    assert len(dirs(out)) == 3  # delivered, but not recorded
+    with store.begin() as repo:  # the crashed worker's lease ends
+        from mailintake.store import imports
+
+        imports.release(repo.conn, "invoices", poller(store, home, box).owner)
+    result = poller(store, home, box, owner="restarted").poll("invoices")
+    assert (result.imported, result.error) == (3, None)
+    assert len(dirs(out)) == 3  # the same keys: no second copy
+    assert box.seen == {1, 2, 3}
+
+
+def test_too_large_and_refused_messages_stay_and_show(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    box.messages[9] = message(9, b"x" * 5000)
+    result = poller(store, home, box, max_size=4000).poll("invoices")
+    assert (result.imported, result.failed) == (3, 1)
+    assert 9 not in box.seen
+    with store.read() as repo:
+        (row,) = mailbox_status(repo)
+    assert (row["imported"], row["failed"]) == (3, 1)
+
+
+def test_an_unwritable_output_keeps_everything_on_the_server(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    out.mkdir()
+    (out / ".incoming").write_text("not a folder")  # the output cannot stage anything
+    result = poller(store, home, box).poll("invoices")
+    assert (result.imported, result.failed) == (0, 3)
+    assert box.seen == set()
+    (out / ".incoming").unlink()
+    retried = poller(store, home, box).poll("invoices")
+    assert (retried.imported, retried.failed) == (3, 0)
+    assert box.seen == {1, 2, 3}
