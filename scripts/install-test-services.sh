@@ -5,9 +5,12 @@
 # tinyproxy process on a free port (tests/support/proxy.py), so the system service that
 # Debian's postinst would start is kept from starting (a busy port 8888 would fail the install)
 # and, when we installed it, is disabled.
+# Dovecot (dovecot-core, -imapd, -pop3d) is the IMAP/POP3 server of the mail tests; they run
+# their own `dovecot -F -c CONFIG` on free ports (tests/support/dovecot.py), so the system
+# Dovecot (ports 143/110/993/995) is likewise kept from starting and disabled.
 set -eu
 missing=""
-: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy}"
+: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy dovecot-core dovecot-imapd dovecot-pop3d}"
 for pkg in $MAILINTAKE_TEST_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
@@ -35,6 +38,15 @@ case " $missing " in
         systemctl disable --now tinyproxy.service >/dev/null 2>&1 || true
     else
         update-rc.d tinyproxy disable >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
+case " $missing " in
+*" dovecot-core "* | *" dovecot-imapd "* | *" dovecot-pop3d "*)
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    else
+        update-rc.d dovecot disable >/dev/null 2>&1 || true
     fi
     ;;
 esac

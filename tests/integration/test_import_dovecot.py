@@ -1,0 +1,209 @@
+"""mailintake importing from a real Dovecot (IMAP and POP3) with tokens from the sandbox
+identity provider: every after-import action, own and shared mailboxes, app-only access."""
+
+from __future__ import annotations
+
+import email.policy
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailintake.config.apply import apply_document
+from mailintake.engine.poll import Poller
+from mailintake.oauth.authorize import Interaction, authorize
+from mailintake.oauth.tokens import TokenManager
+from mailintake.store.repo import Store
+from tests.integration.oauth_support import Browser, microsoft_at
+from tests.support.dovecot import (
+    DAEMON_APP,
+    DAEMON_SECRET,
+    DOMAIN,
+    MAIL_APP,
+    MailServer,
+    mail_server,
+)
+
+__all__ = ["mail_server"]
+
+
+def raw(n: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "orders@shop.example"
+    msg["To"] = "intake@contoso.example"
+    msg["Subject"] = f"Order {n}"
+    msg["Message-ID"] = f"<order-{n}-{uuid.uuid4().hex[:6]}@shop.example>"
+    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    msg.set_content(f"order {n}\r\n")
+    msg.add_attachment(
+        b"%PDF-1.7 order " + str(n).encode(),
+        maintype="application",
+        subtype="pdf",
+        filename=f"order-{n}.pdf",
+    )
+    return msg.as_bytes(policy=email.policy.SMTP)  # as a server serves it: CRLF
+
+
+def imported(out: Path, name: str) -> set[bytes]:
+    return {p.read_bytes() for p in out.glob(f"{name}/*/*/message.eml")}
+
+
+def configure(store: Store, server: MailServer, out: Path, box: dict[str, Any]) -> None:
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(server.idp.base_url)],
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": [
+                {"host": server.dovecot.host, "security": "none", "output": "capture", **box}
+            ],
+        },
+        {},
+    )
+
+
+def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
+    browser = Browser(user, server.passwords[user])
+    authorize(
+        TokenManager(store),
+        name,
+        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
+    )
+
+
+CASES = [
+    ("imap", "mark_read"),
+    ("imap", "move"),
+    ("imap", "delete"),
+    ("imap", "keep"),
+    ("pop3", "delete"),
+    ("pop3", "keep"),
+]
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
+@pytest.mark.parametrize(("protocol", "action"), CASES)
+def test_import_with_each_after_import_action(
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    mail_server: MailServer,
+    protocol: str,
+    action: str,
+    shared: bool,
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"u-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    mailbox = user
+    if shared:
+        mailbox = server.add_user(f"team-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+        dovecot.add_delegate(user, mailbox)
+    messages = [raw(n) for n in range(5)]
+    dovecot.deliver_many(mailbox, messages)
+    if action == "move":
+        dovecot.create_folder(mailbox, "Processed")
+    port = dovecot.imap_port if protocol == "imap" else dovecot.pop3_port
+    box: dict[str, Any] = {
+        "name": "box",
+        "protocol": protocol,
+        "port": port,
+        "username": user,
+        "after_import": action,
+        "oauth": {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "authorization_code",
+            "tenant_id": server.idp.tenant_id,
+            "client_id": MAIL_APP,
+            "redirect_uri": "http://localhost/",
+        },
+    }
+    if shared:
+        box["shared_mailbox"] = mailbox
+    if action == "move":
+        box["move_to"] = "Processed"
+    out = tmp_path / "out"
+    configure(store, server, out, box)
+    sign_in(store, "box", user, server)
+
+    result = Poller(store, home).poll("box")
+    assert (result.imported, result.failed, result.error) == (5, 0, None)
+    assert imported(out, "box") == set(messages)
+    left = dovecot.messages(mailbox)
+    if action in ("mark_read", "keep"):
+        assert sorted(left) == sorted(messages)
+        seen = [("\\Seen" in f) for f in dovecot.flags(mailbox)] if protocol == "imap" else []
+        assert all(seen) if action == "mark_read" else not any(seen)
+    else:
+        assert left == []
+    if action == "move":
+        assert sorted(dovecot.messages(mailbox, "Processed")) == sorted(messages)
+
+    again = Poller(store, home).poll("box")
+    assert (again.imported, again.error) == (0, None)
+    assert again.skipped == (5 if action in ("mark_read", "keep") else 0)
+    assert len(list(out.glob("box/*/*/message.eml"))) == 5
+
+
+def test_app_only_access_with_client_credentials(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    mailbox = server.add_user(f"ap-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    dovecot.add_delegate(DAEMON_APP, mailbox)  # Add-MailboxPermission for the application
+    dovecot.deliver_many(mailbox, [raw(1), raw(2)])
+    out = tmp_path / "out"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": "app",
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": mailbox,
+            "oauth": {
+                "authorization_server": "MICROSOFT",
+                "grant_type": "client_credentials",
+                "tenant_id": server.idp.tenant_id,
+                "client_id": DAEMON_APP,
+                "client_secret": DAEMON_SECRET,
+            },
+        },
+    )
+    result = Poller(store, home).poll("app")  # no Authorize step needed: tokens on demand
+    assert (result.imported, result.error) == (2, None)
+
+
+def test_a_mailbox_the_token_may_not_open_says_why(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"u-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    other = server.add_user(f"team-{uuid.uuid4().hex[:8]}@{DOMAIN}")  # not delegated
+    configure(
+        store,
+        server,
+        tmp_path / "out",
+        {
+            "name": "box",
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": user,
+            "shared_mailbox": other,
+            "oauth": {
+                "authorization_server": "MICROSOFT",
+                "grant_type": "authorization_code",
+                "tenant_id": server.idp.tenant_id,
+                "client_id": MAIL_APP,
+                "redirect_uri": "http://localhost/",
+            },
+        },
+    )
+    sign_in(store, "box", user, server)
+    result = Poller(store, home).poll("box")
+    assert result.imported == 0
+    assert result.error is not None
+    assert f"as shared mailbox {other}" in result.error
+    assert "Full Access" in result.error
