@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit services clean
+.PHONY: run test lint typecheck unit services bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,18 @@ services:
 	@sh scripts/install-test-services.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests sandbox
-	$(BIN)/ruff format --check src tests sandbox
+	$(BIN)/ruff check src tests sandbox benchmarks
+	$(BIN)/ruff format --check src tests sandbox benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 test: $(VENV)/.installed-test services lint typecheck
 	$(BIN)/python -m pytest
+
+# Long measurements, not part of `make test`: prints rates and ratios measured in one run.
+bench: $(VENV)/.installed-test services
+	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@ on the server, what failed and why; and which worker polls which mailbox now."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,11 +53,12 @@ def statuses(conn: Connection, mailbox: str, keys: Sequence[str]) -> dict[str, s
     return found
 
 
-def record(conn: Connection, mailbox: str, entries: Iterable[ImportEntry]) -> None:
-    """Record delivered messages (one transaction for the batch)."""
+def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> None:
+    """Record delivered messages: one transaction, one multi-row insert for the batch."""
     now = _now()
-    for entry in entries:
-        values = {
+
+    def values(entry: ImportEntry) -> dict[str, Any]:
+        return {
             "status": RECORDED,
             "source": entry.source,
             "location": entry.location,
@@ -69,14 +70,21 @@ def record(conn: Connection, mailbox: str, entries: Iterable[ImportEntry]) -> No
             "imported_at": now,
             "updated_at": now,
         }
-        done = conn.execute(
-            update(imports)
-            .where(imports.c.mailbox == mailbox, imports.c.key == entry.key)
-            .values(**values)
-        ).rowcount
-        if not done:
+
+    existing = statuses(conn, mailbox, [e.key for e in entries])
+    fresh = [
+        {"mailbox": mailbox, "key": e.key, "attempts": 1, **values(e)}
+        for e in entries
+        if e.key not in existing
+    ]
+    if fresh:
+        conn.execute(insert(imports), fresh)
+    for entry in entries:
+        if entry.key in existing:  # an earlier failure, now delivered
             conn.execute(
-                insert(imports).values(mailbox=mailbox, key=entry.key, attempts=1, **values)
+                update(imports)
+                .where(imports.c.mailbox == mailbox, imports.c.key == entry.key)
+                .values(**values(entry))
             )
 
 

@@ -1,0 +1,7 @@
+"""A Microsoft Graph mail emulator for tests and demos (``python -m sandbox.graph``): listing
+and paging, ``$value``, mark read / move / delete, immutable ids, 429 with Retry-After and the
+four-concurrent-requests limit, bearer tokens checked against the sandbox identity provider."""
+
+from sandbox.graph.server import GraphEmulator
+
+__all__ = ["GraphEmulator"]

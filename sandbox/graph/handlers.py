@@ -1,0 +1,242 @@
+"""One function per Graph operation. Each cites the API reference page it follows
+(microsoftgraph/microsoft-graph-docs-contrib, api-reference/v1.0/api/...)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, request
+
+from sandbox.graph import odata
+from sandbox.graph.context import Context, stream
+from sandbox.graph.errors import GraphError, bad_request, id_malformed, item_not_found
+from sandbox.graph.model import Folder, Message, looks_like_id
+from sandbox.graph.render import (
+    FOLDER_PROPERTIES,
+    MESSAGE_PROPERTIES,
+    folder_json,
+    folder_value,
+    message_json,
+    message_value,
+)
+
+# message-update.md: "isRead", "categories", "flag" and "inferenceClassification" can be
+# updated on any message; the others only while isDraft is true (never here).
+UPDATABLE = {"isRead", "categories", "flag", "inferenceClassification"}
+
+
+# --- resolving ----------------------------------------------------------------------------
+
+
+def _folder(context: Context, key: str) -> Folder:
+    found = context.box.folder(key)
+    if found is None:
+        raise item_not_found() if looks_like_id(key) else id_malformed()
+    return found
+
+
+def _message(context: Context, key: str) -> Message:
+    found = context.box.message(key)
+    if found is None:
+        raise item_not_found() if looks_like_id(key) else id_malformed()
+    return found
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise bad_request("Empty Payload. JSON content expected.")
+    return data
+
+
+def _render(context: Context, message: Message, select: tuple[str, ...] | None = None) -> Any:
+    return message_json(
+        context.box,
+        message,
+        immutable=context.immutable,
+        select=select,
+        text_body=context.text_body,
+    )
+
+
+def _select() -> tuple[str, ...] | None:
+    query = odata.parse(
+        {"$select": request.args.get("$select", "")}, MESSAGE_PROPERTIES, "Message", None
+    )
+    return query.select
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def list_messages(context: Context, keys: list[str]) -> Response:
+    """user-list-messages.md: default page 10, $top 1-1000, follow the whole nextLink."""
+    box = context.box
+    query = odata.parse(request.args, MESSAGE_PROPERTIES, "Message", "receivedDateTime")
+    with context.emulator.store.lock:
+        if keys:
+            folder = _folder(context, keys[0])
+            items = sorted(box.in_folder(folder), key=lambda m: m.seq)
+            where = f"mailFolders('{quote(keys[0])}')/messages"
+            url = f"{context.prefix}/mailFolders/{quote(keys[0])}/messages"
+        else:
+            hidden = {f.id for f in box.folders.values() if f.hidden}
+            items = sorted(
+                (m for m in box.messages.values() if m.folder_id not in hidden),
+                key=lambda m: m.seq,
+            )
+            where, url = "messages", f"{context.prefix}/messages"
+        chunk, next_link, total = odata.page(items, query, message_value, url)
+        values = [_render(context, m, query.select) for m in chunk]
+    selected = f"({','.join(query.select)})" if query.select else ""
+    body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}{selected}"}
+    if query.count:
+        body["@odata.count"] = total
+    body["value"] = values
+    if next_link:
+        body["@odata.nextLink"] = next_link
+    return context.json(body)
+
+
+def get_message(context: Context, keys: list[str]) -> Response:
+    """message-get.md."""
+    select = _select()
+    with context.emulator.store.lock:
+        message = _message(context, keys[-1])
+        body = _render(context, message, select)
+    return context.json({"@odata.context": f"{context.context_prefix}/messages/$entity", **body})
+
+
+def raw_message(context: Context, keys: list[str]) -> Response:
+    """message-get.md, "Get MIME content": the MIME, ``Content-type: text/plain``."""
+    with context.emulator.store.lock:
+        raw = _message(context, keys[-1]).raw
+    return Response(stream(raw), 200, content_type="text/plain")
+
+
+def patch_message(context: Context, keys: list[str]) -> Response:
+    """message-update.md: 200 with the updated message."""
+    data = _body()
+    refused = sorted(set(data) - UPDATABLE)
+    if refused:
+        raise bad_request(
+            f"The property '{refused[0]}' can only be updated while the message is a draft."
+        )
+    with context.emulator.store.lock:
+        message = _message(context, keys[-1])
+        if "isRead" in data:
+            if not isinstance(data["isRead"], bool):
+                raise bad_request("Cannot convert the literal to the expected type 'Edm.Boolean'.")
+            message.is_read = data["isRead"]
+        if "categories" in data:
+            message.categories = [str(c) for c in data["categories"] or []]
+        if isinstance(data.get("flag"), dict):
+            message.flag = dict(data["flag"])
+        if data.get("inferenceClassification") in ("focused", "other"):
+            message.inference = str(data["inferenceClassification"])
+        message.touch()
+        body = _render(context, message)
+    return context.json({"@odata.context": f"{context.context_prefix}/messages/$entity", **body})
+
+
+def move_message(context: Context, keys: list[str]) -> Response:
+    """message-move.md: 201 Created with the moved message (a new id unless immutable)."""
+    destination = _body().get("destinationId")
+    if not isinstance(destination, str) or not destination:
+        raise bad_request("The destinationId parameter is required.", "ErrorInvalidParameter")
+    with context.emulator.store.lock:
+        message = _message(context, keys[-1])
+        target = _folder(context, destination)
+        context.box.place(message, target)
+        message.touch()
+        body = _render(context, message)
+    return context.json(
+        {"@odata.context": f"{context.context_prefix}/messages/$entity", **body}, 201
+    )
+
+
+def delete_message(context: Context, keys: list[str]) -> Response:
+    """message-delete.md: 204. The page does not say where the message goes (docs issue
+    microsoft-graph-docs-contrib#285); like Outlook, it moves to Deleted Items, and a message
+    deleted from Deleted Items goes to the hidden Recoverable Items deletions folder."""
+    with context.emulator.store.lock:
+        box = context.box
+        message = _message(context, keys[-1])
+        deleted = box.folder("deleteditems")
+        assert deleted is not None
+        if message.folder_id == deleted.id:
+            target = box.folder("recoverableitemsdeletions")
+            assert target is not None
+        else:
+            target = deleted
+        box.place(message, target)
+        message.touch()
+    return Response(status=204)
+
+
+def permanent_delete(context: Context, keys: list[str]) -> Response:
+    """message-permanentdelete.md: 204, gone from the client's view."""
+    with context.emulator.store.lock:
+        context.box.remove(_message(context, keys[-1]))
+    return Response(status=204)
+
+
+# --- folders ------------------------------------------------------------------------------
+
+
+def list_folders(context: Context, keys: list[str]) -> Response:
+    """user-list-mailfolders.md / mailfolder-list-childfolders.md: default page 10,
+    ``includeHiddenFolders=true`` adds hidden folders."""
+    box = context.box
+    query = odata.parse(request.args, FOLDER_PROPERTIES, "MailFolder", None)
+    hidden = request.args.get("includeHiddenFolders", "").lower() == "true"
+    with context.emulator.store.lock:
+        parent = _folder(context, keys[0]) if keys else box.root()
+        folders = box.children(parent, hidden=hidden)
+        if keys:
+            where = f"mailFolders('{quote(keys[0])}')/childFolders"
+            url = f"{context.prefix}/mailFolders/{quote(keys[0])}/childFolders"
+        else:
+            where, url = "mailFolders", f"{context.prefix}/mailFolders"
+
+        def value(folder: Folder, name: str) -> Any:
+            return folder_value(box, folder, name)
+
+        chunk, next_link, total = odata.page(folders, query, value, url)
+        values = [folder_json(box, f, query.select) for f in chunk]
+    body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}"}
+    if query.count:
+        body["@odata.count"] = total
+    body["value"] = values
+    if next_link:
+        body["@odata.nextLink"] = next_link
+    return context.json(body)
+
+
+def get_folder(context: Context, keys: list[str]) -> Response:
+    """mailfolder-get.md; a well-known name works in place of the id."""
+    with context.emulator.store.lock:
+        folder = _folder(context, keys[0])
+        body = folder_json(context.box, folder, None)
+    return context.json({"@odata.context": f"{context.context_prefix}/mailFolders/$entity", **body})
+
+
+def create_folder(context: Context, keys: list[str]) -> Response:
+    """user-post-mailfolders.md / mailfolder-post-childfolders.md: 201 Created."""
+    name = _body().get("displayName")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("The displayName property is required.", "ErrorInvalidParameter")
+    store = context.emulator.store
+    with store.lock:
+        box = context.box
+        parent = _folder(context, keys[0]) if keys else box.root()
+        if any(f.display_name.lower() == name.lower() for f in box.children(parent, hidden=True)):
+            raise GraphError(
+                409, "ErrorFolderExists", "A folder with the specified name already exists."
+            )
+        folder = store.add_folder(box, name, parent)
+        body = folder_json(box, folder, None)
+    return context.json(
+        {"@odata.context": f"{context.context_prefix}/mailFolders/$entity", **body}, 201
+    )

@@ -1,0 +1,237 @@
+"""The OData query options Graph's mail lists accept: $top, $skip, $select, $filter,
+$orderby, $count, and paging by ``@odata.nextLink`` (api/user-list-messages.md, "Optional
+query parameters"; concepts/paging.md)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sandbox.graph.errors import bad_request
+
+DEFAULT_TOP = 10  # "The default page size is 10 messages."
+MAX_TOP = 1000  # "Use $top to customize the page size, within the range of 1 and 1000."
+SUPPORTED = {"$top", "$skip", "$select", "$filter", "$orderby", "$count", "$skiptoken"}
+_CLAUSE = re.compile(r"^\s*([A-Za-z/]+)\s+(eq|ne|gt|ge|lt|le)\s+(.+?)\s*$", re.IGNORECASE)
+_AND = re.compile(r"\s+and\s+(?=(?:[^']*'[^']*')*[^']*$)", re.IGNORECASE)
+_OR = re.compile(r"\s+or\s+(?=(?:[^']*'[^']*')*[^']*$)", re.IGNORECASE)
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
+
+Getter = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class Clause:
+    name: str
+    op: str
+    value: Any
+
+    def test(self, actual: Any) -> bool:
+        if actual is None or self.value is None:
+            return {"eq": actual is self.value, "ne": actual is not self.value}.get(self.op, False)
+        if isinstance(actual, str) and isinstance(self.value, str):
+            actual, value = actual.lower(), self.value.lower()  # Exchange compares ignoring case
+        else:
+            value = self.value
+        try:
+            return bool(
+                {
+                    "eq": actual == value,
+                    "ne": actual != value,
+                    "gt": actual > value,
+                    "ge": actual >= value,
+                    "lt": actual < value,
+                    "le": actual <= value,
+                }[self.op]
+            )
+        except TypeError:
+            raise bad_request(
+                f"Invalid filter clause: cannot compare '{self.name}' with that value."
+            ) from None
+
+
+@dataclass(frozen=True)
+class Query:
+    top: int
+    skip: int
+    select: tuple[str, ...] | None
+    clauses: tuple[Clause, ...]
+    order: tuple[tuple[str, bool], ...]  # (property, descending)
+    count: bool
+    params: tuple[tuple[str, str], ...]  # what the client sent, minus paging
+
+
+def parse(
+    args: Mapping[str, str], properties: Sequence[str], kind: str, default_order: str | None
+) -> Query:
+    """Validates the options against the entity's property names (case-insensitive)."""
+    canonical = {p.lower(): p for p in properties}
+
+    def prop(name: str) -> str:
+        found = canonical.get(name.lower())
+        if found is None:
+            raise bad_request(
+                f"Could not find a property named '{name}' on type "
+                f"'Microsoft.OutlookServices.{kind}'.",
+                "RequestBroker--ParseUri",
+            )
+        return found
+
+    for key in args:
+        if key.startswith("$") and key not in SUPPORTED:
+            raise bad_request(f"The query parameter '{key}' is not supported by the emulator.")
+    top = _integer(args.get("$top"), DEFAULT_TOP, "$top")
+    if top < 1:
+        raise bad_request(f"Invalid page size specified: '{top}'. Must be between 1 and 1000.")
+    skip = _integer(args.get("$skip"), 0, "$skip")
+    if args.get("$skiptoken"):
+        skip = _skiptoken(args["$skiptoken"], args)
+    select = None
+    if args.get("$select"):
+        select = tuple(prop(p.strip()) for p in args["$select"].split(",") if p.strip())
+    clauses = tuple(_clause(text, prop) for text in _clauses(args.get("$filter", "")))
+    order_text = args.get("$orderby") or ""
+    order: list[tuple[str, bool]] = []
+    for item in filter(None, (p.strip() for p in order_text.split(","))):
+        name, _, direction = item.partition(" ")
+        if direction.strip().lower() not in ("", "asc", "desc"):
+            raise bad_request(f"Invalid $orderby direction '{direction.strip()}'.")
+        order.append((prop(name), direction.strip().lower() == "desc"))
+    if order and clauses:
+        _check_efficient(order, clauses)
+    if not order and default_order:
+        order = [(default_order, True)]
+    params = tuple((k, v) for k, v in args.items() if k != "$skiptoken")
+    return Query(
+        min(top, MAX_TOP),
+        skip,
+        select,
+        clauses,
+        tuple(order),
+        args.get("$count", "").lower() == "true",
+        params,
+    )
+
+
+def _check_efficient(order: list[tuple[str, bool]], clauses: tuple[Clause, ...]) -> None:
+    # "Using filter and orderby in the same query" (api/user-list-messages.md): properties in
+    # $orderby must appear in $filter, in the same order, before any others.
+    filtered: list[str] = []
+    for clause in clauses:
+        if clause.name not in filtered:
+            filtered.append(clause.name)
+    if filtered[: len(order)] != [name for name, _ in order]:
+        raise bad_request(
+            "The restriction or sort order is too complex for this operation.",
+            "InefficientFilter",
+        )
+
+
+def _integer(text: str | None, default: int, name: str) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_request(f"Invalid {name} value '{text}'.") from None
+    if value < 0:
+        raise bad_request(f"Invalid {name} value '{text}'.")
+    return value
+
+
+def _clauses(text: str) -> list[str]:
+    if not text.strip():
+        return []
+    if _OR.search(text) or "(" in text:
+        raise bad_request("The emulator supports $filter clauses joined by 'and' only.")
+    return _AND.split(text.strip())
+
+
+def _clause(text: str, prop: Callable[[str], str]) -> Clause:
+    match = _CLAUSE.match(text)
+    if match is None:
+        raise bad_request(f"Invalid filter clause: '{text}'.")
+    name, op, raw = match.groups()
+    return Clause(prop(name), op.lower(), _literal(raw))
+
+
+def _literal(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1].replace("''", "'")
+    if _DATETIME.match(raw):
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"Invalid literal in $filter: '{raw}'.") from None
+
+
+# --- paging -----------------------------------------------------------------------------
+
+
+def _fingerprint(params: Mapping[str, str]) -> str:
+    kept = sorted((k, v) for k, v in params.items() if k not in ("$skip", "$skiptoken"))
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
+
+
+def skiptoken(offset: int, params: Mapping[str, str]) -> str:
+    """Opaque to the client; bound to the query it continues."""
+    data = json.dumps({"o": offset, "q": _fingerprint(params)}).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _skiptoken(token: str, params: Mapping[str, str]) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset, bound = int(data["o"]), str(data["q"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("The $skiptoken is invalid.") from None
+    if bound != _fingerprint(params):
+        raise bad_request(
+            "The $skiptoken does not belong to this query: follow the whole @odata.nextLink."
+        )
+    return offset
+
+
+def page(
+    items: list[Any], query: Query, get: Getter, url: str
+) -> tuple[list[Any], str | None, int]:
+    """Filters, sorts and cuts one page; returns it with the nextLink (None on the last page)
+    and the total count after filtering."""
+    selected = [i for i in items if all(c.test(get(i, c.name)) for c in query.clauses)]
+    for name, descending in reversed(query.order):
+
+        def key(item: Any, name: str = name) -> tuple[int, Any]:
+            return _sort_key(get(item, name))
+
+        selected.sort(key=key, reverse=descending)
+    chunk = selected[query.skip : query.skip + query.top]
+    next_link = None
+    if query.skip + query.top < len(selected):
+        params = dict(query.params)
+        params.pop("$skip", None)
+        token = skiptoken(query.skip + query.top, params)
+        query_string = urlencode([*params.items(), ("$skiptoken", token)], safe="$',")
+        next_link = f"{url}?{query_string}"
+    return chunk, next_link, len(selected)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, str):
+        return (1, value.lower())
+    return (1, value)

@@ -1,0 +1,213 @@
+"""GraphEmulator: the Python face of the emulator (mailboxes, delivery, inspection, fault
+injection, statistics) and its threaded HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from sandbox.graph.errors import mailbox_concurrency
+from sandbox.graph.model import ROOT, Folder, Mailbox, Store
+from sandbox.graph.routes import build_app
+from sandbox.idp import IdentityProvider
+
+
+class GraphEmulator:
+    """A stand-in for https://graph.microsoft.com/v1.0 (mail only), trusting ``idp``'s tokens.
+
+    ``latency`` seconds are added to every request; ``max_concurrent`` requests may be in
+    flight at once per app and mailbox (Outlook's limit is four, includes/throttling-outlook.md),
+    more answer 429 ApplicationThrottled with ``Retry-After: concurrency_retry_after``.
+    """
+
+    def __init__(self, idp: IdentityProvider) -> None:
+        self.idp = idp
+        self.store = Store()
+        self.latency = 0.0
+        self.max_concurrent = 4
+        self.concurrency_retry_after: float = 1
+        self.base_url = ""
+        self._lock = threading.Lock()
+        self._throttle_left = 0
+        self._throttle_retry_after: float = 1
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+        self._stats: dict[str, Any] = {}
+        self.reset_stats()
+        self.flask = build_app(self)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- mailboxes ----------------------------------------------------------------------
+
+    def add_mailbox(
+        self, address: str, delegates: set[str] | None = None, display_name: str | None = None
+    ) -> str:
+        """Returns the mailbox user's object id (``/users/{id}`` accepts it or the address).
+        ``delegates``: users whose delegated tokens may open this mailbox (FullAccess)."""
+        return self.store.add_mailbox(address, delegates, display_name).object_id
+
+    def add_delegate(self, mailbox: str, user: str) -> None:
+        with self.store.lock:
+            self._box(mailbox).delegates.add(user.lower())
+
+    def add_folder(self, mailbox: str, display_name: str, parent: str = ROOT) -> str:
+        box = self._box(mailbox)
+        return self.store.add_folder(box, display_name, self._folder(box, parent)).id
+
+    def folder_id(self, mailbox: str, folder: str) -> str:
+        return self._folder(self._box(mailbox), folder).id
+
+    def deliver(
+        self,
+        mailbox: str,
+        raw: bytes,
+        folder: str = "inbox",
+        *,
+        is_read: bool = False,
+        received: datetime | None = None,
+    ) -> str:
+        """Puts a message in the mailbox; returns its immutable id."""
+        box = self._box(mailbox)
+        target = self._folder(box, folder)
+        return self.store.deliver(box, raw, target, is_read=is_read, received=received).immutable_id
+
+    def messages(self, mailbox: str, folder: str | None = "inbox") -> list[dict[str, Any]]:
+        """The messages of a folder (all folders with None), in delivery order."""
+        box = self._box(mailbox)
+        with self.store.lock:
+            target = self._folder(box, folder).id if folder is not None else None
+            return [
+                {
+                    "id": m.immutable_id,
+                    "regular_id": m.regular_id,
+                    "isRead": m.is_read,
+                    "raw": m.raw,
+                    "folder": box.name_of(m.folder_id),
+                    "subject": m.summary.subject,
+                    "internetMessageId": m.summary.internet_message_id,
+                    "receivedDateTime": m.received,
+                }
+                for m in sorted(box.messages.values(), key=lambda m: m.seq)
+                if target is None or m.folder_id == target
+            ]
+
+    def folder_of(self, mailbox: str, immutable_id: str) -> str:
+        """The well-known name of the message's folder, or its display name; KeyError when
+        the message is gone (permanently deleted)."""
+        box = self._box(mailbox)
+        with self.store.lock:
+            return box.name_of(box.messages[immutable_id].folder_id)
+
+    def _box(self, mailbox: str) -> Mailbox:
+        found = self.store.mailbox(mailbox)
+        if found is None:
+            raise KeyError(f"no mailbox {mailbox!r}")
+        return found
+
+    def _folder(self, box: Mailbox, key: str) -> Folder:
+        with self.store.lock:
+            found = box.folder(key) or next(
+                (f for f in box.folders.values() if f.display_name.lower() == key.lower()), None
+            )
+        if found is None:
+            raise KeyError(f"no folder {key!r} in {box.address}")
+        return found
+
+    # --- faults and statistics ----------------------------------------------------------
+
+    def throttle_next(self, n: int, retry_after: float = 1) -> None:
+        """The next ``n`` requests answer 429 TooManyRequests with ``Retry-After``."""
+        with self._lock:
+            self._throttle_left = n
+            self._throttle_retry_after = retry_after
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """requests, throttled, max_concurrency_seen (requests of one app in one mailbox
+        served at once), by_path (request counts by method and path)."""
+        with self._lock:
+            return {**self._stats, "by_path": dict(self._stats["by_path"])}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats = {
+                "requests": 0,
+                "throttled": 0,
+                "max_concurrency_seen": 0,
+                "by_path": Counter(),
+            }
+
+    def note_request(self, method: str, path: str) -> None:
+        with self._lock:
+            self._stats["requests"] += 1
+            self._stats["by_path"][f"{method} {path}"] += 1
+
+    def note_throttled(self) -> None:
+        with self._lock:
+            self._stats["throttled"] += 1
+
+    def take_throttle(self) -> float | None:
+        with self._lock:
+            if self._throttle_left <= 0:
+                return None
+            self._throttle_left -= 1
+            return self._throttle_retry_after
+
+    def admit(self, client_id: str, mailbox: str) -> Callable[[], None]:
+        """Counts one request in flight for (app, mailbox), or raises 429; returns the
+        function that ends it (called once, when the response has been sent)."""
+        key = (client_id, mailbox.lower())
+        with self._lock:
+            if self._in_flight[key] >= self.max_concurrent:
+                raise mailbox_concurrency(self.concurrency_retry_after)
+            self._in_flight[key] += 1
+            seen = self._stats["max_concurrency_seen"]
+            self._stats["max_concurrency_seen"] = max(seen, self._in_flight[key])
+        done = threading.Event()
+
+        def release() -> None:
+            if done.is_set():
+                return
+            done.set()
+            with self._lock:
+                self._in_flight[key] -= 1
+
+        return release
+
+    def wait(self) -> None:
+        if self.latency > 0:
+            time.sleep(self.latency)
+
+    # --- serving ------------------------------------------------------------------------
+
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        self._server = make_server(host, port, self.flask, threaded=True)
+        self.base_url = f"http://{host}:{self._server.server_port}/v1.0"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @contextmanager
+    def serve(self, port: int = 0) -> Iterator[str]:
+        """Yields the base URL, ``http://127.0.0.1:PORT/v1.0`` (mailintake's graph_url)."""
+        url = self.start(port)
+        try:
+            yield url
+        finally:
+            self.stop()

@@ -1,0 +1,196 @@
+"""mailintake importing from the Graph mail emulator: paging, every after-import action with
+immutable ids, throttling and the four-request limit, a shared mailbox with a delegated token."""
+
+from __future__ import annotations
+
+import email.policy
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailintake.config.apply import apply_document
+from mailintake.engine.poll import Poller
+from mailintake.oauth.authorize import Interaction, authorize
+from mailintake.oauth.tokens import TokenManager
+from mailintake.store.repo import Store
+from sandbox.graph import GraphEmulator
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import (
+    ANNA,
+    ANNA_PASSWORD,
+    BORIS,
+    GRAPH_APP,
+    GRAPH_SECRET,
+    NATIVE_APP,
+    Browser,
+    certificate,
+    idp,
+    microsoft_at,
+)
+
+__all__ = ["certificate", "idp"]
+
+
+@pytest.fixture(scope="module")
+def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    emulator = GraphEmulator(idp)
+    with emulator.serve():
+        yield emulator
+
+
+def raw(n: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "claims@insurer.example"
+    msg["To"] = ANNA
+    msg["Subject"] = f"Claim {n}"
+    msg["Message-ID"] = f"<claim-{n}@insurer.example>"
+    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    msg.set_content(f"claim {n}")
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **box: Any) -> None:
+    oauth = box.pop(
+        "oauth",
+        {
+            "grant_type": "client_credentials",
+            "tenant_id": idp.tenant_id,
+            "client_id": GRAPH_APP,
+            "client_secret": GRAPH_SECRET,
+        },
+    )
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(idp.base_url)],
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": [
+                {
+                    "name": "claims",
+                    "protocol": "graph",
+                    "graph_url": graph_url,
+                    "username": ANNA,
+                    "output": "capture",
+                    "oauth": oauth,
+                    **box,
+                }
+            ],
+        },
+        {},
+    )
+
+
+@pytest.mark.parametrize("action", ["mark_read", "move", "delete", "keep"])
+def test_import_with_paging_and_each_action(
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    action: str,
+) -> None:
+    address = f"claims-{action}-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    messages = [raw(n) for n in range(230)]  # more than one page of 200
+    for message in messages:
+        graph.deliver(address, message)
+    extra: dict[str, Any] = {"after_import": action, "username": address}
+    if action == "move":
+        graph.add_folder(address, "Processed")
+        extra["move_to"] = "Processed"
+    out = tmp_path / "out"
+    configure(store, idp, f"{graph.base_url}", out, **extra)
+    graph.reset_stats()
+    result = Poller(store, home).poll("claims")
+    assert (result.imported, result.failed, result.error) == (230, 0, None)
+    assert {p.read_bytes() for p in out.glob("claims/*/*/message.eml")} == set(messages)
+    inbox = graph.messages(address)
+    if action == "mark_read":
+        assert all(m["isRead"] for m in inbox)
+    elif action == "keep":
+        assert len(inbox) == 230
+        assert not any(m["isRead"] for m in inbox)
+    else:
+        assert inbox == []
+    if action == "move":
+        assert len(graph.messages(address, folder=graph.folder_id(address, "Processed"))) == 230
+    assert graph.stats["max_concurrency_seen"] <= 4
+    again = Poller(store, home).poll("claims")
+    assert (again.imported, again.error) == (0, None)
+
+
+def test_throttling_and_the_concurrency_limit_are_honoured(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    address = f"busy-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    for n in range(40):
+        graph.deliver(address, raw(n))
+    configure(store, idp, graph.base_url, tmp_path / "out", username=address)
+    graph.reset_stats()
+    graph.throttle_next(2, retry_after=1)
+    graph.latency = 0.02
+    try:
+        result = Poller(store, home).poll("claims")
+    finally:
+        graph.latency = 0.0
+    assert (result.imported, result.error) == (40, None)
+    assert graph.stats["throttled"] >= 2
+    assert graph.stats["max_concurrency_seen"] <= 4
+    assert graph.stats["max_concurrency_seen"] >= 2  # and it does use parallel requests
+
+
+def test_shared_mailbox_with_a_delegated_token(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    team = f"team-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(team, delegates={ANNA})
+    graph.deliver(team, raw(1))
+    configure(
+        store,
+        idp,
+        graph.base_url,
+        tmp_path / "out",
+        username=ANNA,
+        shared_mailbox=team,
+        oauth={
+            "grant_type": "authorization_code",
+            "tenant_id": idp.tenant_id,
+            "client_id": NATIVE_APP,
+            "redirect_uri": "http://localhost/",
+        },
+    )
+    browser = Browser(ANNA, ANNA_PASSWORD)
+    authorize(
+        TokenManager(store),
+        "claims",
+        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
+    )
+    result = Poller(store, home).poll("claims")
+    assert (result.imported, result.error) == (1, None)
+    # Someone who is not a delegate gets the reason, and nothing is lost.
+    other = f"other-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(other, delegates={BORIS})
+    graph.deliver(other, raw(2))
+    configure(
+        store,
+        idp,
+        graph.base_url,
+        tmp_path / "out",
+        username=ANNA,
+        shared_mailbox=other,
+        oauth={
+            "grant_type": "authorization_code",
+            "tenant_id": idp.tenant_id,
+            "client_id": NATIVE_APP,
+            "redirect_uri": "http://localhost/",
+        },
+    )
+    denied = Poller(store, home).poll("claims")
+    assert denied.imported == 0
+    assert denied.error is not None
+    assert "ErrorAccessDenied" in denied.error
+    assert len(graph.messages(other)) == 1
