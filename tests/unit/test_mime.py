@@ -7,10 +7,10 @@ import email
 import email.policy
 from email.message import EmailMessage
 
-from benchmarks.corpus import corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.corpus import corpus
 from mailintake.mime.parse import parse, safe_filename
 
 
