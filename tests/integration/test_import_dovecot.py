@@ -207,3 +207,63 @@ def test_a_mailbox_the_token_may_not_open_says_why(
     assert result.error is not None
     assert f"as shared mailbox {other}" in result.error
     assert "Full Access" in result.error
+
+
+def test_poll_and_status_commands(
+    store: Store, home: Path, database_url: str, tmp_path: Path, mail_server: MailServer
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    server, dovecot = mail_server, mail_server.dovecot
+    mailbox = server.add_user(f"cli-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    dovecot.add_delegate(DAEMON_APP, mailbox)
+    dovecot.deliver_many(mailbox, [raw(1), raw(2), raw(3)])
+    configure(
+        store,
+        server,
+        tmp_path / "out",
+        {
+            "name": "app",
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": mailbox,
+            "oauth": {
+                "authorization_server": "MICROSOFT",
+                "grant_type": "client_credentials",
+                "tenant_id": server.idp.tenant_id,
+                "client_id": DAEMON_APP,
+                "client_secret": DAEMON_SECRET,
+            },
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailintake", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    polled = run("poll", "app", "--json")
+    assert polled.returncode == 0, polled.stderr
+    (summary,) = json.loads(polled.stdout)["mailboxes"]
+    assert (summary["imported"], summary["skipped"], summary["failed"]) == (3, 0, 0)
+    again = run("poll", "--all")
+    assert again.returncode == 0, again.stderr
+    assert "app: imported 0, skipped 3, failed 0" in again.stdout
+    status = json.loads(run("status", "--json").stdout)["mailboxes"][0]
+    assert (status["imported"], status["failed"], status["authorization_state"]) == (
+        3,
+        0,
+        "authorized",
+    )
+    assert status["last_poll_at"] is not None
+    assert DAEMON_SECRET not in polled.stdout + polled.stderr + again.stdout + again.stderr

@@ -230,3 +230,62 @@ def test_an_unwritable_output_keeps_everything_on_the_server(
     retried = poller(store, home, box).poll("invoices")
     assert (retried.imported, retried.failed) == (3, 0)
     assert box.seen == {1, 2, 3}
+
+
+def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mailintake.engine.scheduler import Scheduler
+
+    out = tmp_path / "capture"
+    setup(store, out)
+    apply_document(
+        store,
+        {
+            "mailboxes": [
+                {
+                    "name": name,
+                    "protocol": "imap",
+                    "username": f"{name}@contoso.com",
+                    "output": "capture",
+                    "oauth": {
+                        "authorization_server": "MICROSOFT",
+                        "grant_type": "authorization_code",
+                        "tenant_id": "contoso.onmicrosoft.com",
+                        "client_id": "app",
+                        "redirect_uri": "http://localhost/",
+                    },
+                }
+                for name in ("broken", "waiting")
+            ]
+        },
+        {},
+    )
+    with store.begin() as repo:
+        for name in ("invoices", "broken"):
+            repo.set_auth_state(name, "authorized", None)
+        repo.set_auth_state("waiting", "reauthorization_required", "authorize again")
+
+    class Broken(MemorySource):
+        def list_items(self) -> list[SourceItem]:
+            raise RuntimeError("a bug in one mailbox")
+
+    def source(spec: MailboxSpec, _token: TokenProvider) -> MemorySource:
+        return Broken(box) if spec.name == "broken" else MemorySource(box)
+
+    clock = [1000.0]
+    scheduler = Scheduler(
+        Poller(store, home, source_factory=source),
+        concurrency=2,
+        clock=lambda: clock[0],
+        jitter=0.0,
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        scheduler.tick(pool)
+    assert sorted(scheduler._due) == ["broken", "invoices"]  # "waiting" needs a person
+    assert len(dirs(out)) == 3  # the healthy mailbox imported despite the broken one
+    assert scheduler._due["broken"].failures == 1
+    assert scheduler._due["broken"].at == 1000.0 + 120.0  # backed off: twice the interval
+    assert scheduler._due["invoices"].at == 1000.0 + 60.0

@@ -89,6 +89,9 @@ class Poller:
             result.error, result.state = str(exc), exc.state
         except MailintakeError as exc:
             result.error = str(exc)
+        except Exception as exc:  # isolation: a bug with one mailbox never stops the others
+            log.exception("poll.crashed", mailbox=name)
+            result.error = f"unexpected error: {exc.__class__.__name__}: {exc}"
         finally:
             with self.store.begin() as repo:
                 repo.set_poll_result(name, result.error)

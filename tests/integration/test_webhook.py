@@ -1,0 +1,111 @@
+"""The webhook output against a local receiver that fails the first tries."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from mailintake.mime.parse import parse
+from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sinks.webhook import WebhookSink
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    fail_first: int = 2
+    status_when_failing: int = 503
+    seen: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    tries: dict[str, int] = field(default_factory=dict)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            key = self.headers.get("Idempotency-Key", "")
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.tries[key] = state.tries.get(key, 0) + 1
+            state.headers.append(dict(self.headers))
+            status = 200
+            if state.tries[key] <= state.fail_first:
+                status = state.status_when_failing
+            else:
+                state.seen.append((key, body))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/ingest"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+RAW = (
+    b"From: a@example.com\r\nSubject: Claim 7\r\nMessage-ID: <c7@example.com>\r\n"
+    b"Content-Type: text/plain\r\n\r\nclaim\r\n"
+)
+
+
+def delivery(key: str = "imap-INBOX-1-7") -> Delivery:
+    return Delivery("claims", "imap", key, {"uid": 7}, RAW, parse(RAW), None)
+
+
+def test_retries_until_the_receiver_takes_it(receiver: Receiver) -> None:
+    sink = WebhookSink(
+        receiver.url, {"Authorization": "Bearer hook-secret"}, backoff=0, sleep=lambda _s: None
+    )
+    try:
+        (result,) = sink.deliver([delivery()])
+    finally:
+        sink.close()
+    assert isinstance(result, Receipt)
+    assert receiver.tries == {"claims/imap-INBOX-1-7": 3}
+    ((key, body),) = receiver.seen
+    assert key == "claims/imap-INBOX-1-7"
+    assert base64.b64decode(str(body["message"])) == RAW
+    assert body["subject"] == "Claim 7"
+    assert receiver.headers[0]["Authorization"] == "Bearer hook-secret"
+
+
+def test_a_refusal_is_the_reason_and_not_retried(receiver: Receiver) -> None:
+    receiver.status_when_failing = 400
+    receiver.fail_first = 10
+    sink = WebhookSink(receiver.url, backoff=0, sleep=lambda _s: None)
+    try:
+        (result,) = sink.deliver([delivery()])
+    finally:
+        sink.close()
+    assert isinstance(result, Exception)
+    assert "answered HTTP 400" in str(result)
+    assert "kept on the server" in str(result)
+    assert receiver.tries == {"claims/imap-INBOX-1-7": 1}
+
+
+def test_gives_up_after_the_attempts_and_says_so(receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    sink = WebhookSink(receiver.url, attempts=3, backoff=0, sleep=lambda _s: None)
+    try:
+        (result,) = sink.deliver([delivery()])
+    finally:
+        sink.close()
+    assert isinstance(result, Exception)
+    assert "answered HTTP 503" in str(result)
+    assert receiver.tries == {"claims/imap-INBOX-1-7": 3}
