@@ -38,6 +38,7 @@ test: $(VENV)/.installed-test services lint typecheck
 # Long measurements, not part of `make test`: prints rates and ratios measured in one run.
 bench: $(VENV)/.installed-test services
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
+	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_graph --messages $${GRAPH_MESSAGES:-400}
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

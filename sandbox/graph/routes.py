@@ -154,9 +154,11 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
         raise invalid_user(user)
     handler, keys, write, body = match(request.method, tail)
     authorize(principal, box, write=write, body=body)
+    # The latency is the network's: the request is on its way and not yet counted against
+    # the mailbox's four concurrent requests (as with a real round trip to Graph).
+    emulator.wait()
     release = emulator.admit(principal.client_id, box.address)
     try:
-        emulator.wait()
         prefs = preferences()
         root = request.host_url.rstrip("/")
         context = Context(

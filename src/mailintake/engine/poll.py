@@ -11,7 +11,9 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +36,7 @@ log = get_logger(__name__)
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 LEASE = timedelta(minutes=15)
 BATCH = 100
+AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
 DEFAULT_MAX_SIZE = 150 * 1024 * 1024
 
 
@@ -163,8 +166,7 @@ class Poller:
             else:
                 todo.append(item)
         total = len(todo)
-        for start in range(0, total, BATCH):
-            batch = todo[start : start + BATCH]
+        for start, batch, fetched in _fetched_batches(source, todo):
             deliveries = [
                 Delivery(
                     name,
@@ -175,7 +177,7 @@ class Poller:
                     parse(raw),
                     item.received or _pop3_date(protocol, raw),
                 )
-                for item, raw in source.fetch(batch)
+                for item, raw in fetched
             ]
             results = sink.deliver(deliveries) if deliveries else []
             done: list[tuple[Delivery, Receipt]] = []
@@ -214,6 +216,35 @@ class Poller:
         with self.store.begin() as repo:
             imports.failed(repo.conn, name, item.key, item.source, reason, size=item.size)
         log.warning("message.failed", mailbox=name, key=item.key, reason=reason)
+
+
+def _fetched_batches(
+    source: MailSource, todo: list[SourceItem]
+) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, bytes]]]]:
+    """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
+    next batch fetched while this one is delivered; a session protocol (IMAP, POP3) is used
+    by one thread at a time."""
+    starts = list(range(0, len(todo), BATCH))
+    if not getattr(source, "prefetch_safe", False):
+        for start in starts:
+            batch = todo[start : start + BATCH]
+            yield start, batch, list(source.fetch(batch))
+        return
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        queued: deque[Future[list[tuple[SourceItem, bytes]]]] = deque(
+            ahead.submit(_fetch_all, source, todo[start : start + BATCH])
+            for start in starts[:AHEAD]
+        )
+        for index, start in enumerate(starts):
+            fetched = queued.popleft().result()
+            if index + AHEAD < len(starts):
+                following = starts[index + AHEAD]
+                queued.append(ahead.submit(_fetch_all, source, todo[following : following + BATCH]))
+            yield start, todo[start : start + BATCH], fetched
+
+
+def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, bytes]]:
+    return list(source.fetch(batch))
 
 
 def _has_output(repo: Repo, name: str) -> bool:
