@@ -96,6 +96,7 @@ class MailboxSpec(_Strict):
     after_import: AfterImport | None = None
     move_to: Text | None = None
     poll_interval: Annotated[int, Field(ge=10, le=86400)] | None = None
+    max_message_size: int | Text | None = None
     output: Name | None = None
     enabled: bool | None = None
     oauth: OAuthSpec | None = None

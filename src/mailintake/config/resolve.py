@@ -7,6 +7,7 @@ editing a server updates every mailbox that did not override it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailintake.config.matrix import DEFAULT_TENANT, GRAPH_SERVER, Grant, Need, Protocol, rule
@@ -16,6 +17,36 @@ from mailintake.oauth.servers import GRAPH_SHARED_SCOPES, ServerDefinition, fill
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_POLL_INTERVAL = 60
 DEFAULT_OUTPUT = "default"
+DEFAULT_MAX_MESSAGE_SIZE = 150 * 1024 * 1024  # Graph's own limit for attachments (§3.10)
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?B?)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1024,
+    "M": 1024**2,
+    "MB": 1024**2,
+    "G": 1024**3,
+    "GB": 1024**3,
+}
+
+
+def parse_size(value: int | str) -> int | None:
+    """Bytes from ``52428800``, ``"50MB"``, ``"1 GB"``; None when it cannot be read."""
+    if isinstance(value, int):
+        return value if value > 0 else None
+    found = _SIZE.match(value)
+    if not found:
+        return None
+    number = int(found.group(1)) * _UNITS[(found.group(2) or "").upper()]
+    return number if number > 0 else None
+
+
+def max_message_size(spec: MailboxSpec) -> int:
+    if spec.max_message_size is None:
+        return DEFAULT_MAX_MESSAGE_SIZE
+    return parse_size(spec.max_message_size) or DEFAULT_MAX_MESSAGE_SIZE
+
 
 # Mail hosts of the built-in providers (oauth-facts §2.1, §4.2).
 PROVIDER_HOSTS: dict[str, dict[Protocol, str]] = {

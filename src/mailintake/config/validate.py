@@ -323,6 +323,11 @@ def check_mailbox(
                 "none sends the token in clear and is only allowed for 127.0.0.1/localhost; "
                 "use ssl or starttls",
             )
+    if spec.max_message_size is not None and resolve.parse_size(spec.max_message_size) is None:
+        problems.add(
+            f"{p}.max_message_size",
+            f"'{spec.max_message_size}' is not a size: give bytes or e.g. 50MB, 1GB",
+        )
     if proto is Protocol.POP3:
         if spec.folder is not None:
             problems.add(f"{p}.folder", "POP3 has no folders (remove it)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
@@ -37,7 +38,6 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 LEASE = timedelta(minutes=15)
 BATCH = 100
 AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
-DEFAULT_MAX_SIZE = 150 * 1024 * 1024
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Poller:
     tokens: TokenManager | None = None
     source_factory: Callable[..., MailSource] = build_source
     sink_factory: Callable[..., MessageSink] = build_sink
-    max_size: int = DEFAULT_MAX_SIZE
+    max_size: int | None = None  # overrides every mailbox's max_message_size (tests)
     owner: str = OWNER
     progress: Progress | None = None
     _tokens: TokenManager = field(init=False)
@@ -131,7 +131,9 @@ class Poller:
         try:
             source.open()
             self._acknowledge_pending(name, source)
-            self._import(name, spec.protocol.value if spec.protocol else "", source, sink, result)
+            limit = self.max_size or resolve.max_message_size(spec)
+            protocol = spec.protocol.value if spec.protocol else ""
+            self._import(name, protocol, source, sink, result, limit)
         finally:
             source.close()
             sink.close()
@@ -145,7 +147,13 @@ class Poller:
                 imports.acknowledged(repo.conn, name, [p.key for p in pending])
 
     def _import(
-        self, name: str, protocol: str, source: MailSource, sink: MessageSink, result: PollResult
+        self,
+        name: str,
+        protocol: str,
+        source: MailSource,
+        sink: MessageSink,
+        result: PollResult,
+        limit: int,
     ) -> None:
         items = source.list_items()
         with self.store.read() as repo:
@@ -155,12 +163,12 @@ class Poller:
             status = known.get(item.key)
             if status in (imports.RECORDED, imports.ACKNOWLEDGED):
                 result.skipped += 1
-            elif item.size is not None and item.size > self.max_size:
+            elif item.size is not None and item.size > limit:
                 self._fail(
                     name,
                     item,
                     f"message of {item.size} bytes is over the limit of "
-                    f"{self.max_size} bytes; it stays on the server",
+                    f"{limit} bytes (max_message_size); it stays on the server",
                 )
                 result.failed += 1
             else:
@@ -179,6 +187,16 @@ class Poller:
                 )
                 for item, raw in fetched
             ]
+            oversized = [d for d in deliveries if len(d.raw) > limit]
+            for delivery in oversized:  # sizes the listing did not give (Graph)
+                self._fail(
+                    name,
+                    SourceItem(delivery.key, delivery.source, len(delivery.raw)),
+                    f"message of {len(delivery.raw)} bytes is over the limit of {limit} "
+                    "bytes (max_message_size); it stays on the server",
+                )
+                result.failed += 1
+            deliveries = [d for d in deliveries if len(d.raw) <= limit]
             results = sink.deliver(deliveries) if deliveries else []
             done: list[tuple[Delivery, Receipt]] = []
             for delivery, outcome in zip(deliveries, results, strict=True):
@@ -191,7 +209,9 @@ class Poller:
                         str(outcome),
                     )
                     result.failed += 1
-            missing = {i.key for i in batch} - {d.key for d in deliveries}
+            missing = (
+                {i.key for i in batch} - {d.key for d in deliveries} - {d.key for d in oversized}
+            )
             for item in batch:
                 if item.key in missing:  # gone from the server meanwhile
                     result.skipped += 1

@@ -467,3 +467,27 @@ def test_certificate_credentials_stand_in_for_the_client_secret(tmp_path: Path) 
         "mailboxes[box].oauth.client_certificate_password: only used with client_certificate "
         "(remove it)"
     ]
+
+
+def test_max_message_size_takes_units() -> None:
+    from mailintake.config.resolve import parse_size
+
+    assert parse_size("50MB") == 50 * 1024 * 1024
+    assert parse_size("1 gb") == 1024**3
+    assert parse_size(4096) == 4096
+    assert parse_size("lots") is None
+    box = {
+        "name": "box",
+        "protocol": "graph",
+        "username": "a@b.c",
+        "max_message_size": "lots",
+        "oauth": {
+            "grant_type": "client_credentials",
+            "tenant_id": TENANT,
+            "client_id": CLIENT,
+            "client_secret": "s",
+        },
+    }
+    assert problems({"mailboxes": [box]}) == [
+        "mailboxes[box].max_message_size: 'lots' is not a size: give bytes or e.g. 50MB, 1GB"
+    ]
