@@ -267,3 +267,48 @@ def test_poll_and_status_commands(
     )
     assert status["last_poll_at"] is not None
     assert DAEMON_SECRET not in polled.stdout + polled.stderr + again.stdout + again.stderr
+
+
+def test_a_session_that_ends_under_it_signs_in_again(mail_server: MailServer) -> None:
+    import socket
+
+    from mailintake.sources.imap import ImapSettings, ImapSource
+
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"re-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(1), raw(2)]
+    dovecot.deliver_many(user, messages)
+    tokens: list[str] = []
+
+    def token() -> str:
+        tokens.append(server.token(user))
+        return tokens[-1]
+
+    source = ImapSource(
+        ImapSettings(
+            host=dovecot.host,
+            port=dovecot.imap_port,
+            security="none",
+            username=user,
+            login_as=user,
+            folder="INBOX",
+            after_import="mark_read",
+            move_to=None,
+        ),
+        token,
+        "box",
+    )
+    source.open()
+    try:
+        items = source.list_items()
+        # The server drops the session (as Exchange does when the token it logged in with
+        # expires: "BYE Session invalidated - AccessTokenExpired").
+        source.client._imap.sock.shutdown(socket.SHUT_RDWR)
+        fetched = [body for _item, body in source.fetch(items)]
+        assert sorted(fetched) == sorted(messages)
+        assert len(tokens) == 2  # signed in again with a fresh token
+        source.client._imap.sock.shutdown(socket.SHUT_RDWR)
+        source.acknowledge([i.source for i in items])
+    finally:
+        source.close()
+    assert all("\\Seen" in f for f in dovecot.flags(user))

@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.observability.logging import get_logger
 from mailintake.sources.base import SourceItem, TokenProvider, key_part
 
+T = TypeVar("T")
+log = get_logger(__name__)
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 
@@ -128,17 +132,42 @@ class ImapSource:
             )
         return items
 
+    def _again(self, what: str, call: Callable[[], T]) -> T:
+        """Run an IMAP command; when the session has ended under it (the server dropped it,
+        or Exchange's ``BYE Session invalidated - AccessTokenExpired`` once the token it
+        logged in with expired), sign in again with a fresh token and retry once."""
+        try:
+            return call()
+        except (OSError, IMAPClientError) as first:
+            log.info("imap.reconnect", mailbox=self.mailbox, reason=str(first)[:200])
+            before = self.uidvalidity
+            self.close()
+            self.open()
+            if self.uidvalidity != before:
+                raise SourceError(
+                    f"{self._what()}: folder '{self.settings.folder}' was recreated "
+                    "(UIDVALIDITY changed) while importing; the next poll starts over"
+                ) from first
+            try:
+                return call()
+            except (OSError, IMAPClientError) as exc:
+                raise SourceError(f"{self._what()}: {what}: {exc}") from exc
+
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
         for start in range(0, len(items), self.settings.batch):
             chunk = list(items[start : start + self.settings.batch])
-            try:
-                data = self.client.fetch([i.source["uid"] for i in chunk], ["BODY.PEEK[]"])
-            except (OSError, IMAPClientError) as exc:
-                raise SourceError(f"{self._what()}: fetching messages: {exc}") from exc
+            uids = [i.source["uid"] for i in chunk]
+            data: dict[int, dict[bytes, Any]] = self._again(
+                "fetching messages", functools.partial(self._fetch_bodies, uids)
+            )
             for item in chunk:
                 body = data.get(item.source["uid"], {}).get(b"BODY[]")
                 if isinstance(body, bytes):
                     yield item, body
+
+    def _fetch_bodies(self, uids: list[int]) -> dict[int, dict[bytes, Any]]:
+        found: dict[int, dict[bytes, Any]] = self.client.fetch(uids, ["BODY.PEEK[]"])
+        return found
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         action = self.settings.after_import
@@ -149,23 +178,23 @@ class ImapSource:
         ]
         if not uids or action == "keep":
             return
-        client = self.client
-        try:
-            if action == "mark_read":
-                client.add_flags(uids, [SEEN], silent=True)
-            elif action == "delete":
+        self._again(f"after-import action {action}", functools.partial(self._apply, uids))
+
+    def _apply(self, uids: list[int]) -> None:
+        client, action = self.client, self.settings.after_import
+        if action == "mark_read":
+            client.add_flags(uids, [SEEN], silent=True)
+        elif action == "delete":
+            client.add_flags(uids, [DELETED], silent=True)
+            self._expunge(uids)
+        elif action == "move":
+            target = self.settings.move_to or ""
+            if client.has_capability("MOVE"):
+                client.move(uids, target)
+            else:
+                client.copy(uids, target)
                 client.add_flags(uids, [DELETED], silent=True)
                 self._expunge(uids)
-            elif action == "move":
-                target = self.settings.move_to or ""
-                if client.has_capability("MOVE"):
-                    client.move(uids, target)
-                else:
-                    client.copy(uids, target)
-                    client.add_flags(uids, [DELETED], silent=True)
-                    self._expunge(uids)
-        except (OSError, IMAPClientError) as exc:
-            raise SourceError(f"{self._what()}: after-import action {action}: {exc}") from exc
 
     def _expunge(self, uids: list[int]) -> None:
         if self.client.has_capability("UIDPLUS"):
