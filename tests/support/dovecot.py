@@ -645,9 +645,14 @@ def build_mail_idp(*, access_token_lifetime: int = 3599) -> IdentityProvider:
 
 
 @pytest.fixture(scope="module")
-def mail_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailServer]:
-    """The sandbox identity provider and a Dovecot wired to it (one per test module)."""
+def mail_server() -> Iterator[MailServer]:
+    """The sandbox identity provider and a Dovecot wired to it (one per test module). Its
+    folder is its own (not pytest's numbered temporary folders, which another pytest run on
+    the machine may clean up while this one still uses them)."""
     idp = build_mail_idp()
-    folder = tmp_path_factory.mktemp("dovecot")
-    with idp.serve() as base, start_dovecot(folder, f"{base}/introspect") as server:
-        yield MailServer(idp, server)
+    folder = Path(tempfile.mkdtemp(prefix="mailintake-dovecot-"))
+    try:
+        with idp.serve() as base, start_dovecot(folder, f"{base}/introspect") as server:
+            yield MailServer(idp, server)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
