@@ -154,11 +154,9 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
         raise invalid_user(user)
     handler, keys, write, body = match(request.method, tail)
     authorize(principal, box, write=write, body=body)
-    # The latency is the network's: the request is on its way and not yet counted against
-    # the mailbox's four concurrent requests (as with a real round trip to Graph).
-    emulator.wait()
     release = emulator.admit(principal.client_id, box.address)
     try:
+        emulator.wait()
         prefs = preferences()
         root = request.host_url.rstrip("/")
         context = Context(
@@ -178,8 +176,9 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
             applied.append('outlook.body-content-type="text"')
         if applied:
             response.headers["Preference-Applied"] = ", ".join(applied)
-    except BaseException:
+    finally:
+        # The request stops counting against the mailbox's four when the server has
+        # finished with it, before its answer travels back; a client that sends its next
+        # request on receipt never sees its own previous one still counted.
         release()
-        raise
-    response.call_on_close(release)
     return response
