@@ -162,7 +162,7 @@ class GraphEmulator:
 
     def admit(self, client_id: str, mailbox: str) -> Callable[[], None]:
         """Counts one request in flight for (app, mailbox), or raises 429; returns the
-        function that ends it (called once, when the response has been sent)."""
+        function that ends it (called once, when the server has finished with the request)."""
         key = (client_id, mailbox.lower())
         with self._lock:
             if self._in_flight[key] >= self.max_concurrent:
