@@ -7,7 +7,6 @@ skipped; a delivery repeated after a crash lands on the same key (the output kee
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import uuid
@@ -291,5 +290,5 @@ def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
         subject=delivery.parsed.subject,
         sender=delivery.parsed.sender,
         size=len(delivery.raw),
-        sha256=hashlib.sha256(delivery.raw).hexdigest(),
+        sha256=delivery.sha256,
     )

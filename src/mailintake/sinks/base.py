@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +23,10 @@ class Delivery:
     raw: bytes = field(repr=False)
     parsed: Parsed
     received: datetime | None  # the server's date for it: stable across retries
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -96,14 +95,14 @@ class FolderSink:
             "cc": parsed.cc,
             "date": parsed.date,
             "size": len(delivery.raw),
-            "sha256": hashlib.sha256(delivery.raw).hexdigest(),
+            "sha256": delivery.sha256,
             "imported_at": self._now().isoformat(),
             "attachments": attachments,
         }
         if parsed.defects:
             metadata["defects"] = parsed.defects
         (folder / "metadata.json").write_text(
-            json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8"
+            json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf-8"
         )
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:

@@ -4,7 +4,6 @@ receiver that sees a repeat keeps one copy; retried with back-off; only a 2xx co
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -48,7 +47,7 @@ class WebhookSink:
             "cc": parsed.cc,
             "date": parsed.date,
             "size": len(delivery.raw),
-            "sha256": hashlib.sha256(delivery.raw).hexdigest(),
+            "sha256": delivery.sha256,
             "imported_at": datetime.now(UTC).isoformat(),
             "attachments": [
                 {
