@@ -312,3 +312,51 @@ def test_a_session_that_ends_under_it_signs_in_again(mail_server: MailServer) ->
     finally:
         source.close()
     assert all("\\Seen" in f for f in dovecot.flags(user))
+
+
+def test_check_says_what_it_found_or_which_step_failed(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    from mailintake.engine.check import check_mailbox
+
+    server, dovecot = mail_server, mail_server.dovecot
+    mailbox = server.add_user(f"chk-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    dovecot.add_delegate(DAEMON_APP, mailbox)
+    dovecot.deliver_many(mailbox, [raw(1), raw(2)])
+    box = {
+        "name": "app",
+        "protocol": "imap",
+        "port": dovecot.imap_port,
+        "username": mailbox,
+        "oauth": {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "client_credentials",
+            "tenant_id": server.idp.tenant_id,
+            "client_id": DAEMON_APP,
+            "client_secret": DAEMON_SECRET,
+        },
+    }
+    configure(store, server, tmp_path / "out", box)
+    found = check_mailbox(store, "app")
+    assert found.ok, found.steps
+    assert [s["step"] for s in found.steps] == ["token", "sign-in", "folder"]
+    assert found.steps[2]["detail"] == "INBOX: 2 message(s), 2 not imported yet"
+    assert dovecot.flags(mailbox) == [set(), set()]  # nothing changed on the server
+    # A mailbox the application has no permission for: the step and the reason.
+    other = server.add_user(f"chk-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    configure(store, server, tmp_path / "out", {**box, "username": other})
+    refused = check_mailbox(store, "app")
+    assert not refused.ok
+    assert refused.steps[-1]["step"] == "sign-in"
+    assert "refused the token" in str(refused.steps[-1]["detail"])
+    assert refused.exit_code == 3
+    # A wrong client secret fails at the token step, with the fix.
+    configure(
+        store,
+        server,
+        tmp_path / "out",
+        {**box, "oauth": {**box["oauth"], "client_secret": "wrong"}},
+    )
+    wrong = check_mailbox(store, "app")
+    assert [s["step"] for s in wrong.steps] == ["token"]
+    assert "AADSTS7000215" in str(wrong.steps[0]["detail"])

@@ -15,6 +15,7 @@ import typer
 
 from mailintake.cli import (
     authorize_cmd,
+    check_cmd,
     config_cmds,
     items,
     poll_cmd,
@@ -69,6 +70,7 @@ def main(
 config_cmds.register(app)
 status_cmd.register(app)
 authorize_cmd.register(app)
+check_cmd.register(app)
 poll_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(items.group("server"), name="servers")

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from mailintake.engine.check import check_mailbox
 from mailintake.engine.poll import Poller
 from mailintake.store import imports
 from mailintake.web.deps import StoreDep
@@ -27,3 +28,8 @@ def poll_now(request: Request, store: StoreDep, name: str) -> dict[str, object]:
         repo.get_mailbox(name)
     settings = request.app.state.settings
     return Poller(store, settings.home).poll(name).as_dict()
+
+
+@router.post("/mailboxes/{name}/check", summary="Token, sign-in and folder, changing nothing")
+def check(store: StoreDep, name: str) -> dict[str, object]:
+    return check_mailbox(store, name).as_dict()

@@ -1,0 +1,83 @@
+"""``mailintake check``: obtain a token, sign in, open the folder, and say what was found or
+exactly which step failed and why — without importing or changing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailintake.config import resolve
+from mailintake.engine.factories import build_source
+from mailintake.errors import AuthError, MailintakeError
+from mailintake.oauth.tokens import TokenManager, load_auth
+from mailintake.sources.base import MailSource
+from mailintake.sources.graph import build_graph_source
+from mailintake.store import imports
+from mailintake.store.repo import Store
+
+
+@dataclass
+class CheckResult:
+    mailbox: str
+    steps: list[dict[str, object]] = field(default_factory=list)
+    ok: bool = True
+    exit_code: int = 0
+
+    def step(self, name: str, ok: bool, detail: str) -> None:
+        self.steps.append({"step": name, "ok": ok, "detail": detail})
+        if not ok:
+            self.ok = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mailbox": self.mailbox, "ok": self.ok, "steps": self.steps}
+
+
+def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -> CheckResult:
+    manager = tokens or TokenManager(store)
+    result = CheckResult(name)
+    with store.read() as repo:
+        spec = repo.get_mailbox(name, reveal=True).spec
+    try:
+        token = manager.access_token(name)
+        with store.read() as repo:
+            grant = repo.grant(name)
+            access = repo.access_token(name, manager_resource(manager, name))
+        who = f" for {grant.account}" if grant and grant.account else ""
+        until = f", valid until {access.expires_at:%Y-%m-%d %H:%M} UTC" if access else ""
+        result.step("token", True, f"obtained{who}{until}")
+    except MailintakeError as exc:
+        result.step("token", False, str(exc))
+        result.exit_code = exc.exit_code
+        return result
+    folder = resolve.folder(spec) or "(no folders: POP3)"
+    source: MailSource
+    if spec.protocol is not None and spec.protocol.value == "graph":
+        source = build_graph_source(spec, lambda: token)
+    else:
+        source = build_source(spec, lambda: token)
+    try:
+        source.open()
+        login = spec.shared_mailbox or spec.username
+        result.step("sign-in", True, f"signed in to {source.protocol.upper()} as {login}")
+        items = source.list_items()
+        with store.read() as repo:
+            known = imports.statuses(repo.conn, name, [i.key for i in items])
+        new = sum(
+            1 for i in items if known.get(i.key) not in (imports.RECORDED, imports.ACKNOWLEDGED)
+        )
+        result.step("folder", True, f"{folder}: {len(items)} message(s), {new} not imported yet")
+    except AuthError as exc:
+        result.step("sign-in", False, str(exc))
+        result.exit_code = exc.exit_code
+    except MailintakeError as exc:
+        result.step(
+            "folder" if result.steps[-1]["step"] == "sign-in" else "sign-in", False, str(exc)
+        )
+        result.exit_code = exc.exit_code
+    finally:
+        source.close()
+    return result
+
+
+def manager_resource(manager: TokenManager, name: str) -> str:
+    with manager.store.read() as repo:
+        return load_auth(repo, name).resource
