@@ -360,3 +360,48 @@ def test_check_says_what_it_found_or_which_step_failed(
     wrong = check_mailbox(store, "app")
     assert [s["step"] for s in wrong.steps] == ["token"]
     assert "AADSTS7000215" in str(wrong.steps[0]["detail"])
+
+
+def test_serve_polls_by_itself(
+    store: Store, settings: Any, tmp_path: Path, mail_server: MailServer
+) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from mailintake.web.app import create_app
+
+    server, dovecot = mail_server, mail_server.dovecot
+    mailbox = server.add_user(f"srv-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    dovecot.add_delegate(DAEMON_APP, mailbox)
+    dovecot.deliver_many(mailbox, [raw(1), raw(2), raw(3)])
+    configure(
+        store,
+        server,
+        tmp_path / "out",
+        {
+            "name": "app",
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": mailbox,
+            "poll_interval": 10,
+            "oauth": {
+                "authorization_server": "MICROSOFT",
+                "grant_type": "client_credentials",
+                "tenant_id": server.idp.tenant_id,
+                "client_id": DAEMON_APP,
+                "client_secret": DAEMON_SECRET,
+            },
+        },
+    )
+    with TestClient(create_app(settings, store=store, scheduler=True)) as api:
+        deadline = time.monotonic() + 30
+        while True:
+            (row,) = api.get("/api/v1/status").json()["mailboxes"]
+            if row["imported"] == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert row["imported"] == 3
+        assert row["authorization_state"] == "authorized"
+        recent = api.get("/api/v1/imports", params={"mailbox": "app"}).json()["imports"]
+        assert sorted(r["subject"] for r in recent) == ["Order 1", "Order 2", "Order 3"]
