@@ -36,7 +36,11 @@ test: $(VENV)/.installed-test services lint typecheck
 	$(BIN)/python -m pytest
 
 # Long measurements, not part of `make test`: prints rates and ratios measured in one run.
-bench: $(VENV)/.installed-test services
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench services
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_graph --messages $${GRAPH_MESSAGES:-400}
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
+import pwd
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +81,42 @@ def raw_pop3_retr(host: str, port: int, user: str, token: str, count: int) -> fl
     return time.perf_counter() - started
 
 
+def getmail6(folder: Path, port: int, user: str, token: str) -> float:
+    """getmail6 (PyPI) fetching the same kind of mailbox with XOAUTH2 into a Maildir."""
+    binary = Path(sys.executable).with_name("getmail")
+    if not binary.exists():
+        raise SystemExit("getmail6 is not installed: make bench installs it (extra 'bench')")
+    token_file = folder / "token"
+    token_file.write_text(token)
+    maildir = folder / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    as_user = ""
+    if os.geteuid() == 0:  # getmail6 refuses to deliver as root: it delivers as vmail
+        account = pwd.getpwnam("vmail")
+        for path in (maildir, *maildir.iterdir()):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        as_user = "user = vmail\n"
+    rc = folder / "getmailrc"
+    rc.write_text(
+        "[retriever]\ntype = SimpleIMAPRetriever\nserver = 127.0.0.1\n"
+        f"port = {port}\nusername = {user}\nuse_xoauth2 = True\n"
+        f'password_command = ("/bin/cat", "{token_file}")\nmailboxes = ("INBOX",)\n'
+        f"[destination]\ntype = Maildir\npath = {maildir}/\n{as_user}"
+        "[options]\nread_all = true\ndelete = false\nverbose = 0\n"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(binary), "--rcfile", str(rc), "--getmaildir", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"getmail6 failed ({done.returncode}): {done.stdout} {done.stderr}")
+    return time.perf_counter() - started
+
+
 def run(count: int) -> None:
     messages = corpus(count)
     megabytes = sum(len(m) for m in messages) / 1e6
@@ -128,6 +168,13 @@ def run(count: int) -> None:
                 token = TokenManager(store).access_token("bench")
                 if protocol == "imap":
                     raw = raw_imap_fetch("127.0.0.1", port, user, token)
+                    sample = min(count, 1000)  # getmail6 is slow: a sample of the corpus
+                    other = f"bench-getmail@{DOMAIN}"
+                    dovecot.add_delegate(DAEMON_APP, other)
+                    dovecot.deliver_many(other, messages[:sample])
+                    folder = root / "getmail"
+                    folder.mkdir()
+                    results["imap getmail6"] = sample / getmail6(folder, port, other, token)
                 else:
                     raw = raw_pop3_retr("127.0.0.1", port, user, token, count)
                 started = time.perf_counter()
@@ -142,6 +189,8 @@ def run(count: int) -> None:
             for protocol in ("imap", "pop3"):
                 ratio = results[f"{protocol} mailintake"] / results[f"{protocol} raw"]
                 print(f"{protocol}: mailintake / raw read = {ratio:.2f} (target >= 0.25)")
+            ratio = results["imap mailintake"] / results["imap getmail6"]
+            print(f"imap: mailintake / getmail6 = {ratio:.1f} (target >= 20)")
 
 
 if __name__ == "__main__":
