@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mailintake.mime.parse import parse
 from mailintake.sinks.base import Delivery, Receipt
 from mailintake.sinks.webhook import WebhookSink
 
@@ -65,7 +64,7 @@ RAW = (
 
 
 def delivery(key: str = "imap-INBOX-1-7") -> Delivery:
-    return Delivery("claims", "imap", key, {"uid": 7}, RAW, parse(RAW), None)
+    return Delivery("claims", "imap", key, {"uid": 7}, RAW, None)
 
 
 def test_retries_until_the_receiver_takes_it(receiver: Receiver) -> None:

@@ -21,7 +21,6 @@ from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
-from mailintake.mime.parse import parse
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
@@ -181,7 +180,6 @@ class Poller:
                     item.key,
                     item.source,
                     raw,
-                    parse(raw),
                     item.received or _pop3_date(protocol, raw),
                 )
                 for item, raw in fetched
@@ -287,8 +285,8 @@ def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
         key=delivery.key,
         source=delivery.source,
         location=receipt.location,
-        subject=delivery.parsed.subject,
-        sender=delivery.parsed.sender,
+        subject=receipt.subject if receipt.subject is not None else delivery.parsed.subject,
+        sender=receipt.sender if receipt.sender is not None else delivery.parsed.sender,
         size=len(delivery.raw),
         sha256=delivery.sha256,
     )

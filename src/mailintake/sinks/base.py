@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from mailintake.mime.parse import Parsed
+from mailintake.mime.parse import Parsed, parse
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,12 @@ class Delivery:
     key: str
     source: dict[str, Any]
     raw: bytes = field(repr=False)
-    parsed: Parsed
     received: datetime | None  # the server's date for it: stable across retries
+
+    @functools.cached_property
+    def parsed(self) -> Parsed:
+        """Read on first use (the folder output reads it in its worker processes)."""
+        return parse(self.raw)
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -34,6 +38,8 @@ class Receipt:
     key: str
     location: str
     already: bool = False  # it was there from an earlier attempt: not written twice
+    subject: str | None = None  # when the output read the message itself
+    sender: str | None = None
 
 
 class MessageSink(Protocol):

@@ -12,10 +12,13 @@ import ctypes
 import ctypes.util
 import errno
 import json
+import multiprocessing
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,84 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def write_message(
+    folder: Path, delivery: Delivery, imported_at: str
+) -> tuple[str | None, str | None]:
+    """Write one message's directory (message, attachments, metadata); returns its subject
+    and sender. Runs in a worker process for large batches."""
+    folder.mkdir(parents=True)
+    (folder / "message.eml").write_bytes(delivery.raw)
+    parsed = delivery.parsed
+    attachments = []
+    if parsed.attachments:
+        (folder / "attachments").mkdir()
+    taken: set[str] = set()
+    for index, attachment in enumerate(parsed.attachments, start=1):
+        name = safe_filename(attachment.filename, index, taken)
+        (folder / "attachments" / name).write_bytes(attachment.data)
+        attachments.append(
+            {
+                "filename": attachment.filename,
+                "path": f"attachments/{name}",
+                "content_type": attachment.content_type,
+                "size": attachment.size,
+                "sha256": attachment.sha256,
+            }
+        )
+    metadata = {
+        "mailbox": delivery.mailbox,
+        "protocol": delivery.protocol,
+        "source": delivery.source,
+        "internet_message_id": parsed.internet_message_id,
+        "subject": parsed.subject,
+        "from": parsed.sender,
+        "to": parsed.to,
+        "cc": parsed.cc,
+        "date": parsed.date,
+        "size": len(delivery.raw),
+        "sha256": delivery.sha256,
+        "imported_at": imported_at,
+        "attachments": attachments,
+    }
+    if parsed.defects:
+        metadata["defects"] = parsed.defects
+    (folder / "metadata.json").write_text(
+        json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    return parsed.subject, parsed.sender
+
+
+def _stage(
+    temp: Path, delivery: Delivery, imported_at: str
+) -> tuple[str | None, str | None, str | None]:
+    """In a worker: write to the temporary name; (error, subject, sender)."""
+    try:
+        subject, sender = write_message(temp, delivery, imported_at)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        return (_why(exc), None, None)
+    return (None, subject, sender)
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
+
+
+def _pool() -> ProcessPoolExecutor | None:
+    """Worker processes for reading and writing messages (forkserver: safe with threads)."""
+    global _POOL
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return _POOL
+
+
 class FolderSink:
     def __init__(self, root: Path, *, now: Any = None) -> None:
         self.root = root
@@ -64,50 +145,11 @@ class FolderSink:
         day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
         return self.root / delivery.mailbox / day / delivery.key
 
-    def _write(self, folder: Path, delivery: Delivery) -> None:
-        folder.mkdir(parents=True)
-        (folder / "message.eml").write_bytes(delivery.raw)
-        parsed = delivery.parsed
-        attachments = []
-        if parsed.attachments:
-            (folder / "attachments").mkdir()
-        taken: set[str] = set()
-        for index, attachment in enumerate(parsed.attachments, start=1):
-            name = safe_filename(attachment.filename, index, taken)
-            (folder / "attachments" / name).write_bytes(attachment.data)
-            attachments.append(
-                {
-                    "filename": attachment.filename,
-                    "path": f"attachments/{name}",
-                    "content_type": attachment.content_type,
-                    "size": attachment.size,
-                    "sha256": attachment.sha256,
-                }
-            )
-        metadata = {
-            "mailbox": delivery.mailbox,
-            "protocol": delivery.protocol,
-            "source": delivery.source,
-            "internet_message_id": parsed.internet_message_id,
-            "subject": parsed.subject,
-            "from": parsed.sender,
-            "to": parsed.to,
-            "cc": parsed.cc,
-            "date": parsed.date,
-            "size": len(delivery.raw),
-            "sha256": delivery.sha256,
-            "imported_at": self._now().isoformat(),
-            "attachments": attachments,
-        }
-        if parsed.defects:
-            metadata["defects"] = parsed.defects
-        (folder / "metadata.json").write_text(
-            json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf-8"
-        )
-
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         results: list[Receipt | Exception | None] = [None] * len(batch)
         staged: list[tuple[int, Path, Path]] = []
+        to_write: list[tuple[int, Path, Path]] = []
+        summaries: dict[int, tuple[str | None, str | None]] = {}
         scratch = self.root / ".incoming"
         try:
             scratch.mkdir(parents=True, exist_ok=True)
@@ -120,14 +162,30 @@ class FolderSink:
                 results[index] = Receipt(delivery.key, str(final), already=True)
                 continue
             temp = scratch / f"{delivery.key}.{uuid.uuid4().hex[:8]}"
-            try:
-                self._write(temp, delivery)
-            except OSError as exc:
-                shutil.rmtree(temp, ignore_errors=True)
+            to_write.append((index, temp, final))
+        imported_at = self._now().isoformat()
+        pool = _pool() if len(to_write) >= PARALLEL_FROM else None
+        if pool is not None:
+            outcomes = list(
+                pool.map(
+                    _stage,
+                    [t for _, t, _ in to_write],
+                    [batch[i] for i, _, _ in to_write],
+                    [imported_at] * len(to_write),
+                    chunksize=8,
+                )
+            )
+        else:
+            outcomes = [_stage(t, batch[i], imported_at) for i, t, _ in to_write]
+        for (index, temp, final), (failure, subject, sender) in zip(
+            to_write, outcomes, strict=True
+        ):
+            if failure is not None:
                 results[index] = SinkError(
-                    f"output folder {self.root}: message {delivery.key} not written: {_why(exc)}"
+                    f"output folder {self.root}: message {batch[index].key} not written: {failure}"
                 )
                 continue
+            summaries[index] = (subject, sender)
             staged.append((index, temp, final))
         if staged:
             try:
@@ -153,7 +211,8 @@ class FolderSink:
                     )
                 continue
             parents.add(final.parent)
-            results[index] = Receipt(batch[index].key, str(final))
+            subject, sender = summaries.get(index, (None, None))
+            results[index] = Receipt(batch[index].key, str(final), subject=subject, sender=sender)
         try:
             for parent in parents:
                 fsync_dir(parent)
