@@ -18,7 +18,7 @@ from mailintake.config.models import MailboxSpec, OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.engine.poll import Poller
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
-from mailintake.sources.base import SourceItem, TokenProvider
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 
@@ -56,7 +56,7 @@ class MemorySource:
     def open(self) -> None:
         return None
 
-    def list_items(self) -> list[SourceItem]:
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         return [
             SourceItem(f"mem-{i}", {"uid": i}, len(raw), datetime(2026, 11, 23, 10, tzinfo=UTC))
             for i, raw in sorted(self.box.messages.items())
@@ -269,7 +269,7 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
         repo.set_auth_state("waiting", "reauthorization_required", "authorize again")
 
     class Broken(MemorySource):
-        def list_items(self) -> list[SourceItem]:
+        def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
             raise RuntimeError("a bug in one mailbox")
 
     def source(spec: MailboxSpec, _token: TokenProvider) -> MemorySource:

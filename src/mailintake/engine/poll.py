@@ -7,6 +7,7 @@ skipped; a delivery repeated after a crash lands on the same key (the output kee
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -153,7 +154,7 @@ class Poller:
         result: PollResult,
         limit: int,
     ) -> None:
-        items = source.list_items()
+        items = source.list_items(functools.partial(self._imported, name))
         with self.store.read() as repo:
             known = imports.statuses(repo.conn, name, [i.key for i in items])
         todo: list[SourceItem] = []
@@ -223,6 +224,11 @@ class Poller:
             result.imported += len(done)
             if self.progress is not None:
                 self.progress(name, min(start + BATCH, total), total)
+
+    def _imported(self, name: str, keys: list[str]) -> set[str]:
+        with self.store.read() as repo:
+            found = imports.statuses(repo.conn, name, keys)
+        return {k for k, status in found.items() if status != imports.FAILED}
 
     def _check_lease(self, name: str) -> None:
         with self.store.begin() as repo:

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 TokenProvider = Callable[[], str]
+# Which of these message keys were imported already (a source may skip work for them).
+KnownKeys = Callable[[list[str]], set[str]]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -32,7 +34,9 @@ class MailSource(Protocol):
         """Connect and sign in (with the token the provider gives)."""
         ...
 
-    def list_items(self) -> list[SourceItem]: ...
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+        """Every message in the folder; ``known`` tells which keys were imported already."""
+        ...
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]: ...
 

@@ -21,7 +21,7 @@ from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
 from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
 from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
-from mailintake.sources.base import SourceItem, TokenProvider
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 
 PREFER = 'IdType="ImmutableId"'
 WELL_KNOWN = frozenset(
@@ -168,7 +168,7 @@ class GraphSource:
 
     # --- the source ---------------------------------------------------------------------
 
-    def list_items(self) -> list[SourceItem]:
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         folder = self.folder_id(self.settings.folder)
         url: str | None = f"{self.base}/mailFolders/{quote(folder)}/messages"
         params: dict[str, str] | None = {

@@ -17,7 +17,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
 from mailintake.observability.logging import get_logger
-from mailintake.sources.base import SourceItem, TokenProvider, key_part
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -106,21 +106,26 @@ class ImapSource:
         digest = hashlib.sha256(self.settings.folder.encode()).hexdigest()[:6]
         return f"imap-{folder}-{digest}-{self.uidvalidity}-{uid}"
 
-    def list_items(self) -> list[SourceItem]:
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+        """Every message of the folder; size and date are asked for only for those not
+        imported yet (a busy folder is listed with one SEARCH and one small FETCH)."""
         try:
-            uids = self.client.search("ALL")
-            info = self.client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"]) if uids else {}
+            uids = sorted(self.client.search("ALL"))
+            keys = {uid: self._key(uid) for uid in uids}
+            done = known(list(keys.values())) if known is not None else set()
+            wanted = [uid for uid in uids if keys[uid] not in done]
+            info = self.client.fetch(wanted, ["RFC822.SIZE", "INTERNALDATE"]) if wanted else {}
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
         items = []
-        for uid in sorted(uids):
+        for uid in uids:
             data = info.get(uid, {})
             received = data.get(b"INTERNALDATE")
             if isinstance(received, datetime) and received.tzinfo is None:
                 received = received.replace(tzinfo=UTC)
             items.append(
                 SourceItem(
-                    key=self._key(uid),
+                    key=keys[uid],
                     source={
                         "folder": self.settings.folder,
                         "uidvalidity": self.uidvalidity,

@@ -15,7 +15,7 @@ from typing import Any
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
 from mailintake.oauth.sasl import xoauth2
-from mailintake.sources.base import SourceItem, TokenProvider, key_part
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Pop3Source:
                 state="error",
             )
 
-    def list_items(self) -> list[SourceItem]:
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         assert self.client is not None
         try:
             _, lines, _ = self.client.uidl()

@@ -225,10 +225,13 @@ def _start_device(manager: TokenManager, auth: MailboxAuth, flows: Flows) -> dic
 
 @router.get("/mailboxes/{name}/authorization", summary="Authorization state and sign-in under way")
 def authorization(request: Request, store: StoreDep, name: str) -> dict[str, Any]:
+    # The device sign-in's outcome first: it is set only after its tokens are committed, so
+    # the state read next is at least as new as the outcome shown with it.
+    device = _flows(request).devices.get(name)
+    outcome = device.outcome if device is not None else None
     with store.read() as repo:
         record = repo.get_mailbox(name)
         grant = repo.grant(name)
-    device = _flows(request).devices.get(name)
     return {
         "mailbox": name,
         "authorization_state": record.auth_state,
@@ -243,6 +246,6 @@ def authorization(request: Request, store: StoreDep, name: str) -> dict[str, Any
         else {
             "user_code": device.user_code,
             "verification_uri": device.verification_uri,
-            "outcome": device.outcome,
+            "outcome": outcome,
         },
     }
