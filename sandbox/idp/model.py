@@ -127,6 +127,12 @@ class AccessRecord:
     issued_at: int
     expires_at: int
 
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return False
+
 
 @dataclass
 class DeviceRecord:
