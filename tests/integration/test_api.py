@@ -67,6 +67,7 @@ def test_health_matrix_and_openapi(api: TestClient) -> None:
     matrix = api.get("/api/v1/matrix").json()
     assert matrix["grants"]["password"]["protocols"]["imap"]["supported"] is False
     assert matrix["grants"]["authorization_code"]["fields"]["redirect_uri"]["need"] == "mandatory"
+    assert "# TYPE mailintake_messages_total counter" in api.get("/metrics").text
     spec = api.get("/api/v1/openapi.json").json()
     for path in (
         "/api/v1/mailboxes",

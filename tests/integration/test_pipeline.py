@@ -17,6 +17,7 @@ from mailintake.config.apply import apply_document
 from mailintake.config.models import MailboxSpec, OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.engine.poll import Poller
+from mailintake.observability import metrics
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.status import mailbox_status
@@ -162,6 +163,9 @@ def test_import_writes_the_contract_layout_once(
     assert (again.imported, again.skipped) == (0, 3)
     assert len(dirs(out)) == 3
     assert not list((out / ".incoming").iterdir())
+    exposed = metrics.render().decode()
+    assert 'mailintake_messages_total{mailbox="invoices",outcome="imported"}' in exposed
+    assert 'mailintake_polls_total{mailbox="invoices",outcome="ok"}' in exposed
 
 
 def test_a_crash_before_the_after_import_action(

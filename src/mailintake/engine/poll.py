@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
 from mailintake.oauth.tokens import TokenManager
+from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import MailSource, SourceItem, TokenProvider
@@ -81,6 +83,7 @@ class Poller:
 
     def poll(self, name: str) -> PollResult:
         result = PollResult(name)
+        started = time.monotonic()
         with self.store.begin() as repo:
             if not imports.acquire(repo.conn, name, self.owner, LEASE):
                 result.error = "another worker is polling this mailbox"
@@ -98,6 +101,10 @@ class Poller:
             with self.store.begin() as repo:
                 repo.set_poll_result(name, result.error)
                 imports.release(repo.conn, name, self.owner)
+        metrics.POLLS.labels(name, "failed" if result.error else "ok").inc()
+        metrics.POLL_SECONDS.labels(name).observe(time.monotonic() - started)
+        for outcome in ("imported", "skipped", "failed"):
+            metrics.MESSAGES.labels(name, outcome).inc(getattr(result, outcome))
         if result.error:
             log.warning("poll.failed", mailbox=name, error=result.error)
         else:

@@ -25,6 +25,7 @@ from mailintake.config.matrix import Grant
 from mailintake.errors import NetworkError
 from mailintake.net.http import proxy_of, translate
 from mailintake.oauth import diagnose
+from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -163,6 +164,11 @@ def post_token(
         ) from exc
     except NetworkError as exc:  # the proxy refused its credentials
         raise NetworkError(f"{endpoint.mailbox}: token request to {endpoint.url}: {exc}") from exc
+    metrics.TOKENS.labels(
+        endpoint.mailbox,
+        str(endpoint.context.grant),
+        "ok" if answer.status_code == 200 else "refused",
+    ).inc()
     if answer.status_code == 200:
         try:
             body = answer.json()

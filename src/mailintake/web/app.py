@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from mailintake import __version__
 from mailintake.engine.poll import Poller
 from mailintake.engine.scheduler import Scheduler
+from mailintake.observability import metrics
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
@@ -62,6 +63,11 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
