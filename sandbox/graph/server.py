@@ -6,20 +6,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from sandbox.graph.errors import mailbox_concurrency
 from sandbox.graph.model import ROOT, Folder, Mailbox, Store
 from sandbox.graph.routes import build_app
 from sandbox.idp import IdentityProvider
+from sandbox.serving import ServedInThread
 
 
-class GraphEmulator:
+class GraphEmulator(ServedInThread):
     """A stand-in for https://graph.microsoft.com/v1.0 (mail only), trusting ``idp``'s tokens.
 
     ``latency`` seconds are added to every request; ``max_concurrent`` requests may be in
@@ -27,13 +25,14 @@ class GraphEmulator:
     more answer 429 ApplicationThrottled with ``Retry-After: concurrency_retry_after``.
     """
 
+    base_path = "/v1.0"  # base_url is then mailintake's graph_url
+
     def __init__(self, idp: IdentityProvider) -> None:
         self.idp = idp
         self.store = Store()
         self.latency = 0.0
         self.max_concurrent = 4
         self.concurrency_retry_after: float = 1
-        self.base_url = ""
         self._lock = threading.Lock()
         self._throttle_left = 0
         self._throttle_retry_after: float = 1
@@ -41,8 +40,6 @@ class GraphEmulator:
         self._stats: dict[str, Any] = {}
         self.reset_stats()
         self.flask = build_app(self)
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- mailboxes ----------------------------------------------------------------------
 
@@ -184,30 +181,3 @@ class GraphEmulator:
     def wait(self) -> None:
         if self.latency > 0:
             time.sleep(self.latency)
-
-    # --- serving ------------------------------------------------------------------------
-
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        self._server = make_server(host, port, self.flask, threaded=True)
-        self.base_url = f"http://{host}:{self._server.server_port}/v1.0"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @contextmanager
-    def serve(self, port: int = 0) -> Iterator[str]:
-        """Yields the base URL, ``http://127.0.0.1:PORT/v1.0`` (mailintake's graph_url)."""
-        url = self.start(port)
-        try:
-            yield url
-        finally:
-            self.stop()

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, make_response
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from sandbox.idp.errors import EntraError
 from sandbox.idp.model import (
@@ -30,12 +27,13 @@ from sandbox.idp.model import (
     User,
 )
 from sandbox.idp.routes import ALIASES, create_app
+from sandbox.serving import ServedInThread
 
 DEFAULT_TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 _INVALID_CREDENTIALS = "Error validating credentials due to invalid username or password."
 
 
-class IdentityProvider:
+class IdentityProvider(ServedInThread):
     """The directory of one tenant, served over HTTP on 127.0.0.1."""
 
     def __init__(
@@ -65,10 +63,7 @@ class IdentityProvider:
         self.sessions: dict[str, str] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.lock = threading.RLock()
-        self.base_url = ""
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self.flask: Flask = create_app(self)
 
     # --- the directory ------------------------------------------------------------------
@@ -182,33 +177,6 @@ class IdentityProvider:
                 "'00000003-0000-0000-c000-000000000000'.",
             )
         return user
-
-    # --- serving ------------------------------------------------------------------------
-
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        """Serve in a background thread; returns the base URL."""
-        self._server = make_server(host, port, self.flask, threaded=True)
-        self.base_url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    @contextmanager
-    def serve(self, port: int = 0) -> Iterator[str]:
-        url = self.start(port)
-        try:
-            yield url
-        finally:
-            self.stop()
 
     @staticmethod
     def json_response(body: dict[str, Any], status: int = 200) -> Response:

@@ -127,7 +127,9 @@ def setup(store: Store, out: Path) -> None:
 
 
 def poller(store: Store, home: Path, box: MemoryMailbox, **kwargs: Any) -> Poller:
-    def source(_spec: MailboxSpec, _token: TokenProvider) -> MemorySource:
+    def source(
+        _spec: MailboxSpec, _token: TokenProvider, _renew: TokenProvider | None = None
+    ) -> MemorySource:
         return MemorySource(box)
 
     return Poller(store, home, source_factory=source, **kwargs)
@@ -276,7 +278,9 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
         def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
             raise RuntimeError("a bug in one mailbox")
 
-    def source(spec: MailboxSpec, _token: TokenProvider) -> MemorySource:
+    def source(
+        spec: MailboxSpec, _token: TokenProvider, _renew: TokenProvider | None = None
+    ) -> MemorySource:
         return Broken(box) if spec.name == "broken" else MemorySource(box)
 
     clock = [1000.0]

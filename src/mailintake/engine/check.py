@@ -9,8 +9,6 @@ from mailintake.config import resolve
 from mailintake.engine.factories import build_source
 from mailintake.errors import AuthError, MailintakeError
 from mailintake.oauth.tokens import TokenManager, load_auth
-from mailintake.sources.base import MailSource
-from mailintake.sources.graph import build_graph_source
 from mailintake.store import imports
 from mailintake.store.repo import Store
 
@@ -49,11 +47,7 @@ def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -
         result.exit_code = exc.exit_code
         return result
     folder = resolve.folder(spec) or "(no folders: POP3)"
-    source: MailSource
-    if spec.protocol is not None and spec.protocol.value == "graph":
-        source = build_graph_source(spec, lambda: token)
-    else:
-        source = build_source(spec, lambda: token)
+    source = build_source(spec, lambda: token)
     try:
         source.open()
         login = spec.shared_mailbox or spec.username

@@ -11,11 +11,16 @@ from mailintake.sinks.base import MessageSink
 from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
 from mailintake.sources.base import MailSource, TokenProvider
+from mailintake.sources.graph import build_graph_source
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 
 
-def build_source(spec: MailboxSpec, token: TokenProvider) -> MailSource:
+def build_source(
+    spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None
+) -> MailSource:
+    """The mailbox's source; ``renew`` gives a new token when a server refuses the current
+    one mid-session (Graph's 401)."""
     host, port = resolve.host(spec), resolve.port(spec)
     if spec.protocol is None or spec.username is None:
         raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
@@ -52,9 +57,7 @@ def build_source(spec: MailboxSpec, token: TokenProvider) -> MailSource:
             token,
             spec.name,
         )
-    from mailintake.sources.graph import build_graph_source
-
-    return build_graph_source(spec, token)
+    return build_graph_source(spec, token, renew)
 
 
 def build_sink(output: OutputSpec | None, home: Path) -> MessageSink:

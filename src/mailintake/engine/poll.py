@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from mailintake.config import resolve
-from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
 from mailintake.oauth.tokens import TokenManager
@@ -28,7 +27,6 @@ from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import MailSource, SourceItem, TokenProvider
-from mailintake.sources.graph import build_graph_source
 from mailintake.sources.pop3 import header_date
 from mailintake.store import imports
 from mailintake.store.imports import ImportEntry
@@ -128,11 +126,7 @@ class Poller:
         spec = record.spec
         token: TokenProvider = lambda: self._tokens.access_token(name)  # noqa: E731
         renew: TokenProvider = lambda: self._tokens.renew(name, force=True).token  # noqa: E731
-        source = (
-            self.source_factory(spec, token)
-            if spec.protocol is None or spec.protocol.value != "graph"
-            else _graph(spec, token, renew)
-        )
+        source = self.source_factory(spec, token, renew)
         sink = self.sink_factory(output, self.home)
         try:
             source.open()
@@ -283,10 +277,6 @@ def _has_output(repo: Repo, name: str) -> bool:
     except NotFound:
         return False
     return True
-
-
-def _graph(spec: MailboxSpec, token: TokenProvider, renew: TokenProvider) -> MailSource:
-    return build_graph_source(spec, token, renew)
 
 
 def _pop3_date(protocol: str, raw: bytes) -> datetime | None:
