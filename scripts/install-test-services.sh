@@ -5,12 +5,13 @@
 # tinyproxy process on a free port (tests/support/proxy.py), so the system service that
 # Debian's postinst would start is kept from starting (a busy port 8888 would fail the install)
 # and, when we installed it, is disabled.
+# chromium is the browser of the web-admin journeys (Playwright drives /usr/bin/chromium).
 # Dovecot (dovecot-core, -imapd, -pop3d) is the IMAP/POP3 server of the mail tests; they run
 # their own `dovecot -F -c CONFIG` on free ports (tests/support/dovecot.py), so the system
 # Dovecot (ports 143/110/993/995) is likewise kept from starting and disabled.
 set -eu
 missing=""
-: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy dovecot-core dovecot-imapd dovecot-pop3d}"
+: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy dovecot-core dovecot-imapd dovecot-pop3d chromium fonts-dejavu-core}"
 for pkg in $MAILINTAKE_TEST_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
