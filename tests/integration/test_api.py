@@ -24,9 +24,10 @@ SECRETS = (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, NEW_PASSWORD)
 
 
 @pytest.fixture
-def api(settings: Settings, store: Store) -> Iterator[TestClient]:
+def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
     env = {"GRAPH_SECRET": CLIENT_SECRET}
-    with TestClient(create_app(settings, store=store, environ=lambda: env)) as client:
+    app = create_app(settings, store=store, environ=lambda: env)
+    with TestClient(app, headers=bearer) as client:
         yield client
 
 

@@ -292,7 +292,11 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
                 assert time.monotonic() < deadline, "mailintake serve did not answer in 60 s"
                 time.sleep(0.2)
         assert answer.json()["status"] == "ok"
-        spec = httpx2.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=5).json()
+        spec_url = f"http://127.0.0.1:{port}/api/v1/openapi.json"
+        assert httpx2.get(spec_url, timeout=5).status_code == 401
+        token = cli("admin", "token", "create", "ci").stdout.strip()
+        bearer = {"Authorization": f"Bearer {token}"}
+        spec = httpx2.get(spec_url, headers=bearer, timeout=5).json()
         assert spec["info"]["title"] == "mailintake"
     finally:
         process.terminate()

@@ -363,7 +363,7 @@ def test_check_says_what_it_found_or_which_step_failed(
 
 
 def test_serve_polls_by_itself(
-    store: Store, settings: Any, tmp_path: Path, mail_server: MailServer
+    store: Store, settings: Any, tmp_path: Path, mail_server: MailServer, bearer: dict[str, str]
 ) -> None:
     import time
 
@@ -394,7 +394,7 @@ def test_serve_polls_by_itself(
             },
         },
     )
-    with TestClient(create_app(settings, store=store, scheduler=True)) as api:
+    with TestClient(create_app(settings, store=store, scheduler=True), headers=bearer) as api:
         deadline = time.monotonic() + 30
         while True:
             (row,) = api.get("/api/v1/status").json()["mailboxes"]

@@ -42,8 +42,8 @@ __all__ = ["certificate", "idp"]  # fixtures
 
 
 @pytest.fixture
-def api(settings: Settings, store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store=store, environ=dict)) as client:
+def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store=store, environ=dict), headers=bearer) as client:
         yield client
 
 

@@ -164,10 +164,24 @@ def test_import_writes_the_contract_layout_once(
     again = poller(store, home, box).poll("invoices")
     assert (again.imported, again.skipped) == (0, 3)
     assert len(dirs(out)) == 3
-    assert not list((out / ".incoming").iterdir())
+    assert not list((out / ".incoming" / "invoices").iterdir())
     exposed = metrics.render().decode()
     assert 'mailintake_messages_total{mailbox="invoices",outcome="imported"}' in exposed
     assert 'mailintake_polls_total{mailbox="invoices",outcome="ok"}' in exposed
+
+
+def test_what_a_killed_import_half_wrote_is_cleared(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    half = out / ".incoming" / "invoices" / "mem-1.0badf00d"
+    (half / "attachments").mkdir(parents=True)
+    (half / "message.eml").write_bytes(box.messages[1][:10])
+    result = poller(store, home, box).poll("invoices")
+    assert (result.imported, result.error) == (3, None)
+    assert not half.exists()
+    assert [(p / "message.eml").read_bytes() for p in dirs(out)] == list(box.messages.values())
 
 
 def test_a_crash_before_the_after_import_action(

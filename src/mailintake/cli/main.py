@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from mailintake.cli import (
+    admin_cmds,
     authorize_cmd,
     check_cmd,
     config_cmds,
@@ -77,6 +78,7 @@ app.add_typer(items.group("server"), name="servers")
 app.add_typer(items.group("mailbox"), name="mailboxes")
 app.add_typer(items.group("output"), name="outputs")
 app.add_typer(secrets_cmds.app, name="secrets")
+app.add_typer(admin_cmds.app, name="admin")
 
 
 def run(argv: list[str] | None = None) -> None:

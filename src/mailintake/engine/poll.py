@@ -33,8 +33,11 @@ from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
 
 log = get_logger(__name__)
-OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-LEASE = timedelta(minutes=15)
+HOST = socket.gethostname()
+OWNER = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+# A worker renews its lease after every batch; one that dies leaves it to expire, unless it
+# ran on this host, where a lease of a process that no longer exists is taken over at once.
+LEASE = timedelta(minutes=5)
 BATCH = 100
 AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
 
@@ -83,7 +86,7 @@ class Poller:
         result = PollResult(name)
         started = time.monotonic()
         with self.store.begin() as repo:
-            if not imports.acquire(repo.conn, name, self.owner, LEASE):
+            if not _acquire(repo, name, self.owner):
                 result.error = "another worker is polling this mailbox"
                 return result
         try:
@@ -269,6 +272,30 @@ def _fetched_batches(
 
 def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, bytes]]:
     return list(source.fetch(batch))
+
+
+def _acquire(repo: Repo, name: str, owner: str) -> bool:
+    if imports.acquire(repo.conn, name, owner, LEASE):
+        return True
+    held_by = imports.holder(repo.conn, name)
+    if held_by is None or not _gone(held_by):
+        return False
+    log.warning("lease.taken_over", mailbox=name, previous=held_by)
+    return imports.take_over(repo.conn, name, held_by, owner, LEASE)
+
+
+def _gone(owner: str) -> bool:
+    """Whether the worker ``owner`` (host:pid:nonce) ran on this host and has ended."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != HOST or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _has_output(repo: Repo, name: str) -> bool:

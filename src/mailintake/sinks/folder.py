@@ -14,6 +14,7 @@ import errno
 import json
 import multiprocessing
 import os
+import select
 import shutil
 import threading
 import uuid
@@ -122,6 +123,21 @@ _POOL_LOCK = threading.Lock()
 PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
 
 
+def _follow(parent: int) -> None:
+    """In a worker: end when the importing process ends, even when it was killed (SIGKILL
+    runs no clean-up, and a worker would otherwise wait for work for ever)."""
+
+    def wait() -> None:
+        try:
+            fd = os.pidfd_open(parent)
+        except OSError:  # already gone
+            os._exit(0)
+        select.select([fd], [], [])
+        os._exit(0)
+
+    threading.Thread(target=wait, name="follow-parent", daemon=True).start()
+
+
 def _pool() -> ProcessPoolExecutor | None:
     """Worker processes for reading and writing messages (forkserver: safe with threads)."""
     global _POOL
@@ -131,7 +147,10 @@ def _pool() -> ProcessPoolExecutor | None:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("forkserver")
+                workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_follow,
+                initargs=(os.getpid(),),
             )
         return _POOL
 
@@ -140,6 +159,16 @@ class FolderSink:
     def __init__(self, root: Path, *, now: Any = None) -> None:
         self.root = root
         self._now = now or (lambda: datetime.now(UTC))
+        self._cleared: set[Path] = set()
+
+    def _clear_leftovers(self, scratch: Path) -> None:
+        """Remove what an attempt that crashed left half-written. The mailbox is leased to one
+        worker at a time, so nothing else is writing to its scratch folder."""
+        if scratch in self._cleared:
+            return
+        for leftover in scratch.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._cleared.add(scratch)
 
     def target(self, delivery: Delivery) -> Path:
         day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
@@ -150,9 +179,12 @@ class FolderSink:
         staged: list[tuple[int, Path, Path]] = []
         to_write: list[tuple[int, Path, Path]] = []
         summaries: dict[int, tuple[str | None, str | None]] = {}
-        scratch = self.root / ".incoming"
+        if not batch:
+            return []
+        scratch = self.root / ".incoming" / batch[0].mailbox
         try:
             scratch.mkdir(parents=True, exist_ok=True)
+            self._clear_leftovers(scratch)
         except OSError as exc:
             error = SinkError(f"output folder {self.root}: cannot be written: {_why(exc)}")
             return [error for _ in batch]

@@ -211,5 +211,23 @@ def acquire(conn: Connection, mailbox: str, owner: str, ttl: timedelta) -> bool:
     return True
 
 
+def holder(conn: Connection, mailbox: str) -> str | None:
+    """Who holds the mailbox's lease (expired or not), if anyone."""
+    owner: str | None = conn.execute(
+        select(leases.c.owner).where(leases.c.mailbox == mailbox)
+    ).scalar_one_or_none()
+    return owner
+
+
+def take_over(conn: Connection, mailbox: str, old: str, owner: str, ttl: timedelta) -> bool:
+    """Take the lease from ``old`` (a worker known to be gone), if it still holds it."""
+    taken = conn.execute(
+        update(leases)
+        .where(leases.c.mailbox == mailbox, leases.c.owner == old)
+        .values(owner=owner, expires_at=_now() + ttl)
+    ).rowcount
+    return bool(taken)
+
+
 def release(conn: Connection, mailbox: str, owner: str) -> None:
     conn.execute(delete(leases).where(and_(leases.c.mailbox == mailbox, leases.c.owner == owner)))

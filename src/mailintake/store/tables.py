@@ -140,3 +140,14 @@ leases = Table(
     Column("owner", String(128), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# API tokens for the REST API: only a SHA-256 hash of each token is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
 
 from mailintake import __version__
 from mailintake.engine.poll import Poller
@@ -14,9 +15,11 @@ from mailintake.observability import metrics
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
+from mailintake.web import ui
 from mailintake.web.api import config, imports, items, oauth, system
 from mailintake.web.deps import Services
 from mailintake.web.errors import install_error_handlers
+from mailintake.web.security import install as install_security
 
 API = "/api/v1"
 
@@ -59,7 +62,7 @@ def create_app(
         version=__version__,
         summary="Imports mail from mailboxes (IMAP, POP3, Microsoft Graph) with OAuth 2.0.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # the interactive page needs inline script, which the CSP forbids
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -71,10 +74,14 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
+    install_security(app, services)
     app.include_router(system.router, prefix=API)
     app.include_router(config.router, prefix=API)
     app.include_router(oauth.router, prefix=API)
     app.include_router(imports.router, prefix=API)
     for kind in ("server", "output", "mailbox"):
         app.include_router(items.router_for(kind), prefix=API)
+    for page_router in ui.routers():
+        app.include_router(page_router)
+    app.mount("/static", StaticFiles(packages=[("mailintake.web", "static")]), name="static")
     return app

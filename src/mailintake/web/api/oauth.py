@@ -175,9 +175,14 @@ def callback(request: Request) -> HTMLResponse:
 
 
 def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
+    # callback.js tells the page that opened this popup, then closes it (no inline script).
+    outcome = "authorized" if status == 200 else "failed"
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>mailintake: "
-        f"{html.escape(title)}</title></head><body><h1 id='outcome'>{html.escape(title)}</h1>"
+        f"{html.escape(title)}</title><link rel='stylesheet' href='/static/app.css'>"
+        "<script src='/static/callback.js' defer></script></head>"
+        f"<body data-outcome='{outcome}' data-message='{html.escape(text, quote=True)}'>"
+        f"<h1 id='outcome'>{html.escape(title)}</h1>"
         f"<p>{html.escape(text)}</p><p>You can close this window.</p></body></html>"
     )
     return HTMLResponse(body, status_code=status)

@@ -1,0 +1,192 @@
+"""The web admin's credentials: the admin password, API tokens and the session-signing key.
+
+Nothing here is kept in clear: the password as an argon2id hash (in ``meta``), each API token
+as the SHA-256 hash of its value (in ``api_tokens``; the value is shown once, when it is
+made), and the key that signs session cookies encrypted with the secret key like every other
+secret (in ``secrets``, so ``mailintake secrets rotate-key`` re-encrypts it and every worker
+sharing the database signs and checks sessions with the same key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets as random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailintake.errors import ConfigError, Conflict, NotFound
+from mailintake.observability.logging import register_secret
+from mailintake.store import secrets
+from mailintake.store.repo import Store
+from mailintake.store.tables import api_tokens, meta
+
+MIN_PASSWORD_LENGTH = 8
+TOKEN_PREFIX = "mit_"
+_PASSWORD_KEY = "admin_password"
+_SESSION_OWNER = ("web", "session", "signing_key")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# last_used_at is written at most this often per token (not on every request).
+_TOUCH_INTERVAL = timedelta(minutes=1)
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+# --- the admin password -----------------------------------------------------------------
+
+
+def _read_hash(conn: Connection) -> str | None:
+    row = conn.execute(select(meta.c.value).where(meta.c.key == _PASSWORD_KEY)).first()
+    return None if row is None else str(row.value)
+
+
+def _write_hash(conn: Connection, hashed: str) -> None:
+    if _read_hash(conn) is None:
+        conn.execute(meta.insert().values(key=_PASSWORD_KEY, value=hashed))
+    else:
+        conn.execute(update(meta).where(meta.c.key == _PASSWORD_KEY).values(value=hashed))
+
+
+def set_admin_password(store: Store, password: str) -> None:
+    """Set the password of the web admin (every session signed in before ends)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError([f"password: too short; use at least {MIN_PASSWORD_LENGTH} characters"])
+    register_secret(password)
+    hashed = _hasher.hash(password)
+    with store.begin() as repo:
+        _write_hash(repo.conn, hashed)
+
+
+def admin_password_is_set(store: Store) -> bool:
+    with store.read() as repo:
+        return _read_hash(repo.conn) is not None
+
+
+def verify_admin_password(store: Store, password: str) -> bool:
+    with store.read() as repo:
+        hashed = _read_hash(repo.conn)
+    if hashed is None:
+        return False
+    try:
+        _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return True
+
+
+def password_tag(store: Store) -> str | None:
+    """A short digest of the stored hash: sessions carry it, so a new password ends them."""
+    with store.read() as repo:
+        hashed = _read_hash(repo.conn)
+    return None if hashed is None else hashlib.sha256(hashed.encode()).hexdigest()[:16]
+
+
+# --- the session-signing key ------------------------------------------------------------
+
+
+def session_key(store: Store) -> str:
+    """The key that signs session cookies, made on first use and kept encrypted."""
+    kind, owner, field = _SESSION_OWNER
+    for _ in range(2):
+        with store.read() as repo:
+            stored = secrets.read_all(repo.conn, kind, owner).get(field)
+            if stored is not None:
+                return repo.box.decrypt(stored.ciphertext)
+        key = random.token_urlsafe(48)
+        try:
+            with store.begin() as repo:
+                secrets.write(repo.conn, repo.box, kind, owner, field, key, None, None)
+            return key
+        except IntegrityError:  # another worker made it at the same moment: use theirs
+            continue
+    raise RuntimeError("the session-signing key could not be read or created")
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_api_token(store: Store, name: str) -> str:
+    """Make a token called ``name`` and return it; this is the only time it is shown."""
+    if not _TOKEN_NAME.fullmatch(name):
+        raise ConfigError([f"name: '{name}' must be 1-64 of A-Z a-z 0-9 . _ -"])
+    token = TOKEN_PREFIX + random.token_urlsafe(32)
+    register_secret(token)
+    try:
+        with store.begin() as repo:
+            repo.conn.execute(
+                api_tokens.insert().values(name=name, token_hash=_digest(token), created_at=_now())
+            )
+    except IntegrityError:
+        raise Conflict(f"an API token named '{name}' exists already") from None
+    return token
+
+
+def list_api_tokens(store: Store) -> list[ApiToken]:
+    with store.read() as repo:
+        rows = repo.conn.execute(
+            select(api_tokens.c.name, api_tokens.c.created_at, api_tokens.c.last_used_at).order_by(
+                api_tokens.c.name
+            )
+        ).all()
+    result = []
+    for row in rows:
+        created = _utc(row.created_at)
+        assert created is not None
+        result.append(ApiToken(row.name, created, _utc(row.last_used_at)))
+    return result
+
+
+def revoke_api_token(store: Store, name: str) -> None:
+    with store.begin() as repo:
+        removed = repo.conn.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount
+    if not removed:
+        raise NotFound(f"no API token named '{name}'")
+
+
+def check_api_token(store: Store, token: str) -> str | None:
+    """The name of the token when ``token`` is a valid one (and note its use), else None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    digest = _digest(token)
+    with store.read() as repo:
+        row = repo.conn.execute(
+            select(api_tokens.c.name, api_tokens.c.token_hash, api_tokens.c.last_used_at).where(
+                api_tokens.c.token_hash == digest
+            )
+        ).first()
+    if row is None or not hmac.compare_digest(str(row.token_hash), digest):
+        return None
+    now = _now()
+    last = _utc(row.last_used_at)
+    if last is None or now - last > _TOUCH_INTERVAL:
+        with store.begin() as repo:
+            repo.conn.execute(
+                update(api_tokens).where(api_tokens.c.name == row.name).values(last_used_at=now)
+            )
+    return str(row.name)

@@ -1,0 +1,81 @@
+"""``GET``/``POST /login`` and ``POST /logout``: the admin password in, a signed session
+cookie out (see web/security.py for what the cookie lets through)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from mailintake.observability.logging import get_logger
+from mailintake.store import admin
+from mailintake.web.deps import StoreDep
+from mailintake.web.security import (
+    Sessions,
+    clear_session_cookie,
+    safe_next,
+    session_cookie,
+)
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _sessions(request: Request) -> Sessions:
+    found = request.app.state.sessions
+    assert isinstance(found, Sessions)
+    return found
+
+
+def _form(
+    request: Request, store: StoreDep, next_path: str, error: str | None, status: int
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "next": safe_next(next_path),
+            "error": error,
+            "password_set": admin.admin_password_is_set(store),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, store: StoreDep, next: str = "/") -> Response:
+    if request.state.admin:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _form(request, store, next, None, 200)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    store: StoreDep,
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    verified = await run_in_threadpool(admin.verify_admin_password, store, password)
+    client = request.client.host if request.client else None
+    if not verified:
+        log.warning("admin.login_refused", client=client)
+        return await run_in_threadpool(_form, request, store, next, "Wrong password.", 401)
+    value = await run_in_threadpool(_sessions(request).issue)
+    assert value is not None  # a password was verified, so one is set
+    log.info("admin.login", client=client)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    session_cookie(response, value, request)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, request)
+    return response

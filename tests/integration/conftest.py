@@ -1,0 +1,14 @@
+"""Fixtures shared by the integration tests: an API token for the REST API."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailintake.store.admin import create_api_token
+from mailintake.store.repo import Store
+
+
+@pytest.fixture
+def bearer(store: Store) -> dict[str, str]:
+    """Headers that authenticate a REST API request with a fresh API token."""
+    return {"Authorization": f"Bearer {create_api_token(store, 'tests')}"}

@@ -1,0 +1,74 @@
+"""``mailintake admin``: the web admin's password and the REST API's tokens, as a user runs
+the commands (a real process; the password prompt reads stdin when there is no terminal)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailintake.store import admin
+from mailintake.store.repo import Store
+
+ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailintake", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+            check=False,
+            start_new_session=True,  # no terminal: the password prompt reads stdin
+        )
+
+
+@pytest.fixture
+def cli(home: Path, database_url: str) -> Cli:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
+    return Cli(env)
+
+
+def test_admin_commands(cli: Cli, store: Store) -> None:
+    short = cli("admin", "set-password", "--password-stdin", input="short\n")
+    assert short.returncode == 2
+    assert "at least 8 characters" in short.stderr
+    assert not admin.admin_password_is_set(store)
+    done = cli("admin", "set-password", "--password-stdin", input=f"{ADMIN_PASSWORD}\n")
+    assert done.returncode == 0, done.stderr
+    assert ADMIN_PASSWORD not in done.stdout + done.stderr
+    assert admin.verify_admin_password(store, ADMIN_PASSWORD)
+    prompted = cli("admin", "set-password", input="prompted-Pw-1\nprompted-Pw-1\n")
+    assert prompted.returncode == 0, prompted.stderr
+    assert admin.verify_admin_password(store, "prompted-Pw-1")
+    mismatch = cli("admin", "set-password", input="one-Pw-12345\ntwo-Pw-12345\n")
+    assert mismatch.returncode != 0
+    assert admin.verify_admin_password(store, "prompted-Pw-1")
+
+    created = cli("admin", "token", "create", "monitoring")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert admin.check_api_token(store, token) == "monitoring"
+    assert cli("admin", "token", "create", "monitoring").returncode == 2  # exists already
+    assert cli("admin", "token", "create", "bad name").returncode == 2
+    listed = cli("admin", "token", "list")
+    assert "monitoring" in listed.stdout
+    assert token not in listed.stdout
+    assert '"name": "monitoring"' in cli("admin", "token", "list", "--json").stdout
+    revoked = cli("admin", "token", "revoke", "monitoring")
+    assert revoked.returncode == 0, revoked.stderr
+    assert admin.check_api_token(store, token) is None
+    again = cli("admin", "token", "revoke", "monitoring")
+    assert again.returncode == 2
+    assert "no API token named 'monitoring'" in again.stderr

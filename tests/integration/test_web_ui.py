@@ -1,0 +1,226 @@
+"""The web admin's pages over the same functions as the REST API: forms shaped by the
+matrix, problems beside their fields, secrets never sent back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mailintake.config.apply import apply_document
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store.admin import set_admin_password
+from mailintake.store.repo import Store
+from mailintake.web.app import create_app
+
+TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
+CLIENT = "11111111-2222-3333-4444-555555555555"
+SECRET = "ui-cs-Hq4~Lm8Zt2Vb6Nw1Kd3"
+PROXY_SECRET = "ui-pp-Rt5Yu8Io1Pa4Sd7Fg0"
+ADMIN = "ui-admin-Password-1!"
+
+
+@pytest.fixture
+def ui_store(home: Path, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+    settings = Settings(home=home, database_url=f"sqlite:///{tmp_path / 'ui.db'}")
+    store = open_store(settings)
+    set_admin_password(store, ADMIN)
+    apply_document(
+        store, {"outputs": [{"name": "capture", "type": "folder", "path": str(tmp_path)}]}, {}
+    )
+    yield settings, store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def ui(ui_store: tuple[Settings, Store]) -> Iterator[TestClient]:
+    settings, store = ui_store
+    app = create_app(settings, store=store, environ=dict)
+    with TestClient(app, headers={"Sec-Fetch-Site": "same-origin"}) as client:
+        answer = client.post("/login", data={"password": ADMIN, "next": "/"})
+        assert answer.status_code == 200, answer.text
+        yield client
+
+
+def graph_form(**changes: str) -> dict[str, str]:
+    form = {
+        "name": "claims",
+        "protocol": "graph",
+        "username": "claims@contoso.com",
+        "output": "capture",
+        "enabled": "on",
+        "oauth.authorization_server": "MICROSOFT",
+        "oauth.grant_type": "client_credentials",
+        "oauth.tenant_id": TENANT,
+        "oauth.client_id": CLIENT,
+        "oauth.client_secret": SECRET,
+        "oauth.scopes": "https://graph.microsoft.com/.default",
+        "oauth.token_endpoint": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        "proxy.address": "http://127.0.0.1:9",
+        "proxy.username": "svc",
+        "proxy.password": PROXY_SECRET,
+    }
+    form.update(changes)
+    return form
+
+
+def errors_beside(page: str) -> dict[str, str]:
+    return dict(re.findall(r'data-error-for="([^"]+)">([^<]*)<', page))
+
+
+def assert_no_inline_code(page: str) -> None:
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)
+    assert not re.search(r"\s(style|onclick|onload|onchange|hx-on[:\w-]*)=", page)
+    assert "<style" not in page
+
+
+def test_pages_render_without_inline_script(ui: TestClient) -> None:
+    for path in ("/", "/mailboxes", "/mailboxes/new", "/servers", "/servers/new", "/imports"):
+        answer = ui.get(path)
+        assert answer.status_code == 200, path
+        assert_no_inline_code(answer.text)
+    for asset in ("app.js", "app.css", "htmx.min.js", "callback.js"):
+        assert ui.get(f"/static/{asset}").status_code == 200
+
+
+def test_the_form_follows_the_matrix(ui: TestClient) -> None:
+    htmx = {"HX-Request": "true", "HX-Trigger-Name": "protocol"}
+    imap = ui.post(
+        "/mailboxes/form", data={"protocol": "imap", "oauth.grant_type": "password"}, headers=htmx
+    ).text
+    offered = re.findall(r'<option value="(\w+)"', imap.split('name="oauth.grant_type"')[1])
+    assert "password" not in offered
+    assert offered[0] == "client_credentials"
+    graph = ui.post(
+        "/mailboxes/form",
+        data={"protocol": "graph", "oauth.grant_type": "client_credentials"},
+        headers=htmx,
+    ).text
+    assert 'name="oauth.authorization_server" value="MICROSOFT"' in graph
+    assert re.search(r'data-need="not_applicable" id="row-oauth-redirect_uri"', graph)
+    assert re.search(r'name="oauth.redirect_uri" value="[^"]*" disabled', graph)
+    # the server's values are filled in for the chosen grant
+    assert "https://graph.microsoft.com/.default" in graph
+    code = ui.post(
+        "/mailboxes/form",
+        data={"protocol": "imap", "oauth.grant_type": "authorization_code"},
+        headers={**htmx, "HX-Trigger-Name": "oauth.grant_type"},
+    ).text
+    assert re.search(r'data-need="mandatory" id="row-oauth-redirect_uri"', code)
+    assert "IMAP.AccessAsUser.All" in code
+
+
+def test_problems_appear_beside_their_fields(ui: TestClient) -> None:
+    form = graph_form(**{"oauth.client_id": "", "oauth.redirect_uri": "http://localhost/"})
+    del form["oauth.client_secret"]
+    answer = ui.post("/mailboxes/new", data=form)
+    assert answer.status_code == 422
+    errors = errors_beside(answer.text)
+    assert errors["oauth.client_id"] == "required for grant_type client_credentials"
+    assert errors["oauth.client_secret"] == "required for grant_type client_credentials"
+    assert errors["oauth.redirect_uri"].startswith("not applicable to grant_type")
+    assert SECRET not in answer.text
+    assert PROXY_SECRET not in answer.text
+    # through htmx the same problems come back as a swappable 200
+    htmx = ui.post("/mailboxes/new", data=form, headers={"HX-Request": "true"})
+    assert htmx.status_code == 200
+    assert errors_beside(htmx.text) == errors
+
+
+def test_add_edit_and_keep_secrets(ui: TestClient, ui_store: tuple[Settings, Store]) -> None:
+    store = ui_store[1]
+    answer = ui.post("/mailboxes/new", data=graph_form(), follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/mailboxes/claims")
+    for path in ("/mailboxes/claims", "/mailboxes/claims/edit", "/", "/mailboxes"):
+        page = ui.get(path).text
+        assert SECRET not in page, path
+        assert PROXY_SECRET not in page, path
+        assert_no_inline_code(page)
+    edit = ui.get("/mailboxes/claims/edit").text
+    assert 'data-secret-state="oauth.client_secret">set<' in edit
+    # values the server fills in are not stored as overrides
+    with store.read() as repo:
+        assert repo.get_mailbox("claims").spec.oauth.token_endpoint is None  # type: ignore[union-attr]
+    changed = graph_form(**{"oauth.client_secret": "", "proxy.password": "", "folder": "Invoices"})
+    answer = ui.post("/mailboxes/claims/edit", data=changed, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    with store.read() as repo:
+        record = repo.get_mailbox("claims", reveal=True)
+    assert record.spec.folder == "Invoices"
+    assert record.spec.oauth.client_secret.get_secret_value() == SECRET  # type: ignore[union-attr]
+    assert record.spec.proxy.password.get_secret_value() == PROXY_SECRET  # type: ignore[union-attr]
+    assert "Test connection" in ui.get("/mailboxes/claims").text
+    result = ui.post("/mailboxes/claims/proxy/test", headers={"HX-Request": "true"}).text
+    assert 'class="error"' in result
+    assert PROXY_SECRET not in result
+    ui.post("/mailboxes/claims/disable")
+    assert ">no<" in ui.get("/mailboxes").text
+    ui.post("/mailboxes/claims/enable")
+    answer = ui.post("/mailboxes/claims/delete", follow_redirects=False)
+    assert answer.status_code == 303
+    assert 'data-mailbox="claims"' not in ui.get("/mailboxes").text
+
+
+def test_banner_offers_the_one_fix(ui: TestClient, ui_store: tuple[Settings, Store]) -> None:
+    store = ui_store[1]
+    ui.post("/mailboxes/new", data=graph_form())
+    password = graph_form(
+        name="orders",
+        **{"oauth.grant_type": "password", "oauth.password": "pw-Xy1!", "oauth.scopes": ""},
+    )
+    for key in ("oauth.client_secret", "oauth.token_endpoint"):
+        del password[key]
+    ui.post("/mailboxes/new", data=password)
+    with store.begin() as repo:
+        repo.set_auth_state("claims", "reauthorization_required", "AADSTS50173: sign in again")
+        repo.set_auth_state("orders", "password_update_required", "AADSTS50126: wrong password")
+    claims = ui.get("/mailboxes/claims").text
+    assert 'id="banner"' in claims
+    assert "Authorize again</button>" in claims
+    orders = ui.get("/mailboxes/orders").text
+    assert 'href="/mailboxes/orders/edit#row-oauth-password"' in orders
+    assert "Test sign-in" in orders
+    assert 'id="password-grant-note"' in orders
+    dashboard = ui.get("/").text
+    assert 'id="attention"' in dashboard
+    assert "AADSTS50126" in dashboard
+
+
+def test_manage_authorization_servers(ui: TestClient) -> None:
+    form = {
+        "name": "corp-idp",
+        "authorization_endpoint": "https://idp.example.com/oauth2/authorize",
+        "token_endpoint": "https://idp.example.com/oauth2/token",
+        "scopes.imap": "imap offline_access",
+    }
+    answer = ui.post("/servers/new", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    assert 'data-server="corp-idp"' in ui.get("/servers").text
+    bad = ui.post("/servers/corp-idp/edit", data={**form, "token_endpoint": "not a url"})
+    assert bad.status_code == 422
+    assert "token_endpoint" in errors_beside(bad.text)
+    imap = {
+        "name": "orders",
+        "protocol": "imap",
+        "host": "imap.example.com",
+        "username": "orders@example.com",
+        "output": "capture",
+        "oauth.authorization_server": "corp-idp",
+        "oauth.grant_type": "authorization_code",
+        "oauth.client_id": CLIENT,
+        "oauth.redirect_uri": "http://127.0.0.1:8080/api/v1/oauth/callback",
+    }
+    assert ui.post("/mailboxes/new", data=imap, follow_redirects=False).status_code == 303
+    refused = ui.post("/servers/corp-idp/delete").text
+    assert "used by mailbox(es) orders" in refused
+    ui.post("/servers/MICROSOFT/edit", data={"token_endpoint": "https://login.example/token"})
+    assert "edited" in ui.get("/servers").text
+    reset = ui.post("/servers/MICROSOFT/reset").text
+    assert "Reset MICROSOFT" in reset
+    discovered = ui.post("/servers/discover", data={"issuer": "not a url"}).text
+    assert "issuer" in errors_beside(discovered)

@@ -1,0 +1,120 @@
+"""An import pass that kills its own process (SIGKILL) at a chosen point, for the crash tests.
+
+    python -m tests.support.crash_poll MAILBOX --kill-at STEP:N
+
+The real source and output are built as ``mailintake poll`` builds them, then wrapped: the
+process is killed when STEP happens for the N-th time. Steps:
+
+    list            before the source lists the folder
+    fetched         after the N-th message has come from the server
+    deliver.before  before the N-th batch goes to the output
+    deliver.after   after the N-th batch is in the output, before the store records it
+    ack.before      after the N-th batch is recorded, before the after-import action
+    ack.after       after the N-th after-import action, before it is marked done
+    timer           N milliseconds after the pass starts, wherever it is
+
+Settings come from the environment, as for the CLI (MAILINTAKE_HOME, MAILINTAKE_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailintake.config.models import MailboxSpec
+from mailintake.engine.factories import build_sink, build_source
+from mailintake.engine.poll import Poller
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.sinks.base import Delivery, MessageSink, Receipt
+from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Killer:
+    def __init__(self, step: str, nth: int) -> None:
+        self.step, self.nth = step, nth
+        self.seen: Counter[str] = Counter()
+
+    def at(self, step: str) -> None:
+        self.seen[step] += 1
+        if step == self.step and self.seen[step] == self.nth:
+            die()
+
+
+class KillingSource:
+    def __init__(self, inner: MailSource, killer: Killer) -> None:
+        self.inner, self.killer = inner, killer
+        self.protocol = inner.protocol
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+        self.killer.at("list")
+        return self.inner.list_items(known)
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+        for pair in self.inner.fetch(items):
+            self.killer.at("fetched")
+            yield pair
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        self.killer.at("ack.before")
+        self.inner.acknowledge(sources)
+        self.killer.at("ack.after")
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class KillingSink:
+    def __init__(self, inner: MessageSink, killer: Killer) -> None:
+        self.inner, self.killer = inner, killer
+
+    def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+        self.killer.at("deliver.before")
+        results = self.inner.deliver(batch)
+        self.killer.at("deliver.after")
+        return results
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mailbox")
+    parser.add_argument("--kill-at", required=True, help="STEP:N")
+    args = parser.parse_args()
+    step, _, nth = str(args.kill_at).partition(":")
+    killer = Killer(step, int(nth))
+    if step == "timer":
+        threading.Timer(int(nth) / 1000, die).start()
+
+    def source(spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None) -> Any:
+        return KillingSource(build_source(spec, token, renew), killer)
+
+    def sink(output: Any, home: Path) -> Any:
+        return KillingSink(build_sink(output, home), killer)
+
+    settings = Settings()
+    store = open_store(settings)
+    result = Poller(store, settings.home, source_factory=source, sink_factory=sink).poll(
+        args.mailbox
+    )
+    print(result.as_dict(), flush=True)
+    os._exit(0 if result.error is None else 4)  # the timer thread must not keep it alive
+
+
+if __name__ == "__main__":
+    main()
