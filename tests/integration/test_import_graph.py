@@ -4,6 +4,7 @@ immutable ids, throttling and the four-request limit, a shared mailbox with a de
 from __future__ import annotations
 
 import email.policy
+import json
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -194,3 +195,37 @@ def test_shared_mailbox_with_a_delegated_token(
     assert denied.error is not None
     assert "ErrorAccessDenied" in denied.error
     assert len(graph.messages(other)) == 1
+
+
+def test_a_large_message_is_spooled_to_disk_and_arrives_whole(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    import hashlib
+    import os
+
+    from mailintake.spool import SPOOL_FROM
+
+    address = f"scans-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    scan = os.urandom(SPOOL_FROM)  # base64 makes the message a third larger than the limit
+    msg = EmailMessage()
+    msg["From"] = "scanner@contoso.example"
+    msg["Subject"] = "Scan"
+    msg.set_content("attached")
+    msg.add_attachment(scan, maintype="application", subtype="pdf", filename="scan.pdf")
+    large = msg.as_bytes(policy=email.policy.SMTP)
+    graph.deliver(address, large)
+    graph.deliver(address, raw(1))
+    out = tmp_path / "out"
+    configure(store, idp, graph.base_url, out, username=address, after_import="delete")
+    result = Poller(store, home).poll("claims")
+    assert (result.imported, result.failed, result.error) == (2, 0, None)
+    (folder,) = [p.parent for p in out.glob("claims/*/*/message.eml") if p.stat().st_size > 1e6]
+    assert (folder / "message.eml").read_bytes() == large
+    assert (folder / "attachments" / "1_scan.pdf").read_bytes() == scan
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["size"] == len(large)
+    assert meta["sha256"] == hashlib.sha256(large).hexdigest()
+    assert meta["attachments"][0]["sha256"] == hashlib.sha256(scan).hexdigest()
+    assert list((home / "spool" / "claims").iterdir()) == []  # the spooled copy is gone
+    assert graph.messages(address) == []

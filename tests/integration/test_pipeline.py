@@ -3,6 +3,7 @@ real folder output: nothing lost, nothing written twice, whatever fails where.""
 
 from __future__ import annotations
 
+import email.policy
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -128,7 +129,10 @@ def setup(store: Store, out: Path) -> None:
 
 def poller(store: Store, home: Path, box: MemoryMailbox, **kwargs: Any) -> Poller:
     def source(
-        _spec: MailboxSpec, _token: TokenProvider, _renew: TokenProvider | None = None
+        _spec: MailboxSpec,
+        _token: TokenProvider,
+        _renew: TokenProvider | None = None,
+        **_options: Any,
     ) -> MemorySource:
         return MemorySource(box)
 
@@ -293,7 +297,10 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
             raise RuntimeError("a bug in one mailbox")
 
     def source(
-        spec: MailboxSpec, _token: TokenProvider, _renew: TokenProvider | None = None
+        spec: MailboxSpec,
+        _token: TokenProvider,
+        _renew: TokenProvider | None = None,
+        **_options: Any,
     ) -> MemorySource:
         return Broken(box) if spec.name == "broken" else MemorySource(box)
 
@@ -311,3 +318,70 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
     assert scheduler._due["broken"].failures == 1
     assert scheduler._due["broken"].at == 1000.0 + 120.0  # backed off: twice the interval
     assert scheduler._due["invoices"].at == 1000.0 + 60.0
+
+
+def malformed() -> dict[str, bytes]:
+    nested = EmailMessage()
+    nested["Subject"] = "forwarded"
+    nested.set_content("inner")
+    nested.add_attachment(b"%PDF inner", maintype="application", subtype="pdf", filename="i.pdf")
+    outer = EmailMessage()
+    outer["Subject"] = "outer"
+    outer.set_content("see attached")
+    outer.add_attachment(nested)
+    deep = b"hidden"
+    for level in range(40):
+        deep = (
+            f'Content-Type: multipart/mixed; boundary="b{level}"\r\n\r\n--b{level}\r\n'.encode()
+            + deep
+            + f"\r\n--b{level}--\r\n".encode()
+        )
+    return {
+        "broken boundary": b'Subject: a\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n'
+        b"--yy\r\nContent-Type: text/plain\r\n\r\nnot the boundary\r\n--yy--\r\n",
+        "unterminated": b'Subject: b\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n'
+        b"--zz\r\nContent-Disposition: attachment; filename=x.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
+        "bad base64": b'Subject: c\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n--q\r\n'
+        b"Content-Disposition: attachment; filename=y.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n@@@ not base64 !!!\r\n--q--\r\n",
+        "bad encodings": b"Subject: =?x-unknown?Q?caf=E9?= =?utf-8?B?####?=\r\n"
+        b"From: =?utf-8?Q?J=FCrgen?= <j@example.com>\r\nDate: the day after tomorrow\r\n\r\nbody",
+        "8-bit headers": "Subject: Rechnung für März\r\nFrom: Müller <m@x.de>\r\n\r\nü".encode(
+            "latin-1"
+        ),
+        "nested rfc822": outer.as_bytes(policy=email.policy.SMTP),
+        "empty": b"",
+        "headers only": b"Subject: no body, no blank line",
+        "huge headers": b"Subject: "
+        + b"x" * 2_000_000
+        + b"\r\n"
+        + b"".join(b"X-Trace-%d: %d\r\n" % (i, i) for i in range(20_000))
+        + b"\r\nbody",
+        "bare CR and NUL": b"Subject: d\rFrom: e@example.com\r\r\x00\x00body\x00",
+        "nested too deeply": b"Subject: deep\r\n" + deep,
+    }
+
+
+def test_malformed_messages_import_whole_with_their_defects(
+    store: Store, home: Path, tmp_path: Path
+) -> None:
+    cases = malformed()
+    box = MemoryMailbox(dict(enumerate(cases.values(), start=1)))
+    out = tmp_path / "capture"
+    setup(store, out)
+    result = poller(store, home, box).poll("invoices")
+    assert (result.imported, result.failed, result.error) == (len(cases), 0, None)
+    written = {json.loads((p / "metadata.json").read_text())["source"]["uid"]: p for p in dirs(out)}
+    assert len(written) == len(cases)
+    defects = {}
+    for uid, (label, raw) in enumerate(cases.items(), start=1):
+        folder = written[uid]
+        assert (folder / "message.eml").read_bytes() == raw, label  # the server's bytes
+        defects[label] = json.loads((folder / "metadata.json").read_text()).get("defects", [])
+    assert defects["broken boundary"], defects
+    assert any(d.startswith("Subject:") for d in defects["bad encodings"])
+    assert any(d.startswith("Date:") for d in defects["bad encodings"])
+    nested = written[list(cases).index("nested rfc822") + 1]
+    assert (nested / "attachments" / "1_i.pdf").read_bytes() == b"%PDF inner"
+    assert box.seen == set(box.messages)

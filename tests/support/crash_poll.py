@@ -101,8 +101,10 @@ def main() -> None:
     if step == "timer":
         threading.Timer(int(nth) / 1000, die).start()
 
-    def source(spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None) -> Any:
-        return KillingSource(build_source(spec, token, renew), killer)
+    def source(
+        spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None, **options: Any
+    ) -> Any:
+        return KillingSource(build_source(spec, token, renew, **options), killer)
 
     def sink(output: Any, home: Path) -> Any:
         return KillingSink(build_sink(output, home), killer)

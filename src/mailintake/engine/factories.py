@@ -17,10 +17,14 @@ from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 
 
 def build_source(
-    spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None
+    spec: MailboxSpec,
+    token: TokenProvider,
+    renew: TokenProvider | None = None,
+    *,
+    spool: Path | None = None,
 ) -> MailSource:
     """The mailbox's source; ``renew`` gives a new token when a server refuses the current
-    one mid-session (Graph's 401)."""
+    one mid-session (Graph's 401); ``spool`` is where large downloads are written."""
     host, port = resolve.host(spec), resolve.port(spec)
     if spec.protocol is None or spec.username is None:
         raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
@@ -57,7 +61,7 @@ def build_source(
             token,
             spec.name,
         )
-    return build_graph_source(spec, token, renew)
+    return build_graph_source(spec, token, renew, spool=spool)
 
 
 def build_sink(output: OutputSpec | None, home: Path) -> MessageSink:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -28,6 +29,7 @@ from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import header_date
+from mailintake.spool import Body, Spooled
 from mailintake.store import imports
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
@@ -129,7 +131,9 @@ class Poller:
         spec = record.spec
         token: TokenProvider = lambda: self._tokens.access_token(name)  # noqa: E731
         renew: TokenProvider = lambda: self._tokens.renew(name, force=True).token  # noqa: E731
-        source = self.source_factory(spec, token, renew)
+        spool = self.home / "spool" / name  # large downloads; the lease makes it ours
+        shutil.rmtree(spool, ignore_errors=True)  # what a killed pass left
+        source = self.source_factory(spec, token, renew, spool=spool)
         sink = self.sink_factory(output, self.home)
         try:
             source.open()
@@ -199,35 +203,51 @@ class Poller:
                 )
                 result.failed += 1
             deliveries = [d for d in deliveries if len(d.raw) <= limit]
-            results = sink.deliver(deliveries) if deliveries else []
-            done: list[tuple[Delivery, Receipt]] = []
-            for delivery, outcome in zip(deliveries, results, strict=True):
-                if isinstance(outcome, Receipt):
-                    done.append((delivery, outcome))
-                else:
-                    self._fail(
-                        name,
-                        SourceItem(delivery.key, delivery.source, len(delivery.raw)),
-                        str(outcome),
-                    )
-                    result.failed += 1
-            missing = (
-                {i.key for i in batch} - {d.key for d in deliveries} - {d.key for d in oversized}
-            )
-            for item in batch:
-                if item.key in missing:  # gone from the server meanwhile
-                    result.skipped += 1
-            if not done:
-                continue
-            with self.store.begin() as repo:
-                imports.record(repo.conn, name, [_entry(d, r) for d, r in done])
-            self._check_lease(name)
-            source.acknowledge([d.source for d, _ in done])
-            with self.store.begin() as repo:
-                imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
-            result.imported += len(done)
+            try:
+                self._deliver(name, source, sink, batch, deliveries, oversized, result)
+            finally:
+                for delivery in (*deliveries, *oversized):
+                    if isinstance(delivery.raw, Spooled):
+                        delivery.raw.discard()
             if self.progress is not None:
                 self.progress(name, min(start + BATCH, total), total)
+
+    def _deliver(
+        self,
+        name: str,
+        source: MailSource,
+        sink: MessageSink,
+        batch: list[SourceItem],
+        deliveries: list[Delivery],
+        oversized: list[Delivery],
+        result: PollResult,
+    ) -> None:
+        """One batch: deliver → record → acknowledge → mark acknowledged."""
+        results = sink.deliver(deliveries) if deliveries else []
+        done: list[tuple[Delivery, Receipt]] = []
+        for delivery, outcome in zip(deliveries, results, strict=True):
+            if isinstance(outcome, Receipt):
+                done.append((delivery, outcome))
+            else:
+                self._fail(
+                    name,
+                    SourceItem(delivery.key, delivery.source, len(delivery.raw)),
+                    str(outcome),
+                )
+                result.failed += 1
+        missing = {i.key for i in batch} - {d.key for d in deliveries} - {d.key for d in oversized}
+        for item in batch:
+            if item.key in missing:  # gone from the server meanwhile
+                result.skipped += 1
+        if not done:
+            return
+        with self.store.begin() as repo:
+            imports.record(repo.conn, name, [_entry(d, r) for d, r in done])
+        self._check_lease(name)
+        source.acknowledge([d.source for d, _ in done])
+        with self.store.begin() as repo:
+            imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
+        result.imported += len(done)
 
     def _imported(self, name: str, keys: list[str]) -> set[str]:
         with self.store.read() as repo:
@@ -247,7 +267,7 @@ class Poller:
 
 def _fetched_batches(
     source: MailSource, todo: list[SourceItem]
-) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, bytes]]]]:
+) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Body]]]]:
     """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
     next batch fetched while this one is delivered; a session protocol (IMAP, POP3) is used
     by one thread at a time."""
@@ -258,7 +278,7 @@ def _fetched_batches(
             yield start, batch, list(source.fetch(batch))
         return
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        queued: deque[Future[list[tuple[SourceItem, bytes]]]] = deque(
+        queued: deque[Future[list[tuple[SourceItem, Body]]]] = deque(
             ahead.submit(_fetch_all, source, todo[start : start + BATCH])
             for start in starts[:AHEAD]
         )
@@ -270,7 +290,7 @@ def _fetched_batches(
             yield start, todo[start : start + BATCH], fetched
 
 
-def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, bytes]]:
+def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Body]]:
     return list(source.fetch(batch))
 
 
@@ -306,8 +326,8 @@ def _has_output(repo: Repo, name: str) -> bool:
     return True
 
 
-def _pop3_date(protocol: str, raw: bytes) -> datetime | None:
-    return header_date(raw) if protocol == "pop3" else None
+def _pop3_date(protocol: str, raw: Body) -> datetime | None:
+    return header_date(raw) if protocol == "pop3" and isinstance(raw, bytes) else None
 
 
 def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:

@@ -3,17 +3,18 @@ recorded as a defect, and the original bytes are always kept unchanged (CONTRACT
 
 from __future__ import annotations
 
-import binascii
 import email
 import email.header
 import email.utils
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
 from mailintake.mime import split
+from mailintake.spool import CHUNK, Body, Spooled
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+,=@-]+")
 _RESERVED = frozenset(
@@ -31,17 +32,44 @@ MAX_NAME = 120
 
 @dataclass(frozen=True)
 class Attachment:
+    """An attachment, read where it lies in the message (decoded piece by piece when it is
+    written) or, from the standard parser, already decoded."""
+
     filename: str
     content_type: str
-    data: bytes = field(repr=False)
+    body: Body = field(repr=False)  # the message, or the decoded payload itself
+    start: int = 0
+    end: int | None = None
+    encoding: str = ""  # transfer encoding still to undo; "" when ``body`` is the payload
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        end = len(self.body) if self.end is None else self.end
+        if isinstance(self.body, bytes):
+            body = self.body
+            yield from split.decoded(lambda a, b: body[a:b], self.encoding, self.start, end, size)
+            return
+        with open(self.body.path, "rb") as file:
+
+            def read(a: int, b: int) -> bytes:
+                file.seek(a)
+                return file.read(b - a)
+
+            yield from split.decoded(read, self.encoding, self.start, end, size)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks())
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return sum(len(piece) for piece in self.chunks())
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        digest = hashlib.sha256()
+        for piece in self.chunks():
+            digest.update(piece)
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -122,38 +150,69 @@ def _attachments(message: Message, defects: list[str]) -> list[Attachment]:
     return found
 
 
-def _fast_attachments(raw: bytes) -> list[Attachment]:
+def _fast_attachments(buffer: split.Buffer, body: Body) -> list[Attachment]:
     found: list[Attachment] = []
-    for leaf in split.leaves(raw):
+    for leaf in split.leaves(buffer):
         headers = leaf.headers
         disposition = (headers.get_content_disposition() or "").lower()
         filename = headers.get_filename()
         if disposition != "attachment" and not filename:
             continue
-        try:
-            data = split.decode(leaf)
-        except (binascii.Error, ValueError):
-            data = leaf.body  # undecodable: kept as it came
-        found.append(Attachment(_decode(str(filename or "")), headers.get_content_type(), data))
+        found.append(
+            Attachment(
+                _decode(str(filename or "")),
+                headers.get_content_type(),
+                body,
+                leaf.start,
+                leaf.end,
+                leaf.encoding if leaf.encoding in ("base64", "quoted-printable") else "",
+            )
+        )
     return found
 
 
-def parse(raw: bytes) -> Parsed:
-    """Metadata and attachments of ``raw``; never raises."""
+def parse(raw: Body) -> Parsed:
+    """Metadata and attachments of ``raw`` (bytes, or a spooled file); never raises."""
+    if isinstance(raw, Spooled) and raw.size:
+        with raw.mapped() as view:
+            return _parse(view, raw)
+    return _parse(raw if isinstance(raw, bytes) else b"", raw)
+
+
+def _parse(buffer: split.Buffer, body: Body) -> Parsed:
     defects: list[str] = []
     try:
-        message = split.headers_of(raw)
-        attachments = _fast_attachments(raw)
-    except Exception:  # unusual structure: the standard parser, slower and lenient
+        message = split.headers_of(buffer)
+        attachments = _fast_attachments(buffer, body)
+    except Exception as exc:
+        if isinstance(buffer, bytes):  # unusual structure: the standard parser, lenient
+            return _parse_leniently(buffer)
+        # A spooled message is too large for the standard parser, which holds it all in
+        # memory: its headers are read, its parts are not; message.eml is complete.
+        defects.append(f"structure: attachments not read ({exc})")
+        attachments = []
         try:
-            # compat32: several times faster than policy.default's header registry, and
-            # lenient; headers are decoded here, on demand.
-            message = email.message_from_bytes(raw)
-        except Exception as exc:  # pragma: no cover - the parser is lenient
-            defects.append(f"message: {exc.__class__.__name__}: {exc}")
-            return Parsed(None, None, None, [], [], None, [], defects)
-        defects += [f"{d.__class__.__name__}" for d in getattr(message, "defects", [])]
-        attachments = _attachments(message, defects)
+            message = split.headers_of(buffer)
+        except Exception:
+            message = email.message_from_bytes(buffer[: split.MAX_HEAD])
+    return _with_headers(message, attachments, defects)
+
+
+def _parse_leniently(raw: bytes) -> Parsed:
+    defects: list[str] = []
+    try:
+        # compat32: several times faster than policy.default's header registry, and
+        # lenient; headers are decoded here, on demand.
+        message = email.message_from_bytes(raw)
+    except Exception as exc:  # pragma: no cover - the parser is lenient
+        defects.append(f"message: {exc.__class__.__name__}: {exc}")
+        return Parsed(None, None, None, [], [], None, [], defects)
+    defects += [f"{d.__class__.__name__}" for d in getattr(message, "defects", [])]
+    attachments = _attachments(message, defects)
+    return _with_headers(message, attachments, defects)
+
+
+def _with_headers(message: Message, attachments: list[Attachment], defects: list[str]) -> Parsed:
     sender = _addresses(message, "From", defects)
     return Parsed(
         internet_message_id=_text(message, "Message-ID", defects),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from mailintake.mime.parse import Parsed, parse
+from mailintake.spool import Body, sha256_of
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Delivery:
     protocol: str
     key: str
     source: dict[str, Any]
-    raw: bytes = field(repr=False)
+    raw: Body = field(repr=False)  # bytes, or for a large message its spooled file
     received: datetime | None  # the server's date for it: stable across retries
 
     @functools.cached_property
@@ -30,7 +30,11 @@ class Delivery:
 
     @functools.cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
+        return sha256_of(self.raw)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
 
 
 @dataclass(frozen=True)

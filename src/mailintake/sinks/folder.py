@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import json
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from typing import Any
 from mailintake.errors import SinkError
 from mailintake.mime.parse import safe_filename
 from mailintake.sinks.base import Delivery, Receipt
+from mailintake.spool import copy_to
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -65,7 +67,8 @@ def write_message(
     """Write one message's directory (message, attachments, metadata); returns its subject
     and sender. Runs in a worker process for large batches."""
     folder.mkdir(parents=True)
-    (folder / "message.eml").write_bytes(delivery.raw)
+    with open(folder / "message.eml", "wb") as file:
+        copy_to(delivery.raw, file)
     parsed = delivery.parsed
     attachments = []
     if parsed.attachments:
@@ -73,14 +76,19 @@ def write_message(
     taken: set[str] = set()
     for index, attachment in enumerate(parsed.attachments, start=1):
         name = safe_filename(attachment.filename, index, taken)
-        (folder / "attachments" / name).write_bytes(attachment.data)
+        size, digest = 0, hashlib.sha256()
+        with open(folder / "attachments" / name, "wb") as file:
+            for piece in attachment.chunks():  # decoded piece by piece: large ones too
+                file.write(piece)
+                size += len(piece)
+                digest.update(piece)
         attachments.append(
             {
                 "filename": attachment.filename,
                 "path": f"attachments/{name}",
                 "content_type": attachment.content_type,
-                "size": attachment.size,
-                "sha256": attachment.sha256,
+                "size": size,
+                "sha256": digest.hexdigest(),
             }
         )
     metadata = {
@@ -93,7 +101,7 @@ def write_message(
         "to": parsed.to,
         "cc": parsed.cc,
         "date": parsed.date,
-        "size": len(delivery.raw),
+        "size": delivery.size,
         "sha256": delivery.sha256,
         "imported_at": imported_at,
         "attachments": attachments,
@@ -121,6 +129,7 @@ def _stage(
 _POOL: ProcessPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
+PARALLEL_UP_TO = 4 << 20  # larger messages are written here, not copied to a worker
 
 
 def _follow(parent: int) -> None:
@@ -196,22 +205,25 @@ class FolderSink:
             temp = scratch / f"{delivery.key}.{uuid.uuid4().hex[:8]}"
             to_write.append((index, temp, final))
         imported_at = self._now().isoformat()
-        pool = _pool() if len(to_write) >= PARALLEL_FROM else None
+        # Large messages are written here: sending them to a worker would copy them.
+        small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
+        small = [w for w in small if batch[w[0]].size <= PARALLEL_UP_TO]
+        pool = _pool() if len(small) >= PARALLEL_FROM else None
+        outcomes: dict[int, tuple[str | None, str | None, str | None]] = {}
         if pool is not None:
-            outcomes = list(
-                pool.map(
-                    _stage,
-                    [t for _, t, _ in to_write],
-                    [batch[i] for i, _, _ in to_write],
-                    [imported_at] * len(to_write),
-                    chunksize=8,
-                )
+            done = pool.map(
+                _stage,
+                [t for _, t, _ in small],
+                [batch[i] for i, _, _ in small],
+                [imported_at] * len(small),
+                chunksize=8,
             )
-        else:
-            outcomes = [_stage(t, batch[i], imported_at) for i, t, _ in to_write]
-        for (index, temp, final), (failure, subject, sender) in zip(
-            to_write, outcomes, strict=True
-        ):
+            outcomes = {i: outcome for (i, _, _), outcome in zip(small, done, strict=True)}
+        for index, temp, _final in to_write:
+            if index not in outcomes:
+                outcomes[index] = _stage(temp, batch[index], imported_at)
+        for index, temp, final in to_write:
+            failure, subject, sender = outcomes[index]
             if failure is not None:
                 results[index] = SinkError(
                     f"output folder {self.root}: message {batch[index].key} not written: {failure}"

@@ -4,8 +4,9 @@ receiver that sees a repeat keeps one copy; retried with back-off; only a 2xx co
 from __future__ import annotations
 
 import base64
+import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import httpx2
@@ -46,7 +47,7 @@ class WebhookSink:
             "to": parsed.to,
             "cc": parsed.cc,
             "date": parsed.date,
-            "size": len(delivery.raw),
+            "size": delivery.size,
             "sha256": delivery.sha256,
             "imported_at": datetime.now(UTC).isoformat(),
             "attachments": [
@@ -58,8 +59,31 @@ class WebhookSink:
                 }
                 for a in parsed.attachments
             ],
-            "message": base64.b64encode(delivery.raw).decode(),
         }
+
+    def _content(self, delivery: Delivery) -> tuple[bytes | Iterator[bytes], int]:
+        """The JSON document with ``message`` (base64) last, produced piece by piece, so a large
+        spooled message is never held in memory; and its length."""
+        head = json.dumps(self._body(delivery), ensure_ascii=False)[:-1].encode()
+        head += b', "message": "'
+        tail = b'"}'
+        length = len(head) + 4 * ((delivery.size + 2) // 3) + len(tail)
+        raw = delivery.raw
+        if isinstance(raw, bytes):
+            return head + base64.b64encode(raw) + tail, length
+
+        def pieces() -> Iterator[bytes]:
+            yield head
+            carry = b""
+            for block in raw.chunks(3 << 18):  # a multiple of 3: no padding inside
+                block = carry + block
+                usable = len(block) - len(block) % 3
+                carry = block[usable:]
+                yield base64.b64encode(block[:usable])
+            yield base64.b64encode(carry)
+            yield tail
+
+        return pieces(), length
 
     def _send(self, delivery: Delivery) -> Receipt | Exception:
         headers = {**self.headers, "Idempotency-Key": f"{delivery.mailbox}/{delivery.key}"}
@@ -68,7 +92,16 @@ class WebhookSink:
             if attempt:
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                answer = self.client.post(self.url, json=self._body(delivery), headers=headers)
+                content, length = self._content(delivery)
+                answer = self.client.post(
+                    self.url,
+                    content=content,
+                    headers={
+                        **headers,
+                        "Content-Type": "application/json",
+                        "Content-Length": str(length),
+                    },
+                )
             except httpx2.HTTPError as exc:
                 last = str(translate(exc, f"webhook {self.url}"))
                 continue

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from mailintake.spool import Body
+
 TokenProvider = Callable[[], str]
 # Which of these message keys were imported already (a source may skip work for them).
 KnownKeys = Callable[[list[str]], set[str]]
@@ -38,7 +40,9 @@ class MailSource(Protocol):
         """Every message in the folder; ``known`` tells which keys were imported already."""
         ...
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]: ...
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:
+        """The messages' bytes, in order; a large one may come as a spooled file."""
+        ...
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         """Apply the mailbox's after-import action to these messages (one command where the

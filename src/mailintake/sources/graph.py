@@ -5,13 +5,16 @@ request (§3.8), up to four requests at once per mailbox (§3.6, Outlook's limit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +25,7 @@ from mailintake.config.models import MailboxSpec
 from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
 from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.spool import CHUNK, Body, SpoolWriter
 
 PREFER = 'IdType="ImmutableId"'
 WELL_KNOWN = frozenset(
@@ -58,6 +62,7 @@ class GraphSettings:
     move_to: str | None
     proxy: ProxySettings | None = None
     attempts: int = 6
+    spool: Path | None = None  # where downloads over SPOOL_FROM bytes are written
 
 
 class GraphSource:
@@ -91,18 +96,37 @@ class GraphSource:
     # --- one request, with throttling and token renewal -------------------------------
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx2.Response:
+        with self._stream(method, url, **kwargs) as answer:
+            answer.read()
+        return answer
+
+    @contextlib.contextmanager
+    def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx2.Response]:
+        """A successful answer whose body the caller reads; the request keeps its slot until
+        then (Outlook counts it until it is complete). Throttling, renewal and errors here."""
         renewed = False
+        extra = kwargs.pop("headers", {})
         for attempt in range(self.settings.attempts):
-            headers = {
-                "Authorization": f"Bearer {self._bearer}",
-                "Prefer": PREFER,
-                **kwargs.pop("headers", {}),
-            }
-            try:
-                with self._slots:
-                    answer = self.client.request(method, url, headers=headers, **kwargs)
-            except httpx2.HTTPError as exc:
-                raise translate(exc, f"{self.name}: Graph {method}", proxy_of(self.client)) from exc
+            headers = {"Authorization": f"Bearer {self._bearer}", "Prefer": PREFER, **extra}
+            with self._slots:
+                try:
+                    request = self.client.build_request(method, url, headers=headers, **kwargs)
+                    answer = self.client.send(request, stream=True)
+                except httpx2.HTTPError as exc:
+                    raise translate(
+                        exc, f"{self.name}: Graph {method}", proxy_of(self.client)
+                    ) from exc
+                try:
+                    if answer.status_code < 400:
+                        yield answer
+                        return
+                    answer.read()  # an error's body is small: read it to report it
+                except httpx2.HTTPError as exc:
+                    raise translate(
+                        exc, f"{self.name}: Graph {method}", proxy_of(self.client)
+                    ) from exc
+                finally:
+                    answer.close()
             if answer.status_code in (429, 503, 504):
                 wait = _retry_after(answer, attempt)
                 self._slow_down()
@@ -129,12 +153,10 @@ class GraphSource:
                     "shared mailbox Full Access plus Mail.ReadWrite.Shared)",
                     state="error",
                 )
-            if answer.status_code >= 400:
-                raise SourceError(
-                    f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
-                    f"{answer.status_code} {_graph_error(answer)}"
-                )
-            return answer
+            raise SourceError(
+                f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
+                f"{answer.status_code} {_graph_error(answer)}"
+            )
         raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
 
     def _slow_down(self) -> None:
@@ -189,12 +211,20 @@ class GraphSource:
             url = body.get("@odata.nextLink")
         return items
 
-    def _download(self, item: SourceItem) -> bytes:
+    def _download(self, item: SourceItem) -> Body:
+        """The raw MIME (§3.3), streamed: a large message goes to a spool file as it arrives."""
         url = f"{self.base}/messages/{quote(item.source['id'], safe='')}/$value"
-        answer = self._request("GET", url)
-        return answer.content
+        writer = SpoolWriter(self.settings.spool or Path(tempfile.gettempdir()) / "mailintake")
+        try:
+            with self._stream("GET", url) as answer:
+                for block in answer.iter_bytes(CHUNK):
+                    writer.write(block)
+        except BaseException:
+            writer.abandon()
+            raise
+        return writer.finish()
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:
         """Up to four downloads in flight all the time; results in order."""
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             yield from zip(items, pool.map(self._download, items), strict=True)
@@ -252,7 +282,11 @@ def _date(value: Any) -> datetime | None:
 
 
 def build_graph_source(
-    spec: MailboxSpec, token: TokenProvider, renew: Callable[[], str] | None = None
+    spec: MailboxSpec,
+    token: TokenProvider,
+    renew: Callable[[], str] | None = None,
+    *,
+    spool: Path | None = None,
 ) -> GraphSource:
     if spec.username is None:
         raise NetworkError(f"{spec.name}: username required")
@@ -271,6 +305,7 @@ def build_graph_source(
             after_import=resolve.after_import(spec),
             move_to=spec.move_to,
             proxy=proxy,
+            spool=spool,
         ),
         token,
         spec.name,
