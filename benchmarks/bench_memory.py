@@ -38,7 +38,8 @@ MAILBOX = "bench@contoso.onmicrosoft.com"
 
 def large_message(megabytes: int) -> tuple[bytes, str]:
     """A message of about ``megabytes`` MB and the SHA-256 of its attachment."""
-    attachment = os.urandom(megabytes * 1024 * 1024 * 3 // 4 - 4096)
+    # base64 makes 3 bytes 4 and adds a line break every 76 characters
+    attachment = os.urandom(megabytes * 1_000_000 * 3 * 76 // (4 * 78) - 4096)
     message = EmailMessage()
     message["From"] = "scanner@contoso.example"
     message["To"] = MAILBOX
@@ -80,7 +81,15 @@ def _configure(home: Path, out: Path, mailbox: dict[str, Any], server: dict[str,
         {
             "authorization_servers": [server],
             "outputs": [{"name": "out", "type": "folder", "path": str(out)}],
-            "mailboxes": [{"name": "big", "output": "out", "after_import": "keep", **mailbox}],
+            "mailboxes": [
+                {
+                    "name": "big",
+                    "output": "out",
+                    "after_import": "keep",
+                    "max_message_size": "1 GB",
+                    **mailbox,
+                }
+            ],
         },
         {},
     )
