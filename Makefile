@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit services bench clean
+.PHONY: run test lint typecheck unit services bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.installed
 
 services:
 	@sh scripts/install-test-services.sh
+
+# The sandbox identity provider, Graph emulator and Dovecot with seeded mail, and serve on them.
+demo: $(VENV)/.installed-test services
+	PYTHONPATH=. $(BIN)/python -m sandbox.demo --home $${DEMO_HOME:-.demo} --port $(PORT)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests sandbox benchmarks

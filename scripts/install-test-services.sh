@@ -7,7 +7,7 @@
 # and, when we installed it, is disabled.
 # chromium is the browser of the web-admin journeys (Playwright drives /usr/bin/chromium).
 # Dovecot (dovecot-core, -imapd, -pop3d) is the IMAP/POP3 server of the mail tests; they run
-# their own `dovecot -F -c CONFIG` on free ports (tests/support/dovecot.py), so the system
+# their own `dovecot -F -c CONFIG` on free ports (sandbox/dovecot/launch.py), so the system
 # Dovecot (ports 143/110/993/995) is likewise kept from starting and disabled.
 set -eu
 missing=""

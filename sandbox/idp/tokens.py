@@ -180,7 +180,7 @@ def introspection(record: AccessRecord | None) -> dict[str, Any]:
         "client_id": record.client_id,
         "username": record.username,
         # The owner: the user's UPN, or the app's client ID for app-only tokens (the Dovecot
-        # fixture's delegate check keys on it: tests/support/dovecot.py).
+        # delegate check keys on it: sandbox/dovecot/launch.py).
         "sub": record.username or record.client_id,
         "oid": object_id(record.username) if record.username else None,
         "aud": record.resource,

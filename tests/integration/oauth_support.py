@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from mailintake.config.apply import apply_document
 from mailintake.store.repo import Store
+from sandbox.demo.tenant import microsoft_at
 from sandbox.idp import App, IdentityProvider, User
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
@@ -142,17 +143,6 @@ def idp(certificate: Certificate) -> Iterator[IdentityProvider]:
     provider = build_idp(certificate)
     with provider.serve():
         yield provider
-
-
-def microsoft_at(base: str) -> dict[str, Any]:
-    """The built-in MICROSOFT server pointed at the sandbox (same paths, loopback host)."""
-    login = f"{base}/{{tenant}}/oauth2/v2.0"
-    return {
-        "name": "MICROSOFT",
-        "authorization_endpoint": f"{login}/authorize",
-        "token_endpoint": f"{login}/token",
-        "device_authorization_endpoint": f"{login}/devicecode",
-    }
 
 
 def mailbox(name: str, grant: str, **oauth: Any) -> dict[str, Any]:

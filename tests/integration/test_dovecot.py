@@ -1,4 +1,4 @@
-"""The Dovecot test server (tests/support/dovecot.py) proven with the standard library's
+"""The Dovecot test server (sandbox/dovecot) proven with the standard library's
 imaplib and poplib: OAuth bearer logins checked by introspection at the sandbox identity
 provider, TLS, the Exchange-style shared mailbox, and the mail files the tests seed and read."""
 

@@ -1,0 +1,236 @@
+"""A running sandbox Dovecot and the mail files it serves: accounts' delegations, seeding and
+reading Maildir++ folders directly (``deliver``, ``messages``, ``flags``), and stopping it.
+``sandbox.dovecot.launch`` starts one."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+_FLAG_LETTERS = {
+    "D": "\\Draft",
+    "F": "\\Flagged",
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "T": "\\Deleted",
+}
+
+
+def _encode_mutf7(name: str) -> str:
+    """A mailbox name in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as Dovecot stores it."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
+def binary(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if Path(p).exists()), None
+    )
+
+
+def _doveadm() -> str:
+    return binary("doveadm") or "doveadm"
+
+
+@dataclass
+class Dovecot:
+    host: str
+    imap_port: int  # plain, STARTTLS offered
+    imaps_port: int  # implicit TLS
+    pop3_port: int  # plain, STLS offered
+    pop3s_port: int  # implicit TLS
+    ca_file: Path  # the server's self-signed certificate: what clients trust
+    folder: Path
+    config: Path
+    mail_root: Path
+    delegations: Path
+    log: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+    uid: int = field(repr=False)
+    gid: int = field(repr=False)
+    _counter: int = field(default=0, repr=False)
+
+    # --- accounts -----------------------------------------------------------------------
+
+    def add_delegate(self, owner: str, shared: str) -> None:
+        """Let ``owner``'s tokens (a user's address, or an app's client id for app-only
+        tokens) open the mailbox ``shared`` (XOAUTH2 ``user=shared``); effective at once."""
+        entry = self.delegations / owner.lower() / shared.lower()
+        entry.parent.mkdir(exist_ok=True)
+        entry.write_text(f"{shared.lower()}:::::::nopassword\n")
+
+    def remove_delegate(self, owner: str, shared: str) -> None:
+        """Undo ``add_delegate``. Dovecot rechecks a passwd-file at most once a second, so
+        this returns when the next second has begun."""
+        (self.delegations / owner.lower() / shared.lower()).unlink(missing_ok=True)
+        time.sleep(1.05 - time.time() % 1)
+
+    # --- mail files ---------------------------------------------------------------------
+
+    def maildir(self, user: str, folder: str = "INBOX") -> Path:
+        """The Maildir of ``folder`` (INBOX, or a Maildir++ subfolder: ``Processed`` is
+        ``~/Maildir/.Processed``, ``A/B`` is ``.A.B``)."""
+        root = self.mail_root / user.lower() / "Maildir"
+        if folder.upper() == "INBOX":
+            return root
+        return root / ("." + _encode_mutf7(folder).replace("/", "."))
+
+    def _mkdir(self, path: Path) -> None:
+        missing: list[Path] = []
+        walk = path
+        while not walk.exists():
+            missing.append(walk)
+            walk = walk.parent
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700)
+            os.chown(directory, self.uid, self.gid)
+
+    def create_folder(self, user: str, name: str) -> Path:
+        """Make ``name`` (and ``user``'s INBOX) exist; returns its Maildir."""
+        inbox = self.maildir(user)
+        target = self.maildir(user, name)
+        for box in (inbox, target):
+            for sub in ("cur", "new", "tmp"):
+                self._mkdir(box / sub)
+        if target != inbox and not (target / "maildirfolder").exists():
+            marker = target / "maildirfolder"
+            marker.touch()
+            os.chown(marker, self.uid, self.gid)
+        return target
+
+    def deliver(self, user: str, raw: bytes, *, folder: str = "INBOX", seen: bool = False) -> None:
+        """Put one message into ``user``'s ``folder`` (``new/``, or ``cur/`` with ``:2,S``)."""
+        self.deliver_many(user, [raw], folder=folder, seen=seen)
+
+    def deliver_many(
+        self, user: str, raws: Iterable[bytes], *, folder: str = "INBOX", seen: bool = False
+    ) -> int:
+        """Put messages into ``user``'s ``folder`` in order (Dovecot numbers them by name);
+        returns how many. Thousands take well under a second."""
+        box = self.create_folder(user, folder)
+        target = box / ("cur" if seen else "new")
+        suffix = ":2,S" if seen else ""
+        stamp, pid, count = int(time.time()), os.getpid(), 0
+        for raw in raws:
+            self._counter += 1
+            name = f"{stamp}.M{self._counter:09d}P{pid}.mailintake,S={len(raw)}{suffix}"
+            tmp = box / "tmp" / name
+            tmp.write_bytes(raw)
+            os.chown(tmp, self.uid, self.gid)
+            tmp.rename(target / name)
+            count += 1
+        return count
+
+    def _files(self, user: str, folder: str) -> list[Path]:
+        """The message files of a folder in Dovecot's UID order (then by name)."""
+        box = self.maildir(user, folder)
+        files = [p for sub in ("new", "cur") if (box / sub).is_dir() for p in (box / sub).iterdir()]
+        order: dict[str, int] = {}
+        uidlist = box / "dovecot-uidlist"
+        if uidlist.exists():
+            for line in uidlist.read_text(errors="replace").splitlines()[1:]:
+                head, _, name = line.partition(":")
+                uid = head.split(" ", 1)[0]
+                if uid.isdigit() and name:
+                    order[name.split(":2,", 1)[0]] = int(uid)
+        unknown = 1 << 62
+
+        def key(path: Path) -> tuple[int, str]:
+            base = path.name.split(":2,", 1)[0]
+            return order.get(base, unknown), base
+
+        return sorted(files, key=key)
+
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The raw messages in ``folder``, in the order Dovecot numbers them."""
+        return [path.read_bytes() for path in self._files(user, folder)]
+
+    def flags(self, user: str, folder: str = "INBOX") -> list[set[str]]:
+        """Each message's IMAP flags (``\\Seen``, ``\\Deleted``… and keywords), same order
+        as ``messages``; a message still in ``new/`` has none."""
+        box = self.maildir(user, folder)
+        keywords: dict[str, str] = {}
+        names = box / "dovecot-keywords"
+        if names.exists():
+            for line in names.read_text(errors="replace").splitlines():
+                index, _, word = line.partition(" ")
+                if index.isdigit() and int(index) < 26:
+                    keywords[chr(ord("a") + int(index))] = word
+        result: list[set[str]] = []
+        for path in self._files(user, folder):
+            letters = path.name.split(":2,", 1)[1] if ":2," in path.name else ""
+            result.append(
+                {_FLAG_LETTERS.get(c) or keywords.get(c, c) for c in letters if c.isalpha()}
+            )
+        return result
+
+    def mailbox_status(self, user: str, folder: str = "INBOX") -> dict[str, int]:
+        """``doveadm mailbox status`` (messages, unseen, uidnext, uidvalidity)."""
+        answer = subprocess.run(  # noqa: S603 (Debian's doveadm)
+            [
+                _doveadm(),
+                "-f",
+                "flow",
+                "-c",
+                str(self.config),
+                "mailbox",
+                "status",
+                "-u",
+                user,
+                "messages unseen uidnext uidvalidity",
+                folder,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        fields = dict(part.split("=", 1) for part in answer.stdout.split() if "=" in part)
+        return {name: int(value) for name, value in fields.items()}
+
+    # --- the process --------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the master and wait for it to exit (it takes over a second)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Dovecot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
