@@ -45,8 +45,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed-test
 	touch $@
 
 bench: $(VENV)/.installed-bench services
+	@MAILINTAKE_TEST_PACKAGES=fetchmail sh scripts/install-test-services.sh
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_graph --messages $${GRAPH_MESSAGES:-400}
+	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_memory --megabytes $${LARGE_MB:-200}
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

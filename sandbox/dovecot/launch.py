@@ -148,6 +148,7 @@ def start_dovecot(folder: Path, introspection_url: str) -> Dovecot:
     for path in (base_dir, state_dir, mail_root, delegations):
         path.mkdir(exist_ok=True)
     os.chown(mail_root, uid, gid)
+    (delegations / ".passwords").touch()
     cert, key = _write_certificate(folder)
     log = folder / "dovecot.log"
     ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
@@ -172,7 +173,7 @@ listen = 127.0.0.1
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 first_valid_uid = {min(uid, 500) if uid else 1}
-auth_mechanisms = xoauth2 oauthbearer
+auth_mechanisms = xoauth2 oauthbearer plain login
 auth_verbose = yes
 auth_failure_delay = 0
 auth_cache_size = 0
@@ -208,6 +209,13 @@ passdb {{
   args = {delegations}/%L{{passdb:token_owner}}/%Lu
   result_failure = return-fail
   result_internalfail = return-fail
+}}
+# Password logins, for reference clients without OAuth (fetchmail) only: accounts given a
+# password with Dovecot.set_password; plaintext only over TLS (disable_plaintext_auth).
+passdb {{
+  driver = passwd-file
+  mechanisms = plain login
+  args = scheme=PLAIN username_format=%Lu {delegations}/.passwords
 }}
 userdb {{
   driver = static

@@ -81,6 +81,17 @@ class Dovecot:
         entry.parent.mkdir(exist_ok=True)
         entry.write_text(f"{shared.lower()}:::::::nopassword\n")
 
+    def set_password(self, user: str, password: str) -> None:
+        """Let ``user`` also sign in with a password (PLAIN/LOGIN over TLS), as clients
+        without OAuth do; no account has one unless given here."""
+        passwords = self.delegations / ".passwords"
+        kept = [
+            line
+            for line in (passwords.read_text().splitlines() if passwords.exists() else [])
+            if not line.startswith(f"{user.lower()}:")
+        ]
+        passwords.write_text("".join(f"{line}\n" for line in [*kept, f"{user.lower()}:{password}"]))
+
     def remove_delegate(self, owner: str, shared: str) -> None:
         """Undo ``add_delegate``. Dovecot rechecks a passwd-file at most once a second, so
         this returns when the next second has begun."""

@@ -120,6 +120,25 @@ def test_xoauth2_over_implicit_tls_trusting_ca_file(mail_server: MailServer) -> 
         assert "AUTH=XOAUTH2" in imap.capabilities
 
 
+def test_password_login_only_for_accounts_given_one(mail_server: MailServer) -> None:
+    """For reference clients without OAuth (the benchmark's fetchmail): a password given with
+    set_password signs in (over TLS here); other accounts have none."""
+    user, other = fresh_user(mail_server), fresh_user(mail_server)
+    raw = message("by password")
+    dovecot = mail_server.dovecot
+    dovecot.deliver(user, raw)
+    dovecot.set_password(user, "reference-Pass-1")
+    context = trusting(mail_server)
+    with imaplib.IMAP4_SSL(dovecot.host, dovecot.imaps_port, ssl_context=context) as imap:
+        imap.login(user, "reference-Pass-1")
+        assert fetch_all(imap) == [raw]
+    with (
+        imaplib.IMAP4_SSL(dovecot.host, dovecot.imaps_port, ssl_context=context) as imap,
+        pytest.raises(imaplib.IMAP4.error),
+    ):
+        imap.login(other, "reference-Pass-1")
+
+
 def test_implicit_tls_is_refused_without_trusting_the_certificate(
     mail_server: MailServer,
 ) -> None:
