@@ -16,6 +16,11 @@ from mailintake.settings import Settings
 from mailintake.store.admin import set_admin_password
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import certificate, idp, microsoft_at
+from tests.support.proxy import Proxy, proxy
+
+__all__ = ["certificate", "idp", "proxy"]
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 CLIENT = "11111111-2222-3333-4444-555555555555"
@@ -224,3 +229,53 @@ def test_manage_authorization_servers(ui: TestClient) -> None:
     assert "Reset MICROSOFT" in reset
     discovered = ui.post("/servers/discover", data={"issuer": "not a url"}).text
     assert "issuer" in errors_beside(discovered)
+
+
+def test_test_connection_goes_through_the_real_proxy(
+    ui: TestClient, ui_store: tuple[Settings, Store], proxy: Proxy, idp: IdentityProvider
+) -> None:
+    """ "Test connection" reaches the token endpoint through the mailbox's proxy (tinyproxy
+    logs it), and says exactly what is wrong with wrong proxy credentials."""
+    store = ui_store[1]
+
+    def configure(password: str) -> None:
+        apply_document(
+            store,
+            {
+                "authorization_servers": [microsoft_at(idp.base_url)],
+                "mailboxes": [
+                    {
+                        "name": "proxied",
+                        "protocol": "graph",
+                        "username": "claims@contoso.com",
+                        "output": "capture",
+                        "proxy": {
+                            "address": proxy.url,
+                            "username": proxy.username,
+                            "password": password,
+                        },
+                        "oauth": {
+                            "grant_type": "client_credentials",
+                            "tenant_id": idp.tenant_id,
+                            "client_id": CLIENT,
+                            "client_secret": SECRET,
+                        },
+                    }
+                ],
+            },
+            {},
+        )
+
+    configure(proxy.password)
+    token_path = f"/{idp.tenant_id}/oauth2/v2.0/token"
+    before = proxy.requests_seen(token_path)
+    works = ui.post("/mailboxes/proxied/proxy/test", headers={"HX-Request": "true"}).text
+    assert "the connection works" in works, works
+    assert f"through {proxy.url}" in works
+    assert proxy.requests_seen(token_path) == before + 1
+    configure("not-the-proxy-password")
+    refused = ui.post("/mailboxes/proxied/proxy/test", headers={"HX-Request": "true"}).text
+    assert 'class="error"' in refused
+    assert "proxy" in refused.lower(), refused
+    assert "not-the-proxy-password" not in refused
+    assert proxy.password not in refused
