@@ -36,6 +36,7 @@ DOMAIN = "fabrikam.onmicrosoft.com"
 WEB_APP = "e1000000-0000-4000-8000-0000000000e1"  # Web platform, redirect on serve's callback
 WEB_SECRET = "web-admin-app-secret~Value-7"
 GRAPH_APP = "a1000000-0000-4000-8000-0000000000a1"  # app-only Graph access
+DEVICE_APP = "d1000000-0000-4000-8000-0000000000d1"  # public client: device sign-in
 GRAPH_SECRET = "graph-admin-app-secret~Value-8"
 ALICE = f"alice@{DOMAIN}"
 ALICE_PASSWORD = "Alice-Web-Password-1!"
@@ -77,6 +78,14 @@ def build_idp() -> IdentityProvider:
             name="mail intake (app-only)",
             secrets={GRAPH_SECRET: None},
             application_permissions={"https://graph.microsoft.com": ["Mail.ReadWrite"]},
+        )
+    )
+    idp.add_app(
+        App(
+            client_id=DEVICE_APP,
+            name="mail intake (device sign-in)",
+            redirect_uris={"http://localhost/": "public"},
+            allow_public_client=True,
         )
     )
     idp.add_user(User(username=ALICE, password=ALICE_PASSWORD, consented_apps={WEB_APP}))

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     ALICE,
     ALICE_PASSWORD,
     CLAIMS,
+    DEVICE_APP,
     GRAPH_APP,
     GRAPH_SECRET,
     TENANT,
@@ -189,6 +190,45 @@ def test_matrix_problems_beside_their_fields(page: Page) -> None:
         beside = page.locator(f"#row-{field.replace('.', '-')} [data-error-for='{field}']")
         expect(beside).to_contain_text(text)
     screenshot(page, "09-matrix-problems")
+
+
+def test_device_code_shows_the_code_and_waits_for_the_sign_in(page: Page, sandbox: Sandbox) -> None:
+    page.goto("/mailboxes/new")
+    choose(page, "select[name='oauth.authorization_server']", "sandbox-idp")
+    choose(page, "select[name='oauth.grant_type']", "device_code")
+    expect(page.locator("input[name='oauth.redirect_uri']")).to_be_disabled()
+    page.fill("input[name=name]", "scans")
+    page.fill("input[name=host]", sandbox.dovecot.host)
+    page.fill("input[name=port]", str(sandbox.dovecot.imap_port))
+    page.select_option("select[name=security]", "none")
+    page.fill("input[name=username]", ALICE)
+    page.fill("input[name='oauth.client_id']", DEVICE_APP)
+    device = page.locator("input[name='oauth.device_authorization_endpoint']")
+    if not device.input_value():
+        device.fill(f"{sandbox.idp.base_url}/{TENANT}/oauth2/v2.0/devicecode")
+    page.select_option("select[name=output]", "capture")
+    page.click("button[type=submit].primary")
+    expect(page.locator("h1")).to_have_text("Mailbox scans")
+    page.click("#authorize")
+    code = page.locator("#authorize-outcome code.user-code")
+    expect(code).to_have_count(1)
+    link = page.locator("#authorize-outcome a").get_attribute("href")
+    assert link is not None
+    screenshot(page, "12-device-code")
+    phone = page.context.new_page()  # the user signs in elsewhere, with the code shown
+    phone.goto(link)
+    phone.fill("form#devicelogin input[name=user_code]", code.inner_text())
+    phone.click("form#devicelogin button[type=submit]")
+    phone.locator("form#login, form#consent").first.wait_for()
+    if phone.locator("form#login").count():  # not signed in to the provider in this browser
+        phone.fill("form#login input[name=username]", ALICE)
+        phone.fill("form#login input[name=password]", ALICE_PASSWORD)
+        phone.click("form#login button[type=submit]")
+    phone.click("form#consent button[value=accept]")
+    expect(phone.locator("#done")).to_be_visible()
+    phone.close()
+    expect(page.locator("#authorize-outcome")).to_contain_text("Login successful")
+    expect(page.locator("#auth-state")).to_contain_text("authorized")
 
 
 def test_password_change_then_authorize_again(page: Page, sandbox: Sandbox) -> None:
