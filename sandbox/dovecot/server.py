@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+
+from sandbox.processes import ServerProcess
 
 _FLAG_LETTERS = {
     "D": "\\Draft",
@@ -55,7 +56,8 @@ def _doveadm() -> str:
 
 
 @dataclass
-class Dovecot:
+class Dovecot(ServerProcess):
+    stop_timeout = 15.0  # the master takes over a second to end its children
     host: str
     imap_port: int  # plain, STARTTLS offered
     imaps_port: int  # implicit TLS
@@ -224,24 +226,3 @@ class Dovecot:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        """Stop the master and wait for it to exit (it takes over a second)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> Dovecot:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -35,11 +35,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 import pytest
 
+from sandbox.processes import ServerProcess
 from tests.conftest import service_missing
 
 PROXY_USER = "proxyuser"
@@ -63,7 +63,7 @@ def _host_of(method: str, target: str) -> str:
 
 
 @dataclass
-class Proxy:
+class Proxy(ServerProcess):
     url: str  # http://127.0.0.1:PORT, without credentials
     username: str
     password: str = field(repr=False)
@@ -101,26 +101,6 @@ class Proxy:
                         seen += substring in pending.pop(index)[1]
                         break
         return seen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> Proxy:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_proxy(folder: Path, username: str = PROXY_USER, password: str = PROXY_PASSWORD) -> Proxy:
