@@ -11,7 +11,6 @@ as that user."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import pwd
 import socket
@@ -20,11 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-
+from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.dovecot.server import Dovecot, binary
 
 MAIL_USER = "vmail"
@@ -51,35 +46,18 @@ def dovecot_installed() -> bool:
 
 def _write_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed server certificate for 127.0.0.1 and localhost; (cert, key) paths."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    key = rsa_key()
+    cert = self_signed(
+        key,
+        "localhost",
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+        ip_address="127.0.0.1",
+        dns_names=("localhost",),
+        ca=True,
     )
     cert_path, key_path = folder / "server.crt", folder / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(pem_certificate(cert))
+    key_path.write_bytes(pem_key(key))
     key_path.chmod(0o600)
     return cert_path, key_path
 

@@ -15,13 +15,10 @@ from urllib.parse import urljoin
 
 import httpx2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from mailintake.config.apply import apply_document
 from mailintake.store.repo import Store
+from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.demo.tenant import microsoft_at
 from sandbox.idp import App, IdentityProvider, User
 
@@ -49,27 +46,10 @@ class Certificate:
 
 
 def make_certificate(tmp: Path) -> Certificate:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailintake test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    key = rsa_key()
+    cert_pem = pem_certificate(self_signed(key)).decode()
     path = tmp / "app-cert.pem"
-    path.write_text(cert_pem + key_pem)
+    path.write_text(cert_pem + pem_key(key).decode())
     path.chmod(0o600)
     return Certificate(cert_pem, path)
 
