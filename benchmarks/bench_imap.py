@@ -4,28 +4,43 @@
 (c) for POP3, a pipelined RETR read and mailintake.
 Prints messages per second and the ratios (targets: mailintake ≥ 0.25× the raw read).
 
-    python -m benchmarks.bench_imap [--messages 10000]
+    python -m benchmarks.bench_imap [--messages 10000] [--parts] [--profile]
+
+``--parts`` prints the wall time spent in the source's and the output's calls during the
+import (the rest is the engine and the store; a fetch made ahead in another thread overlaps
+the output's work, so the parts can add up to more than the whole), and the rate of the
+source alone (listing and fetching in the engine's batches, nothing written).
+``--profile`` runs the mailintake part under cProfile too (its rates are then lower) and
+prints the top functions (by own time and by cumulative time) of the importing process; the
+folder output's worker processes are not in the profile (their share shows as waiting on the
+pool).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import os
+import pstats
 import pwd
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.corpus import corpus
 from mailintake.config.apply import apply_document
-from mailintake.engine.poll import Poller
+from mailintake.engine.factories import build_sink, build_source
+from mailintake.engine.poll import BATCH, Poller
 from mailintake.oauth.sasl import xoauth2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from mailintake.store.repo import Store
 from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
 
@@ -117,7 +132,72 @@ def getmail6(folder: Path, port: int, user: str, token: str) -> float:
     return time.perf_counter() - started
 
 
-def run(count: int) -> None:
+class Timings:
+    """Seconds spent in the source's and the sink's calls during one poll (wall time)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                result = call(*args, **kwargs)
+                if name.endswith(".fetch"):  # an iterator: time its whole reading
+                    result = list(result)
+                return result
+            finally:
+                spent = time.perf_counter() - started
+                self.seconds[name] = self.seconds.get(name, 0.0) + spent
+
+        return run
+
+    def wrap(self, part: str, thing: Any) -> Any:
+        for method in ("open", "list_items", "fetch", "acknowledge", "deliver", "close"):
+            if hasattr(thing, method):
+                setattr(thing, method, self.timed(f"{part}.{method}", getattr(thing, method)))
+        return thing
+
+    def source(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap("source", build_source(*args, **kwargs))
+
+    def sink(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrap("sink", build_sink(*args, **kwargs))
+
+    def report(self, label: str, total: float) -> None:
+        print(f"--- {label}: wall time by part (of {total:.2f} s) ---")
+        for name, spent in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
+            print(f"{name:>22}: {spent:6.2f} s {100 * spent / total:5.1f} %")
+        rest = total - sum(self.seconds.values())
+        print(f"{'engine + store':>22}: {rest:6.2f} s {100 * rest / total:5.1f} %")
+
+
+def source_only(store: Store, name: str, token: str) -> float:
+    """Seconds for mailintake's source alone to list the mailbox and fetch every message in
+    the engine's batches (no output, no store)."""
+    with store.read() as repo:
+        spec = repo.get_mailbox(name, reveal=True).spec
+    started = time.perf_counter()
+    source = build_source(spec, lambda: token)
+    source.open()
+    try:
+        items = source.list_items()
+        for start in range(0, len(items), BATCH):
+            for _item, _body in source.fetch(items[start : start + BATCH]):
+                pass
+    finally:
+        source.close()
+    return time.perf_counter() - started
+
+
+def print_profile(profile: cProfile.Profile, label: str) -> None:
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    for order in ("tottime", "cumulative"):
+        print(f"--- {label}: top functions by {order} ---")
+        stats.sort_stats(order).print_stats(30)
+
+
+def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
     messages = corpus(count)
     megabytes = sum(len(m) for m in messages) / 1e6
     print(f"corpus: {count} messages, {megabytes:.0f} MB")
@@ -166,6 +246,9 @@ def run(count: int) -> None:
                 from mailintake.oauth.tokens import TokenManager
 
                 token = TokenManager(store).access_token("bench")
+                # What the set-up wrote (the mailbox files, getmail6's Maildir) is flushed
+                # before each timed part, so no part pays for another's writes.
+                os.sync()
                 if protocol == "imap":
                     raw = raw_imap_fetch("127.0.0.1", port, user, token)
                     sample = min(count, 1000)  # getmail6 is slow: a sample of the corpus
@@ -174,13 +257,35 @@ def run(count: int) -> None:
                     dovecot.deliver_many(other, messages[:sample])
                     folder = root / "getmail"
                     folder.mkdir()
+                    os.sync()
                     results["imap getmail6"] = sample / getmail6(folder, port, other, token)
                 else:
                     raw = raw_pop3_retr("127.0.0.1", port, user, token, count)
+                os.sync()
                 started = time.perf_counter()
-                result = Poller(store, settings.home).poll("bench")
+                timings = Timings() if parts or profile else None
+                poller = (
+                    Poller(store, settings.home)
+                    if timings is None
+                    else Poller(
+                        store,
+                        settings.home,
+                        source_factory=timings.source,
+                        sink_factory=timings.sink,
+                    )
+                )
+                profiler = cProfile.Profile() if profile else None
+                if profiler is not None:
+                    result = profiler.runcall(poller.poll, "bench")
+                else:
+                    result = poller.poll("bench")
                 ours = time.perf_counter() - started
                 assert result.imported == count, result
+                if timings is not None:
+                    timings.report(protocol, ours)
+                    results[f"{protocol} source only"] = count / source_only(store, "bench", token)
+                if profiler is not None:
+                    print_profile(profiler, protocol)
                 results[f"{protocol} raw"] = count / raw
                 results[f"{protocol} mailintake"] = count / ours
                 store.engine.dispose()
@@ -196,4 +301,11 @@ def run(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10_000)
-    run(parser.parse_args().messages)
+    parser.add_argument(
+        "--profile", action="store_true", help="run the mailintake part under cProfile"
+    )
+    parser.add_argument(
+        "--parts", action="store_true", help="print the time spent in the source and the output"
+    )
+    arguments = parser.parse_args()
+    run(arguments.messages, parts=arguments.parts, profile=arguments.profile)

@@ -55,6 +55,7 @@ class KillingSource:
     def __init__(self, inner: MailSource, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
         self.protocol = inner.protocol
+        self.prefetch_safe = getattr(inner, "prefetch_safe", False)  # as the real one runs
 
     def open(self) -> None:
         self.inner.open()

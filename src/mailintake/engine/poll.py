@@ -277,7 +277,8 @@ def _fetched_batches(
             batch = todo[start : start + BATCH]
             yield start, batch, list(source.fetch(batch))
         return
-    with ThreadPoolExecutor(max_workers=1) as ahead:
+    with ThreadPoolExecutor(max_workers=AHEAD) as ahead:  # the next batches queue their
+        # requests behind this one's, so the source's request slots never sit idle
         queued: deque[Future[list[tuple[SourceItem, Body]]]] = deque(
             ahead.submit(_fetch_all, source, todo[start : start + BATCH])
             for start in starts[:AHEAD]

@@ -1,5 +1,6 @@
 """IMAP (IMAPClient): XOAUTH2 or OAUTHBEARER, the configured folder, UIDVALIDITY + UID keys,
-``BODY.PEEK[]`` in batches, and the after-import action as one command per batch."""
+``BODY.PEEK[]`` in batches, and the after-import action as one command per batch. The listing
+and the bodies, read in bulk, go through imap_wire's reader on the same connection."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import contextlib
 import functools
 import hashlib
 import ssl
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import imapclient
@@ -18,6 +19,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
+from mailintake.sources.imap_wire import Wire
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -41,6 +43,9 @@ class ImapSettings:
 
 class ImapSource:
     protocol = "imap"
+    # The engine may fetch the next batch while this one is delivered: the session's
+    # commands (and a sign-in again) are taken in turn under a lock.
+    prefetch_safe = True
 
     def __init__(self, settings: ImapSettings, token: TokenProvider, mailbox: str) -> None:
         self.settings = settings
@@ -48,6 +53,7 @@ class ImapSource:
         self.mailbox = mailbox
         self.client: Any = None
         self.uidvalidity: int | None = None
+        self._turn = threading.RLock()
 
     def _what(self) -> str:
         s = self.settings
@@ -110,19 +116,16 @@ class ImapSource:
         """Every message of the folder; size and date are asked for only for those not
         imported yet (a busy folder is listed with one SEARCH and one small FETCH)."""
         try:
-            uids = sorted(self.client.search("ALL"))
+            wire = Wire(self.client._imap)
+            uids = wire.search_all()
             keys = {uid: self._key(uid) for uid in uids}
             done = known(list(keys.values())) if known is not None else set()
-            wanted = [uid for uid in uids if keys[uid] not in done]
-            info = self.client.fetch(wanted, ["RFC822.SIZE", "INTERNALDATE"]) if wanted else {}
+            info = wire.sizes_and_dates(uid for uid in uids if keys[uid] not in done)
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
         items = []
         for uid in uids:
-            data = info.get(uid, {})
-            received = data.get(b"INTERNALDATE")
-            if isinstance(received, datetime) and received.tzinfo is None:
-                received = received.replace(tzinfo=UTC)
+            listed = info.get(uid)
             items.append(
                 SourceItem(
                     key=keys[uid],
@@ -131,8 +134,8 @@ class ImapSource:
                         "uidvalidity": self.uidvalidity,
                         "uid": uid,
                     },
-                    size=data.get(b"RFC822.SIZE"),
-                    received=received if isinstance(received, datetime) else None,
+                    size=listed.size if listed else None,
+                    received=listed.received if listed else None,
                 )
             )
         return items
@@ -141,38 +144,36 @@ class ImapSource:
         """Run an IMAP command; when the session has ended under it (the server dropped it,
         or Exchange's ``BYE Session invalidated - AccessTokenExpired`` once the token it
         logged in with expired), sign in again with a fresh token and retry once."""
-        try:
-            return call()
-        except (OSError, IMAPClientError) as first:
-            log.info("imap.reconnect", mailbox=self.mailbox, reason=str(first)[:200])
-            before = self.uidvalidity
-            self.close()
-            self.open()
-            if self.uidvalidity != before:
-                raise SourceError(
-                    f"{self._what()}: folder '{self.settings.folder}' was recreated "
-                    "(UIDVALIDITY changed) while importing; the next poll starts over"
-                ) from first
+        with self._turn:
             try:
                 return call()
-            except (OSError, IMAPClientError) as exc:
-                raise SourceError(f"{self._what()}: {what}: {exc}") from exc
+            except (OSError, IMAPClientError) as first:
+                log.info("imap.reconnect", mailbox=self.mailbox, reason=str(first)[:200])
+                before = self.uidvalidity
+                self.close()
+                self.open()
+                if self.uidvalidity != before:
+                    raise SourceError(
+                        f"{self._what()}: folder '{self.settings.folder}' was recreated "
+                        "(UIDVALIDITY changed) while importing; the next poll starts over"
+                    ) from first
+                try:
+                    return call()
+                except (OSError, IMAPClientError) as exc:
+                    raise SourceError(f"{self._what()}: {what}: {exc}") from exc
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
         for start in range(0, len(items), self.settings.batch):
             chunk = list(items[start : start + self.settings.batch])
             uids = [i.source["uid"] for i in chunk]
-            data: dict[int, dict[bytes, Any]] = self._again(
-                "fetching messages", functools.partial(self._fetch_bodies, uids)
-            )
+            bodies = self._again("fetching messages", functools.partial(self._bodies, uids))
             for item in chunk:
-                body = data.get(item.source["uid"], {}).get(b"BODY[]")
-                if isinstance(body, bytes):
+                body = bodies.get(item.source["uid"])
+                if body is not None:
                     yield item, body
 
-    def _fetch_bodies(self, uids: list[int]) -> dict[int, dict[bytes, Any]]:
-        found: dict[int, dict[bytes, Any]] = self.client.fetch(uids, ["BODY.PEEK[]"])
-        return found
+    def _bodies(self, uids: list[int]) -> dict[int, bytes]:
+        return Wire(self.client._imap).bodies(uids)
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         action = self.settings.after_import
@@ -208,13 +209,14 @@ class ImapSource:
             self.client.expunge()
 
     def close(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.logout()
-            except (OSError, IMAPClientError):
-                with contextlib.suppress(OSError):
-                    self.client.shutdown()
-            self.client = None
+        with self._turn:
+            if self.client is not None:
+                try:
+                    self.client.logout()
+                except (OSError, IMAPClientError):
+                    with contextlib.suppress(OSError):
+                        self.client.shutdown()
+                self.client = None
 
 
 __all__ = ["ImapSettings", "ImapSource"]

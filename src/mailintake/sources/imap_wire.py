@@ -1,0 +1,208 @@
+"""The IMAP commands an import sends in bulk, read with a small purpose-built reader on the
+connection IMAPClient opened and signed in (RFC 9051 §7; RFC 3501 §7): ``UID SEARCH ALL``,
+``UID FETCH`` of sizes and dates, and ``UID FETCH`` of whole messages, whose literals
+(``{n}`` then n bytes) are read with one ``read(n)`` each.
+
+Untagged responses the server adds on its own (``EXISTS``, ``EXPUNGE``, a ``FETCH`` of flags
+changed by another session) are read and left aside; a tagged ``NO`` or ``BAD`` raises
+``imaplib.IMAP4.error`` and a closed connection or ``BYE`` raises ``imaplib.IMAP4.abort``,
+the errors IMAPClient raises for its own commands.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+MAX_LINE = 64 << 20  # one response line (a SEARCH of a million UIDs is about 8 MB)
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
+_FETCH = re.compile(rb"\* \d+ FETCH ", re.IGNORECASE)
+_UID = re.compile(rb"[( ]UID (\d+)", re.IGNORECASE)
+_SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)", re.IGNORECASE)
+_DATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"', re.IGNORECASE)
+_BODY_LITERAL = re.compile(rb"[( ]BODY\[\] \{\d+\+?\}\r?\n?$", re.IGNORECASE)
+_BODY_QUOTED = re.compile(rb'[( ]BODY\[\] "((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+_INTERNALDATE = re.compile(
+    r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+_TAGS = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Response:
+    """One untagged response: its lines, and after line i (when it announced one) literal i."""
+
+    lines: list[bytes]
+    literals: list[bytes]
+
+    @property
+    def text(self) -> bytes:
+        return b"".join(self.lines)
+
+
+@dataclass(frozen=True)
+class Listed:
+    uid: int
+    size: int | None
+    received: datetime | None
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """A UID set with runs written as ranges: ``1:3,7,9:12``."""
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    start = previous = None
+    for uid in ordered:
+        if previous is not None and uid == previous + 1:
+            previous = uid
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}:{previous}")
+        start = previous = uid
+    if start is not None:
+        parts.append(str(start) if start == previous else f"{start}:{previous}")
+    return ",".join(parts)
+
+
+def internaldate(text: str) -> datetime | None:
+    """``INTERNALDATE`` (``" 4-Nov-2026 09:00:00 +0100"``) as an aware datetime."""
+    found = _INTERNALDATE.fullmatch(text)
+    if found is None:
+        return None
+    day, month, year, hour, minute, second, sign, zh, zm = found.groups()
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        return None
+    offset = timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
+    try:
+        return datetime(
+            int(year),
+            number,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(offset),
+        )
+    except ValueError:
+        return None
+
+
+class Wire:
+    """Tagged commands and their responses on an imaplib connection (``IMAPClient._imap``)."""
+
+    def __init__(self, imap: Any) -> None:
+        self.imap = imap
+
+    def command(self, text: str) -> list[Response]:
+        """Send one command; return its untagged responses once the tagged ``OK`` came."""
+        tag = f"mi{next(_TAGS)}".encode()
+        self.imap.send(tag + b" " + text.encode() + b"\r\n")
+        responses: list[Response] = []
+        prefix = tag + b" "
+        while True:
+            lines, literals = self._response()
+            first = lines[0]
+            if first.startswith(b"* "):
+                if first[2:5].upper() == b"BYE":
+                    raise imaplib.IMAP4.abort(first.decode(errors="replace").strip())
+                responses.append(Response(lines, literals))
+            elif first.startswith(prefix):
+                status = first[len(prefix) :]
+                if status[:2].upper() == b"OK" and status[2:3] in (b" ", b"\r", b"\n"):
+                    return responses
+                what = " ".join(text.split(" ", 2)[:2])
+                raise imaplib.IMAP4.error(f"{what}: {status.decode(errors='replace').strip()}")
+            else:  # a continuation request or a stray line: nothing this reader asked for
+                raise imaplib.IMAP4.abort(f"unexpected response: {first[:200]!r}")
+
+    def _line(self) -> bytes:
+        line: bytes = self.imap.file.readline(MAX_LINE)
+        if not line:
+            raise imaplib.IMAP4.abort("the server closed the connection")
+        if not line.endswith(b"\n"):
+            raise imaplib.IMAP4.abort(f"response line over {MAX_LINE} bytes or cut short")
+        return line
+
+    def _response(self) -> tuple[list[bytes], list[bytes]]:
+        lines = [self._line()]
+        literals: list[bytes] = []
+        while (announced := _LITERAL.search(lines[-1])) is not None:
+            size = int(announced.group(1))
+            data: bytes = self.imap.file.read(size)
+            if len(data) != size:
+                raise imaplib.IMAP4.abort("the server closed the connection inside a literal")
+            literals.append(data)
+            lines.append(self._line())
+        return lines, literals
+
+    def search_all(self) -> list[int]:
+        """``UID SEARCH ALL``: every UID of the selected folder."""
+        uids: list[int] = []
+        for response in self.command("UID SEARCH ALL"):
+            text = response.text
+            if text[2:8].upper() == b"SEARCH":
+                uids.extend(int(word) for word in text[8:].split() if word.isdigit())
+        return sorted(uids)
+
+    def sizes_and_dates(self, uids: Iterable[int]) -> dict[int, Listed]:
+        """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``."""
+        found: dict[int, Listed] = {}
+        wanted = uid_set(uids)
+        if not wanted:
+            return found
+        for response in self.command(f"UID FETCH {wanted} (UID RFC822.SIZE INTERNALDATE)"):
+            text = response.text
+            uid = _UID.search(text)
+            if not _FETCH.match(text) or uid is None:
+                continue
+            size = _SIZE.search(text)
+            date = _DATE.search(text)
+            found[int(uid.group(1))] = Listed(
+                int(uid.group(1)),
+                int(size.group(1)) if size else None,
+                internaldate(date.group(1).decode()) if date else None,
+            )
+        return found
+
+    def bodies(self, uids: Iterable[int]) -> dict[int, bytes]:
+        """``UID FETCH set (UID BODY.PEEK[])``: each message's bytes as the server has them."""
+        found: dict[int, bytes] = {}
+        wanted = uid_set(uids)
+        if not wanted:
+            return found
+        for response in self.command(f"UID FETCH {wanted} (UID BODY.PEEK[])"):
+            body = _body(response)
+            if body is None:
+                continue
+            uid = _UID.search(b" ".join(response.lines))
+            if uid is not None:
+                found[int(uid.group(1))] = body
+        return found
+
+
+def _body(response: Response) -> bytes | None:
+    """The ``BODY[]`` of a FETCH response: a literal (as servers send messages) or, for a
+    tiny one, a quoted string; None for other responses (flags another session changed)."""
+    if not _FETCH.match(response.lines[0]):
+        return None
+    for line, literal in zip(response.lines, response.literals, strict=False):
+        if _BODY_LITERAL.search(line):
+            return literal
+    for line in response.lines:
+        quoted = _BODY_QUOTED.search(line)
+        if quoted is not None:
+            return re.sub(rb"\\(.)", rb"\1", quoted.group(1))
+    return None

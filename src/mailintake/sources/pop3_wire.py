@@ -1,0 +1,120 @@
+"""POP3 commands sent in bulk on the connection poplib opened and signed in: several RETR
+(or DELE) outstanding at once when the server advertises PIPELINING (RFC 2449 §6.6), one at
+a time otherwise, and their answers read in large blocks.
+
+A multi-line answer (RFC 1939 §3) ends with ``CRLF . CRLF``; a line that begins with a dot
+has one more dot put in front, taken away here with one ``bytes.replace`` on the whole
+message.
+"""
+
+from __future__ import annotations
+
+import poplib
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any
+
+WINDOW = 64  # commands outstanding at once (a RETR command is a dozen bytes)
+BLOCK = 1 << 20
+MAX_STATUS = 4096
+_END = b"\r\n.\r\n"
+
+
+class Pipe:
+    """Reads answers from a poplib connection's buffered reader."""
+
+    def __init__(self, client: poplib.POP3, *, pipelining: bool) -> None:
+        self.client = client
+        self.window = WINDOW if pipelining else 1
+        self.buffer = bytearray()
+        self.pos = 0  # where the unread part of the buffer starts
+
+    def _fill(self) -> None:
+        file: Any = getattr(self.client, "file")  # noqa: B009 - poplib's reader, untyped
+        block: bytes = file.read1(BLOCK)
+        if not block:
+            raise poplib.error_proto("-ERR the server closed the connection")
+        if self.pos:
+            del self.buffer[: self.pos]
+            self.pos = 0
+        self.buffer += block
+
+    def _status(self) -> bytes:
+        """The next answer's first line, without its CRLF."""
+        while (end := self.buffer.find(b"\r\n", self.pos)) < 0:
+            if len(self.buffer) - self.pos > MAX_STATUS:
+                raise poplib.error_proto("-ERR answer line too long")
+            self._fill()
+        line = bytes(self.buffer[self.pos : end])
+        self.pos = end + 2
+        return line
+
+    def _lines(self) -> bytes:
+        """The rest of a multi-line answer, dot-unstuffed, with the final CRLF of its last
+        line (an empty answer is ``b""``)."""
+        while len(self.buffer) - self.pos < 3:
+            self._fill()
+        if self.buffer[self.pos : self.pos + 3] == b".\r\n":
+            self.pos += 3
+            return b""
+        # The first line is not the end, so the end marker (the last line's CRLF, the dot
+        # line) lies after it; ``offset`` is how far past ``pos`` it was looked for already.
+        offset = 0
+        while (end := self.buffer.find(_END, self.pos + offset)) < 0:
+            offset = max(0, len(self.buffer) - self.pos - len(_END) + 1)
+            self._fill()
+        with memoryview(self.buffer) as view:  # one copy, not two
+            data = bytes(view[self.pos : end + 2])
+        self.pos = end + len(_END)
+        if b"\r\n.." in data:
+            data = data.replace(b"\r\n..", b"\r\n.")
+        if data[:2] == b"..":
+            data = data[1:]
+        return data
+
+    def _send(self, commands: Sequence[str]) -> None:
+        sock: Any = getattr(self.client, "sock")  # noqa: B009
+        sock.sendall("".join(f"{c}\r\n" for c in commands).encode())
+
+    def _run(self, commands: Sequence[str], multiline: bool) -> Iterator[tuple[int, bytes]]:
+        """Each command's index and answer (the message for a multi-line one, the status
+        line otherwise), in order; ``-ERR`` raises ``poplib.error_proto``."""
+        sent = done = 0
+        try:
+            while done < len(commands):
+                if sent < len(commands) and sent - done <= self.window // 2:
+                    batch = commands[sent : done + self.window]
+                    self._send(batch)
+                    sent += len(batch)
+                status = self._status()
+                done += 1
+                if not status.startswith(b"+OK"):
+                    self._drain(sent - done, multiline)
+                    raise poplib.error_proto(status)
+                yield done - 1, self._lines() if multiline else status
+        except GeneratorExit:  # the caller stopped early: read what is still due
+            self._drain(sent - done, multiline)
+            raise
+
+    def _drain(self, pending: int, multiline: bool) -> None:
+        """Read the answers still due, so the session stays in step."""
+        for _ in range(pending):
+            if self._status().startswith(b"+OK") and multiline:
+                self._lines()
+
+    def retrieve(self, numbers: Sequence[int]) -> Generator[tuple[int, bytes], None, None]:
+        """``RETR`` each message number: (number, the message's bytes)."""
+        for index, message in self._run([f"RETR {n}" for n in numbers], multiline=True):
+            yield numbers[index], message
+
+    def delete(self, numbers: Sequence[int]) -> None:
+        """``DELE`` each message number (the deletions take effect at QUIT)."""
+        for _ in self._run([f"DELE {n}" for n in numbers], multiline=False):
+            pass
+
+
+def pipelining(client: poplib.POP3) -> bool:
+    """Whether the server advertises PIPELINING in its CAPA answer (RFC 2449)."""
+    try:
+        return "PIPELINING" in client.capa()
+    except poplib.error_proto:
+        return False

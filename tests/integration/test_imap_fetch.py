@@ -1,0 +1,221 @@
+"""The IMAP source's own reader of SEARCH and FETCH responses, against a real Dovecot: bytes
+exactly as the server holds them (whatever they contain), sizes and dates from the listing,
+responses the server adds on its own left aside, and a session that stays in step after an
+error; the import runs with the next batch fetched while one is delivered."""
+
+from __future__ import annotations
+
+import imaplib
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailintake.engine.poll import Poller
+from mailintake.sources.imap import ImapSettings, ImapSource
+from mailintake.sources.imap_wire import Wire, internaldate, uid_set
+from mailintake.store.repo import Store
+from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
+from tests.support.dovecot import DOMAIN, MAIL_APP, MailServer, answer_once, mail_server, xoauth2
+
+__all__ = ["mail_server"]
+
+AWKWARD = [
+    b"Subject: plain\r\n\r\nhello\r\n",
+    b"Subject: ends in a literal marker {12}\r\n\r\nline ending {5}\r\n{0}\r\n",
+    b"Subject: looks like a response\r\n\r\n* 1 FETCH (UID 99 BODY[] {3}\r\n)\r\na1 OK done\r\n",
+    b"Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\n\r\n.\r\n",
+    b"Subject: 8bit \xe9\xe8\r\n\r\n\x01\x7f\xff 8-bit bytes \xc3\xa9\r\n",
+    b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 400_000 + b"\r\n",
+]
+
+
+def fresh_user(server: MailServer) -> str:
+    return server.add_user(f"fetch-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+
+
+def source_for(
+    server: MailServer, user: str, after_import: str = "keep", *, tls: bool = False
+) -> ImapSource:
+    dovecot = server.dovecot
+    return ImapSource(
+        ImapSettings(
+            host=dovecot.host,
+            port=dovecot.imaps_port if tls else dovecot.imap_port,
+            security="ssl" if tls else "none",
+            username=user,
+            login_as=user,
+            folder="INBOX",
+            after_import=after_import,
+            move_to=None,
+        ),
+        lambda: server.token(user),
+        "box",
+    )
+
+
+def test_uid_sets_are_written_as_ranges() -> None:
+    assert uid_set([]) == ""
+    assert uid_set([5]) == "5"
+    assert uid_set([3, 1, 2, 7, 9, 10, 11, 11]) == "1:3,7,9:11"
+
+
+def test_internaldate_is_read_with_its_zone() -> None:
+    assert internaldate(" 4-Nov-2026 09:05:01 +0100") == datetime(2026, 11, 4, 8, 5, 1, tzinfo=UTC)
+    assert internaldate("24-Dec-2026 23:00:00 -0530") == datetime(2026, 12, 25, 4, 30, tzinfo=UTC)
+    assert internaldate("31-Foo-2026 00:00:00 +0000") is None
+    assert internaldate("garbage") is None
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "implicit-tls"])
+def test_bodies_come_byte_for_byte_whatever_they_hold(
+    mail_server: MailServer, tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
+    user = fresh_user(mail_server)
+    mail_server.dovecot.deliver_many(user, AWKWARD)
+    source = source_for(mail_server, user, tls=tls)
+    source.open()
+    try:
+        items = source.list_items()
+        fetched = list(source.fetch(items))
+    finally:
+        source.close()
+    assert [body for _item, body in fetched] == AWKWARD
+    assert [item.source["uid"] for item, _body in fetched] == [1, 2, 3, 4, 5, 6]
+    assert [item.size for item in items] == [len(m) for m in AWKWARD]
+    now = datetime.now(UTC)
+    for item in items:
+        assert item.received is not None
+        assert item.received.tzinfo is not None
+        assert abs(item.received - now) < timedelta(minutes=5)
+
+
+def test_listing_asks_sizes_only_for_what_is_new(mail_server: MailServer) -> None:
+    user = fresh_user(mail_server)
+    mail_server.dovecot.deliver_many(user, [raw(n) for n in range(5)])
+    source = source_for(mail_server, user)
+    source.open()
+    try:
+        first = source.list_items()
+        old = {first[0].key, first[1].key}
+        items = source.list_items(lambda keys: {k for k in keys if k in old})
+    finally:
+        source.close()
+    assert [i.key for i in items] == [i.key for i in first]
+    assert [i.size is None for i in items] == [True, True, False, False, False]
+
+
+def test_responses_the_server_adds_are_left_aside(mail_server: MailServer) -> None:
+    user = fresh_user(mail_server)
+    messages = [raw(n) for n in range(4)]
+    dovecot = mail_server.dovecot
+    dovecot.deliver_many(user, messages)
+    source = source_for(mail_server, user)
+    source.open()
+    try:
+        items = source.list_items()
+        # Another session flags one message and expunges another; new mail arrives. The
+        # server tells this session with untagged FETCH, EXPUNGE and EXISTS responses.
+        with imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10) as other:
+            other.authenticate("XOAUTH2", answer_once(xoauth2(user, mail_server.token(user))))
+            other.select("INBOX")
+            other.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+            other.uid("STORE", "2", "+FLAGS", "(\\Deleted)")
+            other.expunge()
+        dovecot.deliver(user, raw(99))
+        fetched = dict((item.source["uid"], body) for item, body in source.fetch(items))
+        assert fetched == {1: messages[0], 3: messages[2], 4: messages[3]}
+        assert [i.source["uid"] for i in source.list_items()] == [1, 3, 4, 5]
+    finally:
+        source.close()
+
+
+def test_a_refused_command_raises_and_the_session_stays_in_step(
+    mail_server: MailServer,
+) -> None:
+    user = fresh_user(mail_server)
+    mail_server.dovecot.deliver_many(user, [raw(1)])
+    source = source_for(mail_server, user)
+    source.open()
+    try:
+        wire = Wire(source.client._imap)
+        with pytest.raises(imaplib.IMAP4.error, match="UID FETCH"):
+            wire.command("UID FETCH x:y (BODY.PEEK[])")
+        assert wire.search_all() == [1]
+        assert list(wire.bodies([1]).values()) == [mail_server.dovecot.messages(user)[0]]
+    finally:
+        source.close()
+
+
+def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer) -> None:
+    """Two threads on one source (the engine fetches ahead while it acknowledges): every
+    command gets its own answer."""
+    user = fresh_user(mail_server)
+    messages = [raw(n) for n in range(300)]
+    mail_server.dovecot.deliver_many(user, messages)
+    source = source_for(mail_server, user, after_import="mark_read")
+    source.open()
+    try:
+        items = source.list_items()
+        fetched: list[bytes] = []
+        failures: list[BaseException] = []
+
+        def fetch_all() -> None:
+            try:
+                for start in range(0, len(items), 20):
+                    fetched.extend(body for _i, body in source.fetch(items[start : start + 20]))
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        reader = threading.Thread(target=fetch_all)
+        reader.start()
+        for start in range(0, len(items), 10):
+            source.acknowledge([i.source for i in items[start : start + 10]])
+        reader.join()
+    finally:
+        source.close()
+    assert failures == []
+    assert fetched == messages
+    assert all("\\Seen" in flags for flags in mail_server.dovecot.flags(user))
+
+
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_an_import_of_several_batches_moves_or_deletes_each_once(
+    store: Store, tmp_path: Path, mail_server: MailServer, action: str
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    user = fresh_user(server)
+    messages = [raw(n) for n in range(430)]
+    dovecot.deliver_many(user, messages)
+    dovecot.create_folder(user, "Processed")
+    name, out = f"batches-{action}", tmp_path / "out"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": name,
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": user,
+            "after_import": action,
+            "move_to": "Processed" if action == "move" else None,
+            "oauth": {
+                "authorization_server": "MICROSOFT",
+                "grant_type": "authorization_code",
+                "tenant_id": server.idp.tenant_id,
+                "client_id": MAIL_APP,
+                "redirect_uri": "http://localhost/",
+            },
+        },
+    )
+    sign_in(store, name, user, server)
+    result = Poller(store, tmp_path / "home").poll(name)
+    assert (result.imported, result.failed, result.error) == (len(messages), 0, None)
+    assert imported(out, name) == set(messages)
+    assert dovecot.messages(user) == []
+    expected = sorted(messages) if action == "move" else []
+    assert sorted(dovecot.messages(user, "Processed")) == expected
