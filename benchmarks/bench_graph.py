@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx2
 
 from benchmarks.corpus import corpus
+from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.oauth.tokens import TokenManager
@@ -65,7 +65,7 @@ def timed_poll(home: Path, count: int) -> float:
 
 def run(count: int, latency: float) -> None:
     messages = corpus(count)
-    with tempfile.TemporaryDirectory() as tmp:
+    with workdir() as tmp:
         root = Path(tmp)
         idp = build_idp(make_certificate(root))
         with idp.serve():

@@ -27,13 +27,13 @@ import pwd
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.corpus import corpus
+from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.engine.poll import BATCH, Poller
@@ -202,7 +202,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
     megabytes = sum(len(m) for m in messages) / 1e6
     print(f"corpus: {count} messages, {megabytes:.0f} MB")
     idp = build_mail_idp()
-    with tempfile.TemporaryDirectory() as tmp, idp.serve() as base:
+    with workdir() as tmp, idp.serve() as base:
         root = Path(tmp)
         root.chmod(0o711)
         with start_dovecot(root / "dovecot", f"{base}/introspect") as dovecot:

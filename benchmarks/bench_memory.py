@@ -15,11 +15,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
@@ -180,7 +180,7 @@ def run(megabytes: int) -> None:
     raw, digest = large_message(megabytes)
     size = len(raw)
     print(f"message: {size / 1e6:.0f} MB (an attachment of {size * 3 / 4e6:.0f} MB, base64)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with workdir() as tmp:
         root = Path(tmp)
         (root / "g").mkdir()
         (root / "i").mkdir()

@@ -339,5 +339,5 @@ def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
         subject=receipt.subject if receipt.subject is not None else delivery.parsed.subject,
         sender=receipt.sender if receipt.sender is not None else delivery.parsed.sender,
         size=len(delivery.raw),
-        sha256=delivery.sha256,
+        sha256=receipt.sha256 or delivery.sha256,
     )

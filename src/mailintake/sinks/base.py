@@ -44,6 +44,7 @@ class Receipt:
     already: bool = False  # it was there from an earlier attempt: not written twice
     subject: str | None = None  # when the output read the message itself
     sender: str | None = None
+    sha256: str | None = None
 
 
 class MessageSink(Protocol):

@@ -61,11 +61,12 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_message(
-    folder: Path, delivery: Delivery, imported_at: str
-) -> tuple[str | None, str | None]:
-    """Write one message's directory (message, attachments, metadata); returns its subject
-    and sender. Runs in a worker process for large batches."""
+Summary = tuple[str | None, str | None, str]  # subject, sender, sha256 of the message
+
+
+def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary:
+    """Write one message's directory (message, attachments, metadata); returns what the
+    import records of it, read here once. Runs in a worker process for large batches."""
     folder.mkdir(parents=True)
     with open(folder / "message.eml", "wb") as file:
         copy_to(delivery.raw, file)
@@ -111,23 +112,22 @@ def write_message(
     (folder / "metadata.json").write_text(
         json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf-8"
     )
-    return parsed.subject, parsed.sender
+    return parsed.subject, parsed.sender, delivery.sha256
 
 
-def _stage(
-    temp: Path, delivery: Delivery, imported_at: str
-) -> tuple[str | None, str | None, str | None]:
-    """In a worker: write to the temporary name; (error, subject, sender)."""
+def _stage(temp: Path, delivery: Delivery, imported_at: str) -> tuple[str | None, Summary | None]:
+    """In a worker: write to the temporary name; (error, or what was written)."""
     try:
-        subject, sender = write_message(temp, delivery, imported_at)
+        summary = write_message(temp, delivery, imported_at)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        return (_why(exc), None, None)
-    return (None, subject, sender)
+        return (_why(exc), None)
+    return (None, summary)
 
 
 _POOL: ProcessPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+_STARTED = False
 PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
 PARALLEL_UP_TO = 4 << 20  # larger messages are written here, not copied to a worker
 
@@ -147,10 +147,14 @@ def _follow(parent: int) -> None:
     threading.Thread(target=wait, name="follow-parent", daemon=True).start()
 
 
+def _workers() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
 def _pool() -> ProcessPoolExecutor | None:
     """Worker processes for reading and writing messages (forkserver: safe with threads)."""
     global _POOL
-    workers = min(os.cpu_count() or 1, 8)
+    workers = _workers()
     if workers < 2:
         return None
     with _POOL_LOCK:
@@ -164,11 +168,29 @@ def _pool() -> ProcessPoolExecutor | None:
         return _POOL
 
 
+def _ready() -> None:
+    return None
+
+
+def start_writers() -> None:
+    """Start the worker processes now (they take a moment to start), so that they are ready
+    when the first batch has arrived; once per process."""
+    global _STARTED
+    pool = _pool()
+    with _POOL_LOCK:
+        if pool is None or _STARTED:
+            return
+        _STARTED = True
+    for _ in range(_workers()):
+        pool.submit(_ready)
+
+
 class FolderSink:
     def __init__(self, root: Path, *, now: Any = None) -> None:
         self.root = root
         self._now = now or (lambda: datetime.now(UTC))
         self._cleared: set[Path] = set()
+        start_writers()
 
     def _clear_leftovers(self, scratch: Path) -> None:
         """Remove what an attempt that crashed left half-written. The mailbox is leased to one
@@ -187,7 +209,7 @@ class FolderSink:
         results: list[Receipt | Exception | None] = [None] * len(batch)
         staged: list[tuple[int, Path, Path]] = []
         to_write: list[tuple[int, Path, Path]] = []
-        summaries: dict[int, tuple[str | None, str | None]] = {}
+        summaries: dict[int, Summary] = {}
         if not batch:
             return []
         scratch = self.root / ".incoming" / batch[0].mailbox
@@ -209,7 +231,7 @@ class FolderSink:
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
         small = [w for w in small if batch[w[0]].size <= PARALLEL_UP_TO]
         pool = _pool() if len(small) >= PARALLEL_FROM else None
-        outcomes: dict[int, tuple[str | None, str | None, str | None]] = {}
+        outcomes: dict[int, tuple[str | None, Summary | None]] = {}
         if pool is not None:
             done = pool.map(
                 _stage,
@@ -223,13 +245,14 @@ class FolderSink:
             if index not in outcomes:
                 outcomes[index] = _stage(temp, batch[index], imported_at)
         for index, temp, final in to_write:
-            failure, subject, sender = outcomes[index]
+            failure, summary = outcomes[index]
             if failure is not None:
                 results[index] = SinkError(
                     f"output folder {self.root}: message {batch[index].key} not written: {failure}"
                 )
                 continue
-            summaries[index] = (subject, sender)
+            if summary is not None:
+                summaries[index] = summary
             staged.append((index, temp, final))
         if staged:
             try:
@@ -255,8 +278,10 @@ class FolderSink:
                     )
                 continue
             parents.add(final.parent)
-            subject, sender = summaries.get(index, (None, None))
-            results[index] = Receipt(batch[index].key, str(final), subject=subject, sender=sender)
+            subject, sender, sha256 = summaries[index]
+            results[index] = Receipt(
+                batch[index].key, str(final), subject=subject, sender=sender, sha256=sha256
+            )
         try:
             for parent in parents:
                 fsync_dir(parent)
