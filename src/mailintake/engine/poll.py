@@ -8,6 +8,7 @@ skipped; a delivery repeated after a crash lands on the same key (the output kee
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import socket
@@ -27,7 +28,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
-from mailintake.sources.base import MailSource, SourceItem, TokenProvider
+from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body, Spooled
 from mailintake.store import imports
@@ -162,26 +163,31 @@ class Poller:
         result: PollResult,
         limit: int,
     ) -> None:
-        items = source.list_items(functools.partial(self._imported, name))
-        with self.store.read() as repo:
-            known = imports.statuses(repo.conn, name, [i.key for i in items])
-        todo: list[SourceItem] = []
-        for item in items:
-            status = known.get(item.key)
-            if status in (imports.RECORDED, imports.ACKNOWLEDGED):
-                result.skipped += 1
-            elif item.size is not None and item.size > limit:
-                self._fail(
-                    name,
-                    item,
-                    f"message of {item.size} bytes is over the limit of "
-                    f"{limit} bytes (max_message_size); it stays on the server",
-                )
-                result.failed += 1
-            else:
-                todo.append(item)
-        total = len(todo)
-        for start, batch, fetched in _fetched_batches(source, todo):
+        counted = [0]  # messages to import found so far: the progress bar's total
+
+        def todo() -> Iterator[SourceItem]:
+            """What to import, page by page as the source lists them: a source that lists
+            in pages (Graph) has the first ones downloading while the rest are listed."""
+            for page in _pages(source, functools.partial(self._imported, name)):
+                with self.store.read() as repo:
+                    known = imports.statuses(repo.conn, name, [i.key for i in page])
+                for item in page:
+                    status = known.get(item.key)
+                    if status in (imports.RECORDED, imports.ACKNOWLEDGED):
+                        result.skipped += 1
+                    elif item.size is not None and item.size > limit:
+                        self._fail(
+                            name,
+                            item,
+                            f"message of {item.size} bytes is over the limit of "
+                            f"{limit} bytes (max_message_size); it stays on the server",
+                        )
+                        result.failed += 1
+                    else:
+                        counted[0] += 1
+                        yield item
+
+        for start, batch, fetched in _fetched_batches(source, todo()):
             deliveries = [
                 Delivery(
                     name,
@@ -210,7 +216,7 @@ class Poller:
                     if isinstance(delivery.raw, Spooled):
                         delivery.raw.discard()
             if self.progress is not None:
-                self.progress(name, min(start + BATCH, total), total)
+                self.progress(name, start + len(batch), counted[0])
 
     def _deliver(
         self,
@@ -265,30 +271,45 @@ class Poller:
         log.warning("message.failed", mailbox=name, key=item.key, reason=reason)
 
 
+def _pages(source: MailSource, known: KnownKeys) -> Iterator[list[SourceItem]]:
+    list_pages = getattr(source, "list_pages", None)
+    if list_pages is None:
+        yield source.list_items(known)
+        return
+    yield from list_pages(known)
+
+
+def _batches(items: Iterator[SourceItem]) -> Iterator[tuple[int, list[SourceItem]]]:
+    start = 0
+    while batch := list(itertools.islice(items, BATCH)):
+        yield start, batch
+        start += len(batch)
+
+
 def _fetched_batches(
-    source: MailSource, todo: list[SourceItem]
+    source: MailSource, todo: Iterator[SourceItem]
 ) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Body]]]]:
     """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
-    next batch fetched while this one is delivered; a session protocol (IMAP, POP3) is used
-    by one thread at a time."""
-    starts = list(range(0, len(todo), BATCH))
+    next batches fetched while this one is delivered; the others are used by one thread at a
+    time."""
+    batches = _batches(todo)
     if not getattr(source, "prefetch_safe", False):
-        for start in starts:
-            batch = todo[start : start + BATCH]
+        for start, batch in batches:
             yield start, batch, list(source.fetch(batch))
         return
-    with ThreadPoolExecutor(max_workers=AHEAD) as ahead:  # the next batches queue their
-        # requests behind this one's, so the source's request slots never sit idle
-        queued: deque[Future[list[tuple[SourceItem, Body]]]] = deque(
-            ahead.submit(_fetch_all, source, todo[start : start + BATCH])
-            for start in starts[:AHEAD]
-        )
-        for index, start in enumerate(starts):
-            fetched = queued.popleft().result()
-            if index + AHEAD < len(starts):
-                following = starts[index + AHEAD]
-                queued.append(ahead.submit(_fetch_all, source, todo[following : following + BATCH]))
-            yield start, todo[start : start + BATCH], fetched
+    # The next batches queue their requests behind this one's, so the source's request
+    # slots never sit idle; listing what follows goes on here meanwhile.
+    with ThreadPoolExecutor(max_workers=AHEAD) as ahead:
+        queued: deque[tuple[int, list[SourceItem], Future[list[tuple[SourceItem, Body]]]]]
+        queued = deque()
+        for start, batch in itertools.islice(batches, AHEAD):
+            queued.append((start, batch, ahead.submit(_fetch_all, source, batch)))
+        while queued:
+            start, batch, fetched = queued.popleft()
+            following = next(batches, None)
+            if following is not None:
+                queued.append((*following, ahead.submit(_fetch_all, source, following[1])))
+            yield start, batch, fetched.result()
 
 
 def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Body]]:

@@ -191,25 +191,30 @@ class GraphSource:
     # --- the source ---------------------------------------------------------------------
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+        return [item for page in self.list_pages(known) for item in page]
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        """The folder's messages a page at a time, following ``@odata.nextLink`` (§3.1), so
+        that the first pages are imported while the next are listed."""
         folder = self.folder_id(self.settings.folder)
         url: str | None = f"{self.base}/mailFolders/{quote(folder)}/messages"
         params: dict[str, str] | None = {
             "$select": "id,receivedDateTime,internetMessageId",
             "$top": str(PAGE),
         }
-        items: list[SourceItem] = []
         while url:
             body = self._request("GET", url, params=params).json()
             params = None  # the nextLink carries everything (§3.1)
+            page: list[SourceItem] = []
             for message in body.get("value", []):
                 identifier = str(message["id"])
                 received = _date(message.get("receivedDateTime"))
                 digest = hashlib.sha256(identifier.encode()).hexdigest()[:40]
-                items.append(
+                page.append(
                     SourceItem(key=f"graph-{digest}", source={"id": identifier}, received=received)
                 )
             url = body.get("@odata.nextLink")
-        return items
+            yield page
 
     def _download(self, item: SourceItem) -> Body:
         """The raw MIME (§3.3), streamed: a large message goes to a spool file as it arrives."""
