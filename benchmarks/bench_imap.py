@@ -1,7 +1,9 @@
 """IMAP and POP3 import speed against a real Dovecot, side by side in one run:
 (a) the raw limit: a pipelined ``UID FETCH 1:* BODY.PEEK[]`` read;
 (b) ``mailintake poll`` into the folder output;
-(c) for POP3, a pipelined RETR read and mailintake.
+(c) getmail6 (PyPI) with XOAUTH2 on a sample, and Debian's fetchmail (no OAuth 2.0: a
+password login) on the same sample, as a reference only;
+(d) for POP3, a pipelined RETR read and mailintake.
 Prints messages per second and the ratios (targets: mailintake ≥ 0.25× the raw read).
 
     python -m benchmarks.bench_imap [--messages 10000] [--parts] [--profile]
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.corpus import corpus
+from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.factories import build_sink, build_source
@@ -259,6 +262,21 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                     folder.mkdir()
                     os.sync()
                     results["imap getmail6"] = sample / getmail6(folder, port, other, token)
+                    # fetchmail has no OAuth 2.0: a password login over IMAPS, a reference only
+                    by_password = f"bench-fetchmail@{DOMAIN}"
+                    dovecot.deliver_many(by_password, messages[:sample])
+                    dovecot.set_password(by_password, "bench-Reference-1")
+                    (root / "fetchmail").mkdir()
+                    os.sync()
+                    seconds = fetchmail(
+                        root / "fetchmail",
+                        "localhost",
+                        dovecot.imaps_port,
+                        by_password,
+                        "bench-Reference-1",
+                        dovecot.ca_file,
+                    )
+                    results["imap fetchmail (password)"] = sample / seconds
                 else:
                     raw = raw_pop3_retr("127.0.0.1", port, user, token, count)
                 os.sync()
@@ -290,12 +308,14 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 results[f"{protocol} mailintake"] = count / ours
                 store.engine.dispose()
             for name, rate in results.items():
-                print(f"{name:>18}: {rate:9.0f} msg/s")
+                print(f"{name:>26}: {rate:9.0f} msg/s")
             for protocol in ("imap", "pop3"):
                 ratio = results[f"{protocol} mailintake"] / results[f"{protocol} raw"]
                 print(f"{protocol}: mailintake / raw read = {ratio:.2f} (target >= 0.25)")
             ratio = results["imap mailintake"] / results["imap getmail6"]
             print(f"imap: mailintake / getmail6 = {ratio:.1f} (target >= 20)")
+            ratio = results["imap mailintake"] / results["imap fetchmail (password)"]
+            print(f"imap: mailintake / fetchmail with a password = {ratio:.1f} (reference only)")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ def graph(root: Path, raw: bytes, digest: str) -> dict[str, Any]:
                 microsoft_at(idp.base_url),
             )
             answer = _run_child(home)
+    assert answer["result"]["imported"] == 1, answer
     _check(out, raw, digest)
     return answer
 
@@ -172,6 +173,7 @@ def imap(root: Path, raw: bytes, digest: str) -> dict[str, Any]:
             microsoft_at(base),
         )
         answer = _run_child(home)
+    assert answer["result"]["imported"] == 1, answer
     _check(out, raw, digest)
     return answer
 
@@ -182,6 +184,7 @@ def run(megabytes: int) -> None:
     print(f"message: {size / 1e6:.0f} MB (an attachment of {size * 3 / 4e6:.0f} MB, base64)")
     with workdir() as tmp:
         root = Path(tmp)
+        root.chmod(0o711)  # Dovecot's processes reach their folders below it
         (root / "g").mkdir()
         (root / "i").mkdir()
         for label, measured, limit in (
