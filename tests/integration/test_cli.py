@@ -285,7 +285,7 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                answer = httpx2.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                answer = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
             except httpx2.TransportError:
                 assert process.poll() is None, process.communicate()

@@ -32,7 +32,7 @@ HOOK_TOKEN = "sec-hook-Zq8Wx2Ec6Rv4Tb"
 SECRETS = (CLIENT_SECRET, ROPC_PASSWORD, PROXY_PASSWORD, IMAP_CLIENT_SECRET, HOOK_TOKEN)
 ORIGIN = "http://testserver"  # the TestClient's own origin
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-PUBLIC = {"/login", "/metrics", "/api/v1/oauth/callback", "/api/v1/health"}
+PUBLIC = {"/login", "/metrics", "/api/v1/oauth/callback", "/healthz"}
 
 
 @pytest.fixture
@@ -103,9 +103,10 @@ def test_unauthenticated_requests_are_refused(app: FastAPI, client: TestClient) 
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws"):
         pass
     assert closed.value.code == 1008
-    # What stays reachable: the login page, the metrics, the OAuth redirect callback.
+    # What stays reachable: the login page, the metrics, the probe, the OAuth callback.
     assert client.get("/login", headers=HTML).status_code == 200
     assert "# TYPE" in client.get("/metrics").text
+    assert client.get("/healthz").json()["status"] == "ok"
     callback = client.get("/api/v1/oauth/callback", params={"state": "unknown"}, headers=HTML)
     assert callback.status_code == 400
     assert "Sign-in not recognised" in callback.text

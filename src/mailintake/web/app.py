@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,7 +18,7 @@ from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web import ui
 from mailintake.web.api import config, imports, items, oauth, system
-from mailintake.web.deps import Services
+from mailintake.web.deps import Services, StoreDep
 from mailintake.web.errors import install_error_handlers
 from mailintake.web.security import install as install_security
 
@@ -70,6 +71,11 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/healthz", include_in_schema=False)
+    def liveness(store: StoreDep) -> dict[str, Any]:
+        """For load balancers and Kubernetes probes, without credentials."""
+        return system.health(store)
 
     app.state.services = services
     app.state.settings = settings

@@ -7,7 +7,7 @@ and ``SecurityMiddleware``, which, for every HTTP request:
   script or style and with ``frame-ancestors 'none'``, nosniff, DENY, same-origin referrer);
 - lets through without sign-in only ``PUBLIC_PATHS`` and ``/static/…``: the login page, the
   OAuth redirect callback (protected by the OAuth ``state``), ``/metrics`` (for
-  Prometheus) and ``/api/v1/health`` (for liveness probes: it says "ok" and the version);
+  Prometheus) and ``/healthz`` (for liveness probes: it says "ok" and the version);
 - otherwise accepts either ``Authorization: Bearer <API token>`` (``mailintake admin token
   create NAME``) or the signed session cookie ``mailintake_session`` set by ``POST /login``;
 - refuses a request authenticated by the cookie whose method changes something (POST, PUT,
@@ -50,7 +50,7 @@ SESSION_COOKIE = "mailintake_session"
 SESSION_IDLE = 12 * 3600  # seconds without a request after which a session ends
 SESSION_RENEW = 300  # a session's cookie is signed again at most this often
 LOGIN = "/login"
-PUBLIC_PATHS = frozenset({LOGIN, "/api/v1/oauth/callback", "/metrics", "/api/v1/health"})
+PUBLIC_PATHS = frozenset({LOGIN, "/api/v1/oauth/callback", "/metrics", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTENT_SECURITY_POLICY = (
