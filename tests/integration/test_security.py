@@ -22,6 +22,7 @@ from mailintake.store import admin
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
 from mailintake.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE, SESSION_IDLE
+from mailintake.web.throttle import SignInThrottle
 
 ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
 CLIENT_SECRET = "sec-cs-Rt6Yp2Wm8Qa4Zx1"
@@ -208,6 +209,27 @@ def test_sessions_end_after_idle_time_and_a_new_password(
     assert client.get("/api/v1/status").status_code == 401
     assert not admin.verify_admin_password(store, ADMIN_PASSWORD)
     assert admin.verify_admin_password(store, "another-Pw-4Rt7Yu1")
+
+
+def test_repeated_wrong_passwords_make_the_address_wait(
+    app: FastAPI, client: TestClient, store: Store
+) -> None:
+    now = [1000.0]
+    app.state.sign_in_throttle = SignInThrottle(limit=5, window=600, clock=lambda: now[0])
+    admin.set_admin_password(store, ADMIN_PASSWORD)
+
+    def attempt(password: str) -> Any:
+        return client.post("/login", data={"password": password}, headers={"Origin": ORIGIN})
+
+    assert [attempt(f"guess-{n}").status_code for n in range(5)] == [401] * 5
+    refused = attempt(ADMIN_PASSWORD)  # even the right one, while the address must wait
+    assert refused.status_code == 429
+    assert "Too many wrong passwords" in refused.text
+    assert int(refused.headers["Retry-After"]) == 601
+    assert SESSION_COOKIE not in client.cookies
+    now[0] += 601
+    assert attempt(ADMIN_PASSWORD).status_code == 303
+    assert attempt("guess-after").status_code == 401  # a success starts the count again
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,19 @@ from mailintake.web.security import (
     safe_next,
     session_cookie,
 )
+from mailintake.web.throttle import SignInThrottle
 
 log = get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _throttle(request: Request) -> SignInThrottle:
+    found = getattr(request.app.state, "sign_in_throttle", None)
+    if found is None:
+        found = request.app.state.sign_in_throttle = SignInThrottle()
+    assert isinstance(found, SignInThrottle)
+    return found
 
 
 def _sessions(request: Request) -> Sessions:
@@ -61,11 +70,22 @@ async def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    verified = await run_in_threadpool(admin.verify_admin_password, store, password)
     client = request.client.host if request.client else None
+    throttle = _throttle(request)
+    wait = throttle.wait(client or "")
+    if wait > 0:
+        log.warning("admin.login_throttled", client=client)
+        minutes = max(1, round(wait / 60))
+        text = f"Too many wrong passwords from this address: try again in {minutes} minute(s)."
+        answer = await run_in_threadpool(_form, request, store, next, text, 429)
+        answer.headers["Retry-After"] = str(int(wait) + 1)
+        return answer
+    verified = await run_in_threadpool(admin.verify_admin_password, store, password)
     if not verified:
+        throttle.failed(client or "")
         log.warning("admin.login_refused", client=client)
         return await run_in_threadpool(_form, request, store, next, "Wrong password.", 401)
+    throttle.succeeded(client or "")
     value = await run_in_threadpool(_sessions(request).issue)
     assert value is not None  # a password was verified, so one is set
     log.info("admin.login", client=client)
