@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.dovecot import Dovecot
 from sandbox.graph import GraphEmulator
-from sandbox.idp import App, IdentityProvider, User
+from sandbox.idp import IdentityProvider, User, daemon_app, desktop_app
 
 TENANT = "7d3c9a51-0f2e-4b8a-9c6d-1e5f2a3b4c5d"
 DOMAIN = "contoso.onmicrosoft.com"
@@ -30,20 +30,13 @@ def build_idp() -> IdentityProvider:
     idp = IdentityProvider(
         tenant_id=TENANT, domain=DOMAIN, introspection_open=True, device_interval=2
     )
+    idp.add_app(desktop_app(DESKTOP_APP, "mailintake demo (desktop)"))
     idp.add_app(
-        App(
-            client_id=DESKTOP_APP,
-            name="mailintake demo (desktop)",
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
-    idp.add_app(
-        App(
-            client_id=DAEMON_APP,
-            name="mailintake demo (daemon)",
-            secrets={DAEMON_SECRET: None},
-            application_permissions={
+        daemon_app(
+            DAEMON_APP,
+            "mailintake demo (daemon)",
+            DAEMON_SECRET,
+            {
                 "https://graph.microsoft.com": ["Mail.ReadWrite"],
                 "https://outlook.office365.com": ["IMAP.AccessAsApp", "POP.AccessAsApp"],
             },

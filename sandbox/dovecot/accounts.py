@@ -3,7 +3,7 @@ provider, whose tokens Dovecot accepts (it asks the identity provider by introsp
 
 from __future__ import annotations
 
-from sandbox.idp import App, IdentityProvider, User
+from sandbox.idp import IdentityProvider, User, daemon_app, desktop_app
 
 DOMAIN = "contoso.onmicrosoft.com"
 MAIL_APP = "b0000000-0000-4000-8000-0000000000b1"  # public client (password grant, device code)
@@ -27,22 +27,13 @@ def build_mail_idp(*, access_token_lifetime: int = 3599) -> IdentityProvider:
     idp = IdentityProvider(
         introspection_open=True, domain=DOMAIN, access_token_lifetime=access_token_lifetime
     )
+    idp.add_app(desktop_app(MAIL_APP, "mail intake (desktop)"))
     idp.add_app(
-        App(
-            client_id=MAIL_APP,
-            name="mail intake (desktop)",
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
-    idp.add_app(
-        App(
-            client_id=DAEMON_APP,
-            name="mail intake (daemon)",
-            secrets={DAEMON_SECRET: None},
-            application_permissions={
-                "https://outlook.office365.com": ["IMAP.AccessAsApp", "POP.AccessAsApp"]
-            },
+        daemon_app(
+            DAEMON_APP,
+            "mail intake (daemon)",
+            DAEMON_SECRET,
+            {"https://outlook.office365.com": ["IMAP.AccessAsApp", "POP.AccessAsApp"]},
         )
     )
     for username, password in PASSWORDS.items():

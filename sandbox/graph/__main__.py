@@ -8,7 +8,7 @@ import threading
 from email.message import EmailMessage
 
 from sandbox.graph.server import GraphEmulator
-from sandbox.idp import App, IdentityProvider, User
+from sandbox.idp import IdentityProvider, User, daemon_app, desktop_app
 
 DEMO_APP = "a0000000-0000-4000-8000-00000000000a"
 DEMO_SECRET = "demo-secret-Value~1"
@@ -35,21 +35,14 @@ def main() -> None:
     idp = IdentityProvider()
     address, user = f"invoices@{idp.domain}", f"anna@{idp.domain}"
     idp.add_app(
-        App(
-            client_id=DEMO_APP,
-            name="mail intake (app-only)",
-            secrets={DEMO_SECRET: None},
-            application_permissions={"https://graph.microsoft.com": ["Mail.ReadWrite"]},
+        daemon_app(
+            DEMO_APP,
+            "mail intake (app-only)",
+            DEMO_SECRET,
+            {"https://graph.microsoft.com": ["Mail.ReadWrite"]},
         )
     )
-    idp.add_app(
-        App(
-            client_id=DEMO_PUBLIC_APP,
-            name="mail intake (desktop)",
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
+    idp.add_app(desktop_app(DEMO_PUBLIC_APP, "mail intake (desktop)"))
     idp.add_user(User(username=user, password="Anna-Password-1!", consented_apps={DEMO_PUBLIC_APP}))
     graph = GraphEmulator(idp)
     graph.add_mailbox(user)

@@ -14,7 +14,7 @@ Modules: ``server`` (the directory and the server thread), ``routes`` (HTTP endp
 ``errors`` (Entra's error shape), ``config`` (YAML/JSON tenants), ``model`` (records).
 """
 
-from sandbox.idp.model import App, User
+from sandbox.idp.model import App, User, daemon_app, desktop_app
 from sandbox.idp.server import IdentityProvider
 
-__all__ = ["App", "IdentityProvider", "User"]
+__all__ = ["App", "IdentityProvider", "User", "daemon_app", "desktop_app"]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from sandbox.idp.config import load_config
-from sandbox.idp.model import App, User
+from sandbox.idp.model import User, daemon_app, desktop_app
 from sandbox.idp.server import IdentityProvider
 
 DEMO_APP = "11111111-2222-3333-4444-555555555555"
@@ -20,20 +20,13 @@ DEMO_PASSWORD = "Demo-Password-1!"
 
 def demo() -> IdentityProvider:
     idp = IdentityProvider(introspection_open=True)
+    idp.add_app(desktop_app(DEMO_APP, "mailintake demo (desktop)"))
     idp.add_app(
-        App(
-            client_id=DEMO_APP,
-            name="mailintake demo (desktop)",
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
-    idp.add_app(
-        App(
-            client_id=DEMO_DAEMON,
-            name="mailintake demo (daemon)",
-            secrets={DEMO_SECRET: None},
-            application_permissions={
+        daemon_app(
+            DEMO_DAEMON,
+            "mailintake demo (daemon)",
+            DEMO_SECRET,
+            {
                 "https://graph.microsoft.com": ["Mail.ReadWrite"],
                 "https://outlook.office365.com": ["IMAP.AccessAsApp", "POP.AccessAsApp"],
             },

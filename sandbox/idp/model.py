@@ -34,6 +34,26 @@ class App:
         return None
 
 
+def desktop_app(client_id: str, name: str) -> App:
+    """A public client (Mobile and desktop applications): loopback redirect, device code."""
+    return App(
+        client_id=client_id,
+        name=name,
+        redirect_uris={"http://localhost/": "public"},
+        allow_public_client=True,
+    )
+
+
+def daemon_app(client_id: str, name: str, secret: str, permissions: dict[str, list[str]]) -> App:
+    """A confidential app with a client secret and application permissions (app-only)."""
+    return App(
+        client_id=client_id,
+        name=name,
+        secrets={secret: None},
+        application_permissions=permissions,
+    )
+
+
 def same_redirect(registered: str, given: str) -> bool:
     if registered == given:
         return True

@@ -23,7 +23,7 @@ from mailintake.settings import Settings
 from mailintake.store.admin import set_admin_password
 from mailintake.web.app import create_app
 from sandbox.graph import GraphEmulator
-from sandbox.idp import App, IdentityProvider, User
+from sandbox.idp import App, IdentityProvider, User, daemon_app, desktop_app
 from tests.conftest import service_missing
 from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import Dovecot, start_dovecot
@@ -73,21 +73,14 @@ def build_idp() -> IdentityProvider:
         )
     )
     idp.add_app(
-        App(
-            client_id=GRAPH_APP,
-            name="mail intake (app-only)",
-            secrets={GRAPH_SECRET: None},
-            application_permissions={"https://graph.microsoft.com": ["Mail.ReadWrite"]},
+        daemon_app(
+            GRAPH_APP,
+            "mail intake (app-only)",
+            GRAPH_SECRET,
+            {"https://graph.microsoft.com": ["Mail.ReadWrite"]},
         )
     )
-    idp.add_app(
-        App(
-            client_id=DEVICE_APP,
-            name="mail intake (device sign-in)",
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
+    idp.add_app(desktop_app(DEVICE_APP, "mail intake (device sign-in)"))
     idp.add_user(User(username=ALICE, password=ALICE_PASSWORD, consented_apps={WEB_APP}))
     idp.add_user(User(username=CLAIMS, password="Claims-Unused-2!"))
     return idp
