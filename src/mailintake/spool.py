@@ -56,10 +56,6 @@ class Spooled:
 Body = bytes | Spooled
 
 
-def size_of(body: Body) -> int:
-    return len(body)
-
-
 def sha256_of(body: Body) -> str:
     if isinstance(body, bytes):
         return hashlib.sha256(body).hexdigest()

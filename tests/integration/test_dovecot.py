@@ -37,10 +37,6 @@ def message(subject: str, body: str = "Hello.") -> bytes:
     ).encode()
 
 
-def fresh_user(mail_server: MailServer) -> str:
-    return mail_server.add_user(f"u{uuid.uuid4().hex[:10]}@{DOMAIN}")
-
-
 def trusting(mail_server: MailServer) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(mail_server.dovecot.ca_file))
 
@@ -87,7 +83,7 @@ def pop3_auth(client: poplib.POP3, mechanism: str, payload: bytes, on_error: byt
 def test_xoauth2_over_plain_imap_on_loopback_and_fetch_returns_delivered_bytes(
     mail_server: MailServer,
 ) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     raw = message("invoice 1", "Ümlaut body ✓".encode().decode())
     mail_server.dovecot.deliver(user, raw)
     token = mail_server.token(user)
@@ -101,7 +97,7 @@ def test_xoauth2_over_plain_imap_on_loopback_and_fetch_returns_delivered_bytes(
 
 
 def test_xoauth2_over_implicit_tls_trusting_ca_file(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     raw = message("over tls")
     mail_server.dovecot.deliver(user, raw)
     dovecot = mail_server.dovecot
@@ -123,7 +119,7 @@ def test_xoauth2_over_implicit_tls_trusting_ca_file(mail_server: MailServer) -> 
 def test_password_login_only_for_accounts_given_one(mail_server: MailServer) -> None:
     """For reference clients without OAuth (the benchmark's fetchmail): a password given with
     set_password signs in (over TLS here); other accounts have none."""
-    user, other = fresh_user(mail_server), fresh_user(mail_server)
+    user, other = mail_server.fresh_user(), mail_server.fresh_user()
     raw = message("by password")
     dovecot = mail_server.dovecot
     dovecot.deliver(user, raw)
@@ -149,7 +145,7 @@ def test_implicit_tls_is_refused_without_trusting_the_certificate(
 
 
 def test_starttls_then_xoauth2(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     dovecot = mail_server.dovecot
     with imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10) as imap:
         assert "STARTTLS" in imap.capabilities
@@ -163,7 +159,7 @@ def test_starttls_then_xoauth2(mail_server: MailServer) -> None:
 
 
 def test_oauthbearer_over_imap(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     dovecot = mail_server.dovecot
     with imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10) as imap:
         status, _ = imap.authenticate(
@@ -176,7 +172,7 @@ def test_oauthbearer_over_imap(mail_server: MailServer) -> None:
 
 @pytest.mark.parametrize("case", ["expired", "unknown", "someone else's"])
 def test_bad_tokens_are_refused_over_imap(mail_server: MailServer, case: str) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     token = mail_server.token(user)
     if case == "expired":
         mail_server.idp.access_tokens[token].expires_at = int(time.time()) - 1
@@ -195,7 +191,7 @@ def test_bad_tokens_are_refused_over_imap(mail_server: MailServer, case: str) ->
 
 
 def test_the_error_challenge_is_the_json_of_rfc_7628(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     seen: list[bytes] = []
 
     def respond(challenge: bytes) -> bytes:
@@ -217,7 +213,7 @@ def test_the_error_challenge_is_the_json_of_rfc_7628(mail_server: MailServer) ->
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "implicit-tls"])
 def test_pop3_auth_xoauth2_with_continuation(mail_server: MailServer, tls: bool) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     raws = [message("pop 1"), message("pop 2")]
     mail_server.dovecot.deliver_many(user, raws)
     with pop3(mail_server, tls=tls) as client:
@@ -234,7 +230,7 @@ def test_pop3_auth_xoauth2_with_continuation(mail_server: MailServer, tls: bool)
 
 
 def test_pop3_stls_then_oauthbearer(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     with pop3(mail_server) as client:
         client.stls(trusting(mail_server))
         answer = pop3_auth(client, "OAUTHBEARER", oauthbearer(user, mail_server.token(user)))
@@ -242,7 +238,7 @@ def test_pop3_stls_then_oauthbearer(mail_server: MailServer) -> None:
 
 
 def test_pop3_refuses_an_expired_token(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     token = mail_server.token(user)
     mail_server.idp.access_tokens[token].expires_at = int(time.time()) - 1
     with (
@@ -253,7 +249,7 @@ def test_pop3_refuses_an_expired_token(mail_server: MailServer) -> None:
 
 
 def test_pop3_delete_removes_the_file(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     mail_server.dovecot.deliver_many(user, [message("keep"), message("drop")])
     with pop3(mail_server) as client:
         pop3_auth(client, "XOAUTH2", xoauth2(user, mail_server.token(user)))
@@ -323,7 +319,7 @@ def test_app_only_token_opens_mailboxes_the_app_was_granted(mail_server: MailSer
 
 
 def test_folders_flags_and_files_agree_with_imap(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     dovecot = mail_server.dovecot
     dovecot.deliver(user, message("old"), folder="Processed", seen=True)
     dovecot.create_folder(user, "Archive/2026")
@@ -354,7 +350,7 @@ def test_folders_flags_and_files_agree_with_imap(mail_server: MailServer) -> Non
 
 
 def test_deliver_many_is_fast_for_thousands(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user()
     raws = [message(f"bulk {n}") for n in range(3000)]
     started = time.monotonic()
     assert mail_server.dovecot.deliver_many(user, raws) == 3000

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import imaplib
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,14 @@ from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import DOMAIN, MAIL_APP, MailServer, answer_once, mail_server, xoauth2
+from tests.support.dovecot import (
+    MAIL_APP,
+    MailServer,
+    answer_once,
+    mail_server,
+    opened,
+    xoauth2,
+)
 
 __all__ = ["mail_server"]
 
@@ -30,10 +36,6 @@ AWKWARD = [
     b"Subject: 8bit \xe9\xe8\r\n\r\n\x01\x7f\xff 8-bit bytes \xc3\xa9\r\n",
     b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 400_000 + b"\r\n",
 ]
-
-
-def fresh_user(server: MailServer) -> str:
-    return server.add_user(f"fetch-{uuid.uuid4().hex[:8]}@{DOMAIN}")
 
 
 def source_for(
@@ -74,15 +76,12 @@ def test_bodies_come_byte_for_byte_whatever_they_hold(
     mail_server: MailServer, tls: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, AWKWARD)
     source = source_for(mail_server, user, tls=tls)
-    source.open()
-    try:
+    with opened(source):
         items = source.list_items()
         fetched = list(source.fetch(items))
-    finally:
-        source.close()
     assert [body for _item, body in fetched] == AWKWARD
     assert [item.source["uid"] for item, _body in fetched] == [1, 2, 3, 4, 5, 6]
     assert [item.size for item in items] == [len(m) for m in AWKWARD]
@@ -94,28 +93,24 @@ def test_bodies_come_byte_for_byte_whatever_they_hold(
 
 
 def test_listing_asks_sizes_only_for_what_is_new(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, [raw(n) for n in range(5)])
     source = source_for(mail_server, user)
-    source.open()
-    try:
+    with opened(source):
         first = source.list_items()
         old = {first[0].key, first[1].key}
         items = source.list_items(lambda keys: {k for k in keys if k in old})
-    finally:
-        source.close()
     assert [i.key for i in items] == [i.key for i in first]
     assert [i.size is None for i in items] == [True, True, False, False, False]
 
 
 def test_responses_the_server_adds_are_left_aside(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("fetch")
     messages = [raw(n) for n in range(4)]
     dovecot = mail_server.dovecot
     dovecot.deliver_many(user, messages)
     source = source_for(mail_server, user)
-    source.open()
-    try:
+    with opened(source):
         items = source.list_items()
         # Another session flags one message and expunges another; new mail arrives. The
         # server tells this session with untagged FETCH, EXPUNGE and EXISTS responses.
@@ -129,36 +124,30 @@ def test_responses_the_server_adds_are_left_aside(mail_server: MailServer) -> No
         fetched = dict((item.source["uid"], body) for item, body in source.fetch(items))
         assert fetched == {1: messages[0], 3: messages[2], 4: messages[3]}
         assert [i.source["uid"] for i in source.list_items()] == [1, 3, 4, 5]
-    finally:
-        source.close()
 
 
 def test_a_refused_command_raises_and_the_session_stays_in_step(
     mail_server: MailServer,
 ) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, [raw(1)])
     source = source_for(mail_server, user)
-    source.open()
-    try:
+    with opened(source):
         wire = Wire(source.client._imap)
         with pytest.raises(imaplib.IMAP4.error, match="UID FETCH"):
             wire.command("UID FETCH x:y (BODY.PEEK[])")
         assert wire.search_all() == [1]
         assert list(wire.bodies([1]).values()) == [mail_server.dovecot.messages(user)[0]]
-    finally:
-        source.close()
 
 
 def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer) -> None:
     """Two threads on one source (the engine fetches ahead while it acknowledges): every
     command gets its own answer."""
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("fetch")
     messages = [raw(n) for n in range(300)]
     mail_server.dovecot.deliver_many(user, messages)
     source = source_for(mail_server, user, after_import="mark_read")
-    source.open()
-    try:
+    with opened(source):
         items = source.list_items()
         fetched: list[bytes] = []
         failures: list[BaseException] = []
@@ -175,8 +164,6 @@ def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer
         for start in range(0, len(items), 10):
             source.acknowledge([i.source for i in items[start : start + 10]])
         reader.join()
-    finally:
-        source.close()
     assert failures == []
     assert fetched == messages
     assert all("\\Seen" in flags for flags in mail_server.dovecot.flags(user))
@@ -187,7 +174,7 @@ def test_an_import_of_several_batches_moves_or_deletes_each_once(
     store: Store, tmp_path: Path, mail_server: MailServer, action: str
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
-    user = fresh_user(server)
+    user = server.fresh_user("fetch")
     messages = [raw(n) for n in range(430)]
     dovecot.deliver_many(user, messages)
     dovecot.create_folder(user, "Processed")

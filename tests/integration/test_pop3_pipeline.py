@@ -6,7 +6,6 @@ an import in several batches."""
 from __future__ import annotations
 
 import poplib
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.sources.pop3_wire import WINDOW, Pipe, pipelining
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import DOMAIN, MAIL_APP, MailServer, mail_server
+from tests.support.dovecot import MAIL_APP, MailServer, mail_server, opened
 
 __all__ = ["mail_server"]
 
@@ -28,10 +27,6 @@ DOTTED = [
     b"Subject: big\r\n\r\n" + b".0123456789abcdef\r\n" * 300_000,
     b"Subject: 8bit \xe9\r\n\r\n\x01\x7f\xff\r\n",
 ]
-
-
-def fresh_user(server: MailServer) -> str:
-    return server.add_user(f"pipe-{uuid.uuid4().hex[:8]}@{DOMAIN}")
 
 
 def source_for(
@@ -63,45 +58,38 @@ def test_messages_come_byte_for_byte_with_dots_restored(
     mail_server: MailServer, tls: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("pipe")
     mail_server.dovecot.deliver_many(user, DOTTED)
     source = source_for(mail_server, user, tls=tls)
-    source.open()
-    try:
+    with opened(source):
         items = source.list_items()
         fetched = list(source.fetch(items))
-    finally:
-        source.close()
     assert [body for _item, body in fetched] == DOTTED
     assert [item.size for item in items] == [len(m) for m in DOTTED]
 
 
 @pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one-by-one"])
 def test_the_same_with_and_without_pipelining(mail_server: MailServer, pipelined: bool) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(WINDOW * 3 + 5)]
     mail_server.dovecot.deliver_many(user, messages)
     source = source_for(mail_server, user)
-    source.open()
-    try:
+    with opened(source):
         assert source.client is not None
         assert pipelining(source.client)  # Dovecot advertises it
         pipe = Pipe(source.client, pipelining=pipelined)
         numbers = list(range(1, len(messages) + 1))
         assert list(pipe.retrieve(numbers)) == list(zip(numbers, messages, strict=True))
-    finally:
-        source.close()
 
 
 def test_an_error_inside_a_pipeline_leaves_the_session_in_step(
     mail_server: MailServer,
 ) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(6)]
     mail_server.dovecot.deliver_many(user, messages)
     source = source_for(mail_server, user)
-    source.open()
-    try:
+    with opened(source):
         assert source.client is not None
         pipe = Pipe(source.client, pipelining=True)
         got: list[bytes] = []
@@ -115,25 +103,20 @@ def test_an_error_inside_a_pipeline_leaves_the_session_in_step(
         answers.close()
         assert list(pipe.retrieve([6])) == [(6, messages[5])]
         assert source.client.stat()[0] == 6
-    finally:
-        source.close()
 
 
 def test_deletions_are_pipelined_and_committed_at_the_end(mail_server: MailServer) -> None:
-    user = fresh_user(mail_server)
+    user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(150)]
     mail_server.dovecot.deliver_many(user, messages)
     source = source_for(mail_server, user, after_import="delete", batch=40)
-    source.open()
-    try:
+    with opened(source):
         items = source.list_items()
         fetched = []
         for item, body in source.fetch(items):  # read in chunks of 40
             fetched.append(body)
             if len(fetched) <= 100:  # the session is free between the messages handed on
                 source.acknowledge([item.source])
-    finally:
-        source.close()
     assert fetched == messages
     assert mail_server.dovecot.messages(user) == messages[100:]
 
@@ -142,7 +125,7 @@ def test_an_import_of_several_batches_deletes_each_once(
     store: Store, tmp_path: Path, mail_server: MailServer
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
-    user = fresh_user(server)
+    user = server.fresh_user("pipe")
     messages = [raw(n) for n in range(430)]
     dovecot.deliver_many(user, messages)
     name, out = "pop3-batches", tmp_path / "out"

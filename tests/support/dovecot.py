@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
 import pytest
 
+from mailintake.sources.base import MailSource
 from sandbox.dovecot import (
     ALICE,
     BOB,
@@ -115,6 +118,10 @@ class MailServer:
     dovecot: Dovecot
     passwords: dict[str, str] = field(default_factory=lambda: dict(PASSWORDS))
 
+    def fresh_user(self, prefix: str = "u") -> str:
+        """A new user with an address no other test uses."""
+        return self.add_user(f"{prefix}-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+
     def add_user(self, username: str, password: str = USER_PASSWORD) -> str:
         """Register another user (consented to ``MAIL_APP``); returns the address."""
         self.passwords[username] = password
@@ -173,3 +180,13 @@ def mail_server() -> Iterator[MailServer]:
             yield MailServer(idp, server)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def opened(source: MailSource) -> Iterator[MailSource]:
+    """A source signed in for the block, closed after it."""
+    source.open()
+    try:
+        yield source
+    finally:
+        source.close()

@@ -199,16 +199,16 @@ class Poller:
                 )
                 for item, raw in fetched
             ]
-            oversized = [d for d in deliveries if len(d.raw) > limit]
+            oversized = [d for d in deliveries if d.size > limit]
             for delivery in oversized:  # sizes the listing did not give (Graph)
                 self._fail(
                     name,
-                    SourceItem(delivery.key, delivery.source, len(delivery.raw)),
-                    f"message of {len(delivery.raw)} bytes is over the limit of {limit} "
+                    SourceItem(delivery.key, delivery.source, delivery.size),
+                    f"message of {delivery.size} bytes is over the limit of {limit} "
                     "bytes (max_message_size); it stays on the server",
                 )
                 result.failed += 1
-            deliveries = [d for d in deliveries if len(d.raw) <= limit]
+            deliveries = [d for d in deliveries if d.size <= limit]
             try:
                 self._deliver(name, source, sink, batch, deliveries, oversized, result)
             finally:
@@ -237,7 +237,7 @@ class Poller:
             else:
                 self._fail(
                     name,
-                    SourceItem(delivery.key, delivery.source, len(delivery.raw)),
+                    SourceItem(delivery.key, delivery.source, delivery.size),
                     str(outcome),
                 )
                 result.failed += 1
@@ -359,6 +359,6 @@ def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
         location=receipt.location,
         subject=receipt.subject if receipt.subject is not None else delivery.parsed.subject,
         sender=receipt.sender if receipt.sender is not None else delivery.parsed.sender,
-        size=len(delivery.raw),
+        size=delivery.size,
         sha256=receipt.sha256 or delivery.sha256,
     )

@@ -60,16 +60,13 @@ class Attachment:
     def data(self) -> bytes:
         return b"".join(self.chunks())
 
-    @property
-    def size(self) -> int:
-        return sum(len(piece) for piece in self.chunks())
-
-    @property
-    def sha256(self) -> str:
-        digest = hashlib.sha256()
+    def measure(self) -> tuple[int, str]:
+        """Size and SHA-256 of the decoded attachment, in one pass."""
+        size, digest = 0, hashlib.sha256()
         for piece in self.chunks():
+            size += len(piece)
             digest.update(piece)
-        return digest.hexdigest()
+        return size, digest.hexdigest()
 
 
 @dataclass(frozen=True)

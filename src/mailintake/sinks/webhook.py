@@ -54,10 +54,11 @@ class WebhookSink:
                 {
                     "filename": a.filename,
                     "content_type": a.content_type,
-                    "size": a.size,
-                    "sha256": a.sha256,
+                    "size": size,
+                    "sha256": digest,
                 }
                 for a in parsed.attachments
+                for size, digest in [a.measure()]
             ],
         }
 
