@@ -28,9 +28,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def _throttle(request: Request) -> SignInThrottle:
-    found = getattr(request.app.state, "sign_in_throttle", None)
-    if found is None:
-        found = request.app.state.sign_in_throttle = SignInThrottle()
+    found = request.app.state.sign_in_throttle
     assert isinstance(found, SignInThrottle)
     return found
 

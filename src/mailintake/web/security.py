@@ -44,6 +44,7 @@ from mailintake.store import admin
 from mailintake.store.repo import Store
 from mailintake.web.csrf import same_origin
 from mailintake.web.deps import Services
+from mailintake.web.throttle import SignInThrottle
 
 log = get_logger(__name__)
 SESSION_COOKIE = "mailintake_session"
@@ -306,5 +307,6 @@ def install(app: FastAPI, services: Services) -> None:
 
     sessions = Sessions(services)
     app.state.sessions = sessions
+    app.state.sign_in_throttle = SignInThrottle()
     app.include_router(login.router)
     app.add_middleware(SecurityMiddleware, sessions=sessions)
