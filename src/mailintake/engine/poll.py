@@ -7,6 +7,7 @@ skipped; a delivery repeated after a crash lands on the same key (the output kee
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -187,49 +188,81 @@ class Poller:
                         counted[0] += 1
                         yield item
 
-        for start, batch, fetched in _fetched_batches(source, todo()):
-            deliveries = [
-                Delivery(
-                    name,
-                    protocol,
-                    item.key,
-                    item.source,
-                    raw,
-                    item.received or _pop3_date(protocol, raw),
-                )
-                for item, raw in fetched
-            ]
-            oversized = [d for d in deliveries if d.size > limit]
-            for delivery in oversized:  # sizes the listing did not give (Graph)
-                self._fail(
-                    name,
-                    SourceItem(delivery.key, delivery.source, delivery.size),
-                    f"message of {delivery.size} bytes is over the limit of {limit} "
-                    "bytes (max_message_size); it stays on the server",
-                )
-                result.failed += 1
-            deliveries = [d for d in deliveries if d.size <= limit]
+        # A sink that allows it (the folder output) writes the next batch while this one is
+        # made durable, recorded and acknowledged: its writers never wait for the store or
+        # the server. Each batch still goes deliver → record → acknowledge, in order.
+        overlap = max(1, int(getattr(sink, "overlapping_batches", 1)))
+        writing: deque[_Writing] = deque()
+        with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
             try:
-                self._deliver(name, source, sink, batch, deliveries, oversized, result)
+                for start, batch, fetched in _fetched_batches(source, todo()):
+                    deliveries, oversized = self._screen(name, protocol, fetched, limit, result)
+                    future = writers.submit(sink.deliver, deliveries) if deliveries else None
+                    writing.append(_Writing(start, batch, deliveries, oversized, future))
+                    while len(writing) >= overlap:
+                        self._finish(name, source, writing.popleft(), result, counted[0])
+                while writing:
+                    self._finish(name, source, writing.popleft(), result, counted[0])
             finally:
-                for delivery in (*deliveries, *oversized):
-                    if isinstance(delivery.raw, Spooled):
-                        delivery.raw.discard()
-            if self.progress is not None:
-                self.progress(name, start + len(batch), counted[0])
+                for abandoned in writing:  # an error stopped the pass: their files still go
+                    abandoned.wait()
+                    abandoned.discard()
+
+    def _screen(
+        self,
+        name: str,
+        protocol: str,
+        fetched: list[tuple[SourceItem, Body]],
+        limit: int,
+        result: PollResult,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """The batch's deliveries, and those over the size limit (recorded as failed)."""
+        deliveries = [
+            Delivery(
+                name,
+                protocol,
+                item.key,
+                item.source,
+                raw,
+                item.received or _pop3_date(protocol, raw),
+            )
+            for item, raw in fetched
+        ]
+        oversized = [d for d in deliveries if d.size > limit]
+        for delivery in oversized:  # sizes the listing did not give (Graph)
+            self._fail(
+                name,
+                SourceItem(delivery.key, delivery.source, delivery.size),
+                f"message of {delivery.size} bytes is over the limit of {limit} "
+                "bytes (max_message_size); it stays on the server",
+            )
+            result.failed += 1
+        return [d for d in deliveries if d.size <= limit], oversized
+
+    def _finish(
+        self, name: str, source: MailSource, writing: _Writing, result: PollResult, total: int
+    ) -> None:
+        try:
+            results = writing.future.result() if writing.future is not None else []
+            self._deliver(
+                name, source, writing.batch, writing.deliveries, results, writing.oversized, result
+            )
+        finally:
+            writing.discard()
+        if self.progress is not None:
+            self.progress(name, writing.start + len(writing.batch), total)
 
     def _deliver(
         self,
         name: str,
         source: MailSource,
-        sink: MessageSink,
         batch: list[SourceItem],
         deliveries: list[Delivery],
+        results: list[Receipt | Exception],
         oversized: list[Delivery],
         result: PollResult,
     ) -> None:
-        """One batch: deliver → record → acknowledge → mark acknowledged."""
-        results = sink.deliver(deliveries) if deliveries else []
+        """One delivered batch: record → acknowledge → mark acknowledged."""
         done: list[tuple[Delivery, Receipt]] = []
         for delivery, outcome in zip(deliveries, results, strict=True):
             if isinstance(outcome, Receipt):
@@ -269,6 +302,28 @@ class Poller:
         with self.store.begin() as repo:
             imports.failed(repo.conn, name, item.key, item.source, reason, size=item.size)
         log.warning("message.failed", mailbox=name, key=item.key, reason=reason)
+
+
+@dataclass
+class _Writing:
+    """A batch handed to the output, and what is left to do with it."""
+
+    start: int
+    batch: list[SourceItem]
+    deliveries: list[Delivery]
+    oversized: list[Delivery]
+    future: Future[list[Receipt | Exception]] | None
+
+    def wait(self) -> None:
+        if self.future is not None:
+            with contextlib.suppress(Exception):  # the error that stopped the pass is reported
+                self.future.result()
+
+    def discard(self) -> None:
+        """Remove the spooled files of its large messages."""
+        for delivery in (*self.deliveries, *self.oversized):
+            if isinstance(delivery.raw, Spooled):
+                delivery.raw.discard()
 
 
 def _pages(source: MailSource, known: KnownKeys) -> Iterator[list[SourceItem]]:

@@ -100,10 +100,52 @@ def _text(message: Message, name: str, defects: list[str]) -> str | None:
     return " ".join(text.split()) or None
 
 
+# The usual forms of an address list: ``addr``, ``<addr>``, ``Some Name <addr>`` and
+# ``"Last, First" <addr>``, comma-separated; read with one expression each. Anything else
+# (comments, dots or escapes in names, groups, routes) goes to ``email.utils.getaddresses``,
+# which gives the same pairs for these forms and reads every other one.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_WS = r"[ \t\r\n]*"
+_MAILBOX = re.compile(
+    rf"{_WS}(?:((?:{_ATOM}(?:[ \t\r\n]+{_ATOM})*{_WS})?)<({_SPEC})>"
+    rf'|"([^"\\\r\n]*)"{_WS}<({_SPEC})>'
+    rf"|({_SPEC})){_WS}(,|\Z)"
+)
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """The (name, address) pairs of ``value`` when it has only the usual forms, else None."""
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while match := _MAILBOX.match(value, position):
+        atoms, angle, quoted, quoted_angle, bare, separator = match.groups()
+        if angle is not None:
+            pairs.append((" ".join((atoms or "").split()), angle))
+        elif quoted_angle is not None:
+            pairs.append((quoted, quoted_angle))
+        else:
+            pairs.append(("", bare))
+        if not separator:
+            return pairs
+        position = match.end()
+    return None
+
+
+def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        simple = _simple_addresses(value)
+        if simple is None:
+            return email.utils.getaddresses(values)
+        pairs += simple
+    return pairs
+
+
 def _addresses(message: Message, name: str, defects: list[str]) -> list[str]:
     try:
         values = message.get_all(name) or []
-        pairs = email.utils.getaddresses([str(v) for v in values])
+        pairs = _address_pairs([str(v) for v in values])
         return [f"{_decode(p[0])} <{p[1]}>" if p[0] else p[1] for p in pairs if p[1] or p[0]]
     except Exception as exc:
         defects.append(f"{name}: {exc.__class__.__name__}: {exc}")
@@ -147,9 +189,9 @@ def _attachments(message: Message, defects: list[str]) -> list[Attachment]:
     return found
 
 
-def _fast_attachments(buffer: split.Buffer, body: Body) -> list[Attachment]:
+def _fast_attachments(buffer: split.Buffer, body: Body, message: Message) -> list[Attachment]:
     found: list[Attachment] = []
-    for leaf in split.leaves(buffer):
+    for leaf in split.leaves(buffer, headers=message):
         headers = leaf.headers
         disposition = (headers.get_content_disposition() or "").lower()
         filename = headers.get_filename()
@@ -180,7 +222,7 @@ def _parse(buffer: split.Buffer, body: Body) -> Parsed:
     defects: list[str] = []
     try:
         message = split.headers_of(buffer)
-        attachments = _fast_attachments(buffer, body)
+        attachments = _fast_attachments(buffer, body, message)
     except Exception as exc:
         if isinstance(buffer, bytes):  # unusual structure: the standard parser, lenient
             return _parse_leniently(buffer)

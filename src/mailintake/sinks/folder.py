@@ -109,10 +109,18 @@ def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary
     }
     if parsed.defects:
         metadata["defects"] = parsed.defects
-    (folder / "metadata.json").write_text(
-        json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf-8"
-    )
+    (folder / "metadata.json").write_text(_json(metadata), encoding="utf-8")
     return parsed.subject, parsed.sender, delivery.sha256
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json(document: dict[str, Any]) -> str:
+    """One field per line, each value compact: readable, and written by the C encoder (an
+    ``indent`` makes ``json`` use its pure-Python encoder, several times slower)."""
+    fields = (f"{_encode(k)}: {_encode(v)}" for k, v in document.items())
+    return "{\n " + ",\n ".join(fields) + "\n}\n"
 
 
 def _stage(temp: Path, delivery: Delivery, imported_at: str) -> tuple[str | None, Summary | None]:
@@ -185,21 +193,38 @@ def start_writers() -> None:
         pool.submit(_ready)
 
 
+def _place(temp: Path, final: Path) -> None:
+    """Rename into place; the day's folder is made when it is not there (yet, or any more:
+    whatever reads the output may have removed it)."""
+    try:
+        os.rename(temp, final)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(temp, final)
+
+
 class FolderSink:
+    # Two batches may be delivered at once: one is written by the workers while the other is
+    # made durable and renamed into place.
+    overlapping_batches = 2
+
     def __init__(self, root: Path, *, now: Any = None) -> None:
         self.root = root
         self._now = now or (lambda: datetime.now(UTC))
         self._cleared: set[Path] = set()
+        self._clearing = threading.Lock()
         start_writers()
 
     def _clear_leftovers(self, scratch: Path) -> None:
-        """Remove what an attempt that crashed left half-written. The mailbox is leased to one
-        worker at a time, so nothing else is writing to its scratch folder."""
-        if scratch in self._cleared:
-            return
-        for leftover in scratch.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        self._cleared.add(scratch)
+        """Remove what an attempt that crashed left half-written, before this pass writes
+        there. The mailbox is leased to one worker at a time, so nothing else is writing to
+        its scratch folder."""
+        with self._clearing:
+            if scratch in self._cleared:
+                return
+            for leftover in scratch.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            self._cleared.add(scratch)
 
     def target(self, delivery: Delivery) -> Path:
         day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
@@ -219,13 +244,13 @@ class FolderSink:
         except OSError as exc:
             error = SinkError(f"output folder {self.root}: cannot be written: {_why(exc)}")
             return [error for _ in batch]
+        attempt = uuid.uuid4().hex[:8]
         for index, delivery in enumerate(batch):
             final = self.target(delivery)
             if final.exists():
                 results[index] = Receipt(delivery.key, str(final), already=True)
                 continue
-            temp = scratch / f"{delivery.key}.{uuid.uuid4().hex[:8]}"
-            to_write.append((index, temp, final))
+            to_write.append((index, scratch / f"{delivery.key}.{attempt}", final))
         imported_at = self._now().isoformat()
         # Large messages are written here: sending them to a worker would copy them.
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
@@ -265,8 +290,7 @@ class FolderSink:
         parents: set[Path] = set()
         for index, temp, final in staged:
             try:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(temp, final)
+                _place(temp, final)
             except OSError as exc:
                 shutil.rmtree(temp, ignore_errors=True)
                 if final.exists():  # another attempt put it there first
