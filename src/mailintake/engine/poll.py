@@ -282,7 +282,9 @@ class Poller:
             return
         with self.store.begin() as repo:
             imports.record(repo.conn, name, [_entry(d, r) for d, r in done])
-        self._check_lease(name)
+            kept = imports.acquire(repo.conn, name, self.owner, LEASE)  # renewed per batch
+        if not kept:
+            raise LeaseLost(f"{name}: another worker took over this mailbox")
         source.acknowledge([d.source for d, _ in done])
         with self.store.begin() as repo:
             imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
@@ -292,11 +294,6 @@ class Poller:
         with self.store.read() as repo:
             found = imports.statuses(repo.conn, name, keys)
         return {k for k, status in found.items() if status != imports.FAILED}
-
-    def _check_lease(self, name: str) -> None:
-        with self.store.begin() as repo:
-            if not imports.acquire(repo.conn, name, self.owner, LEASE):
-                raise LeaseLost(f"{name}: another worker took over this mailbox")
 
     def _fail(self, name: str, item: SourceItem, reason: str) -> None:
         with self.store.begin() as repo:

@@ -67,18 +67,19 @@ Summary = tuple[str | None, str | None, str]  # subject, sender, sha256 of the m
 def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary:
     """Write one message's directory (message, attachments, metadata); returns what the
     import records of it, read here once. Runs in a worker process for large batches."""
-    folder.mkdir(parents=True)
-    with open(folder / "message.eml", "wb") as file:
+    base = os.fspath(folder)  # plain strings: this runs for every message
+    os.mkdir(base)
+    with open(f"{base}/message.eml", "wb") as file:
         copy_to(delivery.raw, file)
     parsed = delivery.parsed
     attachments = []
     if parsed.attachments:
-        (folder / "attachments").mkdir()
+        os.mkdir(f"{base}/attachments")
     taken: set[str] = set()
     for index, attachment in enumerate(parsed.attachments, start=1):
         name = safe_filename(attachment.filename, index, taken)
         size, digest = 0, hashlib.sha256()
-        with open(folder / "attachments" / name, "wb") as file:
+        with open(f"{base}/attachments/{name}", "wb") as file:
             for piece in attachment.chunks():  # decoded piece by piece: large ones too
                 file.write(piece)
                 size += len(piece)
@@ -109,7 +110,8 @@ def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary
     }
     if parsed.defects:
         metadata["defects"] = parsed.defects
-    (folder / "metadata.json").write_text(_json(metadata), encoding="utf-8")
+    with open(f"{base}/metadata.json", "wb") as file:
+        file.write(_json(metadata).encode("utf-8"))
     return parsed.subject, parsed.sender, delivery.sha256
 
 
