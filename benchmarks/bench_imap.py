@@ -5,6 +5,8 @@
 password login) on the same sample, as a reference only;
 (d) for POP3, a pipelined RETR read and mailintake.
 Prints messages per second and the ratios (targets: mailintake ≥ 0.25× the raw read).
+Before each timed part that writes files, it waits until creating files in its folder is
+fast (see benchmarks/workdir.py: right after many deletions nearby, it can be 20× slower).
 
     python -m benchmarks.bench_imap [--messages 10000] [--parts] [--profile]
 
@@ -36,7 +38,7 @@ from typing import Any
 
 from benchmarks.corpus import corpus
 from benchmarks.fetchmail import fetchmail
-from benchmarks.workdir import workdir
+from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.engine.poll import BATCH, Poller
@@ -261,6 +263,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                     folder = root / "getmail"
                     folder.mkdir()
                     os.sync()
+                    wait_until_settled(tmp)
                     results["imap getmail6"] = sample / getmail6(folder, port, other, token)
                     # fetchmail has no OAuth 2.0: a password login over IMAPS, a reference only
                     by_password = f"bench-fetchmail@{DOMAIN}"
@@ -268,6 +271,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                     dovecot.set_password(by_password, "bench-Reference-1")
                     (root / "fetchmail").mkdir()
                     os.sync()
+                    wait_until_settled(tmp)
                     seconds = fetchmail(
                         root / "fetchmail",
                         "localhost",
@@ -280,6 +284,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 else:
                     raw = raw_pop3_retr("127.0.0.1", port, user, token, count)
                 os.sync()
+                wait_until_settled(tmp)
                 started = time.perf_counter()
                 timings = Timings() if parts or profile else None
                 poller = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,26 +64,28 @@ def timestamp(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
+_FILTERABLE: dict[str, Callable[[Message], Any]] = {
+    "id": lambda m: m.immutable_id,
+    "isRead": lambda m: m.is_read,
+    "receivedDateTime": lambda m: m.received,
+    "sentDateTime": lambda m: m.summary.sent,
+    "createdDateTime": lambda m: m.created,
+    "lastModifiedDateTime": lambda m: m.modified,
+    "hasAttachments": lambda m: m.summary.has_attachments,
+    "subject": lambda m: m.summary.subject,
+    "importance": lambda m: m.summary.importance,
+    "internetMessageId": lambda m: m.summary.internet_message_id,
+    "isDraft": lambda m: False,
+    "inferenceClassification": lambda m: m.inference,
+}
+
+
 def message_value(message: Message, name: str) -> Any:
     """The value $filter and $orderby see (datetimes as datetimes)."""
-    summary = message.summary
-    values: dict[str, Any] = {
-        "id": message.immutable_id,
-        "isRead": message.is_read,
-        "receivedDateTime": message.received,
-        "sentDateTime": summary.sent,
-        "createdDateTime": message.created,
-        "lastModifiedDateTime": message.modified,
-        "hasAttachments": summary.has_attachments,
-        "subject": summary.subject,
-        "importance": summary.importance,
-        "internetMessageId": summary.internet_message_id,
-        "isDraft": False,
-        "inferenceClassification": message.inference,
-    }
-    if name not in values:
+    getter = _FILTERABLE.get(name)
+    if getter is None:
         raise bad_request(f"The emulator cannot filter or sort on '{name}'.")
-    return values[name]
+    return getter(message)
 
 
 def message_json(
@@ -93,48 +96,58 @@ def message_json(
     select: tuple[str, ...] | None,
     text_body: bool,
 ) -> dict[str, Any]:
-    summary = message.summary
-    message_id = message.immutable_id if immutable else message.regular_id
+    """The message's JSON with the selected properties (all default ones without $select);
+    only those are computed, as a list of many messages usually selects a few."""
     names = ("id", *select) if select else DEFAULT_MESSAGE
-    content = summary.text_body if text_body else summary.html_body
-    body = {"contentType": "text" if text_body else "html", "content": content}
-    everything: dict[str, Any] = {
-        "id": message_id,
-        "createdDateTime": timestamp(message.created),
-        "lastModifiedDateTime": timestamp(message.modified),
-        "changeKey": message.change_key,
-        "categories": list(message.categories),
-        "receivedDateTime": timestamp(message.received),
-        "sentDateTime": timestamp(summary.sent or message.received),
-        "hasAttachments": summary.has_attachments,
-        "internetMessageId": summary.internet_message_id,
-        "subject": summary.subject,
-        "bodyPreview": preview(summary.text_body),
-        "importance": summary.importance,
-        "parentFolderId": message.folder_id,
-        "conversationId": "AAQkAG" + message.immutable_id[6:30],
-        "conversationIndex": "AQHX" + message.immutable_id[8:20],
-        "isDeliveryReceiptRequested": False,
-        "isReadReceiptRequested": False,
-        "isRead": message.is_read,
-        "isDraft": False,
-        "webLink": f"https://outlook.office365.com/owa/?ItemID={message_id}&exvsurl=1",
-        "inferenceClassification": message.inference,
-        "body": body,
-        "uniqueBody": body,
-        "sender": summary.sender,
-        "from": summary.sender,
-        "toRecipients": summary.to,
-        "ccRecipients": summary.cc,
-        "bccRecipients": [],
-        "replyTo": summary.reply_to,
-        "flag": dict(message.flag),
-        "internetMessageHeaders": _headers(message.raw),
-    }
+    message_id = message.immutable_id if immutable else message.regular_id
     answer: dict[str, Any] = {"@odata.etag": f'W/"{message.change_key}"'}
     for name in names:
-        answer[name] = everything[name]
+        answer[name] = _PROPERTIES[name](message, message_id, text_body)
     return answer
+
+
+Property = Callable[[Message, str, bool], Any]  # message, its id as shown, text body wanted
+
+
+def _body(message: Message, text_body: bool) -> dict[str, str]:
+    summary = message.summary
+    content = summary.text_body if text_body else summary.html_body
+    return {"contentType": "text" if text_body else "html", "content": content}
+
+
+_PROPERTIES: dict[str, Property] = {
+    "id": lambda m, i, t: i,
+    "createdDateTime": lambda m, i, t: timestamp(m.created),
+    "lastModifiedDateTime": lambda m, i, t: timestamp(m.modified),
+    "changeKey": lambda m, i, t: m.change_key,
+    "categories": lambda m, i, t: list(m.categories),
+    "receivedDateTime": lambda m, i, t: timestamp(m.received),
+    "sentDateTime": lambda m, i, t: timestamp(m.summary.sent or m.received),
+    "hasAttachments": lambda m, i, t: m.summary.has_attachments,
+    "internetMessageId": lambda m, i, t: m.summary.internet_message_id,
+    "subject": lambda m, i, t: m.summary.subject,
+    "bodyPreview": lambda m, i, t: preview(m.summary.text_body),
+    "importance": lambda m, i, t: m.summary.importance,
+    "parentFolderId": lambda m, i, t: m.folder_id,
+    "conversationId": lambda m, i, t: "AAQkAG" + m.immutable_id[6:30],
+    "conversationIndex": lambda m, i, t: "AQHX" + m.immutable_id[8:20],
+    "isDeliveryReceiptRequested": lambda m, i, t: False,
+    "isReadReceiptRequested": lambda m, i, t: False,
+    "isRead": lambda m, i, t: m.is_read,
+    "isDraft": lambda m, i, t: False,
+    "webLink": lambda m, i, t: f"https://outlook.office365.com/owa/?ItemID={i}&exvsurl=1",
+    "inferenceClassification": lambda m, i, t: m.inference,
+    "body": lambda m, i, t: _body(m, t),
+    "uniqueBody": lambda m, i, t: _body(m, t),
+    "sender": lambda m, i, t: m.summary.sender,
+    "from": lambda m, i, t: m.summary.sender,
+    "toRecipients": lambda m, i, t: m.summary.to,
+    "ccRecipients": lambda m, i, t: m.summary.cc,
+    "bccRecipients": lambda m, i, t: [],
+    "replyTo": lambda m, i, t: m.summary.reply_to,
+    "flag": lambda m, i, t: dict(m.flag),
+    "internetMessageHeaders": lambda m, i, t: _headers(m.raw),
+}
 
 
 def _headers(raw: bytes) -> list[dict[str, str]]:

@@ -10,8 +10,9 @@ import hashlib
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from mailintake.config.models import MailboxSpec
 from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
 from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
-from mailintake.spool import CHUNK, Body, SpoolWriter
+from mailintake.spool import CHUNK, Body, Spooled, SpoolWriter
 
 PREFER = 'IdType="ImmutableId"'
 WELL_KNOWN = frozenset(
@@ -51,6 +52,7 @@ WELL_KNOWN = frozenset(
 )
 CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (§3.6)
 PAGE = 200
+AHEAD = 40  # messages downloaded before the import asks for them (held in memory up to 8 MB each)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class GraphSource:
         self._slots = threading.BoundedSemaphore(CONCURRENCY)
         self._reduced = False
         self._folder_ids: dict[str, str] = {}
+        self._downloads = Downloads(self._download, AHEAD)
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
 
     def open(self) -> None:
@@ -214,6 +217,7 @@ class GraphSource:
                     SourceItem(key=f"graph-{digest}", source={"id": identifier}, received=received)
                 )
             url = body.get("@odata.nextLink")
+            self._downloads.offer(_unknown(page, known))
             yield page
 
     def _download(self, item: SourceItem) -> Body:
@@ -230,9 +234,11 @@ class GraphSource:
         return writer.finish()
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:
-        """Up to four downloads in flight all the time; results in order."""
-        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-            yield from zip(items, pool.map(self._download, items), strict=True)
+        """Up to four downloads in flight all the time, in listing order, across batches;
+        results in order."""
+        futures = [self._downloads.claim(item) for item in items]
+        for item, future in zip(items, futures, strict=True):
+            yield item, future.result()
 
     def _ack_one(self, source: dict[str, Any]) -> None:
         url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
@@ -258,7 +264,89 @@ class GraphSource:
             list(pool.map(self._ack_one, sources))
 
     def close(self) -> None:
+        self._downloads.close()
         self.client.close()
+
+
+class Downloads:
+    """Message downloads in the order the listing gave them, on CONCURRENCY threads, so the
+    request slots stay busy from one batch to the next and while the output writes a batch.
+    Once the import has asked for a first message, listed messages are downloaded up to
+    ``ahead`` before it asks for them; any other is started when asked for."""
+
+    def __init__(self, download: Callable[[SourceItem], Body], ahead: int) -> None:
+        self._download = download
+        self._ahead = ahead
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._listed: OrderedDict[str, SourceItem] = OrderedDict()  # not started yet
+        self._started: dict[str, Future[Body]] = {}  # not asked for yet
+
+    def offer(self, items: Sequence[SourceItem]) -> None:
+        """Listed messages the import is likely to ask for."""
+        with self._lock:
+            for item in items:
+                self._listed[item.key] = item
+            self._fill()
+
+    def claim(self, item: SourceItem) -> Future[Body]:
+        """The download of ``item``; one listed before it starts first (batches asked for
+        from several threads are still downloaded in listing order)."""
+        with self._lock:
+            if item.key in self._listed:
+                self._start_until(item.key)
+            future = self._started.pop(item.key, None)
+            if future is None:  # not listed here
+                future = self._submit(item)
+            self._fill()
+            return future
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            unclaimed = list(self._started.values())
+            self._started.clear()
+            self._listed.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for future in unclaimed:
+            _discard(future)
+
+    def _fill(self) -> None:
+        if self._pool is None:  # the import has not asked for anything yet
+            return
+        while self._listed and len(self._started) < self._ahead:
+            self._start_next()
+
+    def _start_until(self, key: str) -> None:
+        while self._start_next() != key:
+            pass
+
+    def _start_next(self) -> str:
+        key, item = self._listed.popitem(last=False)
+        self._started[key] = self._submit(item)
+        return key
+
+    def _submit(self, item: SourceItem) -> Future[Body]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="graph")
+        return self._pool.submit(self._download, item)
+
+
+def _unknown(page: list[SourceItem], known: KnownKeys | None) -> list[SourceItem]:
+    if known is None:
+        return page
+    imported = known([item.key for item in page])
+    return [item for item in page if item.key not in imported]
+
+
+def _discard(future: Future[Body]) -> None:
+    """A download nobody asked for: its spool file, if any, is removed."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    body = future.result()
+    if isinstance(body, Spooled):
+        body.discard()
 
 
 def _retry_after(answer: httpx2.Response, attempt: int) -> float:

@@ -25,6 +25,7 @@ T = TypeVar("T")
 log = get_logger(__name__)
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
+LIST_PAGE = 1000  # messages whose sizes and dates one FETCH asks for
 
 
 @dataclass(frozen=True)
@@ -107,19 +108,32 @@ class ImapSource:
         except (OSError, IMAPClientError) as exc:
             raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
 
-    def _key(self, uid: int) -> str:
+    def _key_prefix(self) -> str:
+        """What every message key of the folder starts with (its UIDVALIDITY included)."""
         folder = key_part(self.settings.folder, 30)
         digest = hashlib.sha256(self.settings.folder.encode()).hexdigest()[:6]
-        return f"imap-{folder}-{digest}-{self.uidvalidity}-{uid}"
+        return f"imap-{folder}-{digest}-{self.uidvalidity}"
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
-        """Every message of the folder; size and date are asked for only for those not
-        imported yet (a busy folder is listed with one SEARCH and one small FETCH)."""
+        return [item for page in self.list_pages(known) for item in page]
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        """Every message of the folder, a page at a time: one SEARCH, then sizes and dates
+        page by page, so the first messages are imported while the rest are listed. Sizes
+        and dates are asked for only for messages not imported yet."""
         try:
+            uids = Wire(self.client._imap).search_all()
+        except (OSError, IMAPClientError) as exc:
+            raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
+        for start in range(0, len(uids), LIST_PAGE):
+            yield self._page(uids[start : start + LIST_PAGE], known)
+
+    def _page(self, uids: list[int], known: KnownKeys | None) -> list[SourceItem]:
+        prefix = self._key_prefix()
+        keys = {uid: f"{prefix}-{uid}" for uid in uids}
+        done = known(list(keys.values())) if known is not None else set()
+        try:  # the connection of now: fetching may have signed in again since the SEARCH
             wire = Wire(self.client._imap)
-            uids = wire.search_all()
-            keys = {uid: self._key(uid) for uid in uids}
-            done = known(list(keys.values())) if known is not None else set()
             info = wire.sizes_and_dates(uid for uid in uids if keys[uid] not in done)
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc

@@ -11,6 +11,7 @@ the errors IMAPClient raises for its own commands.
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import itertools
 import re
@@ -76,6 +77,7 @@ def uid_set(uids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)  # mail arrives in bursts: many messages share a second
 def internaldate(text: str) -> datetime | None:
     """``INTERNALDATE`` (``" 4-Nov-2026 09:00:00 +0100"``) as an aware datetime."""
     found = _INTERNALDATE.fullmatch(text)
