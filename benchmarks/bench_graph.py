@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx2
 
 from benchmarks.corpus import corpus
-from benchmarks.workdir import workdir
+from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.oauth.tokens import TokenManager
@@ -103,6 +103,7 @@ def run(count: int, latency: float) -> None:
                 token = TokenManager(store).access_token("bench")
                 store.engine.dispose()
                 graph.latency = latency
+                wait_until_settled(tmp)
                 # Both clients run in their own process, as they would in production; the
                 # emulator keeps this one to itself.
                 slow = float(

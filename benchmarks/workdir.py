@@ -16,7 +16,7 @@ import tempfile
 import time
 
 BENCH_DIR = os.environ.get("MAILINTAKE_BENCH_DIR", "/var/tmp")  # noqa: S108 (mkdtemp: 0700)
-SETTLED_US = 100.0  # a settled ext4 folder on this kind of machine: ~25 µs per file created
+SETTLED_US = 80.0  # a settled ext4 folder on this kind of machine: ~25 µs per file created
 PROBE = 300
 
 

@@ -6,6 +6,7 @@ password (messages name the proxy by its address with any user name and password
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -113,6 +114,14 @@ def _proxy_could_not_connect(response: httpx2.Response) -> bool:
     )
 
 
+@functools.cache
+def _trusted_authorities() -> ssl.SSLContext:
+    """The default verification, made once per process and shared by every client (it is
+    safe to share): loading the trusted authorities takes tens of milliseconds, which a
+    poll of a mailbox would otherwise spend on every connection it makes."""
+    return httpx2.create_ssl_context(verify=True, trust_env=False)
+
+
 def build_client(
     *,
     proxy: ProxySettings | None = None,
@@ -148,7 +157,7 @@ def build_client(
         proxy_settings=proxy,
         proxy=proxy_config,
         timeout=timeout,
-        verify=verify,
+        verify=_trusted_authorities() if verify is True else verify,
         transport=transport,
         trust_env=False,
         follow_redirects=False,

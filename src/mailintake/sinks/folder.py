@@ -180,9 +180,12 @@ def _pool() -> ProcessPoolExecutor | None:
         return None
     with _POOL_LOCK:
         if _POOL is None:
+            context = multiprocessing.get_context("forkserver")
+            # The server the workers are forked from loads this module once for all of them.
+            context.set_forkserver_preload([__name__])
             _POOL = ProcessPoolExecutor(
                 workers,
-                mp_context=multiprocessing.get_context("forkserver"),
+                mp_context=context,
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )

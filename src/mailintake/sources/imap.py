@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.net.tls import default_context
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.imap_wire import Wire
@@ -62,7 +62,7 @@ class ImapSource:
 
     def open(self) -> None:
         s = self.settings
-        context = ssl.create_default_context()
+        context = default_context()
         try:
             client = imapclient.IMAPClient(
                 s.host,

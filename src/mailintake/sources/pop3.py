@@ -7,7 +7,6 @@ import base64
 import contextlib
 import email.utils
 import poplib
-import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.net.tls import default_context
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.pop3_wire import Pipe, pipelining
@@ -52,7 +52,7 @@ class Pop3Source:
 
     def open(self) -> None:
         s = self.settings
-        context = ssl.create_default_context()
+        context = default_context()
         try:
             if s.security == "ssl":
                 client: poplib.POP3 = poplib.POP3_SSL(
