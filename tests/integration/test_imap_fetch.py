@@ -169,6 +169,35 @@ def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer
     assert all("\\Seen" in flags for flags in mail_server.dovecot.flags(user))
 
 
+def test_listing_and_fetching_take_turns(mail_server: MailServer) -> None:
+    """The engine lists the next page while batches are fetched in other threads: every
+    command gets its own answer."""
+    user = mail_server.fresh_user("fetch")
+    messages = [raw(n) for n in range(300)]
+    mail_server.dovecot.deliver_many(user, messages)
+    source = source_for(mail_server, user)
+    source.list_page = 7
+    with opened(source):
+        items = source.list_items()
+        fetched: list[bytes] = []
+        failures: list[BaseException] = []
+
+        def fetch_all() -> None:
+            try:
+                for start in range(0, len(items), 20):
+                    fetched.extend(body for _i, body in source.fetch(items[start : start + 20]))
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        reader = threading.Thread(target=fetch_all)
+        reader.start()
+        listings = [[i for page in source.list_pages() for i in page] for _ in range(4)]
+        reader.join()
+    assert failures == []
+    assert fetched == messages
+    assert all(listed == items for listed in listings)
+
+
 @pytest.mark.parametrize("action", ["move", "delete"])
 def test_an_import_of_several_batches_moves_or_deletes_each_once(
     store: Store, tmp_path: Path, mail_server: MailServer, action: str

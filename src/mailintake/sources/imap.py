@@ -47,6 +47,7 @@ class ImapSource:
     # The engine may fetch the next batch while this one is delivered: the session's
     # commands (and a sign-in again) are taken in turn under a lock.
     prefetch_safe = True
+    list_page = LIST_PAGE
 
     def __init__(self, settings: ImapSettings, token: TokenProvider, mailbox: str) -> None:
         self.settings = settings
@@ -122,19 +123,23 @@ class ImapSource:
         page by page, so the first messages are imported while the rest are listed. Sizes
         and dates are asked for only for messages not imported yet."""
         try:
-            uids = Wire(self.client._imap).search_all()
+            with self._turn:  # batches are fetched meanwhile in other threads
+                uids = Wire(self.client._imap).search_all()
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
-        for start in range(0, len(uids), LIST_PAGE):
-            yield self._page(uids[start : start + LIST_PAGE], known)
+        for start in range(0, len(uids), self.list_page):
+            yield self._page(uids[start : start + self.list_page], known)
 
     def _page(self, uids: list[int], known: KnownKeys | None) -> list[SourceItem]:
         prefix = self._key_prefix()
         keys = {uid: f"{prefix}-{uid}" for uid in uids}
         done = known(list(keys.values())) if known is not None else set()
-        try:  # the connection of now: fetching may have signed in again since the SEARCH
-            wire = Wire(self.client._imap)
-            info = wire.sizes_and_dates(uid for uid in uids if keys[uid] not in done)
+        wanted = [uid for uid in uids if keys[uid] not in done]
+        try:
+            # One command at a time on the connection (batches are fetched meanwhile in other
+            # threads), on the connection of now: fetching may have signed in again.
+            with self._turn:
+                info = Wire(self.client._imap).sizes_and_dates(wanted)
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
         items = []
