@@ -11,7 +11,8 @@ process is killed when STEP happens for the N-th time. Steps:
     deliver.after   after the N-th batch is in the output, before the store records it
     ack.before      after the N-th batch is recorded, before the after-import action
     ack.after       after the N-th after-import action, before it is marked done
-    timer           N milliseconds after the pass starts, wherever it is
+    timer           N milliseconds after the pass starts, wherever it is (messages then
+                    come 2 ms apart, so that the pass is still running when the timer fires)
 
 Settings come from the environment, as for the CLI (MAILINTAKE_HOME, MAILINTAKE_DATABASE_URL).
 """
@@ -22,6 +23,7 @@ import argparse
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,6 +58,7 @@ class KillingSource:
         self.inner, self.killer = inner, killer
         self.protocol = inner.protocol
         self.prefetch_safe = getattr(inner, "prefetch_safe", False)  # as the real one runs
+        self.pause = 0.002 if killer.step == "timer" else 0.0
 
     def open(self) -> None:
         self.inner.open()
@@ -67,6 +70,7 @@ class KillingSource:
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
         for pair in self.inner.fetch(items):
             self.killer.at("fetched")
+            time.sleep(self.pause)
             yield pair
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
@@ -81,6 +85,7 @@ class KillingSource:
 class KillingSink:
     def __init__(self, inner: MessageSink, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
+        self.overlapping_batches = getattr(inner, "overlapping_batches", 1)  # as it runs
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         self.killer.at("deliver.before")
