@@ -197,21 +197,14 @@ def _ready() -> None:
 
 
 def start_writers() -> None:
-    """Start the worker processes now, in the background (starting them takes a tenth of a
-    second or more), so that they are ready when the first batch has arrived; once per
-    process."""
+    """Start the worker processes now (they take a moment to start), so that they are ready
+    when the first batch has arrived; once per process."""
     global _STARTED
+    pool = _pool()
     with _POOL_LOCK:
-        if _STARTED:
+        if pool is None or _STARTED:
             return
         _STARTED = True
-    threading.Thread(target=_start_writers, name="start-writers", daemon=True).start()
-
-
-def _start_writers() -> None:
-    pool = _pool()
-    if pool is None:
-        return
     with _without_main():  # the processes start here, one per submission
         for _ in range(_workers()):
             pool.submit(_ready)
