@@ -5,14 +5,17 @@ error; the import runs with the next batch fetched while one is delivered."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from mailintake.engine.poll import Poller
+from mailintake.sources.base import SourceItem
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
@@ -140,6 +143,30 @@ def test_a_refused_command_raises_and_the_session_stays_in_step(
         assert list(wire.bodies([1]).values()) == [mail_server.dovecot.messages(user)[0]]
 
 
+@contextlib.contextmanager
+def fetching_meanwhile(
+    source: ImapSource, items: list[SourceItem]
+) -> Iterator[tuple[list[bytes], list[BaseException]]]:
+    """Another thread fetches ``items`` in batches of 20 while the body runs (as the engine
+    fetches ahead); what it fetched and what it raised, complete once the body is done."""
+    fetched: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def fetch_all() -> None:
+        try:
+            for start in range(0, len(items), 20):
+                fetched.extend(body for _i, body in source.fetch(items[start : start + 20]))
+        except BaseException as exc:  # reported by the caller
+            failures.append(exc)
+
+    reader = threading.Thread(target=fetch_all)
+    reader.start()
+    try:
+        yield fetched, failures
+    finally:
+        reader.join()
+
+
 def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer) -> None:
     """Two threads on one source (the engine fetches ahead while it acknowledges): every
     command gets its own answer."""
@@ -149,21 +176,9 @@ def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer
     source = source_for(mail_server, user, after_import="mark_read")
     with opened(source):
         items = source.list_items()
-        fetched: list[bytes] = []
-        failures: list[BaseException] = []
-
-        def fetch_all() -> None:
-            try:
-                for start in range(0, len(items), 20):
-                    fetched.extend(body for _i, body in source.fetch(items[start : start + 20]))
-            except BaseException as exc:  # reported below
-                failures.append(exc)
-
-        reader = threading.Thread(target=fetch_all)
-        reader.start()
-        for start in range(0, len(items), 10):
-            source.acknowledge([i.source for i in items[start : start + 10]])
-        reader.join()
+        with fetching_meanwhile(source, items) as (fetched, failures):
+            for start in range(0, len(items), 10):
+                source.acknowledge([i.source for i in items[start : start + 10]])
     assert failures == []
     assert fetched == messages
     assert all("\\Seen" in flags for flags in mail_server.dovecot.flags(user))
@@ -179,20 +194,8 @@ def test_listing_and_fetching_take_turns(mail_server: MailServer) -> None:
     source.list_page = 7
     with opened(source):
         items = source.list_items()
-        fetched: list[bytes] = []
-        failures: list[BaseException] = []
-
-        def fetch_all() -> None:
-            try:
-                for start in range(0, len(items), 20):
-                    fetched.extend(body for _i, body in source.fetch(items[start : start + 20]))
-            except BaseException as exc:  # reported below
-                failures.append(exc)
-
-        reader = threading.Thread(target=fetch_all)
-        reader.start()
-        listings = [[i for page in source.list_pages() for i in page] for _ in range(4)]
-        reader.join()
+        with fetching_meanwhile(source, items) as (fetched, failures):
+            listings = [[i for page in source.list_pages() for i in page] for _ in range(4)]
     assert failures == []
     assert fetched == messages
     assert all(listed == items for listed in listings)
