@@ -3,7 +3,12 @@ real folder output: nothing lost, nothing written twice, whatever fails where.""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+import mmap
+import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -172,6 +177,57 @@ def test_import_writes_the_contract_layout_once(
     exposed = metrics.render().decode()
     assert 'mailintake_messages_total{mailbox="invoices",outcome="imported"}' in exposed
     assert 'mailintake_polls_total{mailbox="invoices",outcome="ok"}' in exposed
+
+
+def resident_pages(path: Path) -> int:
+    """How many pages of the file the kernel holds in memory (mincore(2) on a mapping)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with path.open("rb") as file:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, file.fileno(), 0)
+    assert address not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+    try:
+        vector = (ctypes.c_ubyte * pages)()
+        assert libc.mincore(address, size, vector) == 0, ctypes.get_errno()
+        return sum(v & 1 for v in vector)
+    finally:
+        libc.munmap(address, size)
+
+
+@pytest.mark.parametrize("count", [3, 40])  # written here, and by the output's workers
+def test_what_was_written_is_not_kept_in_memory(tmp_path: Path, count: int) -> None:
+    """Once a batch is on disk, its files leave the page cache: an import writes far more
+    than anything reads back soon."""
+    control = tmp_path / "control"
+    control.write_bytes(b"x" * 65536)
+    with control.open("rb") as file:
+        os.fsync(file.fileno())
+        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if resident_pages(control):
+        pytest.skip("this file system keeps file data in memory (tmpfs?)")
+    out = tmp_path / "capture"
+    sink = build_sink(OutputSpec(name="capture", type="folder", path=str(out)), tmp_path)
+    batch = [
+        Delivery("invoices", "imap", f"mem-{n}", {"uid": n}, message(n, b"%PDF" * 20000), None)
+        for n in range(count)
+    ]
+    receipts = sink.deliver(batch)
+    sink.close()
+    files = [p for r in receipts if isinstance(r, Receipt) for p in Path(r.location).rglob("*")]
+    files = [p for p in files if p.is_file()]
+    assert len(files) == 3 * count  # message, metadata, one attachment
+    deadline = time.monotonic() + 10  # the workers let go of a batch after it is delivered
+    while (held := [p for p in files if resident_pages(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert held == []
+    written = [Path(r.location) / "message.eml" for r in receipts if isinstance(r, Receipt)]
+    assert [p.read_bytes() for p in written] == [d.raw for d in batch]
 
 
 def test_what_a_killed_import_half_wrote_is_cleared(
