@@ -24,7 +24,8 @@ import threading
 import types
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from mailintake.errors import SinkError
 from mailintake.mime.parse import safe_filename
 from mailintake.sinks.base import Delivery, Receipt
-from mailintake.spool import copy_to
+from mailintake.spool import Body, copy_to
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -65,21 +66,26 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-Summary = tuple[str | None, str | None, str]  # subject, sender, sha256 of the message
+# What the import records of a message (subject, sender, sha256), and the files written
+# (relative to its folder).
+Summary = tuple[str | None, str | None, str, list[str]]
 
 
-def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary:
+def write_message(
+    folder: Path | str, delivery: Delivery, imported_at: str, *, begun: bool = False
+) -> Summary:
     """Write one message's directory (message, attachments, metadata); returns what the
-    import records of it, read here once. Runs in a worker process for large batches."""
+    import records of it, read here once. Runs in a worker process for large batches.
+    ``begun``: the directory and message.eml are there already (see ``begin``)."""
     base = os.fspath(folder)  # plain strings: this runs for every message
-    os.mkdir(base)
-    with open(f"{base}/message.eml", "wb") as file:
-        copy_to(delivery.raw, file)
+    if not begun:
+        begin(base, delivery.raw)
     parsed = delivery.parsed
     attachments = []
     if parsed.attachments:
         os.mkdir(f"{base}/attachments")
     taken: set[str] = set()
+    files = ["message.eml", "metadata.json"]
     for index, attachment in enumerate(parsed.attachments, start=1):
         name = safe_filename(attachment.filename, index, taken)
         size, digest = 0, hashlib.sha256()
@@ -88,6 +94,7 @@ def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary
                 file.write(piece)
                 size += len(piece)
                 digest.update(piece)
+        files.append(f"attachments/{name}")
         attachments.append(
             {
                 "filename": attachment.filename,
@@ -116,7 +123,14 @@ def write_message(folder: Path, delivery: Delivery, imported_at: str) -> Summary
         metadata["defects"] = parsed.defects
     with open(f"{base}/metadata.json", "wb") as file:
         file.write(_json(metadata).encode("utf-8"))
-    return parsed.subject, parsed.sender, delivery.sha256
+    return parsed.subject, parsed.sender, delivery.sha256, files
+
+
+def begin(folder: str, raw: Body) -> None:
+    """Make the message's directory and write the server's bytes into it."""
+    os.mkdir(folder)
+    with open(f"{folder}/message.eml", "wb") as file:
+        copy_to(raw, file)
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -129,14 +143,35 @@ def _json(document: dict[str, Any]) -> str:
     return "{\n " + ",\n ".join(fields) + "\n}\n"
 
 
-def _stage(temp: Path, delivery: Delivery, imported_at: str) -> tuple[str | None, Summary | None]:
-    """In a worker: write to the temporary name; (error, or what was written)."""
+Outcome = tuple[str | None, Summary | None]  # (why it failed, or what was written)
+
+
+def _stage(temp: Path | str, delivery: Delivery, imported_at: str) -> Outcome:
+    """Write to the temporary name."""
     try:
         summary = write_message(temp, delivery, imported_at)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         return (_why(exc), None)
     return (None, summary)
+
+
+def _finish_staging(work: list[tuple[str, Delivery]], imported_at: str) -> list[Outcome]:
+    """In a worker: complete messages whose message.eml the importing process has written
+    (it had the bytes; sending them here would copy them twice more): read it back from
+    the page cache, then write the attachments and metadata."""
+    outcomes: list[Outcome] = []
+    for temp, delivery in work:
+        try:
+            with open(f"{temp}/message.eml", "rb") as file:
+                raw = file.read()
+            summary = write_message(temp, replace(delivery, raw=raw), imported_at, begun=True)
+        except OSError as exc:
+            shutil.rmtree(temp, ignore_errors=True)
+            outcomes.append((_why(exc), None))
+            continue
+        outcomes.append((None, summary))
+    return outcomes
 
 
 _POOL: ProcessPoolExecutor | None = None
@@ -224,36 +259,24 @@ def _without_main() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def forget(folders: Sequence[str]) -> None:
+def forget(files: Sequence[str]) -> None:
     """Tell the kernel it need not keep in memory what these message folders hold: they
     are on disk, and the import does not read them again. An import writes far more than it
     will read back soon; kept cached, it would push out what the machine's other programs
     use, and every batch would need memory the kernel has not handed out yet (on virtual
     machines that give unused memory back to their host, each such page costs a fault on
     the host: measured at 3-10 times the cost of writing the message itself)."""
-    for folder in folders:
+    for path in files:
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        forget([entry.path])
-                    else:
-                        _drop(entry.path)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             continue  # moved or removed meanwhile by whatever reads the output
-
-
-def _drop(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _place(temp: Path, final: Path) -> None:
@@ -319,16 +342,9 @@ class FolderSink:
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
         small = [w for w in small if batch[w[0]].size <= PARALLEL_UP_TO]
         pool = _pool() if len(small) >= PARALLEL_FROM else None
-        outcomes: dict[int, tuple[str | None, Summary | None]] = {}
+        outcomes: dict[int, Outcome] = {}
         if pool is not None:
-            done = pool.map(
-                _stage,
-                [t for _, t, _ in small],
-                [batch[i] for i, _, _ in small],
-                [imported_at] * len(small),
-                chunksize=8,
-            )
-            outcomes = {i: outcome for (i, _, _), outcome in zip(small, done, strict=True)}
+            outcomes = self._hand_over(pool, batch, small, imported_at)
         for index, temp, _final in to_write:
             if index not in outcomes:
                 outcomes[index] = _stage(temp, batch[index], imported_at)
@@ -351,6 +367,7 @@ class FolderSink:
                     results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
                 staged = []
         parents: set[Path] = set()
+        placed: list[str] = []  # the files now in place
         for index, temp, final in staged:
             try:
                 _place(temp, final)
@@ -365,7 +382,8 @@ class FolderSink:
                     )
                 continue
             parents.add(final.parent)
-            subject, sender, sha256 = summaries[index]
+            subject, sender, sha256, files = summaries[index]
+            placed.extend(f"{final}/{name}" for name in files)
             results[index] = Receipt(
                 batch[index].key, str(final), subject=subject, sender=sender, sha256=sha256
             )
@@ -376,12 +394,41 @@ class FolderSink:
         except OSError as exc:
             for index, _temp, _final in staged:
                 results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
-        placed = [r.location for r in results if isinstance(r, Receipt) and not r.already]
         if pool is not None:
             pool.submit(forget, placed)  # not waited for: only memory is at stake
         else:
             forget(placed)
         return [r if r is not None else SinkError("not delivered") for r in results]
+
+    @staticmethod
+    def _hand_over(
+        pool: ProcessPoolExecutor,
+        batch: Sequence[Delivery],
+        work: list[tuple[int, Path, Path]],
+        imported_at: str,
+    ) -> dict[int, Outcome]:
+        """Write each message's bytes here, and have the workers do the rest, a share of
+        the batch at a time (they start on the first share while this writes the next)."""
+        outcomes: dict[int, Outcome] = {}
+        share = max(1, -(-len(work) // (2 * _workers())))
+        pending: list[tuple[list[int], Future[list[Outcome]]]] = []
+        for start in range(0, len(work), share):
+            indexes, handed = [], []
+            for index, temp, _final in work[start : start + share]:
+                delivery = batch[index]
+                try:
+                    begin(str(temp), delivery.raw)
+                except OSError as exc:
+                    shutil.rmtree(temp, ignore_errors=True)
+                    outcomes[index] = (_why(exc), None)
+                    continue
+                indexes.append(index)
+                handed.append((str(temp), replace(delivery, raw=b"")))
+            if handed:
+                pending.append((indexes, pool.submit(_finish_staging, handed, imported_at)))
+        for indexes, future in pending:
+            outcomes.update(zip(indexes, future.result(), strict=True))
+        return outcomes
 
     def close(self) -> None:
         return None
