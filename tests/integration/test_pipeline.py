@@ -8,6 +8,8 @@ import ctypes.util
 import json
 import mmap
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -398,3 +400,24 @@ def test_malformed_messages_import_whole_with_their_defects(
     nested = written[list(cases).index("nested rfc822") + 1]
     assert (nested / "attachments" / "1_i.pdf").read_bytes() == b"%PDF inner"
     assert box.seen == set(box.messages)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2])
+def test_a_pass_that_ends_at_once_ends_cleanly(tmp_path: Path, delay: float) -> None:
+    """The output's worker processes start in the background; a program whose pass ends
+    while they are starting (an empty mailbox) still exits at once, and quietly."""
+    script = (
+        "import sys, time; from pathlib import Path\n"
+        "from mailintake.sinks.folder import FolderSink\n"
+        "sink = FolderSink(Path(sys.argv[1]))\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "sink.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "out"), str(delay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")

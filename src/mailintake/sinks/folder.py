@@ -8,6 +8,7 @@ second copy.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -177,6 +178,8 @@ def _finish_staging(work: list[tuple[str, Delivery]], imported_at: str) -> list[
 _POOL: ProcessPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _STARTED = False
+_STARTER: threading.Thread | None = None
+_MAIN_SWAP = threading.Lock()
 PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
 PARALLEL_UP_TO = 4 << 20  # larger messages are written here, not copied to a worker
 
@@ -232,17 +235,36 @@ def _ready() -> None:
 
 
 def start_writers() -> None:
-    """Start the worker processes now (they take a moment to start), so that they are ready
-    when the first batch has arrived; once per process."""
-    global _STARTED
-    pool = _pool()
+    """Start the worker processes in the background (it takes a tenth of a second or more),
+    so that they are ready when the first batch has arrived; once per process. Wait for
+    ``writers_started`` before using the pool or ending the program."""
+    global _STARTED, _STARTER
     with _POOL_LOCK:
-        if pool is None or _STARTED:
+        if _STARTED:
             return
         _STARTED = True
+        _STARTER = threading.Thread(target=_start, name="start-writers", daemon=True)
+        _STARTER.start()
+
+
+def _start() -> None:
+    pool = _pool()
+    if pool is None:
+        return
     with _without_main():  # the processes start here, one per submission
-        for _ in range(_workers()):
-            pool.submit(_ready)
+        started = [pool.submit(_ready) for _ in range(_workers())]
+    # Until a process has read what it was started with, the program must not end (the
+    # process would find it gone). A pool that broke meanwhile is reported by its first use.
+    concurrent.futures.wait(started)
+
+
+def writers_started() -> None:
+    """Wait until the background start is over. A worker process that started while the
+    pool was shutting down (the program ending) would never be told to stop, and the
+    program would wait for it for ever."""
+    starter = _STARTER
+    if starter is not None:
+        starter.join()
 
 
 @contextlib.contextmanager
@@ -251,12 +273,13 @@ def _without_main() -> Iterator[None]:
     it again in each worker (for ``mailintake``, the whole command line with everything it
     loads: about a second of CPU per worker, at the start of an import); they need only
     this module."""
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 def forget(files: Sequence[str]) -> None:
@@ -341,6 +364,7 @@ class FolderSink:
         # Large messages are written here: sending them to a worker would copy them.
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
         small = [w for w in small if batch[w[0]].size <= PARALLEL_UP_TO]
+        writers_started()
         pool = _pool() if len(small) >= PARALLEL_FROM else None
         outcomes: dict[int, Outcome] = {}
         if pool is not None:
@@ -431,4 +455,4 @@ class FolderSink:
         return outcomes
 
     def close(self) -> None:
-        return None
+        writers_started()
