@@ -49,7 +49,7 @@ def sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -302,13 +302,13 @@ def forget(files: Sequence[str]) -> None:
             os.close(fd)
 
 
-def _place(temp: Path, final: Path) -> None:
+def _place(temp: str, final: str) -> None:
     """Rename into place; the day's folder is made when it is not there (yet, or any more:
     whatever reads the output may have removed it)."""
     try:
         os.rename(temp, final)
     except FileNotFoundError:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         os.rename(temp, final)
 
 
@@ -319,6 +319,7 @@ class FolderSink:
 
     def __init__(self, root: Path, *, now: Any = None) -> None:
         self.root = root
+        self._base = os.fspath(root)
         self._now = now or (lambda: datetime.now(UTC))
         self._cleared: set[Path] = set()
         self._clearing = threading.Lock()
@@ -335,14 +336,15 @@ class FolderSink:
                 shutil.rmtree(leftover, ignore_errors=True)
             self._cleared.add(scratch)
 
-    def target(self, delivery: Delivery) -> Path:
+    def target(self, delivery: Delivery) -> str:
+        """Where the message's folder goes (a plain string: this runs for every message)."""
         day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
-        return self.root / delivery.mailbox / day / delivery.key
+        return f"{self._base}/{delivery.mailbox}/{day}/{delivery.key}"
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         results: list[Receipt | Exception | None] = [None] * len(batch)
-        staged: list[tuple[int, Path, Path]] = []
-        to_write: list[tuple[int, Path, Path]] = []
+        staged: list[tuple[int, str, str]] = []  # (index in the batch, temporary, final)
+        to_write: list[tuple[int, str, str]] = []
         summaries: dict[int, Summary] = {}
         if not batch:
             return []
@@ -354,12 +356,13 @@ class FolderSink:
             error = SinkError(f"output folder {self.root}: cannot be written: {_why(exc)}")
             return [error for _ in batch]
         attempt = uuid.uuid4().hex[:8]
+        incoming = os.fspath(scratch)
         for index, delivery in enumerate(batch):
             final = self.target(delivery)
-            if final.exists():
-                results[index] = Receipt(delivery.key, str(final), already=True)
+            if os.path.exists(final):
+                results[index] = Receipt(delivery.key, final, already=True)
                 continue
-            to_write.append((index, scratch / f"{delivery.key}.{attempt}", final))
+            to_write.append((index, f"{incoming}/{delivery.key}.{attempt}", final))
         imported_at = self._now().isoformat()
         # Large messages are written here: sending them to a worker would copy them.
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
@@ -390,31 +393,31 @@ class FolderSink:
                     shutil.rmtree(temp, ignore_errors=True)
                     results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
                 staged = []
-        parents: set[Path] = set()
+        parents: set[str] = set()
         placed: list[str] = []  # the files now in place
         for index, temp, final in staged:
             try:
                 _place(temp, final)
             except OSError as exc:
                 shutil.rmtree(temp, ignore_errors=True)
-                if final.exists():  # another attempt put it there first
-                    results[index] = Receipt(batch[index].key, str(final), already=True)
+                if os.path.exists(final):  # another attempt put it there first
+                    results[index] = Receipt(batch[index].key, final, already=True)
                 else:
                     results[index] = SinkError(
                         f"output folder {self.root}: message {batch[index].key} not placed: "
                         f"{_why(exc)}"
                     )
                 continue
-            parents.add(final.parent)
+            parents.add(os.path.dirname(final))
             subject, sender, sha256, files = summaries[index]
             placed.extend(f"{final}/{name}" for name in files)
             results[index] = Receipt(
-                batch[index].key, str(final), subject=subject, sender=sender, sha256=sha256
+                batch[index].key, final, subject=subject, sender=sender, sha256=sha256
             )
         try:
             for parent in parents:
                 fsync_dir(parent)
-                fsync_dir(parent.parent)
+                fsync_dir(os.path.dirname(parent))
         except OSError as exc:
             for index, _temp, _final in staged:
                 results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
@@ -428,7 +431,7 @@ class FolderSink:
     def _hand_over(
         pool: ProcessPoolExecutor,
         batch: Sequence[Delivery],
-        work: list[tuple[int, Path, Path]],
+        work: list[tuple[int, str, str]],
         imported_at: str,
     ) -> dict[int, Outcome]:
         """Write each message's bytes here, and have the workers do the rest, a share of
@@ -441,13 +444,13 @@ class FolderSink:
             for index, temp, _final in work[start : start + share]:
                 delivery = batch[index]
                 try:
-                    begin(str(temp), delivery.raw)
+                    begin(temp, delivery.raw)
                 except OSError as exc:
                     shutil.rmtree(temp, ignore_errors=True)
                     outcomes[index] = (_why(exc), None)
                     continue
                 indexes.append(index)
-                handed.append((str(temp), replace(delivery, raw=b"")))
+                handed.append((temp, replace(delivery, raw=b"")))
             if handed:
                 pending.append((indexes, pool.submit(_finish_staging, handed, imported_at)))
         for indexes, future in pending:
