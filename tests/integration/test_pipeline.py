@@ -58,6 +58,7 @@ class MemoryMailbox:
 
 class MemorySource:
     protocol = "imap"
+    prefetch_safe = False
 
     def __init__(self, box: MemoryMailbox) -> None:
         self.box = box
@@ -70,6 +71,9 @@ class MemorySource:
             SourceItem(f"mem-{i}", {"uid": i}, len(raw), datetime(2026, 11, 23, 10, tzinfo=UTC))
             for i, raw in sorted(self.box.messages.items())
         ]
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        yield self.list_items(known)
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
         for item in items:
@@ -95,6 +99,7 @@ class CrashAfterDelivery:
 
     def __init__(self, inner: MessageSink) -> None:
         self.inner = inner
+        self.overlapping_batches = inner.overlapping_batches
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         self.inner.deliver(batch)

@@ -57,7 +57,7 @@ class KillingSource:
     def __init__(self, inner: MailSource, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
         self.protocol = inner.protocol
-        self.prefetch_safe = getattr(inner, "prefetch_safe", False)  # as the real one runs
+        self.prefetch_safe = inner.prefetch_safe  # as the real one runs
         self.pause = 0.002 if killer.step == "timer" else 0.0
 
     def open(self) -> None:
@@ -66,6 +66,11 @@ class KillingSource:
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         self.killer.at("list")
         return self.inner.list_items(known)
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        for page in self.inner.list_pages(known):
+            self.killer.at("list")
+            yield page
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
         for pair in self.inner.fetch(items):
@@ -85,7 +90,7 @@ class KillingSource:
 class KillingSink:
     def __init__(self, inner: MessageSink, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
-        self.overlapping_batches = getattr(inner, "overlapping_batches", 1)  # as it runs
+        self.overlapping_batches = inner.overlapping_batches  # as it runs
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         self.killer.at("deliver.before")

@@ -29,7 +29,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
-from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
+from mailintake.sources.base import MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body, Spooled
 from mailintake.store import imports
@@ -169,7 +169,7 @@ class Poller:
         def todo() -> Iterator[SourceItem]:
             """What to import, page by page as the source lists them: a source that lists
             in pages (Graph) has the first ones downloading while the rest are listed."""
-            for page in _pages(source, functools.partial(self._imported, name)):
+            for page in source.list_pages(functools.partial(self._imported, name)):
                 with self.store.read() as repo:
                     known = imports.statuses(repo.conn, name, [i.key for i in page])
                 for item in page:
@@ -191,7 +191,7 @@ class Poller:
         # A sink that allows it (the folder output) writes the next batch while this one is
         # made durable, recorded and acknowledged: its writers never wait for the store or
         # the server. Each batch still goes deliver → record → acknowledge, in order.
-        overlap = max(1, int(getattr(sink, "overlapping_batches", 1)))
+        overlap = max(1, sink.overlapping_batches)
         writing: deque[_Writing] = deque()
         with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
             try:
@@ -323,14 +323,6 @@ class _Writing:
                 delivery.raw.discard()
 
 
-def _pages(source: MailSource, known: KnownKeys) -> Iterator[list[SourceItem]]:
-    list_pages = getattr(source, "list_pages", None)
-    if list_pages is None:
-        yield source.list_items(known)
-        return
-    yield from list_pages(known)
-
-
 def _batches(items: Iterator[SourceItem]) -> Iterator[tuple[int, list[SourceItem]]]:
     start = 0
     while batch := list(itertools.islice(items, BATCH)):
@@ -345,7 +337,7 @@ def _fetched_batches(
     next batches fetched while this one is delivered; the others are used by one thread at a
     time."""
     batches = _batches(todo)
-    if not getattr(source, "prefetch_safe", False):
+    if not source.prefetch_safe:
         for start, batch in batches:
             yield start, batch, list(source.fetch(batch))
         return

@@ -48,6 +48,10 @@ class Receipt:
 
 
 class MessageSink(Protocol):
+    # How many batches the engine may hand over at once (each from its own thread): more
+    # than one when the output can write one while it makes another durable.
+    overlapping_batches: int
+
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         """Deliver every message; one result per message, in order: a Receipt, or the
         error that kept that message out (the others are not affected)."""

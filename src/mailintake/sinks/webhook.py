@@ -17,6 +17,8 @@ from mailintake.sinks.base import Delivery, Receipt
 
 
 class WebhookSink:
+    overlapping_batches = 1  # a batch's requests go out one after another, in order
+
     def __init__(
         self,
         url: str,

@@ -31,6 +31,9 @@ class SourceItem:
 
 class MailSource(Protocol):
     protocol: str
+    # Whether ``fetch`` may run in another thread while this one lists or acknowledges: the
+    # engine then fetches the next batches while one is delivered.
+    prefetch_safe: bool
 
     def open(self) -> None:
         """Connect and sign in (with the token the provider gives)."""
@@ -38,6 +41,11 @@ class MailSource(Protocol):
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         """Every message in the folder; ``known`` tells which keys were imported already."""
+        ...
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        """The same, a page at a time where the protocol lists in pages: the engine starts
+        on the first messages while the rest are listed."""
         ...
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:

@@ -93,6 +93,9 @@ class Pop3Source:
                 state="error",
             )
 
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        yield self.list_items(known)  # UIDL and LIST answer for the whole mailbox at once
+
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         assert self.client is not None
         try:
