@@ -17,7 +17,7 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, raw, sign_in
-from tests.support.dovecot import DOMAIN, MAIL_APP, MailServer, mail_server
+from tests.support.dovecot import DOMAIN, MailServer, mail_server
 
 __all__ = ["mail_server"]
 
@@ -76,13 +76,7 @@ def test_sigkill_at_any_point_loses_and_doubles_nothing(
                 "username": user,
                 "after_import": "move",
                 "move_to": "Processed",
-                "oauth": {
-                    "authorization_server": "MICROSOFT",
-                    "grant_type": "authorization_code",
-                    "tenant_id": server.idp.tenant_id,
-                    "client_id": MAIL_APP,
-                    "redirect_uri": "http://localhost/",
-                },
+                "oauth": server.user_grant(),
             },
         )
         sign_in(store, name, user, server)

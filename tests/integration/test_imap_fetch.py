@@ -21,7 +21,6 @@ from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import (
-    MAIL_APP,
     MailServer,
     answer_once,
     mail_server,
@@ -222,13 +221,7 @@ def test_an_import_of_several_batches_moves_or_deletes_each_once(
             "username": user,
             "after_import": action,
             "move_to": "Processed" if action == "move" else None,
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "authorization_code",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": MAIL_APP,
-                "redirect_uri": "http://localhost/",
-            },
+            "oauth": server.user_grant(),
         },
     )
     sign_in(store, name, user, server)

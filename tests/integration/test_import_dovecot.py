@@ -21,7 +21,6 @@ from tests.support.dovecot import (
     DAEMON_APP,
     DAEMON_SECRET,
     DOMAIN,
-    MAIL_APP,
     MailServer,
     mail_server,
 )
@@ -111,13 +110,7 @@ def test_import_with_each_after_import_action(
         "port": port,
         "username": user,
         "after_import": action,
-        "oauth": {
-            "authorization_server": "MICROSOFT",
-            "grant_type": "authorization_code",
-            "tenant_id": server.idp.tenant_id,
-            "client_id": MAIL_APP,
-            "redirect_uri": "http://localhost/",
-        },
+        "oauth": server.user_grant(),
     }
     if shared:
         box["shared_mailbox"] = mailbox
@@ -163,13 +156,7 @@ def test_app_only_access_with_client_credentials(
             "protocol": "imap",
             "port": dovecot.imap_port,
             "username": mailbox,
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "client_credentials",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": DAEMON_APP,
-                "client_secret": DAEMON_SECRET,
-            },
+            "oauth": server.app_grant(),
         },
     )
     result = Poller(store, home).poll("app")  # no Authorize step needed: tokens on demand
@@ -192,13 +179,7 @@ def test_a_mailbox_the_token_may_not_open_says_why(
             "port": dovecot.imap_port,
             "username": user,
             "shared_mailbox": other,
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "authorization_code",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": MAIL_APP,
-                "redirect_uri": "http://localhost/",
-            },
+            "oauth": server.user_grant(),
         },
     )
     sign_in(store, "box", user, server)
@@ -230,13 +211,7 @@ def test_poll_and_status_commands(
             "protocol": "imap",
             "port": dovecot.imap_port,
             "username": mailbox,
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "client_credentials",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": DAEMON_APP,
-                "client_secret": DAEMON_SECRET,
-            },
+            "oauth": server.app_grant(),
         },
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
@@ -328,13 +303,7 @@ def test_check_says_what_it_found_or_which_step_failed(
         "protocol": "imap",
         "port": dovecot.imap_port,
         "username": mailbox,
-        "oauth": {
-            "authorization_server": "MICROSOFT",
-            "grant_type": "client_credentials",
-            "tenant_id": server.idp.tenant_id,
-            "client_id": DAEMON_APP,
-            "client_secret": DAEMON_SECRET,
-        },
+        "oauth": server.app_grant(),
     }
     configure(store, server, tmp_path / "out", box)
     found = check_mailbox(store, "app")
@@ -385,13 +354,7 @@ def test_serve_polls_by_itself(
             "port": dovecot.imap_port,
             "username": mailbox,
             "poll_interval": 10,
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "client_credentials",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": DAEMON_APP,
-                "client_secret": DAEMON_SECRET,
-            },
+            "oauth": server.app_grant(),
         },
     )
     with TestClient(create_app(settings, store=store, scheduler=True), headers=bearer) as api:

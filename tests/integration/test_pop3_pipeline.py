@@ -15,7 +15,7 @@ from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.sources.pop3_wire import WINDOW, Pipe, pipelining
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import MAIL_APP, MailServer, mail_server, opened
+from tests.support.dovecot import MailServer, mail_server, opened
 
 __all__ = ["mail_server"]
 
@@ -139,13 +139,7 @@ def test_an_import_of_several_batches_deletes_each_once(
             "port": dovecot.pop3_port,
             "username": user,
             "after_import": "delete",
-            "oauth": {
-                "authorization_server": "MICROSOFT",
-                "grant_type": "authorization_code",
-                "tenant_id": server.idp.tenant_id,
-                "client_id": MAIL_APP,
-                "redirect_uri": "http://localhost/",
-            },
+            "oauth": server.user_grant(),
         },
     )
     sign_in(store, name, user, server)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -117,6 +118,28 @@ class MailServer:
     idp: IdentityProvider
     dovecot: Dovecot
     passwords: dict[str, str] = field(default_factory=lambda: dict(PASSWORDS))
+
+    def user_grant(self) -> dict[str, Any]:
+        """A mailbox's ``oauth`` section for a person signing in (authorization code with the
+        public client ``MAIL_APP``; authorize it with the user's password)."""
+        return {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "authorization_code",
+            "tenant_id": self.idp.tenant_id,
+            "client_id": MAIL_APP,
+            "redirect_uri": "http://localhost/",
+        }
+
+    def app_grant(self) -> dict[str, Any]:
+        """A mailbox's ``oauth`` section for the daemon application (client credentials of
+        ``DAEMON_APP``; the mailbox needs ``dovecot.add_delegate(DAEMON_APP, mailbox)``)."""
+        return {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "client_credentials",
+            "tenant_id": self.idp.tenant_id,
+            "client_id": DAEMON_APP,
+            "client_secret": DAEMON_SECRET,
+        }
 
     def fresh_user(self, prefix: str = "u") -> str:
         """A new user with an address no other test uses."""
