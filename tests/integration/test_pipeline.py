@@ -237,6 +237,28 @@ def test_what_was_written_is_not_kept_in_memory(tmp_path: Path, count: int) -> N
     assert [p.read_bytes() for p in written] == [d.raw for d in batch]
 
 
+def test_batches_stop_at_a_size_as_well(store: Store, home: Path, tmp_path: Path) -> None:
+    """A batch is held in memory while it is fetched and written: a mailbox of large
+    messages makes smaller batches, not batches of gigabytes."""
+    box = MemoryMailbox({i: message(i, b"%PDF" * 1000) for i in range(1, 11)})
+    fetched: list[int] = []
+
+    class Recording(MemorySource):
+        def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+            fetched.append(len(items))
+            return super().fetch(items)
+
+    def source(*_args: Any, **_options: Any) -> MemorySource:
+        return Recording(box)
+
+    setup(store, tmp_path / "capture")
+    most = max(len(raw) for raw in box.messages.values()) * 3
+    result = Poller(store, home, source_factory=source, batch_bytes=most).poll("invoices")
+    assert (result.imported, result.error) == (10, None)
+    assert fetched == [3, 3, 3, 1]
+    assert box.seen == set(range(1, 11))
+
+
 def test_what_a_killed_import_half_wrote_is_cleared(
     store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
 ) -> None:

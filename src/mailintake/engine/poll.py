@@ -44,6 +44,7 @@ OWNER = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 LEASE = timedelta(minutes=5)
 BATCH = 100
 AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
+BATCH_BYTES = 64 << 20
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Poller:
     source_factory: Callable[..., MailSource] = build_source
     sink_factory: Callable[..., MessageSink] = build_sink
     max_size: int | None = None  # overrides every mailbox's max_message_size (tests)
+    batch_bytes: int = BATCH_BYTES  # a batch ends at BATCH messages or at this many bytes
     owner: str = OWNER
     progress: Progress | None = None
     _tokens: TokenManager = field(init=False)
@@ -195,7 +197,8 @@ class Poller:
         writing: deque[_Writing] = deque()
         with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
             try:
-                for start, batch, fetched in _fetched_batches(source, todo()):
+                batches = _batches(todo(), self.batch_bytes)
+                for start, batch, fetched in _fetched_batches(source, batches):
                     deliveries, oversized = self._screen(name, protocol, fetched, limit, result)
                     future = writers.submit(sink.deliver, deliveries) if deliveries else None
                     writing.append(_Writing(start, batch, deliveries, oversized, future))
@@ -323,20 +326,36 @@ class _Writing:
                 delivery.raw.discard()
 
 
-def _batches(items: Iterator[SourceItem]) -> Iterator[tuple[int, list[SourceItem]]]:
+def _batches(
+    items: Iterator[SourceItem], most_bytes: int
+) -> Iterator[tuple[int, list[SourceItem]]]:
+    """Batches of BATCH messages, fewer when their listed sizes add up to ``most_bytes``:
+    a batch is held in memory while it is fetched and written (a few at a time), so a
+    mailbox of large scans must not make batches of gigabytes."""
     start = 0
-    while batch := list(itertools.islice(items, BATCH)):
+    batch: list[SourceItem] = []
+    size = 0
+    for item in items:
+        if batch and size + (item.size or 0) > most_bytes:
+            yield start, batch
+            start += len(batch)
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size or 0
+        if len(batch) == BATCH:  # at once: the next item may wait for the next page
+            yield start, batch
+            start += len(batch)
+            batch, size = [], 0
+    if batch:
         yield start, batch
-        start += len(batch)
 
 
 def _fetched_batches(
-    source: MailSource, todo: Iterator[SourceItem]
+    source: MailSource, batches: Iterator[tuple[int, list[SourceItem]]]
 ) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Body]]]]:
     """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
     next batches fetched while this one is delivered; the others are used by one thread at a
     time."""
-    batches = _batches(todo)
     if not source.prefetch_safe:
         for start, batch in batches:
             yield start, batch, list(source.fetch(batch))
