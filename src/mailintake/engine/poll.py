@@ -8,7 +8,6 @@ skipped; a delivery repeated after a crash lands on the same key (the output kee
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import shutil
@@ -167,13 +166,13 @@ class Poller:
         limit: int,
     ) -> None:
         counted = [0]  # messages to import found so far: the progress bar's total
+        statuses = _Statuses(self.store, name)
 
         def todo() -> Iterator[SourceItem]:
             """What to import, page by page as the source lists them: a source that lists
             in pages (Graph) has the first ones downloading while the rest are listed."""
-            for page in source.list_pages(functools.partial(self._imported, name)):
-                with self.store.read() as repo:
-                    known = imports.statuses(repo.conn, name, [i.key for i in page])
+            for page in source.list_pages(statuses.imported):
+                known = statuses.of([i.key for i in page])
                 for item in page:
                     status = known.get(item.key)
                     if status in (imports.RECORDED, imports.ACKNOWLEDGED):
@@ -293,15 +292,35 @@ class Poller:
             imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
         result.imported += len(done)
 
-    def _imported(self, name: str, keys: list[str]) -> set[str]:
-        with self.store.read() as repo:
-            found = imports.statuses(repo.conn, name, keys)
-        return {k for k, status in found.items() if status != imports.FAILED}
-
     def _fail(self, name: str, item: SourceItem, reason: str) -> None:
         with self.store.begin() as repo:
             imports.failed(repo.conn, name, item.key, item.source, reason, size=item.size)
         log.warning("message.failed", mailbox=name, key=item.key, reason=reason)
+
+
+class _Statuses:
+    """The import status of message keys, for a source that asks which keys of a page are
+    imported already (to skip work for them) and for the engine's own look at that page
+    right after: one query a page, not two."""
+
+    def __init__(self, store: Store, mailbox: str) -> None:
+        self.store, self.mailbox = store, mailbox
+        self._last: dict[str, str | None] = {}  # the keys the source asked about last
+
+    def imported(self, keys: list[str]) -> set[str]:
+        found = self._query(keys)
+        self._last = {key: found.get(key) for key in keys}
+        return {key for key, status in found.items() if status != imports.FAILED}
+
+    def of(self, keys: list[str]) -> dict[str, str]:
+        last = self._last
+        if all(key in last for key in keys):  # nothing of them is imported in between
+            return {key: status for key in keys if (status := last[key]) is not None}
+        return self._query(keys)
+
+    def _query(self, keys: list[str]) -> dict[str, str]:
+        with self.store.read() as repo:
+            return imports.statuses(repo.conn, self.mailbox, keys)
 
 
 @dataclass
