@@ -422,10 +422,13 @@ class FolderSink:
         except OSError as exc:
             for index, _temp, _final in staged:
                 results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
-        if pool is not None:
-            pool.submit(forget, placed)  # not waited for: only memory is at stake
-        else:
+        if pool is None:
             forget(placed)
+        else:
+            try:
+                pool.submit(forget, placed)  # not waited for: only memory is at stake
+            except RuntimeError:  # the pool broke or shut down meanwhile
+                forget(placed)
         return [r if r is not None else SinkError("not delivered") for r in results]
 
     @staticmethod
