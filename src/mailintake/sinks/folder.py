@@ -179,31 +179,30 @@ def _json(document: dict[str, Any]) -> str:
 Outcome = tuple[str | None, Summary | None]  # (why it failed, or what was written)
 
 
-def _stage(temp: Path | str, delivery: Delivery, imported_at: str) -> Outcome:
-    """Write to the temporary name."""
+def _stage(
+    temp: Path | str, delivery: Delivery, imported_at: str, *, begun: bool = False
+) -> Outcome:
+    """Write to the temporary name. ``begun``: the importing process has written
+    message.eml already; it is read back from the page cache."""
     try:
-        summary = write_message(temp, delivery, imported_at)
+        if begun:
+            delivery = replace(delivery, raw=_read_file(f"{temp}/message.eml"))
+        summary = write_message(temp, delivery, imported_at, begun=begun)
     except OSError as exc:
-        shutil.rmtree(temp, ignore_errors=True)
-        return (_why(exc), None)
+        return _abandon(temp, exc)
     return (None, summary)
+
+
+def _abandon(temp: Path | str, exc: OSError) -> Outcome:
+    """Remove what was written of a message that could not be, and say why."""
+    shutil.rmtree(temp, ignore_errors=True)
+    return (_why(exc), None)
 
 
 def _finish_staging(work: list[tuple[str, Delivery]], imported_at: str) -> list[Outcome]:
     """In a worker: complete messages whose message.eml the importing process has written
-    (it had the bytes; sending them here would copy them twice more): read it back from
-    the page cache, then write the attachments and metadata."""
-    outcomes: list[Outcome] = []
-    for temp, delivery in work:
-        try:
-            raw = _read_file(f"{temp}/message.eml")
-            summary = write_message(temp, replace(delivery, raw=raw), imported_at, begun=True)
-        except OSError as exc:
-            shutil.rmtree(temp, ignore_errors=True)
-            outcomes.append((_why(exc), None))
-            continue
-        outcomes.append((None, summary))
-    return outcomes
+    (it had the bytes; sending them here would copy them twice more)."""
+    return [_stage(temp, delivery, imported_at, begun=True) for temp, delivery in work]
 
 
 _POOL: ProcessPoolExecutor | None = None
@@ -481,8 +480,7 @@ class FolderSink:
                 try:
                     begin(temp, delivery.raw)
                 except OSError as exc:
-                    shutil.rmtree(temp, ignore_errors=True)
-                    outcomes[index] = (_why(exc), None)
+                    outcomes[index] = _abandon(temp, exc)
                     continue
                 indexes.append(index)
                 handed.append((temp, replace(delivery, raw=b"")))
