@@ -335,3 +335,60 @@ def _open_and_count(settings: Settings) -> int:
             return len(repo.list_servers())
     finally:
         store.engine.dispose()
+
+
+def test_import_records_of_a_batch(store: Store) -> None:
+    """Recording a batch inserts new keys and turns an earlier failure of the same key into a
+    recorded message (one row, its attempts kept); marking acknowledged touches only the keys
+    given."""
+    from datetime import timedelta
+
+    from mailintake.store import imports
+    from mailintake.store.imports import ImportEntry
+
+    source = {"folder": "INBOX", "uidvalidity": 7, "uid": 1}
+    with store.begin() as repo:
+        imports.failed(repo.conn, "box", "k1", source, "over the limit", size=10)
+        imports.failed(repo.conn, "box", "k1", source, "over the limit", size=10)
+        imports.failed(repo.conn, "other", "k2", source, "refused")
+    entries = [
+        ImportEntry(f"k{n}", {**source, "uid": n}, f"/out/k{n}", f"Subject {n}", "a@b.example")
+        for n in (1, 2, 3)
+    ]
+    with store.begin() as repo:
+        imports.record(repo.conn, "box", entries)
+        assert imports.acquire(repo.conn, "box", "me", timedelta(minutes=1))
+    with store.read() as repo:
+        assert imports.statuses(repo.conn, "box", ["k1", "k2", "k3", "k4"]) == {
+            "k1": imports.RECORDED,
+            "k2": imports.RECORDED,
+            "k3": imports.RECORDED,
+        }
+        assert imports.statuses(repo.conn, "other", ["k2"]) == {"k2": imports.FAILED}
+        assert [p.key for p in imports.pending_acknowledgements(repo.conn, "box")] == [
+            "k1",
+            "k2",
+            "k3",
+        ]
+        rows = {r["key"]: r for r in imports.recent(repo.conn, "box")}
+    assert rows["k1"]["error"] is None
+    assert rows["k1"]["location"] == "/out/k1"
+    assert rows["k1"]["subject"] == "Subject 1"
+    assert rows["k1"]["imported_at"] is not None
+    with store.read() as repo:
+        attempts = dict(
+            repo.conn.execute(
+                select(imports.imports.c.key, imports.imports.c.attempts).where(
+                    imports.imports.c.mailbox == "box"
+                )
+            ).all()
+        )
+    assert attempts == {"k1": 2, "k2": 1, "k3": 1}
+    with store.begin() as repo:
+        imports.acknowledged(repo.conn, "box", ["k1", "k3"])
+    with store.read() as repo:
+        assert [p.key for p in imports.pending_acknowledgements(repo.conn, "box")] == ["k2"]
+        assert imports.statuses(repo.conn, "box", ["k1", "k3"]) == {
+            "k1": imports.ACKNOWLEDGED,
+            "k3": imports.ACKNOWLEDGED,
+        }

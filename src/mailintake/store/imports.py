@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from mailintake.store.tables import imports, leases
@@ -39,63 +40,93 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Statements run for every batch of messages, built once: building one costs more than
+# running it (SQLAlchemy constructs and compiles the expression, then makes its cache key).
+_STATUSES = select(imports.c.key, imports.c.status).where(
+    imports.c.mailbox == bindparam("mailbox"), imports.c.key.in_(bindparam("keys", expanding=True))
+)
+_ACKNOWLEDGED = (
+    update(imports)
+    .where(
+        imports.c.mailbox == bindparam("in_mailbox"),
+        imports.c.key.in_(bindparam("keys", expanding=True)),
+    )
+    .values(status=ACKNOWLEDGED, acknowledged_at=bindparam("now"), updated_at=bindparam("now"))
+)
+# What recording a message sets: on a new row, and on the row of an earlier failure.
+_RECORDED = (
+    "status",
+    "source",
+    "location",
+    "subject",
+    "sender",
+    "size",
+    "sha256",
+    "error",
+    "imported_at",
+    "updated_at",
+)
+_RECORD: dict[str, Any] = {}  # by dialect name
+
+
+def _record_statement(dialect: str) -> Any:
+    """INSERT, or on a (mailbox, key) already there (a message that failed before), the
+    columns of a recorded message: one statement, no look-up first."""
+    statement = _RECORD.get(dialect)
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        fresh = insert_of(imports)
+        statement = fresh.on_conflict_do_update(
+            index_elements=[imports.c.mailbox, imports.c.key],
+            set_={name: fresh.excluded[name] for name in _RECORDED},
+        )
+        _RECORD[dialect] = statement
+    return statement
+
+
 def statuses(conn: Connection, mailbox: str, keys: Sequence[str]) -> dict[str, str]:
     """The status of each of these keys that is known (chunked: IN lists stay small)."""
     found: dict[str, str] = {}
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
-        rows = conn.execute(
-            select(imports.c.key, imports.c.status).where(
-                imports.c.mailbox == mailbox, imports.c.key.in_(chunk)
-            )
-        )
+        rows = conn.execute(_STATUSES, {"mailbox": mailbox, "keys": chunk})
         found.update({r.key: r.status for r in rows})
     return found
 
 
 def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> None:
-    """Record delivered messages: one transaction, one multi-row insert for the batch."""
+    """Record delivered messages: one statement for the batch, in one transaction."""
+    if not entries:
+        return
     now = _now()
-
-    def values(entry: ImportEntry) -> dict[str, Any]:
-        return {
-            "status": RECORDED,
-            "source": entry.source,
-            "location": entry.location,
-            "subject": (entry.subject or "")[:1000] or None,
-            "sender": (entry.sender or "")[:1000] or None,
-            "size": entry.size,
-            "sha256": entry.sha256,
-            "error": None,
-            "imported_at": now,
-            "updated_at": now,
-        }
-
-    existing = statuses(conn, mailbox, [e.key for e in entries])
-    fresh = [
-        {"mailbox": mailbox, "key": e.key, "attempts": 1, **values(e)}
-        for e in entries
-        if e.key not in existing
-    ]
-    if fresh:
-        conn.execute(insert(imports), fresh)
-    for entry in entries:
-        if entry.key in existing:  # an earlier failure, now delivered
-            conn.execute(
-                update(imports)
-                .where(imports.c.mailbox == mailbox, imports.c.key == entry.key)
-                .values(**values(entry))
-            )
+    conn.execute(
+        _record_statement(conn.dialect.name),
+        [
+            {
+                "mailbox": mailbox,
+                "key": entry.key,
+                "attempts": 1,
+                "status": RECORDED,
+                "source": entry.source,
+                "location": entry.location,
+                "subject": (entry.subject or "")[:1000] or None,
+                "sender": (entry.sender or "")[:1000] or None,
+                "size": entry.size,
+                "sha256": entry.sha256,
+                "error": None,
+                "imported_at": now,
+                "updated_at": now,
+            }
+            for entry in entries
+        ],
+    )
 
 
 def acknowledged(conn: Connection, mailbox: str, keys: Sequence[str]) -> None:
     now = _now()
     for start in range(0, len(keys), 500):
-        conn.execute(
-            update(imports)
-            .where(imports.c.mailbox == mailbox, imports.c.key.in_(list(keys[start : start + 500])))
-            .values(status=ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
-        )
+        chunk = list(keys[start : start + 500])
+        conn.execute(_ACKNOWLEDGED, {"in_mailbox": mailbox, "keys": chunk, "now": now})
 
 
 def failed(
