@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 import socket
+import sys
 import time
 import uuid
 from collections import deque
@@ -44,6 +45,13 @@ LEASE = timedelta(minutes=5)
 BATCH = 100
 AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
 BATCH_BYTES = 64 << 20
+# How long a thread may keep the interpreter while another waits for it. An import's threads
+# (fetching, writing, recording) each run short stretches of Python between waits on the
+# network, the disk or the store; with the interpreter's default of 5 ms, a thread whose
+# wait is over often waits that long again for a busy one to hand over. Measured side by side
+# on an IMAP import into the folder output: 0.2 ms gave 1,148-1,177 messages/s against
+# 1,085-1,089 with the default.
+SWITCH_INTERVAL = 0.0002
 
 
 @dataclass
@@ -86,6 +94,8 @@ class Poller:
 
     def __post_init__(self) -> None:
         self._tokens = self.tokens or TokenManager(self.store)
+        if sys.getswitchinterval() > SWITCH_INTERVAL:  # a shorter one set elsewhere stays
+            sys.setswitchinterval(SWITCH_INTERVAL)
 
     def poll(self, name: str) -> PollResult:
         result = PollResult(name)
