@@ -5,7 +5,8 @@ opened once before (as it has when mailintake imports it);
 (c) getmail6 (PyPI) with XOAUTH2 on a sample, and Debian's fetchmail (no OAuth 2.0: a
 password login) on the same sample, as a reference only;
 (d) for POP3, a pipelined RETR read (likewise after a first one) and mailintake.
-Prints messages per second and the ratios (targets: mailintake ≥ 0.25× the raw read).
+Prints messages per second, the ratios (targets: mailintake ≥ 0.25× the raw read), and
+where each import's CPU time went (benchmarks/cpu.py).
 Before each timed part that writes files, it waits until creating files in its folder is
 fast (see benchmarks/workdir.py: right after many deletions nearby, it can be 20× slower).
 
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cpu
 from benchmarks.corpus import corpus
 from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import wait_until_settled, workdir
@@ -213,6 +215,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
         root.chmod(0o711)
         with start_dovecot(root / "dovecot", f"{base}/introspect") as dovecot:
             results: dict[str, float] = {}
+            spent: list[str] = []  # where the CPU time of each import went
             for protocol in ("imap", "pop3"):
                 user = f"bench-{protocol}@{DOMAIN}"
                 dovecot.add_delegate(DAEMON_APP, user)
@@ -298,6 +301,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                     raw = raw_pop3_retr("127.0.0.1", port, user, token, count)
                 os.sync()
                 wait_until_settled(tmp)
+                before = cpu.sample(dovecot.process.pid)
                 started = time.perf_counter()
                 timings = Timings() if parts or profile else None
                 poller = (
@@ -316,6 +320,7 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 else:
                     result = poller.poll("bench")
                 ours = time.perf_counter() - started
+                spent.append(cpu.report(protocol, before, cpu.sample(dovecot.process.pid), count))
                 assert result.imported == count, result
                 if timings is not None:
                     timings.report(protocol, ours)
@@ -327,6 +332,8 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 store.engine.dispose()
             for name, rate in results.items():
                 print(f"{name:>26}: {rate:9.0f} msg/s")
+            for line in spent:
+                print(line)
             for protocol in ("imap", "pop3"):
                 ratio = results[f"{protocol} mailintake"] / results[f"{protocol} raw"]
                 print(f"{protocol}: mailintake / raw read = {ratio:.2f} (target >= 0.25)")
