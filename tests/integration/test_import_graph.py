@@ -229,3 +229,56 @@ def test_a_large_message_is_spooled_to_disk_and_arrives_whole(
     assert meta["attachments"][0]["sha256"] == hashlib.sha256(scan).hexdigest()
     assert list((home / "spool" / "claims").iterdir()) == []  # the spooled copy is gone
     assert graph.messages(address) == []
+
+
+def test_a_batch_holds_at_most_64_mb_in_memory(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    """Graph lists no sizes, so the engine cannot end a batch at its byte limit: a message
+    over SPOOL_FROM arrives as a spool file instead, and a batch holds at most BATCH_BYTES in
+    memory, as an IMAP or POP3 batch does."""
+    import os
+    from collections.abc import Sequence
+
+    from mailintake.engine.factories import build_sink
+    from mailintake.engine.poll import BATCH, BATCH_BYTES
+    from mailintake.sinks.base import Delivery, MessageSink, Receipt
+    from mailintake.sources.graph import SPOOL_FROM
+    from mailintake.spool import Spooled
+
+    assert BATCH * SPOOL_FROM <= BATCH_BYTES
+    address = f"scans-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    sent = []
+    for n in range(4):
+        msg = EmailMessage()
+        msg["Subject"] = f"Scan {n}"
+        msg.set_content("attached")
+        size = SPOOL_FROM if n % 2 else 1000  # base64: a third larger than SPOOL_FROM
+        msg.add_attachment(os.urandom(size), maintype="application", subtype="pdf")
+        sent.append(msg.as_bytes(policy=email.policy.SMTP))
+        graph.deliver(address, sent[-1])
+    seen: list[tuple[int, bool]] = []
+
+    class Recording:
+        def __init__(self, sink: MessageSink) -> None:
+            self.sink = sink
+            self.overlapping_batches = sink.overlapping_batches
+
+        def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+            seen.extend((d.size, isinstance(d.raw, Spooled)) for d in batch)
+            return self.sink.deliver(batch)
+
+        def close(self) -> None:
+            self.sink.close()
+
+    out = tmp_path / "out"
+    configure(store, idp, graph.base_url, out, username=address, after_import="delete")
+    poller = Poller(store, home, sink_factory=lambda *a: Recording(build_sink(*a)))
+    result = poller.poll("claims")
+    assert (result.imported, result.failed, result.error) == (4, 0, None)
+    assert sorted(seen) == sorted((len(raw), len(raw) > SPOOL_FROM) for raw in sent)
+    assert [len(raw) > SPOOL_FROM for raw in sent] == [False, True, False, True]
+    written = sorted(p.read_bytes() for p in out.glob("claims/*/*/message.eml"))
+    assert written == sorted(sent)
+    assert list((home / "spool" / "claims").iterdir()) == []

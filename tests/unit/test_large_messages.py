@@ -15,6 +15,7 @@ from benchmarks.corpus import corpus
 from mailintake.mime import split
 from mailintake.mime.parse import parse
 from mailintake.spool import Spooled, SpoolWriter, read_all, sha256_of
+from tests.support.malformed import malformed
 
 
 def spooled(folder: Path, raw: bytes) -> Spooled:
@@ -38,6 +39,22 @@ def test_a_spooled_message_reads_as_the_same_message(tmp_path: Path) -> None:
         ]
         body.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spooled_message_of_unusual_structure_reads_as_in_memory(tmp_path: Path) -> None:
+    """Up to 8 MB, a spooled message the fast reader cannot walk goes to the standard parser
+    as it would in memory (Graph spools every message over 640 KB)."""
+    for name, raw in malformed().items():
+        if not raw:  # nothing to spool
+            continue
+        body = spooled(tmp_path, raw)
+        whole, spool = parse(raw), parse(body)
+        assert spool.defects == whole.defects, name
+        assert (spool.subject, spool.sender, spool.to) == (whole.subject, whole.sender, whole.to)
+        assert [(a.filename, a.content_type, a.data) for a in spool.attachments] == [
+            (a.filename, a.content_type, a.data) for a in whole.attachments
+        ], name
+        body.discard()
 
 
 def test_small_downloads_stay_in_memory_and_abandoned_ones_leave_nothing(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ _RESERVED = frozenset(
     }
 )
 MAX_NAME = 120
+LENIENT_UP_TO = 8 << 20  # the largest message of unusual structure read by the standard parser
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,10 @@ def _parse(buffer: split.Buffer, body: Body) -> Parsed:
         message = split.headers_of(buffer)
         attachments = _fast_attachments(buffer, body, message)
     except Exception as exc:
-        if isinstance(buffer, bytes):  # unusual structure: the standard parser, lenient
-            return _parse_leniently(buffer)
-        # A spooled message is too large for the standard parser, which holds it all in
-        # memory: its headers are read, its parts are not; message.eml is complete.
+        if len(buffer) <= LENIENT_UP_TO:  # unusual structure: the standard parser, lenient
+            return _parse_leniently(buffer if isinstance(buffer, bytes) else buffer[:])
+        # Too large for the standard parser, which holds a message in memory several times
+        # over: its headers are read, its parts are not; message.eml is complete.
         defects.append(f"structure: attachments not read ({exc})")
         attachments = []
         try:

@@ -52,7 +52,12 @@ WELL_KNOWN = frozenset(
 )
 CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (§3.6)
 PAGE = 200
-AHEAD = 40  # messages downloaded before the import asks for them (held in memory up to 8 MB each)
+AHEAD = 40  # messages downloaded before the import asks for them
+# Graph's listing gives no sizes, so the engine cannot end a batch at its byte limit as it does
+# for IMAP and POP3 (100 messages or 64 MB, engine/poll.py). Instead a download over this goes
+# to a spool file as it arrives: a batch of 100 holds at most 64 MB in memory here too, and
+# a mailbox of scans no longer needs gigabytes while batches are fetched and written.
+SPOOL_FROM = 640 << 10
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,9 @@ class GraphSource:
     def _download(self, item: SourceItem) -> Body:
         """The raw MIME (§3.3), streamed: a large message goes to a spool file as it arrives."""
         url = f"{self.base}/messages/{quote(item.source['id'], safe='')}/$value"
-        writer = SpoolWriter(self.settings.spool or Path(tempfile.gettempdir()) / "mailintake")
+        writer = SpoolWriter(
+            self.settings.spool or Path(tempfile.gettempdir()) / "mailintake", SPOOL_FROM
+        )
         try:
             with self._stream("GET", url) as answer:
                 for block in answer.iter_bytes(CHUNK):
