@@ -1,6 +1,6 @@
 """Messages too large to hold in memory: a download is written to a spool file once it passes
-``SPOOL_FROM`` bytes, and travels to the output as that file (a ``Spooled``) instead of bytes.
-Everything that reads a message takes either (``Body``)."""
+a threshold the source sets, and travels to the output as that file (a ``Spooled``) instead
+of bytes. Everything that reads a message takes either (``Body``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-SPOOL_FROM = 8 << 20  # larger messages go to disk while they arrive
 CHUNK = 1 << 20
 
 
@@ -82,7 +81,7 @@ class SpoolWriter:
     """Collects a download in memory until it passes ``threshold`` bytes, then in a file of
     ``folder``; ``finish`` gives bytes or the ``Spooled`` file."""
 
-    def __init__(self, folder: Path, threshold: int = SPOOL_FROM) -> None:
+    def __init__(self, folder: Path, threshold: int) -> None:
         self.folder = folder
         self.threshold = threshold
         self._parts: list[bytes] = []
