@@ -5,8 +5,10 @@ opened once before (as it has when mailintake imports it);
 (c) getmail6 (PyPI) with XOAUTH2 on a sample, and Debian's fetchmail (no OAuth 2.0: a
 password login) on the same sample, as a reference only;
 (d) for POP3, a pipelined RETR read (likewise after a first one) and mailintake.
-Prints messages per second, the ratios (targets: mailintake ≥ 0.25× the raw read), and
-where each import's CPU time went (benchmarks/cpu.py).
+Prints messages per second, the ratios (targets: mailintake ≥ 0.25× the raw read), where
+each import's CPU time went (benchmarks/cpu.py), and the least CPU the folder output needs
+for each of these messages, which bounds any import's rate on this machine
+(benchmarks/floor.py).
 Before each timed part that writes files, it waits until creating files in its folder is
 fast (see benchmarks/workdir.py: right after many deletions nearby, it can be 20× slower).
 
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cpu
+from benchmarks import cpu, floor
 from benchmarks.corpus import corpus
 from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import wait_until_settled, workdir
@@ -320,7 +322,9 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 else:
                     result = poller.poll("bench")
                 ours = time.perf_counter() - started
-                spent.append(cpu.report(protocol, before, cpu.sample(dovecot.process.pid), count))
+                after = cpu.sample(dovecot.process.pid)
+                spent.append(cpu.report(protocol, before, after, count))
+                server_cpu = (after.server - before.server) / count
                 assert result.imported == count, result
                 if timings is not None:
                     timings.report(protocol, ours)
@@ -330,6 +334,13 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 results[f"{protocol} raw"] = count / raw
                 results[f"{protocol} mailintake"] = count / ours
                 store.engine.dispose()
+                if protocol == "imap":
+                    # The least CPU the output needs per message, measured on the same
+                    # messages: how fast any import could be on this machine at best.
+                    (root / "floor").mkdir()
+                    wait_until_settled(tmp)
+                    bound = floor.measure(messages, root / "floor")
+                    spent.append(bound.report(count / raw, server_cpu))
             for name, rate in results.items():
                 print(f"{name:>26}: {rate:9.0f} msg/s")
             for line in spent:

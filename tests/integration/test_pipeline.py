@@ -405,6 +405,47 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
     assert scheduler._due["invoices"].at == 1000.0 + 60.0
 
 
+def test_the_scheduler_polls_the_longest_waiting_mailbox_first(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    """With more mailboxes due than may be polled at once, the one that has waited longest
+    goes first: a mailbox early in the alphabet never keeps a later one waiting for ever."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mailintake.engine.scheduler import Scheduler
+
+    out = tmp_path / "capture"
+    setup(store, out)
+    mailbox = {
+        "protocol": "imap",
+        "username": "zeta@contoso.com",
+        "output": "capture",
+        "oauth": {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "authorization_code",
+            "tenant_id": "contoso.onmicrosoft.com",
+            "client_id": "app",
+            "redirect_uri": "http://localhost/",
+        },
+    }
+    apply_document(store, {"mailboxes": [{"name": "zeta", **mailbox}]}, {})
+    with store.begin() as repo:
+        for name in ("invoices", "zeta"):
+            repo.set_auth_state(name, "authorized", None)
+    clock = [1000.0]
+    scheduler = Scheduler(
+        poller(store, home, box), concurrency=1, clock=lambda: clock[0], jitter=0.0
+    )
+    polled = []
+    for _ in range(3):
+        due = scheduler.due_mailboxes()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scheduler.tick(pool)
+        polled.append(due[0][0])
+        clock[0] += 60.0  # the interval: the mailbox just polled is due again
+    assert polled == ["invoices", "zeta", "invoices"]
+
+
 def test_malformed_messages_import_whole_with_their_defects(
     store: Store, home: Path, tmp_path: Path
 ) -> None:

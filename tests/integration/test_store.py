@@ -392,3 +392,36 @@ def test_import_records_of_a_batch(store: Store) -> None:
             "k1": imports.ACKNOWLEDGED,
             "k3": imports.ACKNOWLEDGED,
         }
+
+
+def test_schedules_say_what_the_records_say(store: Store, tmp_path: Path) -> None:
+    """The scheduler's light read of every mailbox agrees with the full records."""
+    doc = document(tmp_path)
+    doc["mailboxes"][0]["poll_interval"] = 300
+    doc["mailboxes"][2]["enabled"] = False
+    apply_document(store, doc, ENV)
+    with store.begin() as repo:
+        repo.set_auth_state("claims", "password_update_required", "update the password")
+    with store.read() as repo:
+        schedules = repo.schedules()
+        records = repo.list_mailboxes()
+    assert [
+        (s.name, s.enabled, s.auth_state, s.oauth, s.grant_type, s.poll_interval) for s in schedules
+    ] == [
+        (
+            r.spec.name,
+            r.spec.enabled is not False,
+            r.auth_state,
+            r.spec.oauth is not None,
+            r.spec.oauth.grant_type.value if r.spec.oauth and r.spec.oauth.grant_type else None,
+            r.spec.poll_interval,
+        )
+        for r in records
+    ]
+    assert [(s.name, s.enabled, s.poll_interval) for s in schedules] == [
+        ("claims", True, None),
+        ("invoices", True, 300),
+        ("orders", False, None),
+    ]
+    assert schedules[0].auth_state == "password_update_required"
+    assert schedules[0].grant_type == "password"

@@ -15,12 +15,24 @@ from dataclasses import dataclass, field
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.observability.logging import get_logger
+from mailintake.store.repo import Schedule
 
 log = get_logger(__name__)
 WAITING_FOR_A_PERSON = frozenset(
     {"not_authorized", "reauthorization_required", "password_update_required", "error"}
 )
+# Grants a person signs in with: until then, the mailbox cannot be polled (the others get
+# their first token on their first poll).
+SIGNED_IN = frozenset({"authorization_code", "device_code"})
 MAX_BACKOFF = 3600.0
+
+
+def _waits_for_a_person(mailbox: Schedule) -> bool:
+    """Whether polling must wait until a person acts: signs in (a grant a person signs in
+    with, never authorized yet), authorizes again, updates a password, fixes an error."""
+    if mailbox.auth_state not in WAITING_FOR_A_PERSON or not mailbox.oauth:
+        return False
+    return mailbox.auth_state != "not_authorized" or mailbox.grant_type in SIGNED_IN
 
 
 @dataclass
@@ -40,29 +52,20 @@ class Scheduler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def due_mailboxes(self) -> list[tuple[str, int]]:
-        """Enabled mailboxes whose time has come, with their intervals."""
+        """Enabled mailboxes whose time has come, with their intervals, the longest overdue
+        first (when more are due than may be polled at once, none waits for ever)."""
         with self.poller.store.read() as repo:
-            records = repo.list_mailboxes()
+            schedules = repo.schedules()
         now = self.clock()
         due = []
-        for record in records:
-            spec = record.spec
-            if spec.enabled is False or spec.name in self._running:
+        for mailbox in schedules:
+            if not mailbox.enabled or mailbox.name in self._running:
                 continue
-            if (
-                record.auth_state in WAITING_FOR_A_PERSON
-                and spec.oauth is not None
-                and (
-                    record.auth_state != "not_authorized"
-                    or (
-                        spec.oauth.grant_type is not None
-                        and spec.oauth.grant_type.value in ("authorization_code", "device_code")
-                    )
-                )
-            ):
-                continue  # a person must act first (status says what)
-            if self._due.setdefault(spec.name, _Due()).at <= now:
-                due.append((spec.name, spec.poll_interval or DEFAULT_POLL_INTERVAL))
+            if _waits_for_a_person(mailbox):
+                continue  # status says what to do
+            if self._due.setdefault(mailbox.name, _Due()).at <= now:
+                due.append((mailbox.name, mailbox.poll_interval or DEFAULT_POLL_INTERVAL))
+        due.sort(key=lambda entry: self._due[entry[0]].at)  # stable: by name within a time
         return due
 
     def _done(self, name: str, interval: int, future: Future[PollResult]) -> None:

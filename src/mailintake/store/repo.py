@@ -58,6 +58,18 @@ class MailboxRecord:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What the scheduler needs of a mailbox, read without its secrets."""
+
+    name: str
+    enabled: bool
+    auth_state: str
+    oauth: bool  # it signs in with OAuth (its settings have an oauth section)
+    grant_type: str | None
+    poll_interval: int | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -305,6 +317,27 @@ class Repo:
     def list_mailboxes(self, *, reveal: bool = False) -> list[MailboxRecord]:
         rows = self.conn.execute(select(mailboxes).order_by(mailboxes.c.name)).all()
         return [self._mailbox(r, reveal) for r in rows]
+
+    def schedules(self) -> list[Schedule]:
+        """Every mailbox's schedule, in one query: the scheduler reads them every second,
+        and a whole record (its secrets decrypted, its settings validated) costs far more."""
+        columns = (mailboxes.c.name, mailboxes.c.enabled, mailboxes.c.auth_state)
+        query = select(*columns, mailboxes.c.definition).order_by(mailboxes.c.name)
+        rows = self.conn.execute(query).all()
+        found = []
+        for name, enabled, auth_state, definition in rows:
+            oauth = definition.get("oauth")
+            found.append(
+                Schedule(
+                    name,
+                    bool(enabled),
+                    auth_state,
+                    isinstance(oauth, dict),
+                    oauth.get("grant_type") if isinstance(oauth, dict) else None,
+                    definition.get("poll_interval"),
+                )
+            )
+        return found
 
     def get_mailbox(self, name: str, *, reveal: bool = False) -> MailboxRecord:
         row = self.conn.execute(select(mailboxes).where(mailboxes.c.name == name)).first()
