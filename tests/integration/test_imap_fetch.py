@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailintake.engine.poll import Poller
+from mailintake.errors import NetworkError
 from mailintake.sources.base import SourceItem
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
@@ -92,6 +93,27 @@ def test_bodies_come_byte_for_byte_whatever_they_hold(
         assert item.received is not None
         assert item.received.tzinfo is not None
         assert abs(item.received - now) < timedelta(minutes=5)
+
+
+def test_an_untrusted_certificate_says_what_to_trust(
+    mail_server: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dovecot's certificate comes from its own authority: not trusted until SSL_CERT_FILE
+    names it, and the failure says so."""
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    user = mail_server.fresh_user("fetch")
+    source = source_for(mail_server, user, tls=True)
+    with pytest.raises(NetworkError) as caught:
+        source.open()
+    message = str(caught.value)
+    assert message.startswith(f"box: IMAP {mail_server.dovecot.host}:")
+    assert "cannot connect: the server's TLS certificate could not be verified (" in message
+    assert "check the host name and the trusted certificate authorities" in message
+    assert "SSL_CERT_FILE" in message
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))
+    with opened(source):
+        assert source.list_items() == []
 
 
 def test_listing_asks_sizes_only_for_what_is_new(mail_server: MailServer) -> None:

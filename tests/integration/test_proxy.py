@@ -218,6 +218,23 @@ def test_untrusted_certificate_and_timeout(proxy: Proxy, target: Target) -> None
     assert slow.endswith(f"timed out waiting for {target.http[7:]} through the proxy {proxy.url}")
 
 
+def test_the_authorities_of_ssl_cert_file_are_trusted(
+    proxy: Proxy, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal authority (or a proxy that inspects TLS) named by SSL_CERT_FILE is trusted
+    by every HTTP client, as by IMAP and POP3: token servers, Graph, webhooks."""
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    untrusted = failure(f"{target.https}/secure", None)
+    assert "the trusted certificate authorities (the system's trusted authorities, or the " in (
+        untrusted
+    )
+    assert "SSL_CERT_FILE" in untrusted
+    monkeypatch.setenv("SSL_CERT_FILE", str(target.ca))
+    assert fetch(f"{target.https}/secure", None) == "hello /secure via nothing"
+    assert fetch(f"{target.https}/secure", good(proxy)) == "hello /secure via nothing"
+
+
 def test_the_failures_are_distinct_and_name_the_field(proxy: Proxy, target: Target) -> None:
     url = f"{target.http}/token"
     messages = {

@@ -6,7 +6,6 @@ password (messages name the proxy by its address with any user name and password
 
 from __future__ import annotations
 
-import functools
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from mailintake.errors import NetworkError
+from mailintake.net import tls
 
 DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 _PROXY_EXTENSION = "mailintake.proxy"
@@ -114,14 +114,6 @@ def _proxy_could_not_connect(response: httpx2.Response) -> bool:
     )
 
 
-@functools.cache
-def _trusted_authorities() -> ssl.SSLContext:
-    """The default verification, made once per process and shared by every client (it is
-    safe to share): loading the trusted authorities takes tens of milliseconds, which a
-    poll of a mailbox would otherwise spend on every connection it makes."""
-    return httpx2.create_ssl_context(verify=True, trust_env=False)
-
-
 def build_client(
     *,
     proxy: ProxySettings | None = None,
@@ -157,7 +149,7 @@ def build_client(
         proxy_settings=proxy,
         proxy=proxy_config,
         timeout=timeout,
-        verify=_trusted_authorities() if verify is True else verify,
+        verify=tls.http_context() if verify is True else verify,
         transport=transport,
         trust_env=False,
         follow_redirects=False,
@@ -224,7 +216,7 @@ def translate(exc: httpx2.HTTPError, what: str, proxy: ProxySettings | None = No
         if any(marker in text for marker in _TLS_FAILURES):
             return NetworkError(
                 f"{what}: the TLS certificate of {host} could not be verified ({text}): "
-                "check the server's address and the trusted certificate authorities"
+                f"check the server's address and the trusted certificate authorities ({tls.HINT})"
             )
         if "SSL" in text or "TLS" in text:
             return NetworkError(f"{what}: the TLS handshake with {where} failed{via} ({text})")

@@ -16,7 +16,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
-from mailintake.net.tls import default_context
+from mailintake.net import tls
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.imap_wire import Wire
@@ -63,7 +63,7 @@ class ImapSource:
 
     def open(self) -> None:
         s = self.settings
-        context = default_context()
+        context = tls.default_context()
         try:
             client = imapclient.IMAPClient(
                 s.host,
@@ -75,7 +75,7 @@ class ImapSource:
             if s.security == "starttls":
                 client.starttls(context)
         except (OSError, IMAPClientError) as exc:
-            raise NetworkError(f"{self._what()}: cannot connect: {exc}") from exc
+            raise NetworkError(f"{self._what()}: cannot connect: {tls.describe(exc)}") from exc
         self.client = client
         self._login()
         try:

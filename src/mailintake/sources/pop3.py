@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
-from mailintake.net.tls import default_context
+from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.pop3_wire import Pipe, pipelining
@@ -52,7 +52,7 @@ class Pop3Source:
 
     def open(self) -> None:
         s = self.settings
-        context = default_context()
+        context = tls.default_context()
         try:
             if s.security == "ssl":
                 client: poplib.POP3 = poplib.POP3_SSL(
@@ -63,7 +63,7 @@ class Pop3Source:
                 if s.security == "starttls":
                     client.stls(context)
         except (OSError, poplib.error_proto) as exc:
-            raise NetworkError(f"{self._what()}: cannot connect: {exc}") from exc
+            raise NetworkError(f"{self._what()}: cannot connect: {tls.describe(exc)}") from exc
         self.client = client
         self._login(client)
         self._pipe = Pipe(client, pipelining=pipelining(client))
@@ -174,7 +174,8 @@ def _command(client: poplib.POP3, line: str) -> bytes:
 
 def header_date(raw: bytes) -> datetime | None:
     """POP3 has no server date: the Date header (for the output's date folder)."""
-    head = raw.split(b"\r\n\r\n", 1)[0]
+    end = raw.find(b"\r\n\r\n")
+    head = raw if end == -1 else raw[:end]  # the header only: not a copy of the whole message
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"date:"):
             try:
