@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,20 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, update
 from starlette.websockets import WebSocketDisconnect
 
 from mailintake.settings import Settings
 from mailintake.store import admin
 from mailintake.store.repo import Store
+from mailintake.store.tables import web_sessions
 from mailintake.web.app import create_app
-from mailintake.web.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE, SESSION_IDLE
+from mailintake.web.security import (
+    CONTENT_SECURITY_POLICY,
+    SESSION_COOKIE,
+    SESSION_IDLE,
+    SESSION_LIFETIME,
+)
 from mailintake.web.throttle import SignInThrottle
 
 ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
@@ -209,6 +216,57 @@ def test_sessions_end_after_idle_time_and_a_new_password(
     assert client.get("/api/v1/status").status_code == 401
     assert not admin.verify_admin_password(store, ADMIN_PASSWORD)
     assert admin.verify_admin_password(store, "another-Pw-4Rt7Yu1")
+
+
+def test_signing_out_ends_the_session_on_the_server(client: TestClient, store: Store) -> None:
+    """A copy of the cookie (another tab, a stolen one) stops working at Sign out too; other
+    sessions stay signed in."""
+    sign_in(client, store)
+    copied = client.cookies[SESSION_COOKIE]
+    client.cookies.clear()
+    sign_in(client, store)
+    other = client.cookies[SESSION_COOKIE]
+    use_cookie(client, copied)
+    assert client.post("/logout", headers={"Origin": ORIGIN}).status_code == 303
+    use_cookie(client, copied)
+    assert client.get("/api/v1/status").status_code == 401
+    assert client.get("/", headers=HTML).status_code == 303
+    use_cookie(client, other)
+    assert client.get("/api/v1/status").status_code == 200
+    # The database holds only a hash of each session's identifier.
+    identifier = URLSafeTimedSerializer(admin.session_key(store), salt="mailintake.session")
+    session = identifier.loads(other)["s"]
+    with store.read() as repo:
+        rows = repo.conn.execute(select(web_sessions)).all()
+    assert len(rows) == 1
+    assert session not in repr(rows)
+
+
+def test_a_session_ends_a_day_after_sign_in_however_used(client: TestClient, store: Store) -> None:
+    """The cookie is signed again as it is used, but the server counts from the sign-in (and
+    from the last request, for the idle time, whatever a forged cookie date says)."""
+    sign_in(client, store)
+    assert client.get("/api/v1/status").status_code == 200
+    now = datetime.now(UTC)
+    with store.begin() as repo:
+        repo.conn.execute(
+            update(web_sessions).values(last_seen_at=now - timedelta(seconds=SESSION_IDLE + 60))
+        )
+    assert client.get("/api/v1/status").status_code == 401
+    client.cookies.clear()
+    sign_in(client, store)
+    with store.begin() as repo:
+        repo.conn.execute(
+            update(web_sessions).values(
+                created_at=now - timedelta(seconds=SESSION_LIFETIME + 60), last_seen_at=now
+            )
+        )
+    assert client.get("/api/v1/status").status_code == 401
+    client.cookies.clear()
+    sign_in(client, store)  # a new day, and the sessions past their day are cleared away
+    assert client.get("/api/v1/status").status_code == 200
+    with store.read() as repo:
+        assert len(repo.conn.execute(select(web_sessions)).all()) == 1
 
 
 def test_repeated_wrong_passwords_make_the_address_wait(

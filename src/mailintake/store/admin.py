@@ -1,10 +1,13 @@
-"""The web admin's credentials: the admin password, API tokens and the session-signing key.
+"""The web admin's credentials: the admin password, API tokens, sessions and the
+session-signing key.
 
 Nothing here is kept in clear: the password as an argon2id hash (in ``meta``), each API token
 as the SHA-256 hash of its value (in ``api_tokens``; the value is shown once, when it is
-made), and the key that signs session cookies encrypted with the secret key like every other
-secret (in ``secrets``, so ``mailintake secrets rotate-key`` re-encrypts it and every worker
-sharing the database signs and checks sessions with the same key).
+made), each session as the SHA-256 hash of its identifier (in ``web_sessions``; the cookie
+carries the identifier), and the key that signs session cookies encrypted with the secret
+key like every other secret (in ``secrets``, so ``mailintake secrets rotate-key``
+re-encrypts it and every worker sharing the database signs and checks sessions with the
+same key).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from mailintake.errors import ConfigError, Conflict, NotFound
 from mailintake.observability.logging import register_secret
 from mailintake.store import secrets
 from mailintake.store.repo import Store
-from mailintake.store.tables import api_tokens, meta
+from mailintake.store.tables import api_tokens, meta, web_sessions
 
 MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "mit_"
@@ -77,6 +80,7 @@ def set_admin_password(store: Store, password: str) -> None:
     hashed = _hasher.hash(password)
     with store.begin() as repo:
         _write_hash(repo.conn, hashed)
+        repo.conn.execute(delete(web_sessions))
 
 
 def admin_password_is_set(store: Store) -> bool:
@@ -122,6 +126,61 @@ def session_key(store: Store) -> str:
         except IntegrityError:  # another worker made it at the same moment: use theirs
             continue
     raise RuntimeError("the session-signing key could not be read or created")
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+def start_session(store: Store, lifetime: timedelta) -> str:
+    """A new session's identifier (kept only as its hash). Sessions older than ``lifetime``
+    are removed meanwhile: they can no longer be used."""
+    session = random.token_urlsafe(32)
+    register_secret(session)
+    now = _now()
+    with store.begin() as repo:
+        repo.conn.execute(delete(web_sessions).where(web_sessions.c.created_at < now - lifetime))
+        repo.conn.execute(
+            web_sessions.insert().values(
+                session_hash=_digest(session), created_at=now, last_seen_at=now
+            )
+        )
+    return session
+
+
+def session_active(store: Store, session: str, idle: timedelta, lifetime: timedelta) -> bool:
+    """Whether ``session`` was started here, is not signed out, was used within ``idle`` and
+    started within ``lifetime``; its use is noted (at most once a minute)."""
+    digest = _digest(session)
+    with store.read() as repo:
+        row = repo.conn.execute(
+            select(web_sessions.c.created_at, web_sessions.c.last_seen_at).where(
+                web_sessions.c.session_hash == digest
+            )
+        ).first()
+    if row is None:
+        return False
+    now = _now()
+    created, seen = _utc(row.created_at), _utc(row.last_seen_at)
+    assert created is not None
+    assert seen is not None
+    if now - created > lifetime or now - seen > idle:
+        return False
+    if now - seen > _TOUCH_INTERVAL:
+        with store.begin() as repo:
+            repo.conn.execute(
+                update(web_sessions)
+                .where(web_sessions.c.session_hash == digest)
+                .values(last_seen_at=now)
+            )
+    return True
+
+
+def end_session(store: Store, session: str) -> None:
+    """Sign ``session`` out: its cookie, and every copy of it, stops working."""
+    with store.begin() as repo:
+        repo.conn.execute(
+            delete(web_sessions).where(web_sessions.c.session_hash == _digest(session))
+        )
 
 
 # --- API tokens -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from mailintake.observability.logging import get_logger
 from mailintake.store import admin
 from mailintake.web.deps import StoreDep
 from mailintake.web.security import (
+    SESSION_COOKIE,
     Sessions,
     clear_session_cookie,
     safe_next,
@@ -94,6 +95,10 @@ async def login(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    """Sign out: the session ends on the server, so a copy of its cookie stops working too."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        _sessions(request).end(cookie)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, request)
     return response

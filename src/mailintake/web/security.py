@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI
@@ -49,6 +49,7 @@ from mailintake.web.throttle import SignInThrottle
 log = get_logger(__name__)
 SESSION_COOKIE = "mailintake_session"
 SESSION_IDLE = 12 * 3600  # seconds without a request after which a session ends
+SESSION_LIFETIME = 24 * 3600  # seconds after sign-in after which it ends, however used
 SESSION_RENEW = 300  # a session's cookie is signed again at most this often
 LOGIN = "/login"
 PUBLIC_PATHS = frozenset({LOGIN, "/api/v1/oauth/callback", "/metrics", "/healthz"})
@@ -90,23 +91,50 @@ class Sessions:
         return self._serializer
 
     def issue(self) -> str | None:
-        """A new session cookie value, or None when no admin password is set."""
+        """A new session's cookie value, or None when no admin password is set."""
         tag = admin.password_tag(self.store)
-        return None if tag is None else self._signer().dumps({"p": tag})
+        if tag is None:
+            return None
+        session = admin.start_session(self.store, timedelta(seconds=SESSION_LIFETIME))
+        return self._signer().dumps({"p": tag, "s": session})
 
-    def check(self, value: str) -> tuple[bool, bool]:
-        """(valid, due for renewal) of the cookie ``value``."""
+    def renewed(self, session: str) -> str | None:
+        """The cookie value of ``session`` signed again (its idle time starts anew)."""
+        tag = admin.password_tag(self.store)
+        return None if tag is None else self._signer().dumps({"p": tag, "s": session})
+
+    def check(self, value: str) -> tuple[str | None, bool]:
+        """(the session, or None when the cookie ``value`` is not a valid one; whether its
+        cookie is due to be signed again)."""
         try:
             data, signed_at = self._signer().loads(
                 value, max_age=SESSION_IDLE, return_timestamp=True
             )
         except BadSignature:
-            return False, False
+            return None, False
         tag = admin.password_tag(self.store)
         if tag is None or not isinstance(data, dict) or data.get("p") != tag:
-            return False, False
+            return None, False
+        session = data.get("s")
+        if not isinstance(session, str) or not admin.session_active(
+            self.store,
+            session,
+            timedelta(seconds=SESSION_IDLE),
+            timedelta(seconds=SESSION_LIFETIME),
+        ):
+            return None, False
         age = (datetime.now(UTC) - signed_at).total_seconds()
-        return True, age > SESSION_RENEW
+        return session, age > SESSION_RENEW
+
+    def end(self, value: str) -> None:
+        """Sign out the session of the cookie ``value``, if it is one of ours."""
+        try:
+            data = self._signer().loads(value)
+        except BadSignature:
+            return
+        session = data.get("s") if isinstance(data, dict) else None
+        if isinstance(session, str):
+            admin.end_session(self.store, session)
 
 
 def safe_next(value: str | None) -> str:
@@ -174,7 +202,7 @@ class Caller:
 
     admin: bool
     api_token: str | None = None
-    by_session: bool = False
+    session: str | None = None  # signed in with this session's cookie
     renew: bool = False
     bad_token: bool = False
 
@@ -217,18 +245,22 @@ class SecurityMiddleware:
             if request.method in UNSAFE_METHODS and not same_origin(request):
                 await _cross_site(request)(scope, receive, send_secured)
                 return
-            state["admin"] = caller.admin and caller.by_session
+            state["admin"] = caller.admin and caller.session is not None
             await self.app(scope, receive, send_secured)
             return
         if not caller.admin:
             await _unauthenticated(request, caller)(scope, receive, send_secured)
             return
-        if caller.by_session and request.method in UNSAFE_METHODS and not same_origin(request):
+        if (
+            caller.session is not None
+            and request.method in UNSAFE_METHODS
+            and not same_origin(request)
+        ):
             await _cross_site(request)(scope, receive, send_secured)
             return
         state["admin"], state["api_token"] = True, caller.api_token
-        if caller.renew:
-            renewed = await run_in_threadpool(self.sessions.issue)
+        if caller.renew and caller.session is not None:
+            renewed = await run_in_threadpool(self.sessions.renewed, caller.session)
             if renewed is not None:
                 carrier = Response()
                 session_cookie(carrier, renewed, request)
@@ -243,7 +275,7 @@ class SecurityMiddleware:
         """The same sign-in for a WebSocket; one opened by another site is closed."""
         connection = HTTPConnection(scope)
         caller = await run_in_threadpool(self._identify, connection)
-        if not caller.admin or (caller.by_session and not same_origin(connection)):
+        if not caller.admin or (caller.session is not None and not same_origin(connection)):
             await send({"type": "websocket.close", "code": 1008})
             return
         await self.app(scope, receive, send)
@@ -260,9 +292,9 @@ class SecurityMiddleware:
             return Caller(admin=True, api_token=name)
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            valid, renew = self.sessions.check(cookie)
-            if valid:
-                return Caller(admin=True, by_session=True, renew=renew)
+            session, renew = self.sessions.check(cookie)
+            if session is not None:
+                return Caller(admin=True, session=session, renew=renew)
         return Caller(admin=False)
 
 
