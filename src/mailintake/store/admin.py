@@ -28,7 +28,7 @@ from mailintake.errors import ConfigError, Conflict, NotFound
 from mailintake.observability.logging import register_secret
 from mailintake.store import secrets
 from mailintake.store.repo import Store
-from mailintake.store.tables import api_tokens, meta, web_sessions
+from mailintake.store.tables import api_tokens, meta, sign_in_failures, web_sessions
 
 MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "mit_"
@@ -180,6 +180,39 @@ def end_session(store: Store, session: str) -> None:
     with store.begin() as repo:
         repo.conn.execute(
             delete(web_sessions).where(web_sessions.c.session_hash == _digest(session))
+        )
+
+
+# --- wrong passwords (the sign-in throttle) ---------------------------------------------
+
+
+def recent_sign_in_failures(store: Store, address: str, since: datetime) -> list[datetime]:
+    """When ``address`` gave a wrong password since ``since``, oldest first."""
+    with store.read() as repo:
+        rows = repo.conn.execute(
+            select(sign_in_failures.c.failed_at)
+            .where(sign_in_failures.c.address == address[:64])
+            .where(sign_in_failures.c.failed_at > since)
+            .order_by(sign_in_failures.c.failed_at)
+        ).all()
+    return [moment for row in rows if (moment := _utc(row.failed_at)) is not None]
+
+
+def sign_in_failed(store: Store, address: str, at: datetime, forget_before: datetime) -> None:
+    """Note a wrong password from ``address``; failures before ``forget_before`` (of every
+    address) no longer count and are removed."""
+    with store.begin() as repo:
+        repo.conn.execute(
+            delete(sign_in_failures).where(sign_in_failures.c.failed_at < forget_before)
+        )
+        repo.conn.execute(sign_in_failures.insert().values(address=address[:64], failed_at=at))
+
+
+def sign_in_succeeded(store: Store, address: str) -> None:
+    """A right password from ``address``: its count starts again."""
+    with store.begin() as repo:
+        repo.conn.execute(
+            delete(sign_in_failures).where(sign_in_failures.c.address == address[:64])
         )
 
 

@@ -339,6 +339,6 @@ def install(app: FastAPI, services: Services) -> None:
 
     sessions = Sessions(services)
     app.state.sessions = sessions
-    app.state.sign_in_throttle = SignInThrottle()
+    app.state.sign_in_throttle = SignInThrottle(lambda: sessions.store)
     app.include_router(login.router)
     app.add_middleware(SecurityMiddleware, sessions=sessions)

@@ -1,46 +1,45 @@
 """Failed sign-ins slow down guessing: after ``limit`` failures from one address within
 ``window`` seconds, that address may not try again until the oldest failure has aged out.
-Kept in the serving process (several ``serve`` processes each count their own)."""
+The failures are kept in the database, so every ``serve`` process sharing it counts them
+together (several processes do not multiply the tries an address gets)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from mailintake.store import admin
+from mailintake.store.repo import Store
 
 
 class SignInThrottle:
     def __init__(
         self,
+        store: Callable[[], Store],
         limit: int = 5,
         window: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,  # seconds since the epoch
     ) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.store, self.limit, self.window, self.clock = store, limit, window, clock
 
-    def _recent(self, address: str, now: float) -> deque[float]:
-        failures = self._failures[address]
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def wait(self, address: str) -> float:
         """Seconds ``address`` must wait before its next try (0: it may try now)."""
-        now = self.clock()
-        with self._lock:
-            failures = self._recent(address, now)
-            if len(failures) < self.limit:
-                return 0.0
-            return failures[0] + self.window - now
+        now = self._now()
+        failures = admin.recent_sign_in_failures(
+            self.store(), address, now - timedelta(seconds=self.window)
+        )
+        if len(failures) < self.limit:
+            return 0.0
+        oldest = failures[-self.limit]  # when the limit-th most recent ages out, one may try
+        return max(0.0, (oldest - now).total_seconds() + self.window)
 
     def failed(self, address: str) -> None:
-        now = self.clock()
-        with self._lock:
-            self._recent(address, now).append(now)
+        now = self._now()
+        admin.sign_in_failed(self.store(), address, now, now - timedelta(seconds=self.window))
 
     def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
+        admin.sign_in_succeeded(self.store(), address)
