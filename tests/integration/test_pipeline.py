@@ -114,26 +114,29 @@ def box() -> MemoryMailbox:
     return MemoryMailbox({i: message(i, b"%PDF-1.4 " + bytes([i]) * 50) for i in range(1, 4)})
 
 
+def mailbox(name: str) -> dict[str, Any]:
+    """An IMAP mailbox signed in with an authorization code, delivering to "capture"."""
+    return {
+        "name": name,
+        "protocol": "imap",
+        "username": f"{name}@contoso.com",
+        "output": "capture",
+        "oauth": {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "authorization_code",
+            "tenant_id": "contoso.onmicrosoft.com",
+            "client_id": "app",
+            "redirect_uri": "http://localhost/",
+        },
+    }
+
+
 def setup(store: Store, out: Path) -> None:
     apply_document(
         store,
         {
             "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": [
-                {
-                    "name": "invoices",
-                    "protocol": "imap",
-                    "username": "invoices@contoso.com",
-                    "output": "capture",
-                    "oauth": {
-                        "authorization_server": "MICROSOFT",
-                        "grant_type": "authorization_code",
-                        "tenant_id": "contoso.onmicrosoft.com",
-                        "client_id": "app",
-                        "redirect_uri": "http://localhost/",
-                    },
-                }
-            ],
+            "mailboxes": [mailbox("invoices")],
         },
         {},
     )
@@ -350,28 +353,7 @@ def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
 
     out = tmp_path / "capture"
     setup(store, out)
-    apply_document(
-        store,
-        {
-            "mailboxes": [
-                {
-                    "name": name,
-                    "protocol": "imap",
-                    "username": f"{name}@contoso.com",
-                    "output": "capture",
-                    "oauth": {
-                        "authorization_server": "MICROSOFT",
-                        "grant_type": "authorization_code",
-                        "tenant_id": "contoso.onmicrosoft.com",
-                        "client_id": "app",
-                        "redirect_uri": "http://localhost/",
-                    },
-                }
-                for name in ("broken", "waiting")
-            ]
-        },
-        {},
-    )
+    apply_document(store, {"mailboxes": [mailbox(n) for n in ("broken", "waiting")]}, {})
     with store.begin() as repo:
         for name in ("invoices", "broken"):
             repo.set_auth_state(name, "authorized", None)
@@ -416,19 +398,7 @@ def test_the_scheduler_polls_the_longest_waiting_mailbox_first(
 
     out = tmp_path / "capture"
     setup(store, out)
-    mailbox = {
-        "protocol": "imap",
-        "username": "zeta@contoso.com",
-        "output": "capture",
-        "oauth": {
-            "authorization_server": "MICROSOFT",
-            "grant_type": "authorization_code",
-            "tenant_id": "contoso.onmicrosoft.com",
-            "client_id": "app",
-            "redirect_uri": "http://localhost/",
-        },
-    }
-    apply_document(store, {"mailboxes": [{"name": "zeta", **mailbox}]}, {})
+    apply_document(store, {"mailboxes": [mailbox("zeta")]}, {})
     with store.begin() as repo:
         for name in ("invoices", "zeta"):
             repo.set_auth_state(name, "authorized", None)
