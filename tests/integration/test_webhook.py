@@ -8,11 +8,14 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
+from tests.support.malformed import malformed
 
 
 @dataclass
@@ -108,3 +111,34 @@ def test_gives_up_after_the_attempts_and_says_so(receiver: Receiver) -> None:
     assert isinstance(result, Exception)
     assert "answered HTTP 503" in str(result)
     assert receiver.tries == {"claims/imap-INBOX-1-7": 3}
+
+
+def test_the_receiver_gets_what_metadata_json_says(receiver: Receiver, tmp_path: Path) -> None:
+    """Both outputs describe a message alike, what could not be read (defects) included."""
+    receiver.fail_first = 0
+    cases = malformed()
+    batch = [
+        Delivery("claims", "imap", f"imap-INBOX-1-{n}", {"uid": n}, raw, None)
+        for n, raw in enumerate(cases.values(), start=1)
+    ]
+    sink = WebhookSink(receiver.url, backoff=0, sleep=lambda _s: None)
+    folder = FolderSink(tmp_path)
+    try:
+        assert all(isinstance(r, Receipt) for r in sink.deliver(batch))
+        written = folder.deliver(batch)
+    finally:
+        sink.close()
+        folder.close()
+    received = {key: body for key, body in receiver.seen}
+    for delivered, receipt in zip(batch, written, strict=True):
+        assert isinstance(receipt, Receipt)
+        on_disk = json.loads((Path(receipt.location) / "metadata.json").read_text())
+        body = received[f"claims/{delivered.key}"]
+        assert body.pop("key") == delivered.key
+        assert base64.b64decode(str(body.pop("message"))) == delivered.raw
+        for document in (on_disk, body):
+            document.pop("imported_at")
+            for attachment in document["attachments"]:
+                attachment.pop("path", None)
+        assert body == on_disk
+    assert received[f"claims/{batch[list(cases).index('broken boundary')].key}"]["defects"]

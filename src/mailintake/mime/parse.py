@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
 
 from mailintake.mime import split
 from mailintake.spool import CHUNK, Body, Spooled
@@ -285,15 +284,4 @@ def safe_filename(name: str, index: int, taken: set[str]) -> str:
     return candidate
 
 
-def metadata_of(parsed: Parsed) -> dict[str, Any]:
-    return {
-        "internet_message_id": parsed.internet_message_id,
-        "subject": parsed.subject,
-        "from": parsed.sender,
-        "to": parsed.to,
-        "cc": parsed.cc,
-        "date": parsed.date,
-    }
-
-
-__all__ = ["Attachment", "Parsed", "metadata_of", "parse", "safe_filename"]
+__all__ = ["Attachment", "Parsed", "parse", "safe_filename"]

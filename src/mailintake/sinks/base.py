@@ -37,6 +37,33 @@ class Delivery:
         return len(self.raw)
 
 
+def metadata(
+    delivery: Delivery, imported_at: str, attachments: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What every output says of a message (CONTRACT §5's metadata.json), with the
+    ``attachments`` as the output wrote them, and ``defects`` when the message could not be
+    read in full."""
+    parsed = delivery.parsed
+    document: dict[str, Any] = {
+        "mailbox": delivery.mailbox,
+        "protocol": delivery.protocol,
+        "source": delivery.source,
+        "internet_message_id": parsed.internet_message_id,
+        "subject": parsed.subject,
+        "from": parsed.sender,
+        "to": parsed.to,
+        "cc": parsed.cc,
+        "date": parsed.date,
+        "size": delivery.size,
+        "sha256": delivery.sha256,
+        "imported_at": imported_at,
+        "attachments": attachments,
+    }
+    if parsed.defects:
+        document["defects"] = parsed.defects
+    return document
+
+
 @dataclass(frozen=True)
 class Receipt:
     key: str

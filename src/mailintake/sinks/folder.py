@@ -33,7 +33,7 @@ from typing import Any
 
 from mailintake.errors import SinkError
 from mailintake.mime.parse import safe_filename
-from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sinks.base import Delivery, Receipt, metadata
 from mailintake.spool import Body, copy_to
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -105,24 +105,8 @@ def write_message(
                 "sha256": digest.hexdigest(),
             }
         )
-    metadata = {
-        "mailbox": delivery.mailbox,
-        "protocol": delivery.protocol,
-        "source": delivery.source,
-        "internet_message_id": parsed.internet_message_id,
-        "subject": parsed.subject,
-        "from": parsed.sender,
-        "to": parsed.to,
-        "cc": parsed.cc,
-        "date": parsed.date,
-        "size": delivery.size,
-        "sha256": delivery.sha256,
-        "imported_at": imported_at,
-        "attachments": attachments,
-    }
-    if parsed.defects:
-        metadata["defects"] = parsed.defects
-    _write_file(f"{base}/metadata.json", _json(metadata).encode("utf-8"))
+    document = metadata(delivery, imported_at, attachments)
+    _write_file(f"{base}/metadata.json", _json(document).encode("utf-8"))
     return parsed.subject, parsed.sender, delivery.sha256, files
 
 

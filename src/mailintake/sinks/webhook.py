@@ -8,12 +8,13 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx2
 
 from mailintake.errors import NetworkError, SinkError
 from mailintake.net.http import build_client, translate
-from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sinks.base import Delivery, Receipt, metadata
 
 
 class WebhookSink:
@@ -37,32 +38,15 @@ class WebhookSink:
         self.sleep = sleep
 
     def _body(self, delivery: Delivery) -> dict[str, object]:
-        parsed = delivery.parsed
-        return {
-            "mailbox": delivery.mailbox,
-            "protocol": delivery.protocol,
-            "key": delivery.key,
-            "source": delivery.source,
-            "internet_message_id": parsed.internet_message_id,
-            "subject": parsed.subject,
-            "from": parsed.sender,
-            "to": parsed.to,
-            "cc": parsed.cc,
-            "date": parsed.date,
-            "size": delivery.size,
-            "sha256": delivery.sha256,
-            "imported_at": datetime.now(UTC).isoformat(),
-            "attachments": [
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": size,
-                    "sha256": digest,
-                }
-                for a in parsed.attachments
-                for size, digest in [a.measure()]
-            ],
-        }
+        """The metadata every output gives (as metadata.json), with the message key; each
+        attachment's size and digest, not its content."""
+        attachments: list[dict[str, Any]] = [
+            {"filename": a.filename, "content_type": a.content_type, "size": size, "sha256": digest}
+            for a in delivery.parsed.attachments
+            for size, digest in [a.measure()]
+        ]
+        document = metadata(delivery, datetime.now(UTC).isoformat(), attachments)
+        return {"key": delivery.key, **document}
 
     def _content(self, delivery: Delivery) -> tuple[bytes | Iterator[bytes], int]:
         """The JSON document with ``message`` (base64) last, produced piece by piece, so a large
