@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
 from mailintake.net import tls
 from mailintake.observability.logging import get_logger
+from mailintake.sources import unreachable
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.imap_wire import Wire
 
@@ -64,6 +65,7 @@ class ImapSource:
     def open(self) -> None:
         s = self.settings
         context = tls.default_context()
+        client: imapclient.IMAPClient | None = None
         try:
             client = imapclient.IMAPClient(
                 s.host,
@@ -75,7 +77,18 @@ class ImapSource:
             if s.security == "starttls":
                 client.starttls(context)
         except (OSError, IMAPClientError) as exc:
-            raise NetworkError(f"{self._what()}: cannot connect: {tls.describe(exc)}") from exc
+            if client is not None:  # STARTTLS failed: the plain connection is closed
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+            why = unreachable.explain(
+                exc,
+                protocol="imap",
+                host=s.host,
+                port=s.port,
+                security=s.security,
+                timeout=s.timeout,
+            )
+            raise NetworkError(f"{self._what()}: cannot connect: {why}") from exc
         self.client = client
         self._login()
         try:

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import email.utils
 import poplib
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
+from mailintake.sources import unreachable
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
 from mailintake.sources.pop3_wire import Pipe, pipelining
 
@@ -54,16 +56,17 @@ class Pop3Source:
         s = self.settings
         context = tls.default_context()
         try:
-            if s.security == "ssl":
-                client: poplib.POP3 = poplib.POP3_SSL(
-                    s.host, s.port, timeout=s.timeout, context=context
-                )
-            else:
-                client = poplib.POP3(s.host, s.port, timeout=s.timeout)
-                if s.security == "starttls":
-                    client.stls(context)
+            client = _connect(s, context)
         except (OSError, poplib.error_proto) as exc:
-            raise NetworkError(f"{self._what()}: cannot connect: {tls.describe(exc)}") from exc
+            why = unreachable.explain(
+                exc,
+                protocol="pop3",
+                host=s.host,
+                port=s.port,
+                security=s.security,
+                timeout=s.timeout,
+            )
+            raise NetworkError(f"{self._what()}: cannot connect: {why}") from exc
         self.client = client
         self._login(client)
         self._pipe = Pipe(client, pipelining=pipelining(client))
@@ -170,6 +173,28 @@ def _command(client: poplib.POP3, line: str) -> bytes:
     send = getattr(client, "_shortcmd")  # noqa: B009 - private in typeshed, stable in poplib
     answer: bytes = send(line)
     return answer
+
+
+def _connect(s: Pop3Settings, context: ssl.SSLContext) -> poplib.POP3:
+    """A connection that has greeted us (and switched to TLS for STARTTLS). poplib leaves
+    its socket open when the greeting fails (a port that waits for TLS says nothing to a
+    plain connection): it is closed here."""
+    kind = poplib.POP3_SSL if s.security == "ssl" else poplib.POP3
+    client = kind.__new__(kind)
+    try:
+        if isinstance(client, poplib.POP3_SSL):
+            poplib.POP3_SSL.__init__(client, s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            poplib.POP3.__init__(client, s.host, s.port, timeout=s.timeout)
+            if s.security == "starttls":
+                client.stls(context)
+    except BaseException:
+        for part in (getattr(client, "file", None), getattr(client, "sock", None)):
+            if part is not None:
+                with contextlib.suppress(OSError):
+                    part.close()
+        raise
+    return client
 
 
 def header_date(raw: bytes) -> datetime | None:
