@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailintake.engine.poll import Poller
-from mailintake.errors import NetworkError
+from mailintake.errors import NetworkError, SourceError
 from mailintake.sources.base import SourceItem
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
@@ -114,6 +114,38 @@ def test_an_untrusted_certificate_says_what_to_trust(
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))
     with opened(source):
         assert source.list_items() == []
+
+
+def test_a_folder_that_is_not_there_is_refused_with_those_that_are(
+    mail_server: MailServer,
+) -> None:
+    user = mail_server.fresh_user("fetch")
+    with imaplib.IMAP4(mail_server.dovecot.host, mail_server.dovecot.imap_port) as imap:
+        imap.authenticate("XOAUTH2", answer_once(xoauth2(user, mail_server.token(user))))
+        assert imap.create("Invoices")[0] == "OK"
+    dovecot = mail_server.dovecot
+    source = ImapSource(
+        ImapSettings(
+            host=dovecot.host,
+            port=dovecot.imap_port,
+            security="none",
+            username=user,
+            login_as=user,
+            folder="Invoice",
+            after_import="keep",
+            move_to=None,
+        ),
+        lambda: mail_server.token(user),
+        "box",
+    )
+    try:
+        with pytest.raises(SourceError) as caught:
+            source.open()
+    finally:
+        source.close()  # as the engine does after a failed open
+    message = str(caught.value)
+    assert message.startswith(f"box: IMAP {dovecot.host}:{dovecot.imap_port}: cannot open folder")
+    assert message.endswith("; the folders there: INBOX, Invoices")
 
 
 def test_listing_asks_sizes_only_for_what_is_new(mail_server: MailServer) -> None:

@@ -280,3 +280,49 @@ def test_a_batch_holds_at_most_64_mb_in_memory(
     written = sorted(p.read_bytes() for p in out.glob("claims/*/*/message.eml"))
     assert written == sorted(sent)
     assert list((home / "spool" / "claims").iterdir()) == []
+
+
+def test_folders_below_others_are_written_as_paths(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    """folder and move_to name a folder below another by its path; a name that is not
+    there is refused with the names that are."""
+    address = f"claims-paths-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    invoices = graph.add_folder(address, "Invoices", parent="inbox")
+    archive = graph.add_folder(address, "Archive 2026")
+    done = graph.add_folder(address, "Done", parent=archive)
+    messages = [raw(n) for n in range(3)]
+    for message in messages:
+        graph.deliver(address, message, folder=invoices)
+    graph.deliver(address, raw(99))  # in the inbox itself: not imported
+    out = tmp_path / "out"
+    configure(
+        store,
+        idp,
+        graph.base_url,
+        out,
+        username=address,
+        folder="Inbox/Invoices",
+        after_import="move",
+        move_to="Archive 2026/Done",
+    )
+    result = Poller(store, home).poll("claims")
+    assert (result.imported, result.failed, result.error) == (3, 0, None)
+    assert {p.read_bytes() for p in out.glob("claims/*/*/message.eml")} == set(messages)
+    assert graph.messages(address, folder=invoices) == []
+    assert len(graph.messages(address, folder=done)) == 3
+    assert len(graph.messages(address)) == 1
+
+    configure(store, idp, graph.base_url, out, username=address, folder="Inbox/Invoice")
+    wrong = Poller(store, home).poll("claims")
+    assert wrong.error == (
+        f"claims: Graph has no folder named 'Invoice' in 'Inbox' in {address}; the folders "
+        "there: Invoices (a folder below another is written as its path, for example "
+        "Inbox/Invoices)"
+    )
+    configure(store, idp, graph.base_url, out, username=address, folder="Invoices")
+    top = Poller(store, home).poll("claims")
+    assert top.error is not None
+    assert f"Graph has no folder named 'Invoices' in {address}; the folders there: " in top.error
+    assert "Archive 2026" in top.error

@@ -178,23 +178,66 @@ class GraphSource:
     # --- folders ------------------------------------------------------------------------
 
     def folder_id(self, name: str) -> str:
+        """The id of the folder ``name``: a well-known name (inbox, archive…), a display name
+        at the top of the mailbox, or a path of display names below one another such as
+        ``Inbox/Invoices``."""
         if name.lower() in WELL_KNOWN:
             return name.lower()
         if name in self._folder_ids:
             return self._folder_ids[name]
-        escaped = name.replace("'", "''")
+        found = self._child(None, name)
+        if found is None and "/" in name:
+            found = self._walk(name)
+        if found is None:
+            raise self._no_folder(name, None, [])
+        self._folder_ids[name] = found
+        return found
+
+    def _walk(self, path: str) -> str:
+        parent: str | None = None
+        above: list[str] = []
+        for segment in path.split("/"):
+            if parent is None and segment.lower() in WELL_KNOWN:
+                child: str | None = segment.lower()
+            else:
+                child = self._child(parent, segment)
+            if child is None:
+                raise self._no_folder(segment, parent, above)
+            parent = child
+            above.append(segment)
+        assert parent is not None
+        return parent
+
+    def _folders_url(self, parent: str | None) -> str:
+        if parent is None:
+            return f"{self.base}/mailFolders"
+        return f"{self.base}/mailFolders/{quote(parent, safe='')}/childFolders"
+
+    def _child(self, parent: str | None, display_name: str) -> str | None:
+        """The id of the folder called ``display_name`` at the top (``parent`` None) or
+        below ``parent``."""
+        escaped = display_name.replace("'", "''")
         answer = self._request(
             "GET",
-            f"{self.base}/mailFolders",
+            self._folders_url(parent),
             params={"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"},
         )
         found = answer.json().get("value", [])
-        if not found:
-            raise SourceError(
-                f"{self.name}: Graph has no folder named '{name}' in {self.settings.mailbox}"
-            )
-        self._folder_ids[name] = str(found[0]["id"])
-        return self._folder_ids[name]
+        return str(found[0]["id"]) if found else None
+
+    def _no_folder(self, name: str, parent: str | None, above: list[str]) -> SourceError:
+        """The folder is not there: say which ones are, to pick the right name."""
+        answer = self._request(
+            "GET", self._folders_url(parent), params={"$select": "displayName", "$top": "50"}
+        )
+        names = sorted(str(f.get("displayName", "")) for f in answer.json().get("value", []))
+        where = f" in '{'/'.join(above)}'" if above else ""
+        there = ", ".join(names[:20]) + (", …" if len(names) > 20 else "") or "none"
+        return SourceError(
+            f"{self.name}: Graph has no folder named '{name}'{where} in {self.settings.mailbox}; "
+            f"the folders there: {there} (a folder below another is written as its path, "
+            "for example Inbox/Invoices)"
+        )
 
     # --- the source ---------------------------------------------------------------------
 

@@ -94,8 +94,22 @@ class ImapSource:
         try:
             selected = client.select_folder(s.folder, readonly=s.after_import == "keep")
         except IMAPClientError as exc:
-            raise SourceError(f"{self._what()}: cannot open folder '{s.folder}': {exc}") from exc
+            raise SourceError(
+                f"{self._what()}: cannot open folder '{s.folder}': {exc}{self._folders()}"
+            ) from exc
         self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
+
+    def _folders(self) -> str:
+        """The folders the server lists, to pick the right name (nothing if it lists none)."""
+        try:
+            listed = self.client.list_folders()
+        except (OSError, IMAPClientError):
+            return ""
+        names = sorted(str(name) for _flags, _delimiter, name in listed)
+        if not names:
+            return ""
+        more = ", …" if len(names) > 20 else ""
+        return f"; the folders there: {', '.join(names[:20])}{more}"
 
     def _login(self) -> None:
         s = self.settings
