@@ -368,3 +368,38 @@ def test_serve_polls_by_itself(
         assert row["authorization_state"] == "authorized"
         recent = api.get("/api/v1/imports", params={"mailbox": "app"}).json()["imports"]
         assert sorted(r["subject"] for r in recent) == ["Order 1", "Order 2", "Order 3"]
+
+
+def test_a_move_to_folder_that_is_not_there_stops_the_poll_before_importing(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"u-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(n) for n in range(3)]
+    dovecot.deliver_many(user, messages)
+    dovecot.create_folder(user, "Processed")
+    box: dict[str, Any] = {
+        "name": "box",
+        "protocol": "imap",
+        "port": dovecot.imap_port,
+        "username": user,
+        "after_import": "move",
+        "move_to": "Procesed",
+        "oauth": server.user_grant(),
+    }
+    out = tmp_path / "out"
+    configure(store, server, out, box)
+    sign_in(store, "box", user, server)
+    result = Poller(store, home).poll("box")
+    assert result.imported == 0
+    assert result.error == (
+        f"box: IMAP {dovecot.host}:{dovecot.imap_port}: move_to 'Procesed' is not a folder of "
+        "this mailbox; the folders there: INBOX, Processed"
+    )
+    assert imported(out, "box") == set()
+    assert sorted(dovecot.messages(user)) == sorted(messages)
+    box["move_to"] = "Processed"
+    configure(store, server, out, box)
+    fixed = Poller(store, home).poll("box")
+    assert (fixed.imported, fixed.error) == (3, None)
+    assert sorted(dovecot.messages(user, "Processed")) == sorted(messages)

@@ -326,3 +326,29 @@ def test_folders_below_others_are_written_as_paths(
     assert top.error is not None
     assert f"Graph has no folder named 'Invoices' in {address}; the folders there: " in top.error
     assert "Archive 2026" in top.error
+
+
+def test_a_move_to_folder_that_is_not_there_stops_the_poll_before_importing(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    address = f"claims-moveto-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    graph.deliver(address, raw(1))
+    out = tmp_path / "out"
+    configure(
+        store,
+        idp,
+        graph.base_url,
+        out,
+        username=address,
+        after_import="move",
+        move_to="Processed",
+    )
+    result = Poller(store, home).poll("claims")
+    assert result.imported == 0
+    assert result.error is not None
+    assert result.error.startswith(
+        f"claims: Graph has no folder named 'Processed' in {address}; the folders there: "
+    )
+    assert list(out.glob("claims/*/*/message.eml")) == []
+    assert len(graph.messages(address)) == 1

@@ -100,6 +100,10 @@ class GraphSource:
 
     def open(self) -> None:
         self._bearer = self.token()
+        if self.settings.after_import == "move":
+            # Before anything is imported: a move_to that is not a folder would leave every
+            # imported message in place, its move failing poll after poll.
+            self.folder_id(self.settings.move_to or "")
 
     # --- one request, with throttling and token renewal -------------------------------
 

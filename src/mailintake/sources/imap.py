@@ -98,6 +98,22 @@ class ImapSource:
                 f"{self._what()}: cannot open folder '{s.folder}': {exc}{self._folders()}"
             ) from exc
         self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
+        if s.after_import == "move":
+            self._check_move_target()
+
+    def _check_move_target(self) -> None:
+        """Before anything is imported: a move_to that is not a folder would leave every
+        imported message in place, its move failing poll after poll."""
+        target = self.settings.move_to or ""
+        try:
+            exists = self.client.folder_exists(target)
+        except IMAPClientError as exc:
+            raise SourceError(f"{self._what()}: cannot look up folder '{target}': {exc}") from exc
+        if not exists:
+            raise SourceError(
+                f"{self._what()}: move_to '{target}' is not a folder of this mailbox"
+                f"{self._folders()}"
+            )
 
     def _folders(self) -> str:
         """The folders the server lists, to pick the right name (nothing if it lists none)."""
