@@ -13,9 +13,14 @@ from sqlalchemy import MetaData, select
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
+from tests.support.documents import (
+    claims_mailbox,
+    corp_idp_server,
+    folder_output,
+    invoices_mailbox,
+    orders_mailbox,
+)
 
-TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
-CLIENT = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "api-cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
 PASSWORD = "api-pw-Dj6Hs3Fv9Gb2Kn5Mq8"
 PROXY_PASSWORD = "api-pp-Cw4Ex7Ru1Ty5Io8Pa3"
@@ -33,32 +38,10 @@ def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[Te
 
 def document(tmp: str) -> dict[str, Any]:
     return {
-        "outputs": [{"name": "capture", "type": "folder", "path": tmp}],
+        "outputs": [folder_output(tmp)],
         "mailboxes": [
-            {
-                "name": "invoices",
-                "protocol": "graph",
-                "username": "invoices@contoso.com",
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "client_credentials",
-                    "tenant_id": TENANT,
-                    "client_id": CLIENT,
-                    "client_secret": "${env:GRAPH_SECRET}",
-                },
-                "proxy": {
-                    "address": "http://proxy.example.com:3128",
-                    "username": "svc",
-                    "password": PROXY_PASSWORD,
-                },
-            },
-            {
-                "name": "claims",
-                "protocol": "graph",
-                "username": "claims@contoso.com",
-                "output": "capture",
-                "oauth": {"grant_type": "password", "client_id": CLIENT, "password": PASSWORD},
-            },
+            invoices_mailbox("${env:GRAPH_SECRET}", PROXY_PASSWORD),
+            claims_mailbox(PASSWORD),
         ],
     }
 
@@ -141,28 +124,12 @@ def test_invalid_document_gives_every_problem_and_changes_nothing(
 
 def test_item_endpoints(api: TestClient, tmp_path: Any) -> None:
     assert api.post("/api/v1/config/apply", json=document(str(tmp_path))).status_code == 200
-    server = {
-        "name": "corp-idp",
-        "authorization_endpoint": "https://idp.example.com/authorize",
-        "token_endpoint": "https://idp.example.com/token",
-        "scopes": {"imap": ["mail.read", "offline_access"]},
-    }
+    server = corp_idp_server()
     answer = api.post("/api/v1/servers", json=server)
     assert answer.status_code == 201, answer.text
     assert answer.json()["action"] == "created"
     assert api.post("/api/v1/servers", json=server).status_code == 409
-    mailbox = {
-        "name": "orders",
-        "protocol": "imap",
-        "host": "mail.example.com",
-        "username": "orders@example.com",
-        "output": "capture",
-        "oauth": {
-            "authorization_server": "corp-idp",
-            "grant_type": "authorization_code",
-            "client_id": "orders-app",
-        },
-    }
+    mailbox = orders_mailbox(redirect_uri=None)
     answer = api.post("/api/v1/mailboxes", json=mailbox)
     assert answer.status_code == 422
     assert answer.json()["problems"] == [

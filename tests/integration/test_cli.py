@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
-CLIENT = "11111111-2222-3333-4444-555555555555"
+from tests.support.documents import TENANT, claims_mailbox, folder_output, invoices_mailbox
+
 CLIENT_SECRET = "cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
 PASSWORD = "pw-Dj6Hs3Fv9Gb2Kn5Mq8"
 PROXY_PASSWORD = "pp-Cw4Ex7Ru1Ty5Io8Pa3"
@@ -53,36 +53,10 @@ def cli(home: Path, database_url: str) -> Cli:
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "mailintake.yaml"
     doc: dict[str, Any] = {
-        "outputs": [{"name": "capture", "type": "folder", "path": "capture"}],
+        "outputs": [folder_output("capture")],
         "mailboxes": [
-            {
-                "name": "invoices",
-                "protocol": "graph",
-                "username": "invoices@contoso.com",
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "client_credentials",
-                    "tenant_id": TENANT,
-                    "client_id": CLIENT,
-                    "client_secret": "${env:GRAPH_SECRET}",
-                },
-                "proxy": {
-                    "address": "http://proxy.example.com:3128",
-                    "username": "svc",
-                    "password": PROXY_PASSWORD,
-                },
-            },
-            {
-                "name": "claims",
-                "protocol": "graph",
-                "username": "claims@contoso.com",
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "password",
-                    "client_id": CLIENT,
-                    "password": "${env:ROPC_PASSWORD}",
-                },
-            },
+            invoices_mailbox("${env:GRAPH_SECRET}", PROXY_PASSWORD),
+            claims_mailbox("${env:ROPC_PASSWORD}"),
         ],
     }
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")

@@ -30,6 +30,12 @@ from mailintake.web.security import (
     SESSION_LIFETIME,
 )
 from mailintake.web.throttle import SignInThrottle
+from tests.support.documents import (
+    claims_mailbox,
+    folder_output,
+    invoices_mailbox,
+    webhook_output,
+)
 
 ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
 CLIENT_SECRET = "sec-cs-Rt6Yp2Wm8Qa4Zx1"
@@ -395,43 +401,17 @@ def test_security_headers_on_every_answer(client: TestClient, store: Store) -> N
 def document(tmp: Path) -> dict[str, Any]:
     return {
         "outputs": [
-            {"name": "capture", "type": "folder", "path": str(tmp)},
-            {
-                "name": "hook",
-                "type": "webhook",
-                "url": "https://capture.example.com/ingest",
-                "headers": {"Authorization": HOOK_TOKEN},
-            },
+            folder_output(str(tmp)),
+            webhook_output("https://capture.example.com/ingest", HOOK_TOKEN),
         ],
         "mailboxes": [
-            {
-                "name": "invoices",
-                "protocol": "graph",
-                "username": "invoices@contoso.com",
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "client_credentials",
-                    "tenant_id": "contoso.onmicrosoft.com",
-                    "client_id": "app-1",
-                    "client_secret": CLIENT_SECRET,
-                },
-                "proxy": {
-                    "address": "http://proxy.example.com:3128",
-                    "username": "svc",
-                    "password": PROXY_PASSWORD,
-                },
-            },
-            {
-                "name": "claims",
-                "protocol": "graph",
-                "username": "claims@contoso.com",
-                "output": "hook",
-                "oauth": {
-                    "grant_type": "password",
-                    "client_id": "app-2",
-                    "password": ROPC_PASSWORD,
-                },
-            },
+            invoices_mailbox(
+                CLIENT_SECRET,
+                PROXY_PASSWORD,
+                tenant_id="contoso.onmicrosoft.com",
+                client_id="app-1",
+            ),
+            claims_mailbox(ROPC_PASSWORD, output="hook", client_id="app-2"),
             {
                 "name": "orders",
                 "protocol": "imap",

@@ -19,9 +19,15 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.store.tables import metadata, secrets
+from tests.support.documents import (
+    claims_mailbox,
+    corp_idp_server,
+    folder_output,
+    invoices_mailbox,
+    orders_mailbox,
+    webhook_output,
+)
 
-TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
-CLIENT = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "cs-Zq8~Vb1Lr3NtKm7Pw2Xy"
 PASSWORD = "pw-Hk4Jd9Tg6Ws1Qe5Rv8"
 PROXY_PASSWORD = "pp-Bn3Mc7Fx2Lz6Ya9Ut4"
@@ -31,65 +37,15 @@ ENV = {"HOOK_TOKEN": HOOK_TOKEN, "ROPC_PASSWORD": PASSWORD}
 
 def document(tmp_path: Path) -> dict[str, Any]:
     return {
-        "authorization_servers": [
-            {
-                "name": "corp-idp",
-                "authorization_endpoint": "https://idp.example.com/authorize",
-                "token_endpoint": "https://idp.example.com/token",
-                "scopes": {"imap": ["mail.read", "offline_access"]},
-            }
-        ],
+        "authorization_servers": [corp_idp_server()],
         "outputs": [
-            {"name": "capture", "type": "folder", "path": str(tmp_path / "capture")},
-            {
-                "name": "hook",
-                "type": "webhook",
-                "url": "https://capture.example.com/in",
-                "headers": {"Authorization": "Bearer ${env:HOOK_TOKEN}"},
-            },
+            folder_output(str(tmp_path / "capture")),
+            webhook_output("https://capture.example.com/in", "Bearer ${env:HOOK_TOKEN}"),
         ],
         "mailboxes": [
-            {
-                "name": "invoices",
-                "protocol": "graph",
-                "username": "invoices@contoso.com",
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "client_credentials",
-                    "tenant_id": TENANT,
-                    "client_id": CLIENT,
-                    "client_secret": CLIENT_SECRET,
-                },
-                "proxy": {
-                    "address": "http://proxy.example.com:3128",
-                    "username": "svc",
-                    "password": PROXY_PASSWORD,
-                },
-            },
-            {
-                "name": "claims",
-                "protocol": "graph",
-                "username": "claims@contoso.com",
-                "output": "hook",
-                "oauth": {
-                    "grant_type": "password",
-                    "client_id": CLIENT,
-                    "password": "${env:ROPC_PASSWORD}",
-                },
-            },
-            {
-                "name": "orders",
-                "protocol": "imap",
-                "host": "mail.example.com",
-                "username": "orders@example.com",
-                "output": "capture",
-                "oauth": {
-                    "authorization_server": "corp-idp",
-                    "grant_type": "authorization_code",
-                    "client_id": "orders-app",
-                    "redirect_uri": "http://127.0.0.1/",
-                },
-            },
+            invoices_mailbox(CLIENT_SECRET, PROXY_PASSWORD),
+            claims_mailbox("${env:ROPC_PASSWORD}", output="hook"),
+            orders_mailbox(),
         ],
     }
 
