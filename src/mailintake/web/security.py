@@ -9,7 +9,9 @@ and ``SecurityMiddleware``, which, for every HTTP request:
   OAuth redirect callback (protected by the OAuth ``state``), ``/metrics`` (for
   Prometheus) and ``/healthz`` (for liveness probes: it says "ok" and the version);
 - otherwise accepts either ``Authorization: Bearer <API token>`` (``mailintake admin token
-  create NAME``) or the signed session cookie ``mailintake_session`` set by ``POST /login``;
+  create NAME``) or the signed session cookie ``mailintake_session`` set by ``POST /login``,
+  whose session is also kept in the database (``store.admin``: idle time, a longest life,
+  ended everywhere by ``POST /logout``);
 - refuses a request authenticated by the cookie whose method changes something (POST, PUT,
   PATCH, DELETE) unless the browser says it comes from this site: ``Sec-Fetch-Site`` is
   ``same-origin`` or ``none``, or, without it, ``Origin`` is this server's own origin.
