@@ -1,2 +1,4 @@
 """What the tests start or make for themselves: an authenticating HTTP proxy (proxy.py),
-self-signed certificates (certs.py)."""
+self-signed certificates (certs.py), Dovecot with its identity provider (dovecot.py), a
+corpus of malformed messages (malformed.py), an import pass that kills itself for the crash
+tests (crash_poll.py), and pieces of configuration documents (documents.py)."""
