@@ -329,6 +329,12 @@ def test_check_says_what_it_found_or_which_step_failed(
     wrong = check_mailbox(store, "app")
     assert [s["step"] for s in wrong.steps] == ["token"]
     assert "AADSTS7000215" in str(wrong.steps[0]["detail"])
+    # A folder that is not there fails at the folder step, with those that are.
+    configure(store, server, tmp_path / "out", {**box, "folder": "Invoices"})
+    missing = check_mailbox(store, "app")
+    assert [s["step"] for s in missing.steps] == ["token", "folder"]
+    assert str(missing.steps[1]["detail"]).endswith("; the folders there: INBOX")
+    assert missing.exit_code == 4
 
 
 def test_serve_polls_by_itself(

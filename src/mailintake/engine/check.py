@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from mailintake.config import resolve
 from mailintake.engine.factories import build_source
-from mailintake.errors import AuthError, MailintakeError
+from mailintake.errors import AuthError, MailintakeError, SourceError
 from mailintake.oauth.tokens import TokenManager, load_auth
 from mailintake.store import imports
 from mailintake.store.repo import Store
@@ -63,9 +63,11 @@ def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -
         result.step("sign-in", False, str(exc))
         result.exit_code = exc.exit_code
     except MailintakeError as exc:
-        result.step(
-            "folder" if result.steps[-1]["step"] == "sign-in" else "sign-in", False, str(exc)
-        )
+        # What the server said of the folders (folder, move_to) is the folder step's, even
+        # when opening the mailbox stopped there.
+        signed_in = result.steps[-1]["step"] == "sign-in"
+        step = "folder" if signed_in or isinstance(exc, SourceError) else "sign-in"
+        result.step(step, False, str(exc))
         result.exit_code = exc.exit_code
     finally:
         source.close()
