@@ -42,7 +42,12 @@ AWKWARD = [
 
 
 def source_for(
-    server: MailServer, user: str, after_import: str = "keep", *, tls: bool = False
+    server: MailServer,
+    user: str,
+    after_import: str = "keep",
+    *,
+    tls: bool = False,
+    folder: str = "INBOX",
 ) -> ImapSource:
     dovecot = server.dovecot
     return ImapSource(
@@ -52,7 +57,7 @@ def source_for(
             security="ssl" if tls else "none",
             username=user,
             login_as=user,
-            folder="INBOX",
+            folder=folder,
             after_import=after_import,
             move_to=None,
         ),
@@ -124,20 +129,7 @@ def test_a_folder_that_is_not_there_is_refused_with_those_that_are(
         imap.authenticate("XOAUTH2", answer_once(xoauth2(user, mail_server.token(user))))
         assert imap.create("Invoices")[0] == "OK"
     dovecot = mail_server.dovecot
-    source = ImapSource(
-        ImapSettings(
-            host=dovecot.host,
-            port=dovecot.imap_port,
-            security="none",
-            username=user,
-            login_as=user,
-            folder="Invoice",
-            after_import="keep",
-            move_to=None,
-        ),
-        lambda: mail_server.token(user),
-        "box",
-    )
+    source = source_for(mail_server, user, folder="Invoice")
     try:
         with pytest.raises(SourceError) as caught:
             source.open()

@@ -80,15 +80,7 @@ class ImapSource:
             if client is not None:  # STARTTLS failed: the plain connection is closed
                 with contextlib.suppress(Exception):
                     client.shutdown()
-            why = unreachable.explain(
-                exc,
-                protocol="imap",
-                host=s.host,
-                port=s.port,
-                security=s.security,
-                timeout=s.timeout,
-            )
-            raise NetworkError(f"{self._what()}: cannot connect: {why}") from exc
+            raise unreachable.cannot_connect(self._what(), exc, "imap", s) from exc
         self.client = client
         self._login()
         try:

@@ -58,15 +58,7 @@ class Pop3Source:
         try:
             client = _connect(s, context)
         except (OSError, poplib.error_proto) as exc:
-            why = unreachable.explain(
-                exc,
-                protocol="pop3",
-                host=s.host,
-                port=s.port,
-                security=s.security,
-                timeout=s.timeout,
-            )
-            raise NetworkError(f"{self._what()}: cannot connect: {why}") from exc
+            raise unreachable.cannot_connect(self._what(), exc, "pop3", s) from exc
         self.client = client
         self._login(client)
         self._pipe = Pipe(client, pipelining=pipelining(client))

@@ -7,12 +7,35 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import Protocol
 
+from mailintake.errors import NetworkError
 from mailintake.net import tls
 
 # The usual ports: with TLS from the start (security ssl), and plain or upgraded (starttls).
 _PORTS = {"imap": (993, 143), "pop3": (995, 110)}
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "UNKNOWN_PROTOCOL", "record layer")
+
+
+class Endpoint(Protocol):
+    """Where a mail source connects (ImapSettings, Pop3Settings)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def security(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+def cannot_connect(what: str, exc: BaseException, protocol: str, to: Endpoint) -> NetworkError:
+    """The error a source raises when it cannot connect to ``to``."""
+    why = explain(
+        exc, protocol=protocol, host=to.host, port=to.port, security=to.security, timeout=to.timeout
+    )
+    return NetworkError(f"{what}: cannot connect: {why}")
 
 
 def explain(
