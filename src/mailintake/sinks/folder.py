@@ -326,6 +326,74 @@ def _place(temp: str, final: str) -> None:
         os.rename(temp, final)
 
 
+def unsafe_name(name: str) -> str | None:
+    """Why ``name`` cannot be one folder's name inside the output (a mailbox, a day, a
+    message key), or None: it must name one entry below its parent, never the parent itself
+    or a hidden entry such as the output's own ``.incoming``."""
+    if not name:
+        return "is empty"
+    if name.startswith("."):
+        return "starts with a dot"
+    if "/" in name or "\\" in name or "\0" in name:
+        return "holds a path separator"
+    return None
+
+
+class Scope:
+    """The only places one mailbox's batch may remove or rename anything: its own scratch
+    folder ``<output>/.incoming/<mailbox>`` and its own folder ``<output>/<mailbox>``.
+    Both are resolved (symbolic links followed) and must be exactly where their names
+    say; every path removed or renamed is one safe name below one of them."""
+
+    def __init__(self, root: str, mailbox: str) -> None:
+        why = unsafe_name(mailbox)
+        if why is not None:
+            raise SinkError(f"output folder {root}: mailbox name {mailbox!r} {why}")
+        self.root = root
+        self.mailbox = mailbox
+        real = os.path.realpath(root)
+        self.scratch = f"{root}/.incoming/{mailbox}"
+        self.folder = f"{root}/{mailbox}"
+        os.makedirs(self.scratch, exist_ok=True)
+        self._real_folder = f"{real}/{mailbox}"
+        self._check(self.scratch, f"{real}/.incoming/{mailbox}", "its scratch folder")
+        self._check(self.folder, self._real_folder, "its folder")
+        self._days: set[str] = set()
+
+    def _check(self, path: str, expected: str, what: str) -> None:
+        resolved = os.path.realpath(path)
+        if resolved != expected:
+            raise SinkError(
+                f"output folder {self.root}: {path} resolves to {resolved}, not to mailbox "
+                f"{self.mailbox}'s own {what} ({expected}): nothing is removed or renamed there"
+            )
+
+    def temp(self, key: str, attempt: str) -> str:
+        """A message's temporary name in the scratch folder."""
+        self._check_key(key)
+        return f"{self.scratch}/{key}.{attempt}"
+
+    def final(self, day: str, key: str) -> str:
+        """Where a message's folder goes: ``<output>/<mailbox>/<day>/<key>``."""
+        self._check_key(key)
+        if day not in self._days:
+            why = unsafe_name(day)
+            if why is not None:
+                raise SinkError(f"output folder {self.root}: day {day!r} {why}")
+            self._check(f"{self.folder}/{day}", f"{self._real_folder}/{day}", "day folder")
+            self._days.add(day)
+        return f"{self.folder}/{day}/{key}"
+
+    def _check_key(self, key: str) -> None:
+        why = unsafe_name(key)
+        if why is not None:
+            raise SinkError(f"output folder {self.root}: message key {key!r} {why}")
+
+    def leftovers(self) -> list[str]:
+        """What is in the scratch folder: each entry one name below it."""
+        return [f"{self.scratch}/{name}" for name in os.listdir(self.scratch)]
+
+
 class FolderSink:
     # Three batches may be delivered at once: the workers write one while another is made
     # durable and renamed into place, and the store records a third (measured: 10 % more
@@ -336,25 +404,27 @@ class FolderSink:
         self.root = root
         self._base = os.fspath(root)
         self._now = now or (lambda: datetime.now(UTC))
-        self._cleared: set[Path] = set()
+        self._cleared: set[str] = set()
         self._clearing = threading.Lock()
         start_writers()
 
-    def _clear_leftovers(self, scratch: Path) -> None:
+    def _clear_leftovers(self, scope: Scope) -> None:
         """Remove what an attempt that crashed left half-written, before this pass writes
         there. The mailbox is leased to one worker at a time, so nothing else is writing to
         its scratch folder."""
         with self._clearing:
-            if scratch in self._cleared:
+            if scope.scratch in self._cleared:
                 return
-            for leftover in scratch.iterdir():
+            for leftover in scope.leftovers():
                 shutil.rmtree(leftover, ignore_errors=True)
-            self._cleared.add(scratch)
+            self._cleared.add(scope.scratch)
+
+    def _day(self, delivery: Delivery) -> str:
+        return (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
 
     def target(self, delivery: Delivery) -> str:
         """Where the message's folder goes (a plain string: this runs for every message)."""
-        day = (delivery.received or self._now()).astimezone(UTC).strftime("%Y-%m-%d")
-        return f"{self._base}/{delivery.mailbox}/{day}/{delivery.key}"
+        return f"{self._base}/{delivery.mailbox}/{self._day(delivery)}/{delivery.key}"
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         results: list[Receipt | Exception | None] = [None] * len(batch)
@@ -363,21 +433,36 @@ class FolderSink:
         summaries: dict[int, Summary] = {}
         if not batch:
             return []
-        scratch = self.root / ".incoming" / batch[0].mailbox
+        mailbox = batch[0].mailbox
         try:
-            scratch.mkdir(parents=True, exist_ok=True)
-            self._clear_leftovers(scratch)
+            scope = Scope(self._base, mailbox)
+            self._clear_leftovers(scope)
+        except SinkError as exc:
+            return [exc for _ in batch]
         except OSError as exc:
             error = SinkError(f"output folder {self.root}: cannot be written: {_why(exc)}")
             return [error for _ in batch]
+        scratch = Path(scope.scratch)
         attempt = uuid.uuid4().hex[:8]
-        incoming = os.fspath(scratch)
         for index, delivery in enumerate(batch):
-            final = self.target(delivery)
+            try:
+                if delivery.mailbox != mailbox:
+                    raise SinkError(
+                        f"output folder {self.root}: message {delivery.key!r} of mailbox "
+                        f"{delivery.mailbox!r} in a batch of mailbox {mailbox!r}"
+                    )
+                final = scope.final(self._day(delivery), delivery.key)
+                temp = scope.temp(delivery.key, attempt)
+            except SinkError as exc:
+                results[index] = exc
+                continue
+            except OSError as exc:
+                results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
+                continue
             if os.path.exists(final):
                 results[index] = Receipt(delivery.key, final, already=True)
                 continue
-            to_write.append((index, f"{incoming}/{delivery.key}.{attempt}", final))
+            to_write.append((index, temp, final))
         imported_at = self._now().isoformat()
         # Large messages are written here: sending them to a worker would copy them.
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
