@@ -28,6 +28,7 @@ _SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)", re.IGNORECASE)
 _DATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"', re.IGNORECASE)
 _BODY_LITERAL = re.compile(rb"[( ]BODY\[\] \{\d+\+?\}\r?\n?$", re.IGNORECASE)
 _BODY_QUOTED = re.compile(rb'[( ]BODY\[\] "((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+_QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _INTERNALDATE = re.compile(
     r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
 )
@@ -189,10 +190,16 @@ class Wire:
             body = _body(response)
             if body is None:
                 continue
-            uid = _UID.search(b" ".join(response.lines))
+            uid = _UID.search(_unquoted(b" ".join(response.lines)))
             if uid is not None:
                 found[int(uid.group(1))] = body
         return found
+
+
+def _unquoted(text: bytes) -> bytes:
+    """The text with each quoted string emptied, so that what a string holds (a tiny
+    message sent quoted may say ``UID 99``) is never taken for an item of the response."""
+    return _QUOTED.sub(b'""', text) if b'"' in text else text
 
 
 def _body(response: Response) -> bytes | None:

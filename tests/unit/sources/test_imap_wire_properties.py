@@ -1,0 +1,298 @@
+"""The IMAP bulk reader (imap_wire) on server bytes generated to be awkward: literals of every
+size holding what looks like protocol, quoted bodies with escapes, items in any order, the
+responses a server adds on its own, an error or a BYE in the middle, a connection closed at
+any byte, and every response handed over in chunks of any size. Each message comes out
+byte for byte with its UID, in order, and each failure raises imaplib's error or abort (which
+the IMAP source turns into SourceError); imaplib itself, reading the same bytes, agrees."""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from imapclient.exceptions import IMAPClientError
+
+from mailintake.sources.imap_wire import Wire
+from tests.support.wire import Connection, split_points
+
+# The same examples on every run (CI included), no example database left behind.
+PROPERTIES = settings(deadline=None, derandomize=True, database=None)
+# What a message may hold that looks like IMAP to a careless reader.
+AWKWARD = [
+    b")",
+    b"(",
+    b"\r\n",
+    b"{5}",
+    b"{5}\r\n",
+    b"{0}\r\n",
+    b"* ",
+    b"A001 OK done\r\n",
+    b"mi1 OK done\r\n",
+    b"* BYE shutting down\r\n",
+    b"* 1 FETCH (UID 9 BODY[] {3}\r\n",
+    b'"',
+    b"\\",
+    b" UID 7",
+    b"BODY[] ",
+    b"\xff\x00\xe9",
+    b"\r",
+    b"\n",
+    b"x",
+]
+# A quoted string holds no CR, LF or NUL (RFC 9051 §4.3); quotes and backslashes are escaped.
+QUOTED = [b'"', b"\\", b" UID 99", b" BODY[] ", b")", b"(", b"{5}", b"* ", b"mi1 OK", b"\xe9"]
+QUOTABLE = st.binary(max_size=40).map(lambda b: bytes(c for c in b if c not in b"\0\r\n"))
+LITERAL_BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(AWKWARD), max_size=10).map(b"".join),
+)
+QUOTED_BODIES = st.lists(st.one_of(st.sampled_from(QUOTED), QUOTABLE), max_size=6).map(b"".join)
+NOISE = st.one_of(
+    st.integers(0, 99).map(lambda n: b"* %d EXISTS\r\n" % n),
+    st.integers(1, 99).map(lambda n: b"* %d EXPUNGE\r\n" % n),
+    st.integers(0, 99).map(lambda n: b"* %d RECENT\r\n" % n),
+    st.integers(1, 99).map(lambda n: b"* %d FETCH (FLAGS (\\Seen))\r\n" % n),
+    st.integers(1, 99).map(lambda n: b"* %d FETCH (UID %d FLAGS (\\Flagged $X))\r\n" % (n, n)),
+    st.just(b"* OK [ALERT] the mailbox is nearly full\r\n"),
+    st.just(b"* NO [ALERT] a warning, not a failure\r\n"),
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message's FETCH response: its items in the order the server chose."""
+
+    seq: int
+    uid: int
+    body: bytes
+    quoted: bool
+    extras: tuple[bytes, ...]
+    order: tuple[int, ...]  # a permutation of the items: UID, BODY[], the extras
+
+    def render(self) -> bytes:
+        if self.quoted:
+            escaped = re.sub(rb'(["\\])', rb"\\\1", self.body)
+            body = b'BODY[] "' + escaped + b'"'
+        else:
+            body = b"BODY[] {%d}\r\n" % len(self.body) + self.body
+        items = [b"UID %d" % self.uid, body, *self.extras]
+        ordered = [items[i] for i in self.order]
+        return b"* %d FETCH (" % self.seq + b" ".join(ordered) + b")\r\n"
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the server sends for one UID FETCH: responses, then how it ends (the tagged
+    ``OK``, ``NO`` or ``BAD``, or ``* BYE`` and the connection closed); ``cut`` closes the
+    connection after that many bytes."""
+
+    parts: tuple[Message | bytes, ...]
+    end: str
+    cut: int | None = None
+
+    def render(self, tag: bytes) -> bytes:
+        data = b"".join(p.render() if isinstance(p, Message) else p for p in self.parts)
+        if self.end == "BYE":
+            data += b"* BYE the server is going away\r\n"
+        else:
+            data += tag + b" " + self.end.encode() + b" [SERVERBUG] it ends here\r\n"
+        return data if self.cut is None else data[: self.cut]
+
+    @property
+    def messages(self) -> list[tuple[int, bytes]]:
+        return [(p.uid, p.body) for p in self.parts if isinstance(p, Message)]
+
+
+@st.composite
+def messages(draw: st.DrawFn, seq: int, uid: int) -> Message:
+    quoted = draw(st.booleans())
+    body = draw(QUOTED_BODIES if quoted else LITERAL_BODIES)
+    extras = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    b"RFC822.SIZE %d" % len(body),
+                    b"FLAGS (\\Seen $Invoice)",
+                    b'INTERNALDATE " 4-Nov-2026 09:00:00 +0100"',
+                    b"MODSEQ (12345)",
+                ]
+            ),
+            unique=True,
+            max_size=3,
+        )
+    )
+    order = draw(st.permutations(range(2 + len(extras))))
+    return Message(seq, uid, body, quoted, tuple(extras), tuple(order))
+
+
+@st.composite
+def scripts(draw: st.DrawFn, ends: tuple[str, ...] = ("OK",)) -> Script:
+    count = draw(st.integers(0, 5))
+    uids = sorted(
+        draw(st.lists(st.integers(1, 10_000), min_size=count, max_size=count, unique=True))
+    )
+    parts: list[Message | bytes] = []
+    for seq, uid in enumerate(uids, start=1):
+        parts.extend(draw(st.lists(NOISE, max_size=2)))
+        parts.append(draw(messages(seq, uid)))
+    parts.extend(draw(st.lists(NOISE, max_size=2)))
+    return Script(tuple(parts), draw(st.sampled_from(ends)))
+
+
+def fetch_answer(script: Script) -> Any:
+    def answer(line: bytes) -> bytes:
+        tag, _, command = line.partition(b" ")
+        if command == b"CAPABILITY":
+            return b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n"
+        assert command.startswith(b"UID FETCH ")
+        assert command.endswith(b" (UID BODY.PEEK[])")
+        return script.render(tag)
+
+    return answer
+
+
+def read(script: Script, sizes: list[int]) -> dict[int, bytes]:
+    """What the reader makes of the script, the server's bytes arriving in chunks of sizes."""
+    connection = Connection(fetch_answer(script), sizes=sizes)
+    return Wire(connection).bodies([uid for uid, _body in script.messages] or [1])
+
+
+class ScriptedIMAP4(imaplib.IMAP4):
+    """The standard library's client on the scripted connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        super().__init__()
+
+    def open(self, host: str = "", port: int = 0, timeout: float | None = None) -> None:
+        self.file = self.connection.file
+
+    def send(self, data: bytes) -> None:
+        self.connection.send(data)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def imaplib_fetch(script: Script, sizes: list[int]) -> tuple[str, list[tuple[int, bytes]]]:
+    """imaplib's reading of the same bytes: its status, and each (UID, BODY[]) found in the
+    responses it framed (tokenized here: quoted strings, atoms, parentheses, literals)."""
+    connection = Connection(fetch_answer(script), greeting=b"* OK ready\r\n", sizes=sizes)
+    imap = ScriptedIMAP4(connection)
+    imap.state = "SELECTED"
+    status, data = imap.uid("FETCH", "1:*", "(UID BODY.PEEK[])")
+    responses: list[list[bytes | tuple[bytes]]] = []
+    if status != "OK":
+        return status, []
+    for part in data:
+        if part is None:  # no FETCH response at all
+            continue
+        text = part[0] if isinstance(part, tuple) else part
+        assert isinstance(text, bytes)
+        if re.match(rb"\d+ \(", text):
+            responses.append([])
+        tokens = _tokens(text)
+        if isinstance(part, tuple):
+            tokens[-1] = (part[1],)  # the literal announced at the end of the line
+        responses[-1].extend(tokens)
+    found = []
+    for tokens in responses:
+        uid = body = None
+        for name, value in itertools.pairwise(tokens):
+            if name == b"UID" and isinstance(value, bytes):
+                uid = int(value)
+            if name == b"BODY[]":
+                body = value[0] if isinstance(value, tuple) else value
+        if uid is not None and body is not None:
+            found.append((uid, body))
+    return status, found
+
+
+def _tokens(text: bytes) -> list[bytes | tuple[bytes]]:
+    """IMAP tokens; a quoted string is a 1-tuple of its unescaped value, like a literal."""
+    tokens: list[bytes | tuple[bytes]] = []
+    for quoted, literal, atom in re.findall(
+        rb'"((?:[^"\\]|\\.)*)"|(\{\d+\}$)|([^\s()"]+)', text, flags=re.DOTALL
+    ):
+        if atom:
+            tokens.append(atom)
+        elif literal:
+            tokens.append((b"",))
+        else:
+            tokens.append((re.sub(rb"\\(.)", rb"\1", quoted, flags=re.DOTALL),))
+    return tokens
+
+
+sizes_strategy = st.one_of(
+    st.just([1 << 20]),
+    st.lists(st.integers(1, 64), min_size=1, max_size=8),
+)
+
+
+# A tiny message sent quoted, its UID after it: what the string says is not the UID.
+QUOTED_UID_AFTER = Script((Message(1, 2, b" UID 99", True, (), (1, 0)),), "OK")
+
+
+@settings(PROPERTIES, max_examples=150)
+@given(script=scripts(), sizes=sizes_strategy)
+@example(script=QUOTED_UID_AFTER, sizes=[1 << 20])
+def test_each_message_comes_byte_for_byte_with_its_uid(script: Script, sizes: list[int]) -> None:
+    got = read(script, sizes)
+    assert list(got.items()) == script.messages
+    assert imaplib_fetch(script, sizes) == ("OK", script.messages)
+
+
+@settings(PROPERTIES, max_examples=60)
+@given(script=scripts(ends=("NO", "BAD", "BYE")), sizes=sizes_strategy)
+def test_an_error_or_bye_in_the_middle_raises_what_imapclient_raises(
+    script: Script, sizes: list[int]
+) -> None:
+    with pytest.raises(IMAPClientError) as caught:
+        read(script, sizes)
+    if script.end == "BYE":
+        assert type(caught.value) is imaplib.IMAP4.abort
+        with pytest.raises(imaplib.IMAP4.abort):
+            imaplib_fetch(script, sizes)
+    else:
+        assert type(caught.value) is imaplib.IMAP4.error
+        assert f"UID FETCH: {script.end} [SERVERBUG] it ends here" in str(caught.value)
+        if script.end == "NO":
+            assert imaplib_fetch(script, sizes)[0] == "NO"
+        else:
+            with pytest.raises(imaplib.IMAP4.error) as standard:
+                imaplib_fetch(script, sizes)
+            assert type(standard.value) is imaplib.IMAP4.error
+
+
+@settings(PROPERTIES, max_examples=80)
+@given(script=scripts(ends=("OK", "NO", "BAD", "BYE")), data=st.data())
+def test_a_connection_closed_at_any_byte_raises_abort(script: Script, data: st.DataObject) -> None:
+    whole = len(script.render(b"mi0"))
+    cut = data.draw(st.integers(0, whole - 1), label="cut")
+    cut_short = Script(script.parts, script.end, cut)
+    with pytest.raises(imaplib.IMAP4.abort):
+        read(cut_short, [1 << 20])
+    with pytest.raises(imaplib.IMAP4.abort):
+        imaplib_fetch(cut_short, [1 << 20])
+
+
+def test_every_split_of_a_response_reads_the_same() -> None:
+    script = Script(
+        (
+            b"* 3 EXISTS\r\n",
+            Message(1, 7, b"a {5}\r\n)\r\nmi1 OK x\r\n", False, (b"FLAGS ()",), (1, 0, 2)),
+            b"* 1 FETCH (FLAGS (\\Seen))\r\n",
+            Message(2, 9, b'q "uoted" \\ UID 3', True, (), (1, 0)),
+            Message(3, 12, b"", False, (), (0, 1)),
+        ),
+        "OK",
+    )
+    whole = script.render(b"mi0")
+    for sizes in split_points(whole):
+        assert list(read(script, sizes).items()) == script.messages, sizes
