@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 MAX_LINE = 64 << 20  # one response line (a SEARCH of a million UIDs is about 8 MB)
+LITERAL_PIECE = 64 << 20  # a literal up to this size is read with one read()
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
 _FETCH = re.compile(rb"\* \d+ FETCH ", re.IGNORECASE)
 _UID = re.compile(rb"[( ]UID (\d+)", re.IGNORECASE)
@@ -143,13 +144,27 @@ class Wire:
         lines = [self._line()]
         literals: list[bytes] = []
         while (announced := _LITERAL.search(lines[-1])) is not None:
-            size = int(announced.group(1))
-            data: bytes = self.imap.file.read(size)
-            if len(data) != size:
-                raise imaplib.IMAP4.abort("the server closed the connection inside a literal")
-            literals.append(data)
+            literals.append(self._literal(int(announced.group(1))))
             lines.append(self._line())
         return lines, literals
+
+    def _literal(self, size: int) -> bytes:
+        """``size`` bytes; past ``LITERAL_PIECE`` a piece at a time, so that a size announced
+        but not sent (a corrupt or hostile ``{99999999999}``) ends as abort when the
+        connection closes, not as MemoryError or OverflowError from one read of that size."""
+        file = self.imap.file
+        if size <= LITERAL_PIECE:
+            data: bytes = file.read(size)
+        else:
+            pieces: list[bytes] = []
+            remaining = size
+            while remaining and (piece := file.read(min(remaining, LITERAL_PIECE))):
+                pieces.append(piece)
+                remaining -= len(piece)
+            data = b"".join(pieces)
+        if len(data) != size:
+            raise imaplib.IMAP4.abort("the server closed the connection inside a literal")
+        return data
 
     def search_all(self) -> list[int]:
         """``UID SEARCH ALL``: every UID of the selected folder."""

@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
-from mailintake.sources.imap_wire import Wire
+from mailintake.sources.imap_wire import LITERAL_PIECE, Wire
 from tests.support.wire import Connection, split_points
 
 # The same examples on every run (CI included), no example database left behind.
@@ -296,3 +296,18 @@ def test_every_split_of_a_response_reads_the_same() -> None:
     whole = script.render(b"mi0")
     for sizes in split_points(whole):
         assert list(read(script, sizes).items()) == script.messages, sizes
+
+
+@pytest.mark.parametrize("size", [10**11, 10**25], ids=["more-than-memory", "over-an-index"])
+def test_a_literal_announced_larger_than_memory_raises_abort(size: int) -> None:
+    """A server that announces more than it sends (or than can be held) and closes: abort,
+    as for any connection closed inside a literal (imaplib raises MemoryError here)."""
+    script = Script((b"* 1 FETCH (UID 1 BODY[] {%d}\r\nthe start of it" % size,), "OK")
+    with pytest.raises(imaplib.IMAP4.abort, match="closed the connection inside a literal"):
+        read(script, [1 << 20])
+
+
+def test_a_literal_larger_than_one_piece_comes_whole() -> None:
+    body = bytes(range(256)) * ((LITERAL_PIECE + 3) // 256) + b"end"
+    script = Script((Message(1, 5, body, False, (), (0, 1)),), "OK")
+    assert read(script, [1 << 20]) == {5: body}
