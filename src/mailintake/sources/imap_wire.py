@@ -176,22 +176,28 @@ class Wire:
         return sorted(uids)
 
     def sizes_and_dates(self, uids: Iterable[int]) -> dict[int, Listed]:
-        """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``."""
+        """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``. A message's items may come in
+        several FETCH responses, and one that another session caused (``* 3 FETCH (UID 7
+        FLAGS (\\Seen))``) may come after them: a response tells only the items it holds."""
         found: dict[int, Listed] = {}
         wanted = uid_set(uids)
         if not wanted:
             return found
         for response in self.command(f"UID FETCH {wanted} (UID RFC822.SIZE INTERNALDATE)"):
             text = response.text
-            uid = _UID.search(text)
-            if not _FETCH.match(text) or uid is None:
+            found_uid = _UID.search(text)
+            if not _FETCH.match(text) or found_uid is None:
                 continue
+            uid = int(found_uid.group(1))
             size = _SIZE.search(text)
             date = _DATE.search(text)
-            found[int(uid.group(1))] = Listed(
-                int(uid.group(1)),
-                int(size.group(1)) if size else None,
-                internaldate(date.group(1).decode()) if date else None,
+            if size is None and date is None:  # flags changed: nothing this listing asked
+                continue
+            earlier = found.get(uid, Listed(uid, None, None))
+            found[uid] = Listed(
+                uid,
+                int(size.group(1)) if size else earlier.size,
+                internaldate(date.group(1).decode()) if date else earlier.received,
             )
         return found
 

@@ -1,9 +1,10 @@
 """The IMAP bulk reader (imap_wire) on server bytes generated to be awkward: literals of every
 size holding what looks like protocol, quoted bodies with escapes, items in any order, the
 responses a server adds on its own, an error or a BYE in the middle, a connection closed at
-any byte, and every response handed over in chunks of any size. Each message comes out
-byte for byte with its UID, in order, and each failure raises imaplib's error or abort (which
-the IMAP source turns into SourceError); imaplib itself, reading the same bytes, agrees."""
+any byte, and every response handed over in chunks of any size. Each message comes out byte
+for byte with its UID, in order (a listing's sizes and dates with theirs), and each failure
+raises imaplib's error or abort (which the IMAP source turns into SourceError); imaplib
+itself, reading the same bytes, agrees."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import imaplib
 import itertools
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
-from mailintake.sources.imap_wire import LITERAL_PIECE, Wire
+from mailintake.sources.imap_wire import LITERAL_PIECE, Listed, Wire
 from tests.support.wire import Connection, split_points
 
 # The same examples on every run (CI included), no example database left behind.
@@ -311,3 +313,57 @@ def test_a_literal_larger_than_one_piece_comes_whole() -> None:
     body = bytes(range(256)) * ((LITERAL_PIECE + 3) // 256) + b"end"
     script = Script((Message(1, 5, body, False, (), (0, 1)),), "OK")
     assert read(script, [1 << 20]) == {5: body}
+
+
+@st.composite
+def listings(draw: st.DrawFn) -> tuple[bytes, dict[int, Listed]]:
+    """A UID FETCH of sizes and dates: each message's items in any order, with flag updates
+    (some naming a UID) and other untagged responses between them."""
+    count = draw(st.integers(0, 6))
+    uids = draw(st.lists(st.integers(1, 10_000), min_size=count, max_size=count, unique=True))
+    data = b""
+    expected = {}
+    for seq, uid in enumerate(sorted(uids), start=1):
+        size = draw(st.integers(0, 10**9))
+        day, hour = draw(st.integers(1, 28)), draw(st.integers(0, 23))
+        date = b'INTERNALDATE "%2d-Feb-2026 %02d:30:00 -0130"' % (day, hour)
+        items = draw(st.permutations([b"UID %d" % uid, b"RFC822.SIZE %d" % size, date]))
+        data += b"".join(draw(st.lists(NOISE, max_size=2)))
+        data += b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+        data += b"".join(draw(st.lists(NOISE, max_size=2)))
+        received = datetime(2026, 2, day, hour, 30, tzinfo=timezone(timedelta(hours=-1.5)))
+        expected[uid] = Listed(uid, size, received)
+    return data, expected
+
+
+FEB_1 = datetime(2026, 2, 1, 0, 30, tzinfo=timezone(timedelta(hours=-1.5)))
+# Flags another session changed, told after the message's listing, name its UID.
+FLAGS_AFTER = (
+    b'* 1 FETCH (UID 4 RFC822.SIZE 7 INTERNALDATE " 1-Feb-2026 00:30:00 -0130")\r\n'
+    b"* 1 FETCH (UID 4 FLAGS (\\Seen))\r\n",
+    {4: Listed(4, 7, FEB_1)},
+)
+# A message's items in two responses.
+ITEMS_SPLIT = (
+    b"* 1 FETCH (UID 4 RFC822.SIZE 7)\r\n"
+    b'* 1 FETCH (INTERNALDATE " 1-Feb-2026 00:30:00 -0130" UID 4)\r\n',
+    {4: Listed(4, 7, FEB_1)},
+)
+
+
+@settings(PROPERTIES, max_examples=100)
+@given(listing=listings(), sizes=sizes_strategy)
+@example(listing=FLAGS_AFTER, sizes=[1 << 20])
+@example(listing=ITEMS_SPLIT, sizes=[1 << 20])
+def test_sizes_and_dates_come_with_their_uid(
+    listing: tuple[bytes, dict[int, Listed]], sizes: list[int]
+) -> None:
+    data, expected = listing
+
+    def answer(line: bytes) -> bytes:
+        tag, _, command = line.partition(b" ")
+        assert command.endswith(b" (UID RFC822.SIZE INTERNALDATE)")
+        return data + tag + b" OK done\r\n"
+
+    got = Wire(Connection(answer, sizes=sizes)).sizes_and_dates(list(expected) or [1])
+    assert got == expected
