@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +155,28 @@ class Dovecot(ServerProcess):
             tmp.rename(target / name)
             count += 1
         return count
+
+    def deliver_with_uidls(self, user: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Put messages into ``user``'s INBOX with these POP3 UIDLs (as a mailbox migrated
+        from another server keeps them, or Exchange's base64-like ones): Dovecot serves the
+        UIDL its ``dovecot-uidlist`` holds for a message (the ``P`` field) in place of
+        ``pop3_uidl_format``. Only for an INBOX Dovecot has not seen yet."""
+        box = self.create_folder(user, "INBOX")
+        uidlist = box / "dovecot-uidlist"
+        if uidlist.exists() or any((box / "new").iterdir()) or any((box / "cur").iterdir()):
+            raise ValueError(f"{user}: INBOX is not new; its UIDLs are Dovecot's already")
+        self.deliver_many(user, [message for _uidl, message in messages])
+        names = sorted(path.name for path in (box / "new").iterdir())  # in delivery order
+        for uidl, _message in messages:
+            if not uidl or any(c <= " " or c > "~" for c in uidl):
+                raise ValueError(f"UIDL {uidl!r}: RFC 1939 allows 0x21-0x7E only")
+        lines = [f"3 V{int(time.time())} N{len(names) + 1}"]
+        lines += [
+            f"{uid} P{uidl} :{name}"
+            for uid, ((uidl, _), name) in enumerate(zip(messages, names, strict=True), start=1)
+        ]
+        uidlist.write_text("".join(f"{line}\n" for line in lines))
+        os.chown(uidlist, self.uid, self.gid)
 
     def _files(self, user: str, folder: str) -> list[Path]:
         """The message files of a folder in Dovecot's UID order (then by name)."""

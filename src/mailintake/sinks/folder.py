@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mailintake.errors import SinkError
+from mailintake.keys import former_keys
 from mailintake.mime.parse import safe_filename
 from mailintake.sinks.base import Delivery, Receipt, metadata
 from mailintake.spool import Body, copy_to
@@ -394,6 +395,22 @@ class Scope:
         return [f"{self.scratch}/{name}" for name in os.listdir(self.scratch)]
 
 
+def _earlier_copy(scope: Scope, day: str, delivery: Delivery) -> str | None:
+    """The folder of this message placed by an earlier version under the key it gave the
+    message then (mailintake.keys.former_keys), if any: a delivery repeated after an
+    upgrade makes no second copy. Several messages may have shared that key: the folder is
+    this message's only when its metadata.json names the same source."""
+    for key in former_keys(delivery.source):
+        folder = scope.final(day, key)
+        try:
+            written = json.loads(_read_file(f"{folder}/metadata.json"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(written, dict) and written.get("source") == delivery.source:
+            return folder
+    return None
+
+
 class FolderSink:
     # Three batches may be delivered at once: the workers write one while another is made
     # durable and renamed into place, and the store records a third (measured: 10 % more
@@ -451,16 +468,21 @@ class FolderSink:
                         f"output folder {self.root}: message {delivery.key!r} of mailbox "
                         f"{delivery.mailbox!r} in a batch of mailbox {mailbox!r}"
                     )
-                final = scope.final(self._day(delivery), delivery.key)
+                day = self._day(delivery)
+                final = scope.final(day, delivery.key)
                 temp = scope.temp(delivery.key, attempt)
+                if os.path.exists(final):
+                    results[index] = Receipt(delivery.key, final, already=True)
+                    continue
+                earlier = _earlier_copy(scope, day, delivery)
             except SinkError as exc:
                 results[index] = exc
                 continue
             except OSError as exc:
                 results[index] = SinkError(f"output folder {self.root}: {_why(exc)}")
                 continue
-            if os.path.exists(final):
-                results[index] = Receipt(delivery.key, final, already=True)
+            if earlier is not None:
+                results[index] = Receipt(delivery.key, earlier, already=True)
                 continue
             to_write.append((index, temp, final))
         imported_at = self._now().isoformat()

@@ -3,7 +3,6 @@ after-import action; protocol details (UID, UIDL, Graph ids) stay inside each so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,16 +13,11 @@ from mailintake.spool import Body
 TokenProvider = Callable[[], str]
 # Which of these message keys were imported already (a source may skip work for them).
 KnownKeys = Callable[[list[str]], set[str]]
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def key_part(text: str, limit: int = 60) -> str:
-    return _UNSAFE.sub("_", text)[:limit].strip("._") or "x"
 
 
 @dataclass(frozen=True)
 class SourceItem:
-    key: str  # the message key: stable, unique in the mailbox, safe as a directory name
+    key: str  # the message key (mailintake.keys): stable, unique, safe as a directory name
     source: dict[str, Any]  # what identifies it on the server (metadata.json "source")
     size: int | None = None
     received: datetime | None = None

@@ -6,7 +6,6 @@ request (§3.8), up to four requests at once per mailbox (§3.6, Outlook's limit
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ import httpx2
 from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
 from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
+from mailintake.keys import graph_key
 from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.spool import CHUNK, Body, Spooled, SpoolWriter
@@ -264,10 +264,8 @@ class GraphSource:
             for message in body.get("value", []):
                 identifier = str(message["id"])
                 received = _date(message.get("receivedDateTime"))
-                digest = hashlib.sha256(identifier.encode()).hexdigest()[:40]
-                page.append(
-                    SourceItem(key=f"graph-{digest}", source={"id": identifier}, received=received)
-                )
+                key = graph_key(identifier)
+                page.append(SourceItem(key=key, source={"id": identifier}, received=received))
             url = body.get("@odata.nextLink")
             self._downloads.offer(_unknown(page, known))
             yield page

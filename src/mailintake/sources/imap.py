@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.keys import imap_key_prefix
 from mailintake.net import tls
 from mailintake.observability.logging import get_logger
 from mailintake.sources import unreachable
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.sources.imap_wire import Wire
 
 T = TypeVar("T")
@@ -146,9 +146,7 @@ class ImapSource:
 
     def _key_prefix(self) -> str:
         """What every message key of the folder starts with (its UIDVALIDITY included)."""
-        folder = key_part(self.settings.folder, 30)
-        digest = hashlib.sha256(self.settings.folder.encode()).hexdigest()[:6]
-        return f"imap-{folder}-{digest}-{self.uidvalidity}"
+        return imap_key_prefix(self.settings.folder, self.uidvalidity)
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         return [item for page in self.list_pages(known) for item in page]

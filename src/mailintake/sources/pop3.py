@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.keys import pop3_key
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources import unreachable
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider, key_part
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.sources.pop3_wire import Pipe, pipelining
 
 
@@ -109,7 +110,7 @@ class Pop3Source:
             self._numbers[uidl] = int(number)
             items.append(
                 SourceItem(
-                    key=f"pop3-{key_part(uidl, 100)}",
+                    key=pop3_key(uidl),
                     source={"uidl": uidl},
                     size=size_of.get(int(number)),
                 )

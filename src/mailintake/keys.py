@@ -1,0 +1,76 @@
+"""Message keys: what names a message in the store (one import record per key and mailbox)
+and in the folder output (one directory per key), so two messages must never share one.
+
+A key is made of parts derived from the server's identifiers (a POP3 UIDL, an IMAP folder
+name). ``key_part`` is one to one: an identifier that is already a plain, short, safe name
+is its own part; any other is given a readable part, ``~`` (never in a plain part) and a
+hash of the whole identifier. Plain identifiers keep the key earlier versions gave them.
+
+Earlier versions (before migration 0007) replaced every run of other characters with ``_``
+and stripped dots, so that ``AAMk+x1`` and ``AAMk/x1`` shared one key and the second message
+was never imported. ``former_keys`` says which key a message may still have on disk from
+them (the migration renames the import records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Plain: ASCII letters, digits, '.', '_', '-'; not starting with '.' or '_', not ending with
+# either (earlier versions stripped those: such a name was not its own key).
+_PLAIN = re.compile(r"[A-Za-z0-9-](?:[A-Za-z0-9._-]*[A-Za-z0-9-])?")
+HASH_LENGTH = 16  # hex digits of SHA-256: 64 bits
+MARK = "~"  # between the readable part and the hash; never in a plain part
+
+
+def key_part(text: str, limit: int = 60) -> str:
+    """A part of a message key for ``text``: at most ``limit`` characters, safe in a
+    directory name (no separator, no leading dot), and different for different texts."""
+    if limit < HASH_LENGTH + 2:
+        raise ValueError(f"key_part: limit {limit} leaves no room for a hash")
+    if len(text) <= limit and _PLAIN.fullmatch(text):
+        return text
+    readable = _UNSAFE.sub("_", text)[: limit - HASH_LENGTH - 1].strip("._") or "x"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable}{MARK}{digest[:HASH_LENGTH]}"
+
+
+def former_key_part(text: str, limit: int = 60) -> str:
+    """The part earlier versions gave ``text`` (not one to one)."""
+    return _UNSAFE.sub("_", text)[:limit].strip("._") or "x"
+
+
+def pop3_key(uidl: str) -> str:
+    return f"pop3-{key_part(uidl, 100)}"
+
+
+def graph_key(identifier: str) -> str:
+    """Graph's immutable ids are long and case-sensitive: the key is a hash of the id."""
+    return f"graph-{hashlib.sha256(identifier.encode()).hexdigest()[:40]}"
+
+
+def imap_key_prefix(folder: str, uidvalidity: object) -> str:
+    """What every key of an IMAP folder starts with; ``-<uid>`` follows."""
+    digest = hashlib.sha256(folder.encode()).hexdigest()[:6]
+    return f"imap-{key_part(folder, 30)}-{digest}-{uidvalidity}"
+
+
+def former_keys(source: dict[str, Any]) -> list[str]:
+    """The keys earlier versions may have given the message with this ``source``
+    (metadata.json's), where they differ from today's; several messages may share one."""
+    former: list[str] = []
+    if isinstance(source.get("uidl"), str):
+        uidl = source["uidl"]
+        former.append(f"pop3-{former_key_part(uidl, 100)}")
+        today = pop3_key(uidl)
+    elif {"folder", "uidvalidity", "uid"} <= source.keys():
+        folder, uidvalidity, uid = str(source["folder"]), source["uidvalidity"], source["uid"]
+        digest = hashlib.sha256(folder.encode()).hexdigest()[:6]
+        former.append(f"imap-{former_key_part(folder, 30)}-{digest}-{uidvalidity}-{uid}")
+        today = f"{imap_key_prefix(folder, uidvalidity)}-{uid}"
+    else:
+        return []
+    return [key for key in former if key != today]
