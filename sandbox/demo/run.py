@@ -138,6 +138,7 @@ def run(home_arg: Path | None, port: int, log_level: str = "info") -> None:
                 port=port,
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,  # as `mailintake serve`: no forwarded headers believed
             )
         )
         running = Running(

@@ -93,7 +93,14 @@ def _serve(settings: Settings) -> Iterator[str]:
     app = create_app(settings, store=store, environ=dict)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,  # as `mailintake serve`
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

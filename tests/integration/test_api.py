@@ -31,7 +31,8 @@ SECRETS = (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, NEW_PASSWORD)
 @pytest.fixture
 def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
     env = {"GRAPH_SECRET": CLIENT_SECRET}
-    app = create_app(settings, store=store, environ=lambda: env)
+    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
+    app = create_app(served, store=store, environ=lambda: env)
     with TestClient(app, headers=bearer) as client:
         yield client
 

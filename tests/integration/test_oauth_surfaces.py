@@ -43,7 +43,8 @@ __all__ = ["certificate", "idp"]  # fixtures
 
 @pytest.fixture
 def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store=store, environ=dict), headers=bearer) as client:
+    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
+    with TestClient(create_app(served, store=store, environ=dict), headers=bearer) as client:
         yield client
 
 

@@ -47,11 +47,17 @@ SECRETS = (CLIENT_SECRET, ROPC_PASSWORD, PROXY_PASSWORD, IMAP_CLIENT_SECRET, HOO
 ORIGIN = "http://testserver"  # the TestClient's own origin
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 PUBLIC = {"/login", "/metrics", "/api/v1/oauth/callback", "/healthz"}
+HOSTS = ("testserver", "admin.example")  # the host names the TestClients use
+
+
+def served(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` of a server that answers to the TestClients' host names."""
+    return settings.model_copy(update={"allowed_hosts": HOSTS, **changes})
 
 
 @pytest.fixture
 def app(settings: Settings, store: Store) -> FastAPI:
-    return create_app(settings, store=store, environ=dict)
+    return create_app(served(settings), store=store, environ=dict)
 
 
 @pytest.fixture
@@ -289,7 +295,7 @@ def test_repeated_wrong_passwords_make_the_address_wait(
 
     assert [attempt(f"guess-{n}").status_code for n in range(3)] == [401] * 3
     # A second `serve` process on the same database counts the same failures.
-    other = create_app(settings, store=store, environ=dict)
+    other = create_app(served(settings), store=store, environ=dict)
     other.state.sign_in_throttle = SignInThrottle(
         lambda: store, limit=5, window=600, clock=lambda: now[0]
     )

@@ -31,7 +31,11 @@ ADMIN = "ui-admin-Password-1!"
 
 @pytest.fixture
 def ui_store(home: Path, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
-    settings = Settings(home=home, database_url=f"sqlite:///{tmp_path / 'ui.db'}")
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{tmp_path / 'ui.db'}",
+        allowed_hosts=("testserver",),  # the TestClient's host name
+    )
     store = open_store(settings)
     set_admin_password(store, ADMIN)
     apply_document(

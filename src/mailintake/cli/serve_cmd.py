@@ -1,4 +1,4 @@
-"""``serve``: the REST API (and, later, the web UI and scheduler) in one process."""
+"""``serve``: the web admin, the REST API and the poll scheduler in one process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+def _listed(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated options, each possibly comma-separated, as one tuple."""
+    return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -20,12 +25,47 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve only; leave polling to workers.")
     ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name the web admin answers to (repeat or comma-separate; default: "
+            "$MAILINTAKE_ALLOWED_HOSTS, else the --host address, localhost, 127.0.0.1, [::1]).",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or network (CIDR) of a reverse proxy whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed (repeat or comma-separate; default: "
+            "$MAILINTAKE_TRUSTED_PROXIES, else none).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json) and poll mailboxes."""
+    """Serve the web admin and the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)
+    and poll mailboxes."""
     import uvicorn
 
     from mailintake.web.app import create_app
+    from mailintake.web.hosts import default_hosts
 
-    app = create_app(state(ctx).settings(), scheduler=not no_scheduler)
+    settings = state(ctx).settings()
+    changes: dict[str, tuple[str, ...]] = {}
+    if allowed_host:
+        changes["allowed_hosts"] = _listed(allowed_host)
+    if trusted_proxy:
+        changes["trusted_proxies"] = _listed(trusted_proxy)
+    settings = settings.model_copy(update=changes)
+    app = create_app(settings, scheduler=not no_scheduler, bound_host=host)
     err.print(f"mailintake: serving on http://{host}:{port} (API under /api/v1)", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    if not settings.allowed_hosts and host not in ("127.0.0.1", "localhost", "::1"):
+        names = ", ".join(default_hosts(host))
+        err.print(
+            f"mailintake: answering to the host names {names}; allow the names users type "
+            "with --allowed-host NAME",
+            markup=False,
+        )
+    # The forwarded headers are read by the application, from trusted proxies only
+    # (web/proxies.py); uvicorn's own reading would believe any local peer.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, proxy_headers=False)

@@ -183,29 +183,34 @@ def end_session(store: Store, session: str) -> None:
         )
 
 
-# --- wrong passwords (the sign-in throttle) ---------------------------------------------
+# --- sign-in attempts (the sign-in throttle) --------------------------------------------
+
+_ATTEMPTS_LOCK = "web.sign_in_attempts"
 
 
-def recent_sign_in_failures(store: Store, address: str, since: datetime) -> list[datetime]:
-    """When ``address`` gave a wrong password since ``since``, oldest first."""
-    with store.read() as repo:
+def count_sign_in_attempt(
+    store: Store, address: str, at: datetime, since: datetime, limit: int
+) -> list[datetime]:
+    """Count a sign-in attempt from ``address`` before its password is checked, and return
+    when the attempts still counted against it were made (oldest first, since ``since``,
+    without this one). With ``limit`` or more of them this attempt is not counted: it must be
+    refused unchecked. Attempts before ``since`` (of every address) are removed.
+
+    The count and the insert happen under one lock shared by every process using the
+    database, so parallel attempts cannot all read a count below the limit and all be
+    checked. A right password removes the address's attempts (``sign_in_succeeded``)."""
+    with store.exclusive(_ATTEMPTS_LOCK) as repo:
+        repo.conn.execute(delete(sign_in_failures).where(sign_in_failures.c.failed_at <= since))
         rows = repo.conn.execute(
             select(sign_in_failures.c.failed_at)
             .where(sign_in_failures.c.address == address[:64])
             .where(sign_in_failures.c.failed_at > since)
             .order_by(sign_in_failures.c.failed_at)
         ).all()
-    return [moment for row in rows if (moment := _utc(row.failed_at)) is not None]
-
-
-def sign_in_failed(store: Store, address: str, at: datetime, forget_before: datetime) -> None:
-    """Note a wrong password from ``address``; failures before ``forget_before`` (of every
-    address) no longer count and are removed."""
-    with store.begin() as repo:
-        repo.conn.execute(
-            delete(sign_in_failures).where(sign_in_failures.c.failed_at < forget_before)
-        )
-        repo.conn.execute(sign_in_failures.insert().values(address=address[:64], failed_at=at))
+        earlier = [moment for row in rows if (moment := _utc(row.failed_at)) is not None]
+        if len(earlier) < limit:
+            repo.conn.execute(sign_in_failures.insert().values(address=address[:64], failed_at=at))
+    return earlier
 
 
 def sign_in_succeeded(store: Store, address: str) -> None:

@@ -20,6 +20,9 @@ from mailintake.web import ui
 from mailintake.web.api import config, imports, items, oauth, system
 from mailintake.web.deps import Services, StoreDep
 from mailintake.web.errors import install_error_handlers
+from mailintake.web.hosts import HostCheckMiddleware, default_hosts, parse_hosts
+from mailintake.web.proxies import ForwardedMiddleware, parse_proxies
+from mailintake.web.security import PasswordCheck
 from mailintake.web.security import install as install_security
 
 API = "/api/v1"
@@ -31,12 +34,21 @@ def create_app(
     store: Store | None = None,
     environ: Callable[[], Mapping[str, str]] | None = None,
     scheduler: bool = False,
+    bound_host: str | None = None,
+    verify_password: PasswordCheck | None = None,
 ) -> FastAPI:
     """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
     by default the store is opened from ``settings`` when the application starts. With
-    ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``)."""
+    ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``).
+    ``bound_host`` (the address the server listens on) is one of the host names answered
+    when ``settings.allowed_hosts`` names none (web/hosts.py); ``verify_password`` replaces
+    the admin password check (tests count the checks with it)."""
     import os
 
+    hosts = (
+        parse_hosts(settings.allowed_hosts) if settings.allowed_hosts else default_hosts(bound_host)
+    )
+    proxies = parse_proxies(settings.trusted_proxies)
     services = Services(store=store, environ=environ or (lambda: dict(os.environ)))
 
     @asynccontextmanager
@@ -80,7 +92,7 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
-    install_security(app, services)
+    install_security(app, services, verify_password)
     app.include_router(system.router, prefix=API)
     app.include_router(config.router, prefix=API)
     app.include_router(oauth.router, prefix=API)
@@ -90,4 +102,7 @@ def create_app(
     for page_router in ui.routers():
         app.include_router(page_router)
     app.mount("/static", StaticFiles(packages=[("mailintake.web", "static")]), name="static")
+    # Added last, run first: the Host check before anything else, then the forwarded client.
+    app.add_middleware(ForwardedMiddleware, proxies=proxies)
+    app.add_middleware(HostCheckMiddleware, names=hosts)
     return app

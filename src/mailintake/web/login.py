@@ -16,6 +16,7 @@ from mailintake.store import admin
 from mailintake.web.deps import StoreDep
 from mailintake.web.security import (
     SESSION_COOKIE,
+    PasswordCheck,
     Sessions,
     clear_session_cookie,
     safe_next,
@@ -31,6 +32,11 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 def _throttle(request: Request) -> SignInThrottle:
     found = request.app.state.sign_in_throttle
     assert isinstance(found, SignInThrottle)
+    return found
+
+
+def _verifier(request: Request) -> PasswordCheck:
+    found: PasswordCheck = request.app.state.verify_password
     return found
 
 
@@ -69,9 +75,10 @@ async def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    client = request.client.host if request.client else None
+    client = (request.client.host if request.client else None) or ""
     throttle = _throttle(request)
-    wait = throttle.wait(client or "")
+    # Counted before the password is checked: parallel attempts cannot all pass the limit.
+    wait = await run_in_threadpool(throttle.attempt, client)
     if wait > 0:
         log.warning("admin.login_throttled", client=client)
         minutes = max(1, round(wait / 60))
@@ -79,12 +86,11 @@ async def login(
         answer = await run_in_threadpool(_form, request, store, next, text, 429)
         answer.headers["Retry-After"] = str(int(wait) + 1)
         return answer
-    verified = await run_in_threadpool(admin.verify_admin_password, store, password)
+    verified = await run_in_threadpool(_verifier(request), store, password)
     if not verified:
-        throttle.failed(client or "")
         log.warning("admin.login_refused", client=client)
         return await run_in_threadpool(_form, request, store, next, "Wrong password.", 401)
-    throttle.succeeded(client or "")
+    await run_in_threadpool(throttle.succeeded, client)
     value = await run_in_threadpool(_sessions(request).issue)
     assert value is not None  # a password was verified, so one is set
     log.info("admin.login", client=client)

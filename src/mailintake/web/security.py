@@ -29,6 +29,7 @@ session or a valid API token (False on the public paths when nobody is signed in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
@@ -49,6 +50,7 @@ from mailintake.web.deps import Services
 from mailintake.web.throttle import SignInThrottle
 
 log = get_logger(__name__)
+PasswordCheck = Callable[[Store, str], bool]  # whether a password is the admin password
 SESSION_COOKIE = "mailintake_session"
 SESSION_IDLE = 12 * 3600  # seconds without a request after which a session ends
 SESSION_LIFETIME = 24 * 3600  # seconds after sign-in after which it ends, however used
@@ -335,12 +337,14 @@ def _unauthenticated(request: Request, caller: Caller) -> Response:
     )
 
 
-def install(app: FastAPI, services: Services) -> None:
-    """Add the sign-in pages and the middleware to ``app``."""
+def install(app: FastAPI, services: Services, verify_password: PasswordCheck | None = None) -> None:
+    """Add the sign-in pages and the middleware to ``app``. ``verify_password`` checks the
+    admin password (tests pass one in to count the checks)."""
     from mailintake.web import login
 
     sessions = Sessions(services)
     app.state.sessions = sessions
+    app.state.verify_password = verify_password or admin.verify_admin_password
     app.state.sign_in_throttle = SignInThrottle(lambda: sessions.store)
     app.include_router(login.router)
     app.add_middleware(SecurityMiddleware, sessions=sessions)

@@ -1,7 +1,12 @@
-"""Failed sign-ins slow down guessing: after ``limit`` failures from one address within
-``window`` seconds, that address may not try again until the oldest failure has aged out.
-The failures are kept in the database, so every ``serve`` process sharing it counts them
-together (several processes do not multiply the tries an address gets)."""
+"""Sign-in attempts slow down guessing: an address gets ``limit`` password checks within
+``window`` seconds; after that it may not try again until the oldest has aged out. A right
+password starts its count again.
+
+Each attempt is counted in the database before its password is checked (the count and the
+insert under one lock), so parallel attempts cannot all pass the limit, and every ``serve``
+process sharing the database counts them together (several processes do not multiply the
+tries an address gets). The address is the peer's, or the one a trusted proxy forwards
+(web/proxies.py)."""
 
 from __future__ import annotations
 
@@ -23,23 +28,16 @@ class SignInThrottle:
     ) -> None:
         self.store, self.limit, self.window, self.clock = store, limit, window, clock
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
-
-    def wait(self, address: str) -> float:
-        """Seconds ``address`` must wait before its next try (0: it may try now)."""
-        now = self._now()
-        failures = admin.recent_sign_in_failures(
-            self.store(), address, now - timedelta(seconds=self.window)
-        )
-        if len(failures) < self.limit:
+    def attempt(self, address: str) -> float:
+        """Count an attempt from ``address``: 0 when its password may be checked now, else the
+        seconds it must wait (this attempt was not counted and must be refused unchecked)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        since = now - timedelta(seconds=self.window)
+        earlier = admin.count_sign_in_attempt(self.store(), address, now, since, self.limit)
+        if len(earlier) < self.limit:
             return 0.0
-        oldest = failures[-self.limit]  # when the limit-th most recent ages out, one may try
-        return max(0.0, (oldest - now).total_seconds() + self.window)
-
-    def failed(self, address: str) -> None:
-        now = self._now()
-        admin.sign_in_failed(self.store(), address, now, now - timedelta(seconds=self.window))
+        oldest = earlier[-self.limit]  # when the limit-th most recent ages out, one may try
+        return max(0.001, (oldest - now).total_seconds() + self.window)
 
     def succeeded(self, address: str) -> None:
         admin.sign_in_succeeded(self.store(), address)

@@ -1,0 +1,112 @@
+"""``mailintake serve`` as a real process, as an attacker meets it: invented
+``X-Forwarded-For`` addresses and a host name that is not the server's (DNS rebinding)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store import admin
+
+ADMIN_PASSWORD = "srv-Pw9~Hd3Kx7Lm1Qa"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextmanager
+def serving(home: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
+    """The base URL of a running ``serve``; its console (stderr) is in the list on exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env["MAILINTAKE_HOME"] = str(home)
+    port = _free_port()
+    command = [sys.executable, "-m", "mailintake", "serve", "--no-scheduler"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), *options],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    console: list[str] = []
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx2.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx2.TransportError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "mailintake serve did not answer in 60 s"
+                time.sleep(0.2)
+        yield base, console
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+        console.append(stderr)
+
+
+def _set_password(home: Path) -> None:
+    store = open_store(Settings(home=home, database_url=None))
+    try:
+        admin.set_admin_password(store, ADMIN_PASSWORD)
+    finally:
+        store.engine.dispose()
+
+
+def _login(base: str, password: str, **headers: str) -> int:
+    answer = httpx2.post(
+        f"{base}/login",
+        data={"password": password, "next": "/"},
+        headers={"Origin": base, **headers},
+        timeout=10,
+    )
+    return answer.status_code
+
+
+def test_forwarded_for_is_ignored_and_foreign_host_names_refused(home: Path) -> None:
+    _set_password(home)
+    with serving(home) as (base, _):
+        codes = [
+            _login(base, f"guess-{n}", **{"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(6)
+        ]
+        assert codes == [401] * 5 + [429]
+        # DNS rebinding: a page of evil.example, its name now pointing at 127.0.0.1, sends
+        # its own (matching) origin; the host name is not one of the server's.
+        for path in ("/login", "/api/v1/status", "/healthz"):
+            refused = httpx2.get(
+                f"{base}{path}",
+                headers={"Host": "evil.example", "Origin": "http://evil.example"},
+                timeout=5,
+            )
+            assert refused.status_code == 400, path
+            assert refused.json()["error"] == "host not allowed"
+        port = base.rsplit(":", 1)[1]
+        assert httpx2.get(f"http://localhost:{port}/login", timeout=5).status_code == 200
+
+
+def test_forwarded_for_from_a_trusted_proxy(home: Path) -> None:
+    _set_password(home)
+    with serving(home, "--trusted-proxy", "127.0.0.1", "--allowed-host", "127.0.0.1") as (
+        base,
+        _,
+    ):
+        first = {"X-Forwarded-For": "203.0.113.1"}
+        assert [_login(base, f"guess-{n}", **first) for n in range(6)] == [401] * 5 + [429]
+        assert _login(base, "guess", **{"X-Forwarded-For": "203.0.113.2"}) == 401
+        assert _login(base, ADMIN_PASSWORD, **{"X-Forwarded-For": "203.0.113.3"}) == 303
+        port = base.rsplit(":", 1)[1]
+        # Only the configured names now.
+        assert httpx2.get(f"http://localhost:{port}/login", timeout=5).status_code == 400
