@@ -1,5 +1,6 @@
 """``mailintake serve`` as a real process, as an attacker meets it: invented
-``X-Forwarded-For`` addresses and a host name that is not the server's (DNS rebinding)."""
+``X-Forwarded-For`` addresses, a host name that is not the server's (DNS rebinding), and, at
+first start, the console saying how to set the admin password."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def _login(base: str, password: str, **headers: str) -> int:
         timeout=10,
     )
     return answer.status_code
+
+
+def test_first_start_says_how_to_set_the_admin_password(home: Path) -> None:
+    with serving(home) as (base, console):
+        assert "mailintake admin set-password" in httpx2.get(f"{base}/login", timeout=5).text
+    [text] = console
+    assert "no admin password is set" in text
+    assert f"mailintake --home {home} admin set-password" in text
+    _set_password(home)
+    with serving(home) as (_, console):
+        pass
+    assert "no admin password" not in console[0]
 
 
 def test_forwarded_for_is_ignored_and_foreign_host_names_refused(home: Path) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from mailintake.cli.context import err, state
+from mailintake.settings import Settings
+from mailintake.store import admin
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +20,17 @@ def register(app: typer.Typer) -> None:
 def _listed(values: list[str] | None) -> tuple[str, ...]:
     """Repeated options, each possibly comma-separated, as one tuple."""
     return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
+
+
+def set_password_command(settings: Settings) -> str:
+    """The command that sets the admin password of the database ``settings`` name (no
+    secret in it: a database password is left for the reader to fill in)."""
+    words = ["mailintake", "--home", str(settings.home)]
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        shown = url.render_as_string(hide_password=url.password is not None)
+        words += ["--database-url", shown.replace("***", "PASSWORD")]
+    return shlex.join([*words, "admin", "set-password"])
 
 
 def serve(
@@ -64,6 +79,17 @@ def serve(
         err.print(
             f"mailintake: answering to the host names {names}; allow the names users type "
             "with --allowed-host NAME",
+            markup=False,
+        )
+    store = state(ctx).store()
+    try:
+        password_set = admin.admin_password_is_set(store)
+    finally:
+        store.engine.dispose()
+    if not password_set:
+        err.print(
+            "mailintake: no admin password is set, so nobody can sign in to the web admin "
+            f"yet. Set one with:\n  {set_password_command(settings)}",
             markup=False,
         )
     # The forwarded headers are read by the application, from trusted proxies only
