@@ -2,9 +2,12 @@
 (or DELE) outstanding at once when the server advertises PIPELINING (RFC 2449 §6.6), one at
 a time otherwise, and their answers read in large blocks.
 
-A multi-line answer (RFC 1939 §3) ends with ``CRLF . CRLF``; a line that begins with a dot
-has one more dot put in front, taken away here with one ``bytes.replace`` on the whole
-message.
+A multi-line answer (RFC 1939 §3) ends with a line that is only a dot; a line that begins
+with a dot has one more dot put in front, taken away here with one ``bytes.replace`` on the
+whole message. A line ends at LF, whether CR comes before it or not, as poplib reads lines
+(and the mail clients that servers are tried with): a server that sends a message as stored
+with bare LF line endings (``last line\n.\r\n``) has its answers read one by one, never
+run together.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 WINDOW = 64  # commands outstanding at once (a RETR command is a dozen bytes)
 BLOCK = 1 << 20
 MAX_STATUS = 4096
-_END = b"\r\n.\r\n"
+_END = b"\n.\r\n"  # the last line's line ending, then the dot line
 
 
 class Pipe:
@@ -49,24 +52,24 @@ class Pipe:
         return line
 
     def _lines(self) -> bytes:
-        """The rest of a multi-line answer, dot-unstuffed, with the final CRLF of its last
-        line (an empty answer is ``b""``)."""
+        """The rest of a multi-line answer, dot-unstuffed, with the line ending (CRLF or LF)
+        of its last line (an empty answer is ``b""``)."""
         while len(self.buffer) - self.pos < 3:
             self._fill()
         if self.buffer[self.pos : self.pos + 3] == b".\r\n":
             self.pos += 3
             return b""
-        # The first line is not the end, so the end marker (the last line's CRLF, the dot
+        # The first line is not the end, so the end marker (the last line's LF, the dot
         # line) lies after it; ``offset`` is how far past ``pos`` it was looked for already.
         offset = 0
         while (end := self.buffer.find(_END, self.pos + offset)) < 0:
             offset = max(0, len(self.buffer) - self.pos - len(_END) + 1)
             self._fill()
         with memoryview(self.buffer) as view:  # one copy, not two
-            data = bytes(view[self.pos : end + 2])
+            data = bytes(view[self.pos : end + 1])
         self.pos = end + len(_END)
-        if b"\r\n.." in data:
-            data = data.replace(b"\r\n..", b"\r\n.")
+        if b"\n.." in data:
+            data = data.replace(b"\n..", b"\n.")
         if data[:2] == b"..":
             data = data[1:]
         return data

@@ -1,0 +1,214 @@
+"""The POP3 wire reader (pop3_wire) on answers generated to be awkward: dot-stuffed lines,
+lines that are only a dot, CRLF and bare LF, a message without a final line ending, -ERR in
+the middle of a pipeline, a connection closed at any byte, and every answer handed over in
+chunks of any size. Each message comes out as the server holds it, under its number; each
+failure raises poplib.error_proto (which the POP3 source turns into SourceError); poplib,
+reading the same bytes, finds the same lines."""
+
+from __future__ import annotations
+
+import poplib
+import re
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mailintake.errors import SourceError
+from mailintake.sources.pop3 import Pop3Settings, Pop3Source
+from mailintake.sources.pop3_wire import Pipe
+from tests.support.wire import Connection, split_points
+
+# The same examples on every run (CI included), no example database left behind.
+PROPERTIES = settings(deadline=None, derandomize=True, database=None)
+# What a message may hold that looks like the end of an answer to a careless reader.
+AWKWARD = [
+    b".",
+    b"..",
+    b".\r\n",
+    b"..\r\n",
+    b"\r\n.\r\n",
+    b"\r\n..\r\n",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"\n.\n",
+    b"+OK",
+    b"-ERR no\r\n",
+    b"x",
+    b"\xe9\x00\xff",
+]
+MESSAGES = st.one_of(
+    st.lists(st.sampled_from(AWKWARD), max_size=12).map(b"".join),
+    st.binary(max_size=200),
+)
+
+
+def served(message: bytes) -> bytes:
+    """A message as a server sends it in a RETR answer (RFC 1939 §3): a line ending added
+    if it has none at the end, each line that begins with a dot given one more, and the
+    dot line. Lines end at LF, as for poplib and the servers that mail clients read."""
+    body = ended(message)
+    stuffed = re.sub(rb"(?m)^\.", b"..", body) if body else b""
+    return stuffed + b".\r\n"
+
+
+def ended(message: bytes) -> bytes:
+    """The message as a client gets it back: with a line ending at the end."""
+    return message if not message or message.endswith(b"\n") else message + b"\r\n"
+
+
+def answers(messages: dict[int, bytes], refused: frozenset[int] = frozenset()) -> Connection:
+    """A server holding these messages, which refuses RETR and DELE of those refused (as
+    when another session deleted them) with -ERR."""
+
+    def answer(line: bytes) -> bytes:
+        command, _, argument = line.partition(b" ")
+        if command in (b"UIDL", b"LIST"):
+            listed = b"".join(
+                b"%d %s\r\n" % (n, b"uid-%d" % n if command == b"UIDL" else b"%d" % len(m))
+                for n, m in messages.items()
+            )
+            return b"+OK\r\n" + listed + b".\r\n"
+        number = int(argument)
+        if number in refused or number not in messages:
+            return b"-ERR no such message\r\n"
+        if command == b"RETR":
+            return b"+OK %d octets\r\n" % len(messages[number]) + served(messages[number])
+        assert command == b"DELE"
+        return b"+OK message deleted\r\n"
+
+    return Connection(answer, greeting=b"+OK ready\r\n")
+
+
+class ScriptedPOP3(poplib.POP3):
+    """The standard library's client on a scripted connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._debugging = 0
+        self.host, self.port = "scripted", 110
+        self._tls_established = False
+        self.sock = connection  # type: ignore[assignment]
+        self.file = connection.file
+        self.welcome = self._getresp()
+
+
+def pipe_on(connection: Connection, pipelining: bool) -> Pipe:
+    client = ScriptedPOP3(connection)
+    return Pipe(client, pipelining=pipelining)
+
+
+def poplib_lines(message: bytes) -> list[bytes]:
+    connection = answers({1: message})
+    return ScriptedPOP3(connection).retr(1)[1]
+
+
+def lines_of(data: bytes) -> list[bytes]:
+    """The lines of a message without their endings (CRLF or LF), as poplib gives them."""
+    return [re.sub(rb"\r?\n$", b"", line) for line in re.findall(rb"[^\n]*\n|[^\n]+$", data)]
+
+
+SIZES = st.one_of(st.just([1 << 20]), st.lists(st.integers(1, 40), min_size=1, max_size=6))
+MAILBOXES = st.lists(MESSAGES, min_size=1, max_size=8)
+
+
+# A server that sends messages as stored, with bare LF line endings, then the dot line.
+STORED_WITH_LF = [b"Subject: one\n\n.dot\nlast\n", b"Subject: two\r\n", b"Subject: three\n"]
+
+
+@settings(PROPERTIES, max_examples=150)
+@given(mailbox=MAILBOXES, pipelining=st.booleans(), sizes=SIZES)
+@example(mailbox=STORED_WITH_LF, pipelining=True, sizes=[1 << 20])
+@example(mailbox=STORED_WITH_LF, pipelining=False, sizes=[1 << 20])
+def test_each_message_comes_as_the_server_holds_it(
+    mailbox: list[bytes], pipelining: bool, sizes: list[int]
+) -> None:
+    connection = answers(dict(enumerate(mailbox, start=1)))
+    connection.stream.sizes = sizes
+    pipe = pipe_on(connection, pipelining)
+    numbers = list(range(1, len(mailbox) + 1))
+    got = list(pipe.retrieve(numbers))
+    assert got == [(n, ended(m)) for n, m in zip(numbers, mailbox, strict=True)]
+    assert connection.commands == [b"RETR %d" % n for n in numbers]
+
+
+@settings(PROPERTIES, max_examples=150)
+@given(message=MESSAGES)
+def test_poplib_finds_the_same_lines(message: bytes) -> None:
+    # poplib refuses lines over 2048 bytes, and drops a CR that begins a bare-LF line.
+    assume_lines = lines_of(ended(message))
+    if any(len(line) > 2000 or line.startswith(b"\r") for line in assume_lines):
+        return
+    pipe = pipe_on(answers({1: message}), pipelining=False)
+    [(_number, got)] = list(pipe.retrieve([1]))
+    assert lines_of(got) == poplib_lines(message)
+
+
+@settings(PROPERTIES, max_examples=80)
+@given(
+    mailbox=MAILBOXES,
+    refused=st.integers(0, 7),
+    pipelining=st.booleans(),
+    sizes=SIZES,
+)
+def test_err_in_the_middle_raises_and_the_session_stays_in_step(
+    mailbox: list[bytes], refused: int, pipelining: bool, sizes: list[int]
+) -> None:
+    refused = refused % len(mailbox) + 1
+    connection = answers(dict(enumerate(mailbox, start=1)), frozenset([refused]))
+    connection.stream.sizes = sizes
+    pipe = pipe_on(connection, pipelining)
+    got: list[tuple[int, bytes]] = []
+    numbers = list(range(1, len(mailbox) + 1))
+    with pytest.raises(poplib.error_proto, match="-ERR no such message"):
+        got.extend(pipe.retrieve(numbers))
+    assert got == [(n, ended(mailbox[n - 1])) for n in range(1, refused)]
+    if refused < len(mailbox):  # the next command gets its own answer
+        assert list(pipe.retrieve([len(mailbox)])) == [(len(mailbox), ended(mailbox[-1]))]
+    with pytest.raises(poplib.error_proto, match="-ERR no such message"):
+        pipe.delete(numbers)
+
+
+@settings(PROPERTIES, max_examples=100)
+@given(mailbox=MAILBOXES, pipelining=st.booleans(), cut=st.integers(0, 10**6))
+def test_a_connection_closed_at_any_byte_raises(
+    mailbox: list[bytes], pipelining: bool, cut: int
+) -> None:
+    whole = len(b"+OK ready\r\n") + sum(
+        len(b"+OK %d octets\r\n" % len(m)) + len(served(m)) for m in mailbox
+    )
+    connection = answers(dict(enumerate(mailbox, start=1)))
+    connection.stream.limit = len(b"+OK ready\r\n") + cut % (whole - len(b"+OK ready\r\n"))
+    pipe = pipe_on(connection, pipelining)
+    got: list[tuple[int, bytes]] = []
+    with pytest.raises(poplib.error_proto):
+        got.extend(pipe.retrieve(list(range(1, len(mailbox) + 1))))
+    assert got == [(n, ended(mailbox[n - 1])) for n, _m in got]
+
+
+def test_every_split_of_an_answer_reads_the_same() -> None:
+    mailbox = [b".\r\n..\r\n.x\r\n\r\n.\r\n", b"", b"a\n.\nb", b"last\r\n.."]
+    whole = b"".join(b"+OK\r\n" + served(m) for m in mailbox)
+    for sizes in split_points(whole):
+        connection = answers(dict(enumerate(mailbox, start=1)))
+        connection.stream.sizes = sizes
+        pipe = pipe_on(connection, pipelining=True)
+        got = list(pipe.retrieve([1, 2, 3, 4]))
+        assert got == [(n, ended(m)) for n, m in enumerate(mailbox, start=1)], sizes
+
+
+def test_a_refused_retr_or_dele_is_a_source_error() -> None:
+    """Listed, then deleted by another session before it is read: the source says so with
+    SourceError."""
+    mailbox = {1: b"Subject: one\r\n\r\n", 2: b"Subject: two\r\n\r\n"}
+    source = Pop3Source(
+        Pop3Settings("scripted", 110, "none", "user", "user", "delete"), lambda: "token", "box"
+    )
+    source.client = ScriptedPOP3(answers(mailbox, frozenset([2])))
+    source._pipe = Pipe(source.client, pipelining=True)
+    items = source.list_items()
+    assert [(i.key, i.size) for i in items] == [("pop3-uid-1", 16), ("pop3-uid-2", 16)]
+    with pytest.raises(SourceError, match=r"^box: POP3 scripted:110: RETR: .*-ERR no such"):
+        list(source.fetch(items))
+    with pytest.raises(SourceError, match=r"^box: POP3 scripted:110: DELE: .*-ERR no such"):
+        source.acknowledge([i.source for i in items])
