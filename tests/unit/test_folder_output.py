@@ -119,3 +119,24 @@ def test_its_own_leftovers_are_cleared_and_others_kept(output: Path) -> None:
     assert ".incoming/orders/pop3-9.0badf00d/message.eml" not in after
     kept = {k: v for k, v in before.items() if not k.startswith(".incoming/orders/")}
     assert {k: after[k] for k in kept} == kept
+
+
+def test_attachments_keep_names_in_any_script(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "names"
+    message.set_content("see attachments")
+    names = ["請求書.pdf", "🎉" * 80 + ".txt", "../../etc/passwd"]
+    for name in names:
+        message.add_attachment(b"data", maintype="application", subtype="pdf", filename=name)
+    sink = FolderSink(tmp_path / "out")
+    try:
+        (receipt,) = sink.deliver(
+            [Delivery("invoices", "imap", "k1", {"uid": 1}, message.as_bytes(), RECEIVED)]
+        )
+    finally:
+        sink.close()
+    assert isinstance(receipt, Receipt)
+    written = sorted(p.name for p in Path(receipt.location, "attachments").iterdir())
+    assert written == ["1_請求書.pdf", "2_" + "🎉" * 48 + ".txt", "3_passwd"]

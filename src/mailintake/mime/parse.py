@@ -13,20 +13,9 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from mailintake.mime import split
+from mailintake.mime.filenames import safe_filename
 from mailintake.spool import CHUNK, Body, Spooled
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+,=@-]+")
-_RESERVED = frozenset(
-    {
-        "CON",
-        "PRN",
-        "AUX",
-        "NUL",
-        *(f"COM{i}" for i in range(1, 10)),
-        *(f"LPT{i}" for i in range(1, 10)),
-    }
-)
-MAX_NAME = 120
 LENIENT_UP_TO = 8 << 20  # the largest message of unusual structure read by the standard parser
 
 
@@ -263,25 +252,6 @@ def _with_headers(message: Message, attachments: list[Attachment], defects: list
         attachments=attachments,
         defects=defects,
     )
-
-
-def safe_filename(name: str, index: int, taken: set[str]) -> str:
-    """``<n>_<name>`` safe on every file system: no path, no control or reserved names,
-    bounded length, unique within the message."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip(" .") or "attachment"
-    stem, dot, ext = base.rpartition(".")
-    if (stem if dot else base).upper() in _RESERVED:
-        base = f"_{base}"
-    if len(base) > MAX_NAME:
-        keep = ext[:16] if dot else ""
-        base = base[: MAX_NAME - len(keep) - 1] + ("." + keep if keep else "")
-    candidate = f"{index}_{base}"
-    while candidate.lower() in taken:
-        index += 1000
-        candidate = f"{index}_{base}"
-    taken.add(candidate.lower())
-    return candidate
 
 
 __all__ = ["Attachment", "Parsed", "parse", "safe_filename"]
