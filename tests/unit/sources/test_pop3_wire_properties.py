@@ -58,15 +58,27 @@ def ended(message: bytes) -> bytes:
     return message if not message or message.endswith(b"\n") else message + b"\r\n"
 
 
-def answers(messages: dict[int, bytes], refused: frozenset[int] = frozenset()) -> Connection:
-    """A server holding these messages, which refuses RETR and DELE of those refused (as
-    when another session deleted them) with -ERR."""
+def answers(
+    messages: dict[int, bytes],
+    refused: frozenset[int] = frozenset(),
+    uidls: dict[int, bytes] | None = None,
+    sizes: dict[int, int] | None = None,
+) -> Connection:
+    """A server holding these messages (their UIDLs ``uid-N`` and their sizes as LIST tells
+    them unless given), which refuses RETR and DELE of those refused (as when another
+    session deleted them) with -ERR."""
 
     def answer(line: bytes) -> bytes:
         command, _, argument = line.partition(b" ")
         if command in (b"UIDL", b"LIST"):
             listed = b"".join(
-                b"%d %s\r\n" % (n, b"uid-%d" % n if command == b"UIDL" else b"%d" % len(m))
+                b"%d %s\r\n"
+                % (
+                    n,
+                    (uidls or {}).get(n, b"uid-%d" % n)
+                    if command == b"UIDL"
+                    else b"%d" % (sizes or {}).get(n, len(m)),
+                )
                 for n, m in messages.items()
             )
             return b"+OK\r\n" + listed + b".\r\n"
@@ -207,8 +219,36 @@ def test_a_refused_retr_or_dele_is_a_source_error() -> None:
     source.client = ScriptedPOP3(answers(mailbox, frozenset([2])))
     source._pipe = Pipe(source.client, pipelining=True)
     items = source.list_items()
-    assert [(i.key, i.size) for i in items] == [("pop3-uid-1", 16), ("pop3-uid-2", 16)]
+    assert [(i.source["uidl"], i.size) for i in items] == [("uid-1", 16), ("uid-2", 16)]
     with pytest.raises(SourceError, match=r"^box: POP3 scripted:110: RETR: .*-ERR no such"):
         list(source.fetch(items))
     with pytest.raises(SourceError, match=r"^box: POP3 scripted:110: DELE: .*-ERR no such"):
         source.acknowledge([i.source for i in items])
+
+
+@settings(PROPERTIES, max_examples=60)
+@given(
+    listed=st.lists(
+        st.tuples(
+            st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=70),
+            st.integers(0, 10**9),
+        ),
+        max_size=8,
+        unique_by=lambda pair: pair[0],
+    ),
+    sizes=SIZES,
+)
+def test_the_multi_line_uidl_and_list_answers_list_every_message(
+    listed: list[tuple[str, int]], sizes: list[int]
+) -> None:
+    uidls = {n: uidl.encode() for n, (uidl, _size) in enumerate(listed, start=1)}
+    told = {n: size for n, (_uidl, size) in enumerate(listed, start=1)}
+    connection = answers({n: b"" for n in uidls}, uidls=uidls, sizes=told)
+    connection.stream.sizes = sizes
+    source = Pop3Source(
+        Pop3Settings("scripted", 110, "none", "user", "user", "keep"), lambda: "token", "box"
+    )
+    source.client = ScriptedPOP3(connection)
+    items = source.list_items()
+    assert [(i.source["uidl"], i.size) for i in items] == listed
+    assert len({i.key for i in items}) == len(items)
