@@ -43,8 +43,21 @@ def cli(home: Path, database_url: str) -> Cli:
 def test_admin_commands(cli: Cli, store: Store) -> None:
     short = cli("admin", "set-password", "--password-stdin", input="short\n")
     assert short.returncode == 2
-    assert "at least 8 characters" in short.stderr
+    assert "password: too short (5 characters); use at least 12 characters" in short.stderr
     assert not admin.admin_password_is_set(store)
+    for weak, problem in (
+        (" " * 8, "password: it is blank (only spaces or nothing)"),
+        (" " * 20, "password: it is blank (only spaces or nothing)"),
+        ("   eleven-char   ", "password: too short (11 characters)"),
+        ("aaaaaaaaaaaaaaaa", "password: too easy to guess"),
+    ):
+        refused = cli("admin", "set-password", "--password-stdin", input=f"{weak}\n")
+        assert refused.returncode == 2, weak
+        assert problem in refused.stderr, refused.stderr
+        prompted_weak = cli("admin", "set-password", input=f"{weak}\n{weak}\n")
+        assert prompted_weak.returncode == 2, weak
+        assert problem in prompted_weak.stderr
+        assert not admin.admin_password_is_set(store)
     done = cli("admin", "set-password", "--password-stdin", input=f"{ADMIN_PASSWORD}\n")
     assert done.returncode == 0, done.stderr
     assert ADMIN_PASSWORD not in done.stdout + done.stderr

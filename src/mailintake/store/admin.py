@@ -30,7 +30,8 @@ from mailintake.store import secrets
 from mailintake.store.repo import Store
 from mailintake.store.tables import api_tokens, meta, sign_in_failures, web_sessions
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 12  # characters, not counting spaces before or after
+MIN_DISTINCT_CHARACTERS = 5
 TOKEN_PREFIX = "mit_"
 _PASSWORD_KEY = "admin_password"
 _SESSION_OWNER = ("web", "session", "signing_key")
@@ -72,10 +73,29 @@ def _write_hash(conn: Connection, hashed: str) -> None:
         conn.execute(update(meta).where(meta.c.key == _PASSWORD_KEY).values(value=hashed))
 
 
+def password_problem(password: str) -> str | None:
+    """Why ``password`` will not do as the admin password, or None. Spaces around it do not
+    count towards its length; blank and few-character passwords are refused."""
+    core = password.strip()
+    rule = f"use at least {MIN_PASSWORD_LENGTH} characters, not counting spaces around them"
+    if not core:
+        return f"password: it is blank (only spaces or nothing); {rule}"
+    if len(core) < MIN_PASSWORD_LENGTH:
+        return f"password: too short ({len(core)} characters); {rule}"
+    if len(set(core)) < MIN_DISTINCT_CHARACTERS:
+        return (
+            "password: too easy to guess: it repeats a few characters; use at least "
+            f"{MIN_DISTINCT_CHARACTERS} different ones"
+        )
+    return None
+
+
 def set_admin_password(store: Store, password: str) -> None:
-    """Set the password of the web admin (every session signed in before ends)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError([f"password: too short; use at least {MIN_PASSWORD_LENGTH} characters"])
+    """Set the password of the web admin (every session signed in before ends); a weak one
+    (see ``password_problem``) is refused with ConfigError."""
+    problem = password_problem(password)
+    if problem is not None:
+        raise ConfigError([problem])
     register_secret(password)
     hashed = _hasher.hash(password)
     with store.begin() as repo:
