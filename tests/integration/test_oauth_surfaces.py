@@ -222,3 +222,29 @@ def test_api_device_code_and_the_paste_path(
     assert again.json()["problems"] == [
         "url: this sign-in was not started here or has expired; authorize again"
     ]
+
+
+def test_a_refused_completion_for_another_mailbox_leaves_the_sign_in_intact(
+    api: TestClient, store: Store, idp: IdentityProvider
+) -> None:
+    """Mailbox A's pending sign-in, completed in a request for mailbox B, is refused, and A's
+    own completion still works afterwards."""
+    configure(store, idp.base_url,
+              mailbox("paste", "authorization_code", client_id=NATIVE_APP,
+                      redirect_uri=NATIVE_REDIRECT),
+              mailbox("other", "authorization_code", client_id=NATIVE_APP,
+                      redirect_uri=NATIVE_REDIRECT))  # fmt: skip
+    started = api.post("/api/v1/mailboxes/paste/authorize").json()
+    final = Browser(ANNA, ANNA_PASSWORD).sign_in(
+        started["authorization_url"], follow_loopback=False
+    )
+    crossed = api.post("/api/v1/mailboxes/other/authorize/complete", json={"url": final})
+    assert crossed.status_code == 422
+    assert crossed.json()["problems"] == [
+        "url: this sign-in was not started here or has expired; authorize again"
+    ]
+    other = api.get("/api/v1/mailboxes/other/authorization").json()
+    assert other["authorization_state"] == "not_authorized"
+    answer = api.post("/api/v1/mailboxes/paste/authorize/complete", json={"url": final})
+    assert answer.json()["authorization_state"] == "authorized", answer.text
+    assert api.get("/api/v1/mailboxes/paste/authorization").json()["account"] == ANNA

@@ -59,9 +59,15 @@ class Flows:
                 del self.codes[key]
             self.codes[pending.request.state] = pending
 
-    def take(self, state: str) -> Pending | None:
+    def take(self, state: str, mailbox: str | None = None) -> Pending | None:
+        """The sign-in started with ``state``, removed (it completes once). With ``mailbox``,
+        only that mailbox's: another's is left as it was, so a request naming the wrong
+        mailbox cannot use up a sign-in under way."""
         with self.lock:
-            return self.codes.pop(state, None)
+            pending = self.codes.get(state)
+            if pending is None or (mailbox is not None and pending.mailbox != mailbox):
+                return None
+            return self.codes.pop(state)
 
 
 class AuthorizeBody(BaseModel):
@@ -136,8 +142,8 @@ def authorize(
 )
 def complete(request: Request, name: str, body: CompleteBody) -> dict[str, Any]:
     params = callback_params(body.url)
-    pending = _flows(request).take(params.get("state", ""))
-    if pending is None or pending.mailbox != name:
+    pending = _flows(request).take(params.get("state", ""), name)
+    if pending is None:
         raise ConfigError(
             ["url: this sign-in was not started here or has expired; authorize again"]
         )
