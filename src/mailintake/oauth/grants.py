@@ -293,6 +293,29 @@ class DeviceCode:
     scopes: tuple[str, ...]
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _verification_uri(mailbox: str, value: object) -> str:
+    """The token server's ``verification_uri`` when it is an address to open: https, or http
+    on a loopback host (a local stand-in). Anything else (``javascript:``, ``data:``, a plain
+    http address) is refused: it would be shown to the user as a link."""
+    uri = str(value)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = urlsplit(""), ""
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and host in _LOOPBACK):
+        return uri
+    shown = "".join(c if c.isprintable() else "?" for c in uri[:200])
+    raise NetworkError(
+        f"{mailbox}: the device authorization endpoint answered verification_uri "
+        f"'{shown}', which is not an https:// address; refusing to show it to open "
+        "(check the server's device_authorization_endpoint)"
+    )
+
+
 def start_device(endpoint: Endpoint, device_endpoint: str, scopes: tuple[str, ...]) -> DeviceCode:
     data = {**endpoint.client.params(device_endpoint), "scope": " ".join(scopes)}
     data.pop("client_assertion", None)
@@ -311,6 +334,7 @@ def start_device(endpoint: Endpoint, device_endpoint: str, scopes: tuple[str, ..
     try:
         body = answer.json()
         uri = body.get("verification_uri") or body.get("verification_url")  # Google: _url
+        uri = _verification_uri(endpoint.mailbox, uri)
         return DeviceCode(
             device_code=str(body["device_code"]),
             user_code=str(body["user_code"]),

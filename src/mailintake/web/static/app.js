@@ -120,12 +120,19 @@
     show(out, "pending", "Waiting for the sign-in", answer.message || "");
     var p = document.createElement("p");
     p.append("Open ");
-    var link = document.createElement("a");
-    link.href = answer.verification_uri;
-    link.target = "_blank";
-    link.rel = "noopener";
-    link.textContent = answer.verification_uri;
-    p.appendChild(link);
+    // The server checks the address (https, or http on loopback); a link is made only for
+    // http(s) all the same, anything else is shown as text.
+    var uri = String(answer.verification_uri || "");
+    if (/^https?:\/\//i.test(uri)) {
+      var link = document.createElement("a");
+      link.href = uri;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = uri;
+      p.appendChild(link);
+    } else {
+      p.append(uri);
+    }
     p.append(" and enter the code ");
     var code = document.createElement("code");
     code.className = "user-code";
