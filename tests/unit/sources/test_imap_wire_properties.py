@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import itertools
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
-from mailintake.sources.imap_wire import LITERAL_PIECE, Listed, Wire
+from mailintake.sources.imap_wire import LITERAL_PIECE, Listed, Wire, internaldate, uid_set
 from tests.support.wire import Connection, split_points
 
 # The same examples on every run (CI included), no example database left behind.
@@ -367,3 +368,55 @@ def test_sizes_and_dates_come_with_their_uid(
 
     got = Wire(Connection(answer, sizes=sizes)).sizes_and_dates(list(expected) or [1])
     assert got == expected
+
+
+@settings(PROPERTIES, max_examples=60)
+@given(
+    uids=st.lists(st.integers(1, 2**32 - 1), unique=True, max_size=40),
+    lines=st.integers(1, 3),
+    modseq=st.booleans(),
+    data=st.data(),
+)
+def test_search_lists_every_uid(
+    uids: list[int], lines: int, modseq: bool, data: st.DataObject
+) -> None:
+    """The UIDs in one SEARCH response or several, with CONDSTORE's ``(MODSEQ n)`` after
+    them and other untagged responses between."""
+    per_line = -(-len(uids) // lines) or 1
+    sent = b""
+    for start in range(0, max(len(uids), 1), per_line):
+        words = b"".join(b" %d" % uid for uid in uids[start : start + per_line])
+        sent += b"".join(data.draw(st.lists(NOISE, max_size=2)))
+        sent += b"* SEARCH" + words + (b" (MODSEQ 917162500)" if modseq else b"") + b"\r\n"
+
+    def answer(line: bytes) -> bytes:
+        tag, _, command = line.partition(b" ")
+        assert command == b"UID SEARCH ALL"
+        return sent + tag + b" OK done\r\n"
+
+    assert Wire(Connection(answer, sizes=[7])).search_all() == sorted(uids)
+
+
+@settings(PROPERTIES, max_examples=100)
+@given(st.lists(st.integers(1, 300), max_size=60))
+def test_a_uid_set_names_exactly_the_uids(uids: list[int]) -> None:
+    named: set[int] = set()
+    for part in filter(None, uid_set(uids).split(",")):
+        first, _, last = part.partition(":")
+        named.update(range(int(first), int(last or first) + 1))
+    assert named == set(uids)
+
+
+@settings(PROPERTIES, max_examples=100)
+@given(
+    when=st.datetimes(datetime(1970, 1, 2), datetime(2100, 1, 1)),
+    minutes=st.integers(-(23 * 60 + 59), 23 * 60 + 59),
+)
+def test_internaldate_is_the_moment_imaplib_reads(when: datetime, minutes: int) -> None:
+    zone = timezone(timedelta(minutes=minutes))
+    moment = when.replace(microsecond=0, tzinfo=zone)
+    text = imaplib.Time2Internaldate(moment)  # '"DD-Mon-YYYY HH:MM:SS +HHMM"'
+    assert internaldate(text.strip('"')) == moment
+    standard = imaplib.Internaldate2tuple(b"INTERNALDATE " + text.encode())
+    assert standard is not None
+    assert time.mktime(standard) == moment.timestamp()

@@ -252,3 +252,20 @@ def test_the_multi_line_uidl_and_list_answers_list_every_message(
     items = source.list_items()
     assert [(i.source["uidl"], i.size) for i in items] == listed
     assert len({i.key for i in items}) == len(items)
+
+
+@settings(PROPERTIES, max_examples=60)
+@given(mailbox=MAILBOXES, read=st.integers(0, 7), pipelining=st.booleans(), sizes=SIZES)
+def test_a_reader_that_stops_early_leaves_the_session_in_step(
+    mailbox: list[bytes], read: int, pipelining: bool, sizes: list[int]
+) -> None:
+    connection = answers(dict(enumerate(mailbox, start=1)))
+    connection.stream.sizes = sizes
+    pipe = pipe_on(connection, pipelining)
+    numbers = list(range(1, len(mailbox) + 1))
+    read = read % len(mailbox)
+    answered = pipe.retrieve(numbers)
+    got = [next(answered) for _ in range(read)]
+    answered.close()
+    assert got == [(n, ended(mailbox[n - 1])) for n in numbers[:read]]
+    assert list(pipe.retrieve(numbers[::-1])) == [(n, ended(mailbox[n - 1])) for n in numbers[::-1]]
