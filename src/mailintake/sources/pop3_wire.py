@@ -4,10 +4,11 @@ a time otherwise, and their answers read in large blocks.
 
 A multi-line answer (RFC 1939 §3) ends with a line that is only a dot; a line that begins
 with a dot has one more dot put in front, taken away here with one ``bytes.replace`` on the
-whole message. A line ends at LF, whether CR comes before it or not, as poplib reads lines
-(and the mail clients that servers are tried with): a server that sends a message as stored
-with bare LF line endings (``last line\n.\r\n``) has its answers read one by one, never
-run together.
+whole message. A message's line ends at LF, whether CR comes before it or not, as poplib
+reads lines (and the mail clients that servers are tried with): a server that sends a
+message as stored with bare LF line endings (``last line\n.\r\n``) has its answers read
+one by one, never run together. The lines the server writes itself, the status line and
+the dot line, end in CRLF (a status line without one is refused after MAX_STATUS bytes).
 """
 
 from __future__ import annotations
