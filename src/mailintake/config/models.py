@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from mailintake.config.matrix import Grant, Protocol
 
-NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# A name is also a folder name (the folder output writes <path>/<mailbox>/…): it may not
+# start with a dot, so ".", ".." and hidden names are refused.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
 

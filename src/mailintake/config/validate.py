@@ -29,6 +29,7 @@ from mailintake.config.matrix import (
 )
 from mailintake.config.models import (
     MAILBOX_SECRET_FIELDS,
+    NAME_PATTERN,
     ConfigDocument,
     MailboxSpec,
     OAuthSpec,
@@ -100,8 +101,17 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "required"
     if kind == "string_pattern_mismatch":
-        return "must be 1 to 64 letters, digits, '.', '_' or '-'"
+        return name_problem(error.get("input"))
     return str(error["msg"]).replace("Input should be", "must be")
+
+
+def name_problem(value: Any) -> str:
+    """Why ``value`` is not a name (servers, outputs, mailboxes)."""
+    if isinstance(value, str) and value.startswith(".") and len(value) <= 64:
+        if value in (".", ".."):
+            return f"'{value}' is not a name: it means a folder ('.' this one, '..' its parent)"
+        return "must not start with '.' (a name is also a folder name, which would be hidden)"
+    return "must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
 
 
 def _drop(data: Any, loc: tuple[int | str, ...]) -> bool:
@@ -151,8 +161,11 @@ def parse_item(
             dropped = False
             for error in exc.errors():
                 loc = tuple(error["loc"])
+                dotted = ".".join(str(p) for p in loc if isinstance(p, str))
+                if error["type"] == "missing" and dotted in bad:
+                    continue  # its value was dropped above: its problem is reported
                 problems.add(label + _loc_path(loc), _message(error))
-                bad.add(".".join(str(p) for p in loc if isinstance(p, str)))
+                bad.add(dotted)
                 dropped = _drop(work, loc) or dropped
             if not dropped:
                 return None, bad
@@ -187,7 +200,7 @@ def _expand_env(
 
 def _item_label(section: str, data: Any, index: int) -> str:
     name = data.get("name") if isinstance(data, dict) else None
-    if isinstance(name, str) and re.match(r"^[A-Za-z0-9._-]{1,64}$", name):
+    if isinstance(name, str) and re.match(NAME_PATTERN, name):
         return f"{section}[{name}]"
     return f"{section}[{index}]"
 
