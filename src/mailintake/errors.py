@@ -4,6 +4,7 @@
 
     MailintakeError                  base; never raised itself
     ├── ConfigError                  invalid input; .problems lists "PATH: message" (exit 2, 422)
+    │     └── DocumentTooLarge       a request body past the size a document may have (413)
     ├── NotFound                     no server, mailbox or output of that name (exit 2, 404)
     ├── Conflict                     refused as it stands: in use, built in (exit 2, 409)
     ├── SecretKeyError               secret key missing, malformed or not the one used (exit 2)
@@ -40,6 +41,10 @@ class ConfigError(MailintakeError):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems) or "invalid configuration")
+
+
+class DocumentTooLarge(ConfigError):
+    """A request body larger than a configuration document may be."""
 
 
 class NotFound(MailintakeError):

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from mailintake.settings import Settings
@@ -16,6 +19,7 @@ from mailintake.web.app import create_app
 from tests.integration.test_cli import Cli, cli
 from tests.integration.test_web_ui import errors_beside, graph_form, ui, ui_store
 from tests.support.documents import claims_mailbox, folder_output
+from tests.unit.config.test_loader import BOMB
 
 __all__ = ["cli", "ui", "ui_store"]
 
@@ -57,3 +61,147 @@ def test_web_form_refuses_a_dot_name(ui: TestClient) -> None:
     assert answer.status_code == 422
     assert html.unescape(errors_beside(answer.text)["name"]) == DOT
     assert "claims" not in ui.get("/mailboxes").text
+
+
+# --- documents that would hang or crash a reader ------------------------------------------------
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+YAML = {"Content-Type": "application/yaml"}
+
+
+def test_api_refuses_what_would_hang_or_crash_the_reader(api: TestClient) -> None:
+    answer = api.post("/api/v1/config/validate", content=BOMB, headers=YAML)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        "(body): line 5, column 45: expands to more than 100,000 values (with its aliases expanded)"
+    ]
+    answer = api.post("/api/v1/config/validate", content=f"mailboxes: {deep(5000)}", headers=YAML)
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0].endswith("nested more than 50 levels deep")
+    answer = api.post("/api/v1/config/apply", content=f'{{"mailboxes": {deep(3000)}}}')
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["(body): nested more than 50 levels deep"]
+    answer = api.post("/api/v1/mailboxes", json={"name": "a", "protocol": json_deep(500)})
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["(document): nested more than 50 levels deep"]
+    too_big = "# " + "x" * (1024 * 1024) + "\n"
+    answer = api.post("/api/v1/config/apply", content=too_big, headers=YAML)
+    assert answer.status_code == 413
+    assert answer.json()["problems"] == [
+        "(body): larger than 1 MiB; split it into several documents"
+    ]
+    assert api.get("/api/v1/mailboxes").json() == []
+
+
+def json_deep(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_api_refuses_a_key_given_twice(api: TestClient) -> None:
+    text = "outputs:\n  - name: a\n    type: folder\n    path: /srv/a\n    path: /srv/b\n"
+    answer = api.post("/api/v1/config/apply", content=text, headers=YAML)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["outputs[0]: duplicate key 'path' (lines 4 and 5)"]
+    body = '{"outputs": [{"name": "a", "type": "folder", "path": "/a", "path": "/b"}]}'
+    answer = api.post("/api/v1/config/apply", content=body)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["outputs[0]: duplicate key 'path'"]
+    assert api.get("/api/v1/outputs").json() == []
+
+
+def test_cli_refuses_what_would_hang_or_crash_the_reader(cli: Cli, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BOMB, encoding="utf-8")
+    result = cli("validate", str(bomb))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        f"{bomb}: line 5, column 45: expands to more than 100,000 values "
+        "(with its aliases expanded)"
+    ]
+    nested = tmp_path / "deep.yaml"
+    nested.write_text(f"mailboxes: {deep(5000)}\n", encoding="utf-8")
+    result = cli("apply", str(nested))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().endswith("nested more than 50 levels deep")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("outputs: []\noutputs: []\n", encoding="utf-8")
+    result = cli("apply", str(twice))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["(document): duplicate key 'outputs' (lines 1 and 2)"]
+
+
+@pytest.fixture
+def server(settings: Settings, store: Store) -> Iterator[tuple[str, dict[str, str]]]:
+    """The app served by uvicorn on a free port, as ``serve`` runs it."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from mailintake.store.admin import create_api_token
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(settings, store=store, environ=dict)
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        token = create_api_token(store, "tests")
+        yield f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    finally:
+        running.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, str]]) -> None:
+    """Reading and validating run in worker threads: the event loop keeps answering."""
+    import threading
+
+    import httpx2
+
+    base, bearer = server
+    mailboxes = []
+    for i in range(4000):  # about 90,000 values: a second or more to read and validate
+        mailbox = claims_mailbox("pw", output="default")
+        mailboxes.append({**mailbox, "name": f"m{i}"})
+    big = yaml.safe_dump({"mailboxes": mailboxes})
+    answers: list[tuple[int, float]] = []
+
+    def post(body: str) -> None:
+        started = time.monotonic()
+        answer = httpx2.post(
+            f"{base}/api/v1/config/validate",
+            content=body,
+            headers={**bearer, **YAML},
+            timeout=120,
+        )
+        answers.append((answer.status_code, time.monotonic() - started))
+
+    workers = [threading.Thread(target=post, args=(body,)) for body in (BOMB, big, BOMB)]
+    for worker in workers:
+        worker.start()
+    slowest = 0.0
+    with httpx2.Client(base_url=base, timeout=30) as client:
+        while any(w.is_alive() for w in workers):
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.02)
+    for worker in workers:
+        worker.join()
+    assert sorted(code for code, _ in answers) == [200, 422, 422]
+    assert max(seconds for _, seconds in answers) > 0.5  # the measurement covered real work
+    assert slowest < 0.5, f"/healthz took {slowest:.2f} s while documents were read"

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from mailintake.cli.context import environ, out, print_json, state
@@ -21,7 +20,7 @@ from mailintake.config.edit import (
     put_item,
     set_path,
 )
-from mailintake.config.loader import dump_yaml, load_file
+from mailintake.config.loader import dump_yaml, load_file, load_yaml_text
 from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
@@ -67,8 +66,8 @@ def parse_value(path: str, text: str) -> Any:
         return text.lower() in ("true", "yes", "on")
     if text.startswith(("[", "{")):
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
+            return load_yaml_text(text, path)
+        except ConfigError:
             raise ConfigError([f"{path}: '{text}' is not a valid list or mapping"]) from None
     return text
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from mailintake.config import checks, resolve
+from mailintake.config.loader import check_shape
 from mailintake.config.matrix import (
     FIELD_PATH,
     FIELDS,
@@ -568,6 +569,7 @@ def _check_redacted(
 
 def validate_document(raw: Any, ctx: Context) -> Validated:
     """Validate a whole document; raises ConfigError listing every problem."""
+    check_shape(raw, "(document)")
     problems = Problems()
     if raw is None:
         raw = {}

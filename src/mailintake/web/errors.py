@@ -12,6 +12,7 @@ from mailintake.errors import (
     AuthError,
     ConfigError,
     Conflict,
+    DocumentTooLarge,
     MailintakeError,
     NotFound,
     RateLimited,
@@ -23,6 +24,7 @@ from mailintake.observability.logging import get_logger
 log = get_logger(__name__)
 
 STATUS: list[tuple[type[MailintakeError], int]] = [
+    (DocumentTooLarge, 413),
     (ConfigError, 422),
     (NotFound, 404),
     (Conflict, 409),

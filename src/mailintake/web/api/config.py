@@ -1,21 +1,31 @@
 """``/config``: validate, apply and export whole configuration documents (CONTRACT §3).
 
 Bodies are the configuration document as JSON, or the YAML file itself with
-``Content-Type: application/yaml``.
+``Content-Type: application/yaml``, up to 1 MiB (413 beyond). Reading and validating run in a
+worker thread, never on the event loop: a document near the limits takes a second or more.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mailintake.config.apply import apply_document, validate_only
 from mailintake.config.export import export_document
-from mailintake.config.loader import dump_yaml, load_yaml_text
-from mailintake.errors import ConfigError
+from mailintake.config.loader import (
+    MAX_DOCUMENT_BYTES,
+    dump_yaml,
+    load_json_text,
+    load_yaml_text,
+    too_large,
+)
+from mailintake.config.validate import Validated
+from mailintake.errors import ConfigError, DocumentTooLarge
+from mailintake.store.repo import Change
 from mailintake.web.deps import EnvDep, StoreDep
 
 router = APIRouter(prefix="/config", tags=["configuration"])
@@ -32,24 +42,44 @@ DOCUMENT_BODY: dict[str, Any] = {
 }
 
 
-async def _document(request: Request) -> Any:
-    raw = await request.body()
+async def _body(request: Request) -> bytes:
+    """The request's body, refused once it grows past what a document may be."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(too_large("(body)").problems)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise DocumentTooLarge(too_large("(body)").problems)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes, content_type: str) -> Any:
+    """The document in a body: YAML with a YAML content type, otherwise JSON."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(["(body): not UTF-8 text"]) from None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in YAML_TYPES:
         return load_yaml_text(text, "(body)")
     try:
-        return json.loads(text) if text.strip() else None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            [
-                f"(body): not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}; "
-                "send YAML with Content-Type: application/yaml"
-            ]
-        ) from None
+        return load_json_text(text, "(body)")
+    except ConfigError as exc:
+        if exc.problems and exc.problems[0].startswith("(body): not valid JSON"):
+            hint = "; send YAML with Content-Type: application/yaml"
+            raise ConfigError([exc.problems[0] + hint, *exc.problems[1:]]) from None
+        raise
+
+
+async def _document(request: Request) -> Callable[[], Any]:
+    """A function that reads the body's document; call it in a worker thread: reading and
+    validating a document takes time the event loop must not spend."""
+    raw = await _body(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return lambda: _parse(raw, content_type)
 
 
 @router.post(
@@ -58,7 +88,12 @@ async def _document(request: Request) -> Any:
     openapi_extra=DOCUMENT_BODY,
 )
 async def validate(request: Request, store: StoreDep, env: EnvDep) -> dict[str, Any]:
-    validated = validate_only(store, await _document(request), env, None)
+    document = await _document(request)
+
+    def work() -> Validated:
+        return validate_only(store, document(), env, None)
+
+    validated = await run_in_threadpool(work)
     return {
         "valid": True,
         "counts": {
@@ -76,7 +111,11 @@ async def apply(
     request: Request, store: StoreDep, env: EnvDep, prune: bool = False, dry_run: bool = False
 ) -> dict[str, Any]:
     document = await _document(request)
-    changes = apply_document(store, document, env, prune=prune, dry_run=dry_run)
+
+    def work() -> list[Change]:
+        return apply_document(store, document(), env, prune=prune, dry_run=dry_run)
+
+    changes = await run_in_threadpool(work)
     return {
         "applied": not dry_run,
         "changes": [{"kind": c.kind, "name": c.name, "action": c.action} for c in changes],
