@@ -26,7 +26,7 @@ from mailintake.config.validate import REDACTED, Context, SecretKey, merged_serv
 from mailintake.crypto import SecretBox
 from mailintake.errors import Conflict, NotFound
 from mailintake.oauth.servers import BUILTIN_SERVERS, ServerDefinition, server_from_dict
-from mailintake.store import secrets, tokens
+from mailintake.store import imports, secrets, tokens
 from mailintake.store.tables import authorization_servers, mailboxes, meta, outputs
 
 Action = Literal["created", "updated", "unchanged", "deleted", "reset"]
@@ -396,10 +396,14 @@ class Repo:
         return change
 
     def delete_mailbox(self, name: str) -> Change:
+        """Delete the mailbox and everything kept under its name, in this transaction: its
+        secrets, tokens, import records and lease. A mailbox created later with the same name
+        starts afresh (its messages are imported again), as the one deleted never existed."""
         self.get_mailbox(name)
         self.conn.execute(delete(mailboxes).where(mailboxes.c.name == name))
         secrets.remove(self.conn, "mailbox", name)
         tokens.forget(self.conn, name)
+        imports.forget_mailbox(self.conn, name)
         return Change("mailbox", name, "deleted")
 
     def set_auth_state(self, name: str, state: str, detail: str | None) -> None:
