@@ -205,3 +205,71 @@ def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, s
     assert sorted(code for code, _ in answers) == [200, 422, 422]
     assert max(seconds for _, seconds in answers) > 0.5  # the measurement covered real work
     assert slowest < 0.5, f"/healthz took {slowest:.2f} s while documents were read"
+
+
+# --- an empty document is never "delete everything" -------------------------------------------
+
+EMPTY_PRUNE = (
+    "(document): empty; with prune it would delete every mailbox, output and custom server. "
+    "List what to keep (to delete every mailbox on purpose, give mailboxes: [])"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ("", {}),
+        ("null", {}),
+        ("{}", {}),
+        ('{"mailboxes": null}', {}),
+        ("  \n", {}),
+        ("", YAML),
+        ("# nothing to see\n\n", YAML),
+        ("null\n", YAML),
+        ("{}\n", YAML),
+        ("mailboxes:\noutputs:\n", YAML),
+    ],
+)
+def test_api_refuses_to_prune_with_an_empty_document(
+    api: TestClient, tmp_path: Path, body: str, headers: dict[str, str]
+) -> None:
+    doc = {"outputs": [folder_output(str(tmp_path))], "mailboxes": [claims_mailbox("pw")]}
+    assert api.post("/api/v1/config/apply", json=doc).status_code == 200
+    for dry_run in ("true", "false"):
+        answer = api.post(
+            f"/api/v1/config/apply?prune=true&dry_run={dry_run}", content=body, headers=headers
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["problems"] == [EMPTY_PRUNE]
+    assert [m["name"] for m in api.get("/api/v1/mailboxes").json()] == ["claims"]
+    # without prune, an empty document is a valid document that changes nothing
+    answer = api.post("/api/v1/config/apply", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changes"] == []
+    # deleting every mailbox stays possible, said in so many words
+    answer = api.post("/api/v1/config/apply?prune=true", json={"mailboxes": []})
+    assert answer.status_code == 200
+    assert {(c["name"], c["action"]) for c in answer.json()["changes"]} == {
+        ("claims", "deleted"),
+        ("capture", "deleted"),
+    }
+
+
+def test_cli_refuses_to_prune_with_an_empty_file(cli: Cli, tmp_path: Path) -> None:
+    full = tmp_path / "full.yaml"
+    full.write_text(
+        yaml.safe_dump(
+            {"outputs": [folder_output(str(tmp_path))], "mailboxes": [claims_mailbox("pw")]}
+        ),
+        encoding="utf-8",
+    )
+    assert cli("apply", str(full)).returncode == 0
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# MAILBOXES=$(...) came back empty\n", encoding="utf-8")
+    result = cli("apply", "--prune", str(empty))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [EMPTY_PRUNE]
+    assert "claims" in cli("mailboxes", "list").stdout
+    result = cli("apply", str(empty))
+    assert result.returncode == 0, result.stderr
+    assert "changed 0 of 0 item(s)" in result.stdout

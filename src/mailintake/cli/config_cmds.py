@@ -60,7 +60,7 @@ def apply(
         typer.Option(
             "--prune",
             help="Also delete mailboxes, outputs and custom servers the file does not list "
-            "(and reset built-in servers it does not edit).",
+            "(and reset built-in servers it does not edit). An empty file is refused.",
         ),
     ] = False,
     dry_run: Annotated[

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mailintake.config.validate import Context, Validated, validate_document
+from mailintake.config.validate import SECTIONS, Context, Validated, validate_document
 from mailintake.errors import ConfigError, Conflict
 from mailintake.oauth.servers import BUILTIN_SERVERS
 from mailintake.observability.logging import get_logger
@@ -55,6 +55,20 @@ def _prune(repo: Repo, validated: Validated) -> list[Change]:
     return changes
 
 
+EMPTY_PRUNE = (
+    "(document): empty; with prune it would delete every mailbox, output and custom server. "
+    "List what to keep (to delete every mailbox on purpose, give mailboxes: [])"
+)
+
+
+def is_empty(raw: Any) -> bool:
+    """No section given (an empty file, only comments, ``null``, ``{}``, every section null):
+    what a script with an empty variable sends, never a wish to delete everything."""
+    if raw is None:
+        return True
+    return isinstance(raw, dict) and all(raw.get(section) is None for section in SECTIONS)
+
+
 def apply_document(
     store: Store,
     raw: Any,
@@ -69,6 +83,8 @@ def apply_document(
     try:
         with store.begin() as repo:
             validated = validate_document(raw, repo.context(environ, base_dir))
+            if prune and is_empty(raw):
+                raise ConfigError([EMPTY_PRUNE])
             try:
                 changes = apply_validated(repo, validated, prune=prune)
             except Conflict as exc:
