@@ -16,21 +16,16 @@ from fastapi.testclient import TestClient
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
+from tests.integration.test_api import api
 from tests.integration.test_cli import Cli, cli
 from tests.integration.test_web_ui import errors_beside, graph_form, ui, ui_store
 from tests.support.documents import claims_mailbox, folder_output
 from tests.unit.config.test_loader import BOMB
 
-__all__ = ["cli", "ui", "ui_store"]
+__all__ = ["api", "cli", "ui", "ui_store"]
 
 DOT = "'..' is not a name: it means a folder ('.' this one, '..' its parent)"
 
-
-@pytest.fixture
-def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
-    app = create_app(settings, store=store, environ=dict)
-    with TestClient(app, headers=bearer) as client:
-        yield client
 
 
 def test_cli_refuses_a_dot_name(cli: Cli, tmp_path: Path) -> None:

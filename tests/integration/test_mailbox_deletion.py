@@ -3,7 +3,6 @@ mailbox created later with the same name imports its messages again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,15 +12,14 @@ from sqlalchemy import func, select
 
 from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
-from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.store.tables import access_tokens, imports, leases, oauth_grants, secrets
-from mailintake.web.app import create_app
+from tests.integration.test_api import api
 from tests.integration.test_import_dovecot import configure, imported, raw
 from tests.support.documents import claims_mailbox, folder_output
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer, mail_server
 
-__all__ = ["mail_server"]
+__all__ = ["api", "mail_server"]
 
 NOW = datetime.now(UTC)
 
@@ -65,12 +63,6 @@ def traces(store: Store, name: str) -> dict[str, int]:
             found[table.name] = repo.conn.execute(query).scalar_one()
     return found
 
-
-@pytest.fixture
-def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
-    app = create_app(settings, store=store, environ=dict)
-    with TestClient(app, headers=bearer) as client:
-        yield client
 
 
 @pytest.mark.parametrize("way", ["api", "prune", "repo"])
