@@ -27,7 +27,6 @@ __all__ = ["api", "cli", "ui", "ui_store"]
 DOT = "'..' is not a name: it means a folder ('.' this one, '..' its parent)"
 
 
-
 def test_cli_refuses_a_dot_name(cli: Cli, tmp_path: Path) -> None:
     result = cli("outputs", "add", "..", "--type", "folder", "--path", str(tmp_path))
     assert result.returncode == 2, result.stderr

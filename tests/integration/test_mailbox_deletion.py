@@ -64,7 +64,6 @@ def traces(store: Store, name: str) -> dict[str, int]:
     return found
 
 
-
 @pytest.mark.parametrize("way", ["api", "prune", "repo"])
 def test_deleting_a_mailbox_deletes_what_is_kept_under_its_name(
     store: Store, api: TestClient, tmp_path: Path, way: str
