@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailintake.sinks import folder
+from mailintake.sinks import writers
 from mailintake.sinks.base import Delivery
 
 BATCH = 100
@@ -66,13 +66,13 @@ def measure(messages: list[bytes], root: Path) -> Floor:
         for number in range(start, min(len(messages), start + BATCH)):
             delivery = Delivery("floor", "imap", str(number), {}, messages[number], None)
             temp, final = f"{incoming}/{number}", f"{placed_root}/{number}"
-            _subject, _sender, _sha256, files = folder.write_message(temp, delivery, "now")
+            _subject, _sender, _sha256, files = writers.write_message(temp, delivery, "now")
             written.append((temp, final, files))
-        folder.sync_filesystem(root)
+        writers.sync_filesystem(root)
         for temp, final, _files in written:
             os.rename(temp, final)
-        folder.fsync_dir(placed_root)
-        folder.forget([f"{final}/{name}" for _temp, final, files in written for name in files])
+        writers.fsync_dir(placed_root)
+        writers.forget([f"{final}/{name}" for _temp, final, files in written for name in files])
     after = os.times()
     count = len(messages)
     return Floor(

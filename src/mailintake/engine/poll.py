@@ -48,9 +48,8 @@ BATCH_BYTES = 64 << 20
 # How long a thread may keep the interpreter while another waits for it. An import's threads
 # (fetching, writing, recording) each run short stretches of Python between waits on the
 # network, the disk or the store; with the interpreter's default of 5 ms, a thread whose
-# wait is over often waits that long again for a busy one to hand over. Measured side by side
-# on an IMAP import into the folder output: 0.2 ms gave 1,148-1,177 messages/s against
-# 1,085-1,089 with the default.
+# wait is over often waits that long again for a busy one to hand over (measured: see
+# docs/importing.md, "Speed").
 SWITCH_INTERVAL = 0.0002
 
 
