@@ -235,6 +235,54 @@ def test_manage_authorization_servers(ui: TestClient) -> None:
     assert "issuer" in errors_beside(discovered)
 
 
+def notice_of(page: str) -> str | None:
+    found = re.search(r'<p class="notice" role="status">(.*?)</p>', page, re.S)
+    return None if found is None else found.group(1)
+
+
+def test_notices_are_chosen_by_id_never_written_by_the_address(ui: TestClient) -> None:
+    """A link can choose one of the page's own messages; it cannot put its words there."""
+    phishing = "Your session expired: sign in at https://evil.example/login"
+    for path in ("/", "/mailboxes", "/servers", "/imports"):
+        page = ui.get(path, params={"notice": phishing}).text
+        assert notice_of(page) is None, path
+        assert "evil.example" not in page
+    assert notice_of(ui.get("/mailboxes", params={"notice": "saved"}).text) == "Saved"
+    assert notice_of(ui.get("/mailboxes", params={"notice": "nonsense"}).text) is None
+    # A name is shown only when it is one of the names the page lists.
+    servers = "/servers?notice=server_saved&name="
+    assert notice_of(ui.get(servers + "MICROSOFT").text) == "Saved MICROSOFT"
+    assert notice_of(ui.get(servers + "call-555-0100-to-unlock").text) is None
+    # Counts are numbers, or nothing is shown.
+    polled = "/mailboxes?notice=polled&imported=3&skipped=0&failed=1"
+    assert notice_of(ui.get(polled).text) == "Polled: 3 imported, 0 skipped, 1 failed"
+    for bad in ("imported=3%20messages%2C%20call%20us", "imported=-1", "imported=1e9", ""):
+        page = ui.get(f"/mailboxes?notice=polled&skipped=0&failed=0&{bad}").text
+        assert notice_of(page) is None, bad
+
+
+def test_every_action_still_says_what_it_did(ui: TestClient) -> None:
+    saved = ui.post("/mailboxes/new", data=graph_form())
+    assert notice_of(saved.text) == "Saved", saved.text
+    assert notice_of(ui.post("/mailboxes/claims/disable").text) == "Disabled"
+    assert notice_of(ui.post("/mailboxes/claims/enable").text) == "Enabled"
+    poll_page = ui.post("/mailboxes/claims/poll").text
+    polled = notice_of(poll_page)
+    assert polled is not None
+    assert re.search(r'id="last-error">[^<]*could not connect to the proxy', poll_page)
+    assert polled.startswith("Polled: 0 imported, 0 skipped, 0 failed. The poll did not finish")
+    assert notice_of(ui.post("/mailboxes/claims/delete").text) == "Mailbox deleted"
+    form = {"name": "corp-idp", "token_endpoint": "https://idp.example.com/oauth2/token",
+            "authorization_endpoint": "https://idp.example.com/oauth2/authorize"}  # fmt: skip
+    assert notice_of(ui.post("/servers/new", data=form).text) == "Saved corp-idp"
+    assert notice_of(ui.post("/servers/corp-idp/delete").text) == "Server deleted"
+    reset = ui.post("/servers/GOOGLE/reset").text
+    assert notice_of(reset) == "Reset GOOGLE to its shipped values"
+    refused = ui.post("/servers/MICROSOFT/delete")
+    assert refused.status_code == 409
+    assert (notice_of(refused.text) or "").startswith("Not deleted: authorization server MICROSOFT")
+
+
 def test_test_connection_goes_through_the_real_proxy(
     ui: TestClient, ui_store: tuple[Settings, Store], proxy: Proxy, idp: IdentityProvider
 ) -> None:

@@ -16,7 +16,8 @@ from mailintake.web.api.oauth import CALLBACK
 from mailintake.web.deps import EnvDep, StoreDep
 from mailintake.web.ui import oauth_fields
 from mailintake.web.ui.form_data import field_errors, mailbox_of, stored_secrets, values_of
-from mailintake.web.ui.render import go, page, with_notice
+from mailintake.web.ui.notices import notice_url
+from mailintake.web.ui.render import go, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -134,7 +135,7 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
         problems = [f"mailboxes[{values.get('name', '')}].name: {exc}"]
         shown = _context(request, store, values, editing=editing, stored=stored, problems=problems)
         return _render(request, shown, 409)
-    return go(with_notice(f"/mailboxes/{data['name']}", "Saved"), request)
+    return go(notice_url(f"/mailboxes/{data['name']}", "saved"), request)
 
 
 @router.post("/mailboxes/new")

@@ -17,7 +17,8 @@ from mailintake.oauth.tokens import load_auth
 from mailintake.status import mailbox_status
 from mailintake.store import imports
 from mailintake.web.deps import EnvDep, StoreDep
-from mailintake.web.ui.render import go, page, with_notice
+from mailintake.web.ui.notices import notice_url
+from mailintake.web.ui.render import go, page
 from mailintake.web.ui.tokens_view import token_info
 
 router = APIRouter(include_in_schema=False)
@@ -52,20 +53,20 @@ def show_mailbox(request: Request, store: StoreDep, name: str) -> HTMLResponse:
 @router.post("/mailboxes/{name}/enable")
 def enable(request: Request, store: StoreDep, env: EnvDep, name: str) -> Response:
     edit_item(store, "mailbox", name, {"enabled": True}, [], env)
-    return go(with_notice(f"/mailboxes/{name}", "Enabled"), request)
+    return go(notice_url(f"/mailboxes/{name}", "enabled"), request)
 
 
 @router.post("/mailboxes/{name}/disable")
 def disable(request: Request, store: StoreDep, env: EnvDep, name: str) -> Response:
     edit_item(store, "mailbox", name, {"enabled": False}, [], env)
-    return go(with_notice(f"/mailboxes/{name}", "Disabled"), request)
+    return go(notice_url(f"/mailboxes/{name}", "disabled"), request)
 
 
 @router.post("/mailboxes/{name}/delete")
 def delete(request: Request, store: StoreDep, name: str) -> Response:
     with store.begin() as repo:
         repo.delete_mailbox(name)
-    return go(with_notice("/mailboxes", f"Deleted {name}"), request)
+    return go(notice_url("/mailboxes", "mailbox_deleted"), request)
 
 
 @router.post("/mailboxes/{name}/poll")
@@ -73,10 +74,9 @@ def poll_now(request: Request, store: StoreDep, name: str) -> Response:
     with store.read() as repo:
         repo.get_mailbox(name)
     result = Poller(store, request.app.state.settings.home).poll(name)
-    notice = f"Polled: {result.imported} imported, {result.skipped} skipped, {result.failed} failed"
-    if result.error:
-        notice += f". {result.error}"
-    return go(with_notice(f"/mailboxes/{name}", notice), request)
+    counts = {"imported": result.imported, "skipped": result.skipped, "failed": result.failed}
+    notice = "poll_failed" if result.error else "polled"
+    return go(notice_url(f"/mailboxes/{name}", notice, **counts), request)
 
 
 @router.post("/mailboxes/{name}/proxy/test")

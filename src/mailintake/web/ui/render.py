@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+
+from mailintake.web.ui.notices import notice_text
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -56,7 +57,8 @@ templates = _templates()
 def page(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    context = {"notice": request.query_params.get("notice"), **context}
+    names = context.pop("notice_names", ())
+    context = {"notice": notice_text(request.query_params, names), **context}
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -65,7 +67,3 @@ def go(url: str, request: Request) -> RedirectResponse | HTMLResponse:
     if request.headers.get("HX-Request"):
         return HTMLResponse("", headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
-
-
-def with_notice(url: str, text: str) -> str:
-    return f"{url}?notice={quote(text)}"

@@ -15,7 +15,8 @@ from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
 from mailintake.web.deps import EnvDep, StoreDep
 from mailintake.web.ui.form_data import field_errors
-from mailintake.web.ui.render import go, page, with_notice
+from mailintake.web.ui.notices import notice_url
+from mailintake.web.ui.render import go, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,16 +69,31 @@ def _render(
 
 @router.get("/servers")
 def list_servers(request: Request, store: StoreDep) -> HTMLResponse:
+    return _list(request, store)
+
+
+def _list(
+    request: Request, store: StoreDep, notice: str | None = None, status: int = 200
+) -> HTMLResponse:
+    """The server list; ``notice`` (a refusal, made here) replaces the address's notice."""
     with store.read() as repo:
+        servers = repo.list_servers()
         rows = [
             {
                 "server": s,
                 "edited": repo.server_is_edited(s.name),
                 "used_by": repo.servers_in_use(s.name),
             }
-            for s in repo.list_servers()
+            for s in servers
         ]
-    return page(request, "servers.html", {"nav": "servers", "rows": rows})
+    context: dict[str, Any] = {
+        "nav": "servers",
+        "rows": rows,
+        "notice_names": [s.name for s in servers],
+    }
+    if notice is not None:
+        context["notice"] = notice
+    return page(request, "servers.html", context, status_code=status)
 
 
 @router.get("/servers/new")
@@ -102,7 +118,7 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
         return _render(request, form, editing, exc.problems, 422)
     except (Conflict, NotFound) as exc:
         return _render(request, form, editing, [f"name: {exc}"], 409)
-    return go(with_notice("/servers", f"Saved {form.get('name', '')}"), request)
+    return go(notice_url("/servers", "server_saved", name=form.get("name", "")), request)
 
 
 @router.post("/servers/new")
@@ -136,8 +152,8 @@ def delete_server(request: Request, store: StoreDep, name: str) -> Response:
         with store.begin() as repo:
             repo.delete_server(name)
     except (Conflict, ConfigError) as exc:
-        return go(with_notice("/servers", f"Not deleted: {exc}"), request)
-    return go(with_notice("/servers", f"Deleted {name}"), request)
+        return _list(request, store, f"Not deleted: {exc}", 409)
+    return go(notice_url("/servers", "server_deleted"), request)
 
 
 @router.post("/servers/{name}/reset")
@@ -146,5 +162,5 @@ def reset_server(request: Request, store: StoreDep, name: str) -> Response:
         with store.begin() as repo:
             repo.reset_server(name)
     except (Conflict, ConfigError) as exc:
-        return go(with_notice("/servers", f"Not reset: {exc}"), request)
-    return go(with_notice("/servers", f"Reset {name} to its shipped values"), request)
+        return _list(request, store, f"Not reset: {exc}", 409)
+    return go(notice_url("/servers", "server_reset", name=name), request)
