@@ -8,7 +8,7 @@ whole message. A message's line ends at LF, whether CR comes before it or not, a
 reads lines (and the mail clients that servers are tried with): a server that sends a
 message as stored with bare LF line endings (``last line\n.\r\n``) has its answers read
 one by one, never run together. The lines the server writes itself, the status line and
-the dot line, end in CRLF (a status line without one is refused after MAX_STATUS bytes).
+the dot line, end in CRLF, or both in a bare LF.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ WINDOW = 64  # commands outstanding at once (a RETR command is a dozen bytes)
 BLOCK = 1 << 20
 MAX_STATUS = 4096
 _END = b"\n.\r\n"  # the last line's line ending, then the dot line
+_END_LF = b"\n.\n"  # the same from a server that ends its own lines with a bare LF
 
 
 class Pipe:
@@ -31,6 +32,7 @@ class Pipe:
         self.window = WINDOW if pipelining else 1
         self.buffer = bytearray()
         self.pos = 0  # where the unread part of the buffer starts
+        self.end = _END  # how the answer being read ends
 
     def _fill(self) -> None:
         file: Any = getattr(self.client, "file")  # noqa: B009 - poplib's reader, untyped
@@ -43,32 +45,37 @@ class Pipe:
         self.buffer += block
 
     def _status(self) -> bytes:
-        """The next answer's first line, without its CRLF."""
-        while (end := self.buffer.find(b"\r\n", self.pos)) < 0:
+        """The next answer's first line, without its line ending. A server that ends it
+        with a bare LF ends its dot line so too: that is the end the answer's lines are
+        read up to."""
+        while (end := self.buffer.find(b"\n", self.pos)) < 0:
             if len(self.buffer) - self.pos > MAX_STATUS:
                 raise poplib.error_proto("-ERR answer line too long")
             self._fill()
-        line = bytes(self.buffer[self.pos : end])
-        self.pos = end + 2
+        crlf = end > self.pos and self.buffer[end - 1] == 0x0D
+        line = bytes(self.buffer[self.pos : end - 1 if crlf else end])
+        self.pos = end + 1
+        self.end = _END if crlf else _END_LF
         return line
 
     def _lines(self) -> bytes:
         """The rest of a multi-line answer, dot-unstuffed, with the line ending (CRLF or LF)
         of its last line (an empty answer is ``b""``)."""
-        while len(self.buffer) - self.pos < 3:
+        marker = self.end
+        while len(self.buffer) - self.pos < len(marker) - 1:
             self._fill()
-        if self.buffer[self.pos : self.pos + 3] == b".\r\n":
-            self.pos += 3
+        if self.buffer.startswith(marker[1:], self.pos):
+            self.pos += len(marker) - 1
             return b""
         # The first line is not the end, so the end marker (the last line's LF, the dot
         # line) lies after it; ``offset`` is how far past ``pos`` it was looked for already.
         offset = 0
-        while (end := self.buffer.find(_END, self.pos + offset)) < 0:
-            offset = max(0, len(self.buffer) - self.pos - len(_END) + 1)
+        while (end := self.buffer.find(marker, self.pos + offset)) < 0:
+            offset = max(0, len(self.buffer) - self.pos - len(marker) + 1)
             self._fill()
         with memoryview(self.buffer) as view:  # one copy, not two
             data = bytes(view[self.pos : end + 1])
-        self.pos = end + len(_END)
+        self.pos = end + len(marker)
         if b"\n.." in data:
             data = data.replace(b"\n..", b"\n.")
         if data[:2] == b"..":

@@ -44,18 +44,19 @@ MESSAGES = st.one_of(
 )
 
 
-def served(message: bytes) -> bytes:
+def served(message: bytes, eol: bytes = b"\r\n") -> bytes:
     """A message as a server sends it in a RETR answer (RFC 1939 §3): a line ending added
     if it has none at the end, each line that begins with a dot given one more, and the
-    dot line. Lines end at LF, as for poplib and the servers that mail clients read."""
-    body = ended(message)
+    dot line. Lines end at LF, as for poplib and the servers that mail clients read; the
+    server writes the lines it adds with ``eol``."""
+    body = ended(message, eol)
     stuffed = re.sub(rb"(?m)^\.", b"..", body) if body else b""
-    return stuffed + b".\r\n"
+    return stuffed + b"." + eol
 
 
-def ended(message: bytes) -> bytes:
+def ended(message: bytes, eol: bytes = b"\r\n") -> bytes:
     """The message as a client gets it back: with a line ending at the end."""
-    return message if not message or message.endswith(b"\n") else message + b"\r\n"
+    return message if not message or message.endswith(b"\n") else message + eol
 
 
 def answers(
@@ -63,34 +64,37 @@ def answers(
     refused: frozenset[int] = frozenset(),
     uidls: dict[int, bytes] | None = None,
     sizes: dict[int, int] | None = None,
+    eol: bytes = b"\r\n",
 ) -> Connection:
     """A server holding these messages (their UIDLs ``uid-N`` and their sizes as LIST tells
     them unless given), which refuses RETR and DELE of those refused (as when another
-    session deleted them) with -ERR."""
+    session deleted them) with -ERR. The lines it writes itself end with ``eol``."""
 
     def answer(line: bytes) -> bytes:
         command, _, argument = line.partition(b" ")
         if command in (b"UIDL", b"LIST"):
             listed = b"".join(
-                b"%d %s\r\n"
+                b"%d %s"
                 % (
                     n,
                     (uidls or {}).get(n, b"uid-%d" % n)
                     if command == b"UIDL"
                     else b"%d" % (sizes or {}).get(n, len(m)),
                 )
+                + eol
                 for n, m in messages.items()
             )
-            return b"+OK\r\n" + listed + b".\r\n"
+            return b"+OK" + eol + listed + b"." + eol
         number = int(argument)
         if number in refused or number not in messages:
-            return b"-ERR no such message\r\n"
+            return b"-ERR no such message" + eol
         if command == b"RETR":
-            return b"+OK %d octets\r\n" % len(messages[number]) + served(messages[number])
+            message = messages[number]
+            return b"+OK %d octets" % len(message) + eol + served(message, eol)
         assert command == b"DELE"
-        return b"+OK message deleted\r\n"
+        return b"+OK message deleted" + eol
 
-    return Connection(answer, greeting=b"+OK ready\r\n")
+    return Connection(answer, greeting=b"+OK ready" + eol)
 
 
 class ScriptedPOP3(poplib.POP3):
@@ -110,8 +114,8 @@ def pipe_on(connection: Connection, pipelining: bool) -> Pipe:
     return Pipe(client, pipelining=pipelining)
 
 
-def poplib_lines(message: bytes) -> list[bytes]:
-    connection = answers({1: message})
+def poplib_lines(message: bytes, eol: bytes) -> list[bytes]:
+    connection = answers({1: message}, eol=eol)
     return ScriptedPOP3(connection).retr(1)[1]
 
 
@@ -122,38 +126,42 @@ def lines_of(data: bytes) -> list[bytes]:
 
 SIZES = st.one_of(st.just([1 << 20]), st.lists(st.integers(1, 40), min_size=1, max_size=6))
 MAILBOXES = st.lists(MESSAGES, min_size=1, max_size=8)
+EOLS = st.sampled_from([b"\r\n", b"\n"])  # how the server ends the lines it writes
 
 
 # A server that sends messages as stored, with bare LF line endings, then the dot line.
 STORED_WITH_LF = [b"Subject: one\n\n.dot\nlast\n", b"Subject: two\r\n", b"Subject: three\n"]
+# A server that writes its own lines (status, dot line) with bare LF.
+STORED_WITH_CRLF = [b"Subject: one\r\n\r\nbody\r\n", b"Subject: two\r\n\r\n.\r\n"]
 
 
 @settings(PROPERTIES, max_examples=150)
-@given(mailbox=MAILBOXES, pipelining=st.booleans(), sizes=SIZES)
-@example(mailbox=STORED_WITH_LF, pipelining=True, sizes=[1 << 20])
-@example(mailbox=STORED_WITH_LF, pipelining=False, sizes=[1 << 20])
+@given(mailbox=MAILBOXES, pipelining=st.booleans(), sizes=SIZES, eol=EOLS)
+@example(mailbox=STORED_WITH_LF, pipelining=True, sizes=[1 << 20], eol=b"\r\n")
+@example(mailbox=STORED_WITH_LF, pipelining=False, sizes=[1 << 20], eol=b"\r\n")
+@example(mailbox=STORED_WITH_CRLF, pipelining=True, sizes=[1 << 20], eol=b"\n")
 def test_each_message_comes_as_the_server_holds_it(
-    mailbox: list[bytes], pipelining: bool, sizes: list[int]
+    mailbox: list[bytes], pipelining: bool, sizes: list[int], eol: bytes
 ) -> None:
-    connection = answers(dict(enumerate(mailbox, start=1)))
+    connection = answers(dict(enumerate(mailbox, start=1)), eol=eol)
     connection.stream.sizes = sizes
     pipe = pipe_on(connection, pipelining)
     numbers = list(range(1, len(mailbox) + 1))
     got = list(pipe.retrieve(numbers))
-    assert got == [(n, ended(m)) for n, m in zip(numbers, mailbox, strict=True)]
+    assert got == [(n, ended(m, eol)) for n, m in zip(numbers, mailbox, strict=True)]
     assert connection.commands == [b"RETR %d" % n for n in numbers]
 
 
 @settings(PROPERTIES, max_examples=150)
-@given(message=MESSAGES)
-def test_poplib_finds_the_same_lines(message: bytes) -> None:
+@given(message=MESSAGES, eol=EOLS)
+@example(message=STORED_WITH_CRLF[0], eol=b"\n")
+def test_poplib_finds_the_same_lines(message: bytes, eol: bytes) -> None:
     # poplib refuses lines over 2048 bytes, and drops a CR that begins a bare-LF line.
-    assume_lines = lines_of(ended(message))
-    if any(len(line) > 2000 or line.startswith(b"\r") for line in assume_lines):
+    if any(len(line) > 2000 or line.startswith(b"\r") for line in lines_of(ended(message))):
         return
-    pipe = pipe_on(answers({1: message}), pipelining=False)
+    pipe = pipe_on(answers({1: message}, eol=eol), pipelining=False)
     [(_number, got)] = list(pipe.retrieve([1]))
-    assert lines_of(got) == poplib_lines(message)
+    assert lines_of(got) == poplib_lines(message, eol)
 
 
 @settings(PROPERTIES, max_examples=80)
@@ -162,51 +170,53 @@ def test_poplib_finds_the_same_lines(message: bytes) -> None:
     refused=st.integers(0, 7),
     pipelining=st.booleans(),
     sizes=SIZES,
+    eol=EOLS,
 )
 def test_err_in_the_middle_raises_and_the_session_stays_in_step(
-    mailbox: list[bytes], refused: int, pipelining: bool, sizes: list[int]
+    mailbox: list[bytes], refused: int, pipelining: bool, sizes: list[int], eol: bytes
 ) -> None:
     refused = refused % len(mailbox) + 1
-    connection = answers(dict(enumerate(mailbox, start=1)), frozenset([refused]))
+    connection = answers(dict(enumerate(mailbox, start=1)), frozenset([refused]), eol=eol)
     connection.stream.sizes = sizes
     pipe = pipe_on(connection, pipelining)
     got: list[tuple[int, bytes]] = []
     numbers = list(range(1, len(mailbox) + 1))
     with pytest.raises(poplib.error_proto, match="-ERR no such message"):
         got.extend(pipe.retrieve(numbers))
-    assert got == [(n, ended(mailbox[n - 1])) for n in range(1, refused)]
+    assert got == [(n, ended(mailbox[n - 1], eol)) for n in range(1, refused)]
     if refused < len(mailbox):  # the next command gets its own answer
-        assert list(pipe.retrieve([len(mailbox)])) == [(len(mailbox), ended(mailbox[-1]))]
+        last = len(mailbox)
+        assert list(pipe.retrieve([last])) == [(last, ended(mailbox[-1], eol))]
     with pytest.raises(poplib.error_proto, match="-ERR no such message"):
         pipe.delete(numbers)
 
 
 @settings(PROPERTIES, max_examples=100)
-@given(mailbox=MAILBOXES, pipelining=st.booleans(), cut=st.integers(0, 10**6))
+@given(mailbox=MAILBOXES, pipelining=st.booleans(), cut=st.integers(0, 10**6), eol=EOLS)
 def test_a_connection_closed_at_any_byte_raises(
-    mailbox: list[bytes], pipelining: bool, cut: int
+    mailbox: list[bytes], pipelining: bool, cut: int, eol: bytes
 ) -> None:
-    whole = len(b"+OK ready\r\n") + sum(
-        len(b"+OK %d octets\r\n" % len(m)) + len(served(m)) for m in mailbox
-    )
-    connection = answers(dict(enumerate(mailbox, start=1)))
-    connection.stream.limit = len(b"+OK ready\r\n") + cut % (whole - len(b"+OK ready\r\n"))
+    greeting = len(b"+OK ready" + eol)
+    answered = sum(len(b"+OK %d octets" % len(m) + eol + served(m, eol)) for m in mailbox)
+    connection = answers(dict(enumerate(mailbox, start=1)), eol=eol)
+    connection.stream.limit = greeting + cut % answered
     pipe = pipe_on(connection, pipelining)
     got: list[tuple[int, bytes]] = []
     with pytest.raises(poplib.error_proto):
         got.extend(pipe.retrieve(list(range(1, len(mailbox) + 1))))
-    assert got == [(n, ended(mailbox[n - 1])) for n, _m in got]
+    assert got == [(n, ended(mailbox[n - 1], eol)) for n, _m in got]
 
 
-def test_every_split_of_an_answer_reads_the_same() -> None:
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_every_split_of_an_answer_reads_the_same(eol: bytes) -> None:
     mailbox = [b".\r\n..\r\n.x\r\n\r\n.\r\n", b"", b"a\n.\nb", b"last\r\n.."]
-    whole = b"".join(b"+OK\r\n" + served(m) for m in mailbox)
+    whole = b"".join(b"+OK" + eol + served(m, eol) for m in mailbox)
     for sizes in split_points(whole):
-        connection = answers(dict(enumerate(mailbox, start=1)))
+        connection = answers(dict(enumerate(mailbox, start=1)), eol=eol)
         connection.stream.sizes = sizes
         pipe = pipe_on(connection, pipelining=True)
         got = list(pipe.retrieve([1, 2, 3, 4]))
-        assert got == [(n, ended(m)) for n, m in enumerate(mailbox, start=1)], sizes
+        assert got == [(n, ended(m, eol)) for n, m in enumerate(mailbox, start=1)], sizes
 
 
 def test_a_refused_retr_or_dele_is_a_source_error() -> None:
@@ -255,11 +265,11 @@ def test_the_multi_line_uidl_and_list_answers_list_every_message(
 
 
 @settings(PROPERTIES, max_examples=60)
-@given(mailbox=MAILBOXES, read=st.integers(0, 7), pipelining=st.booleans(), sizes=SIZES)
+@given(mailbox=MAILBOXES, read=st.integers(0, 7), pipelining=st.booleans(), sizes=SIZES, eol=EOLS)
 def test_a_reader_that_stops_early_leaves_the_session_in_step(
-    mailbox: list[bytes], read: int, pipelining: bool, sizes: list[int]
+    mailbox: list[bytes], read: int, pipelining: bool, sizes: list[int], eol: bytes
 ) -> None:
-    connection = answers(dict(enumerate(mailbox, start=1)))
+    connection = answers(dict(enumerate(mailbox, start=1)), eol=eol)
     connection.stream.sizes = sizes
     pipe = pipe_on(connection, pipelining)
     numbers = list(range(1, len(mailbox) + 1))
@@ -267,5 +277,7 @@ def test_a_reader_that_stops_early_leaves_the_session_in_step(
     answered = pipe.retrieve(numbers)
     got = [next(answered) for _ in range(read)]
     answered.close()
-    assert got == [(n, ended(mailbox[n - 1])) for n in numbers[:read]]
-    assert list(pipe.retrieve(numbers[::-1])) == [(n, ended(mailbox[n - 1])) for n in numbers[::-1]]
+    assert got == [(n, ended(mailbox[n - 1], eol)) for n in numbers[:read]]
+    assert list(pipe.retrieve(numbers[::-1])) == [
+        (n, ended(mailbox[n - 1], eol)) for n in numbers[::-1]
+    ]
