@@ -267,3 +267,22 @@ def test_cli_refuses_to_prune_with_an_empty_file(cli: Cli, tmp_path: Path) -> No
     result = cli("apply", str(empty))
     assert result.returncode == 0, result.stderr
     assert "changed 0 of 0 item(s)" in result.stdout
+
+
+def test_api_refuses_a_password_inside_a_url(api: TestClient, store: Store) -> None:
+    password = "Url-Pw-9Kd3Lm"
+    mailbox = claims_mailbox("pw", output="default")
+    mailbox["proxy"] = {"address": f"http://svc:{password}@proxy.example.com:3128"}
+    answer = api.post("/api/v1/config/apply", json={"mailboxes": [mailbox]})
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        "mailboxes[claims].proxy.address: must not contain a user name or password; "
+        "put them in proxy.username and proxy.password"
+    ]
+    assert password not in answer.text
+    answer = api.post("/api/v1/mailboxes", json=mailbox)
+    assert answer.status_code == 422
+    assert password not in answer.text
+    assert password not in api.get("/api/v1/config/export?format=yaml").text
+    with store.read() as repo:
+        assert repo.list_mailboxes() == []

@@ -20,6 +20,25 @@ _DOMAIN = re.compile(
     r"^(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+# user info (``user:password@``) before the host, with or without a scheme
+_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^/?#@]*@")
+
+# Where the credentials a URL must not carry go instead. The messages never repeat the value:
+# it holds a password.
+NO_CREDENTIALS = "must not contain a user name or password"
+PROXY_CREDENTIALS = f"{NO_CREDENTIALS}; put them in proxy.username and proxy.password"
+CLIENT_CREDENTIALS = (
+    f"{NO_CREDENTIALS}; the application signs in with oauth.client_id and oauth.client_secret"
+)
+WEBHOOK_CREDENTIALS = (
+    f"{NO_CREDENTIALS}; send them in headers (e.g. Authorization), which are stored encrypted"
+)
+HOST_CREDENTIALS = f"{NO_CREDENTIALS}; the mailbox signs in as username, with OAuth"
+
+
+def has_credentials(value: str) -> bool:
+    """Whether ``value`` (a URL, or a host with or without a scheme) carries user info."""
+    return bool(_USERINFO.match(value))
 
 
 def is_loopback(host: str | None) -> bool:
@@ -35,6 +54,8 @@ def is_loopback(host: str | None) -> bool:
 
 
 def check_host(value: str) -> str | None:
+    if has_credentials(value):
+        return HOST_CREDENTIALS
     host = value.strip("[]")
     try:
         ipaddress.ip_address(host)
@@ -46,8 +67,11 @@ def check_host(value: str) -> str | None:
     return None
 
 
-def check_endpoint(value: str) -> str | None:
-    """An absolute https URL; plain http only on a loopback host. ``{tenant}`` may appear."""
+def check_endpoint(value: str, credentials: str = NO_CREDENTIALS) -> str | None:
+    """An absolute https URL; plain http only on a loopback host. ``{tenant}`` may appear.
+    ``credentials``: the message for a URL with a user name or password in it."""
+    if has_credentials(value):
+        return credentials
     parts = urlsplit(value.replace("{tenant}", "tenant"))
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return f"'{value}' is not an absolute http(s) URL"
@@ -60,6 +84,8 @@ def check_endpoint(value: str) -> str | None:
 
 def check_redirect_uri(value: str, *, microsoft: bool) -> str | None:
     """An absolute URI; http only for loopback (RFC 8252 §7.3, RFC 9700); no fragment."""
+    if has_credentials(value):
+        return NO_CREDENTIALS
     if re.match(r"^[A-Za-z0-9.-]+:\d+(/.*)?$", value):
         return f"'{value}' is not an absolute URI: it needs a scheme, e.g. http://{value}"
     parts = urlsplit(value)
@@ -107,6 +133,8 @@ def check_tenant(value: str, grant: Grant) -> str | None:
 
 
 def check_proxy_address(value: str) -> str | None:
+    if has_credentials(value):
+        return PROXY_CREDENTIALS
     text = value if "://" in value else f"http://{value}"
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):

@@ -234,7 +234,7 @@ def check_server(spec: ServerSpec, label: str, problems: Problems) -> ServerDefi
         "device_authorization_endpoint",
     ):
         value = getattr(spec, key)
-        if value and (msg := checks.check_endpoint(value)):
+        if value and (msg := checks.check_endpoint(value, checks.CLIENT_CREDENTIALS)):
             problems.add(f"{label}.{key}", msg)
     for key in ("scopes", "app_scopes"):
         scopes = getattr(spec, key)
@@ -263,7 +263,7 @@ def check_output(spec: OutputSpec, label: str, ctx: Context, problems: Problems)
         problems.add(f"{label}.path", "not applicable to type webhook (remove it)")
     if spec.url is None:
         problems.add(f"{label}.url", "required for type webhook")
-    elif msg := checks.check_endpoint(spec.url):
+    elif msg := checks.check_endpoint(spec.url, checks.WEBHOOK_CREDENTIALS):
         problems.add(f"{label}.url", msg)
     return spec
 
@@ -513,7 +513,7 @@ def _check_values(
     assert spec.protocol is not None
     for key in ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint"):
         value = getattr(oauth, key)
-        if value and (msg := checks.check_endpoint(value)):
+        if value and (msg := checks.check_endpoint(value, checks.CLIENT_CREDENTIALS)):
             problems.add(f"{p}.oauth.{key}", msg)
     token_endpoint = oauth.token_endpoint or server.token_endpoint
     microsoft = is_microsoft(server, token_endpoint)

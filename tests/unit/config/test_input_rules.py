@@ -52,3 +52,123 @@ def test_dot_names_are_refused_for_every_kind_of_item(name: str, message: str) -
 def test_dots_inside_a_name_stay_allowed(name: str) -> None:
     doc = {"outputs": [{**folder_output("/srv/capture"), "name": name}]}
     assert problems(doc) == []
+
+
+# --- no credentials inside a URL ----------------------------------------------------------------
+
+PASSWORD = "Pw-In-Url-7Hq2Zx"
+CREDENTIALS = "must not contain a user name or password"
+CLIENT = f"{CREDENTIALS}; the application signs in with oauth.client_id and oauth.client_secret"
+
+
+def graph_box(**changes: Any) -> dict[str, Any]:
+    box = claims_mailbox("pw", output="default")
+    for path, value in changes.items():
+        holder = box
+        *parents, last = path.split(".")
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder[last] = value
+    return box
+
+
+def imap_code_box(**oauth: Any) -> dict[str, Any]:
+    return {
+        "name": "claims",
+        "protocol": "imap",
+        "username": "claims@contoso.com",
+        "oauth": {
+            "authorization_server": "MICROSOFT",
+            "grant_type": "authorization_code",
+            "tenant_id": "contoso.onmicrosoft.com",
+            "client_id": "app",
+            "redirect_uri": "http://localhost:8765/",
+            **oauth,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"mailboxes": [graph_box(**{"proxy.address": f"http://svc:{PASSWORD}@proxy:3128"})]},
+            "mailboxes[claims].proxy.address: must not contain a user name or password; "
+            "put them in proxy.username and proxy.password",
+        ),
+        (
+            {"mailboxes": [graph_box(**{"proxy.address": f"svc:{PASSWORD}@proxy:3128"})]},
+            "mailboxes[claims].proxy.address: must not contain a user name or password; "
+            "put them in proxy.username and proxy.password",
+        ),
+        (
+            {"mailboxes": [graph_box(graph_url=f"https://me:{PASSWORD}@graph.example.com/v1")]},
+            f"mailboxes[claims].graph_url: {CREDENTIALS}",
+        ),
+        (
+            {"mailboxes": [imap_code_box(token_endpoint=f"https://a:{PASSWORD}@x.io/t")]},
+            f"mailboxes[claims].oauth.token_endpoint: {CLIENT}",
+        ),
+        (
+            {"mailboxes": [imap_code_box(redirect_uri=f"http://u:{PASSWORD}@localhost:8765/")]},
+            f"mailboxes[claims].oauth.redirect_uri: {CREDENTIALS}",
+        ),
+        (
+            {"mailboxes": [imap_code_box(authorization_endpoint=f"https://u:{PASSWORD}@x.io/a")]},
+            f"mailboxes[claims].oauth.authorization_endpoint: {CLIENT}",
+        ),
+        (
+            {"mailboxes": [{**imap_code_box(), "host": f"u:{PASSWORD}@mail.example.com"}]},
+            f"mailboxes[claims].host: {CREDENTIALS}; the mailbox signs in as username, with OAuth",
+        ),
+        (
+            {
+                "outputs": [
+                    {"name": "hook", "type": "webhook", "url": f"https://u:{PASSWORD}@hook.io/in"}
+                ]
+            },
+            f"outputs[hook].url: {CREDENTIALS}; send them in headers (e.g. Authorization), "
+            "which are stored encrypted",
+        ),
+        *(
+            (
+                {
+                    "authorization_servers": [
+                        {
+                            "name": "corp",
+                            "token_endpoint": "https://idp.example.com/t",
+                            key: f"https://client:{PASSWORD}@idp.example.com/x",
+                        }
+                    ]
+                },
+                f"authorization_servers[corp].{key}: {CLIENT}",
+            )
+            for key in (
+                "issuer",
+                "authorization_endpoint",
+                "token_endpoint",
+                "device_authorization_endpoint",
+            )
+        ),
+    ],
+)
+def test_a_url_with_a_password_is_refused_without_repeating_it(
+    doc: dict[str, Any], expected: str
+) -> None:
+    found = problems(doc)
+    assert found == [expected]
+    assert PASSWORD not in "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://idp.example.com/oauth2/token",
+        "https://idp.example.com/u/someone@example.com/token",
+        "https://idp.example.com/token?login_hint=a@b.example",
+        "http://127.0.0.1:8765/",
+    ],
+)
+def test_an_at_sign_after_the_host_is_no_password(url: str) -> None:
+    doc = {"authorization_servers": [{"name": "corp", "token_endpoint": url}]}
+    assert problems(doc) == []
