@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from mailintake.store import imports
 from mailintake.store.admin import set_admin_password
+from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
@@ -281,6 +283,29 @@ def test_every_action_still_says_what_it_did(ui: TestClient) -> None:
     refused = ui.post("/servers/MICROSOFT/delete")
     assert refused.status_code == 409
     assert (notice_of(refused.text) or "").startswith("Not deleted: authorization server MICROSOFT")
+
+
+def test_what_a_sender_writes_is_shown_as_text(
+    ui: TestClient, ui_store: tuple[Settings, Store]
+) -> None:
+    """A message's subject and sender come from whoever sent it: the pages show them as text,
+    never as markup."""
+    _, store = ui_store
+    assert ui.post("/mailboxes/new", data=graph_form()).status_code == 200
+    subject = "<script>alert('subject')</script>"
+    sender = '"><img src=x onerror=alert(1)> <evil@example.com>'
+    with store.begin() as repo:
+        imports.record(
+            repo.conn,
+            "claims",
+            [ImportEntry("k1", {"id": "1"}, "/tmp/x", subject=subject, sender=sender, size=1)],
+        )
+    for path in ("/imports", "/mailboxes/claims", "/"):
+        page = ui.get(path).text
+        assert subject not in page, path
+        assert "<img" not in page, path
+        assert_no_inline_code(page)
+    assert "&lt;script&gt;alert(&#39;subject&#39;)&lt;/script&gt;" in ui.get("/imports").text
 
 
 def test_test_connection_goes_through_the_real_proxy(
