@@ -299,7 +299,7 @@ def test_import_records_of_a_batch(store: Store) -> None:
     given."""
     from datetime import timedelta
 
-    from mailintake.store import imports
+    from mailintake.store import imports, leases
     from mailintake.store.imports import ImportEntry
 
     source = {"folder": "INBOX", "uidvalidity": 7, "uid": 1}
@@ -313,7 +313,7 @@ def test_import_records_of_a_batch(store: Store) -> None:
     ]
     with store.begin() as repo:
         imports.record(repo.conn, "box", entries)
-        assert imports.acquire(repo.conn, "box", "me", timedelta(minutes=1))
+        assert leases.acquire(repo.conn, "box", "me", timedelta(minutes=1))
     with store.read() as repo:
         assert imports.statuses(repo.conn, "box", ["k1", "k2", "k3", "k4"]) == {
             "k1": imports.RECORDED,
@@ -348,6 +348,42 @@ def test_import_records_of_a_batch(store: Store) -> None:
             "k1": imports.ACKNOWLEDGED,
             "k3": imports.ACKNOWLEDGED,
         }
+
+
+def test_a_lease_belongs_to_one_poll(store: Store) -> None:
+    """Each poll has an owner id of its own: a second poll in the same process is refused
+    while the first holds the lease, renews only what it holds, and takes over at once only
+    the lease of a process that has ended."""
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from mailintake.store import leases
+
+    minute = timedelta(minutes=1)
+    first, second = leases.new_owner(), leases.new_owner()
+    assert first != second
+    assert first.split(":")[1] == second.split(":")[1] == str(os.getpid())
+    with store.begin() as repo:
+        assert leases.claim(repo.conn, "box", first, minute)
+        assert not leases.claim(repo.conn, "box", second, minute)  # the same process
+        assert leases.renew(repo.conn, "box", first, minute)
+        assert not leases.renew(repo.conn, "box", second, minute)
+        assert leases.holder(repo.conn, "box") == first
+        leases.release(repo.conn, "box", first)
+        assert leases.claim(repo.conn, "box", second, minute)
+    ended = subprocess.run(
+        [sys.executable, "-c", "from mailintake.store import leases; print(leases.new_owner())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with store.begin() as repo:
+        leases.release(repo.conn, "box", second)
+        assert leases.acquire(repo.conn, "box", ended, minute)
+        assert leases.claim(repo.conn, "box", first, minute)  # its process has ended
+        assert leases.holder(repo.conn, "box") == first
 
 
 def test_schedules_say_what_the_records_say(store: Store, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from tests.conftest import service_missing
 from tests.integration.oauth_support import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
-BUSY = "another worker is polling this mailbox"  # serve's own scheduler has it right now
+BUSY = "another poll of this mailbox is running"  # serve's own scheduler has it right now
 
 
 @dataclass

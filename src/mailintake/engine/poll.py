@@ -3,18 +3,18 @@ deliver to the output → record in the store → acknowledge on the server → 
 
 After a crash: items recorded but not acknowledged are acknowledged first; recorded items are
 skipped; a delivery repeated after a crash lands on the same key (the output keeps one copy).
+
+A pass holds the mailbox's lease, its own: one owner id per poll, so a second poll of the same
+mailbox is refused, in this process or another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import shutil
-import socket
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,15 +32,14 @@ from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body, Spooled
-from mailintake.store import imports
+from mailintake.store import imports, leases
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
 
 log = get_logger(__name__)
-HOST = socket.gethostname()
-OWNER = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-# A worker renews its lease after every batch; one that dies leaves it to expire, unless it
-# ran on this host, where a lease of a process that no longer exists is taken over at once.
+BUSY = "another poll of this mailbox is running"
+# A pass renews its lease after every batch; one that dies leaves it to expire, unless it ran
+# on this host, where a lease of a process that no longer exists is taken over at once.
 LEASE = timedelta(minutes=5)
 BATCH = 100
 AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
@@ -87,7 +86,6 @@ class Poller:
     sink_factory: Callable[..., MessageSink] = build_sink
     max_size: int | None = None  # overrides every mailbox's max_message_size (tests)
     batch_bytes: int = BATCH_BYTES  # a batch ends at BATCH messages or at this many bytes
-    owner: str = OWNER
     progress: Progress | None = None
     _tokens: TokenManager = field(init=False)
 
@@ -96,15 +94,19 @@ class Poller:
         if sys.getswitchinterval() > SWITCH_INTERVAL:  # a shorter one set elsewhere stays
             sys.setswitchinterval(SWITCH_INTERVAL)
 
-    def poll(self, name: str) -> PollResult:
+    def poll(self, name: str, *, owner: str | None = None) -> PollResult:
+        """One pass over the mailbox ``name`` as ``owner`` (a lease owner id of its own:
+        host:pid:nonce, made here when not given)."""
+        owner = owner or leases.new_owner()
         result = PollResult(name)
         started = time.monotonic()
         with self.store.begin() as repo:
-            if not _acquire(repo, name, self.owner):
-                result.error = "another worker is polling this mailbox"
+            if not leases.claim(repo.conn, name, owner, LEASE):
+                result.error = BUSY
+                log.info("poll.busy", mailbox=name, held_by=leases.holder(repo.conn, name))
                 return result
         try:
-            self._poll(name, result)
+            self._poll(name, owner, result)
         except AuthError as exc:
             result.error, result.state = str(exc), exc.state
         except MailintakeError as exc:
@@ -115,7 +117,7 @@ class Poller:
         finally:
             with self.store.begin() as repo:
                 repo.set_poll_result(name, result.error)
-                imports.release(repo.conn, name, self.owner)
+                leases.release(repo.conn, name, owner)
         metrics.POLLS.labels(name, "failed" if result.error else "ok").inc()
         metrics.POLL_SECONDS.labels(name).observe(time.monotonic() - started)
         for outcome in ("imported", "skipped", "failed"):
@@ -132,7 +134,7 @@ class Poller:
             )
         return result
 
-    def _poll(self, name: str, result: PollResult) -> None:
+    def _poll(self, name: str, owner: str, result: PollResult) -> None:
         with self.store.read() as repo:
             record = repo.get_mailbox(name, reveal=True)
             output = (
@@ -152,7 +154,7 @@ class Poller:
             self._acknowledge_pending(name, source)
             limit = self.max_size or resolve.max_message_size(spec)
             protocol = spec.protocol.value if spec.protocol else ""
-            self._import(name, protocol, source, sink, result, limit)
+            self._import(name, owner, protocol, source, sink, result, limit)
         finally:
             source.close()
             sink.close()
@@ -168,6 +170,7 @@ class Poller:
     def _import(
         self,
         name: str,
+        owner: str,
         protocol: str,
         source: MailSource,
         sink: MessageSink,
@@ -211,9 +214,9 @@ class Poller:
                     future = writers.submit(sink.deliver, deliveries) if deliveries else None
                     writing.append(_Writing(start, batch, deliveries, oversized, future))
                     while len(writing) >= overlap:
-                        self._finish(name, source, writing.popleft(), result, counted[0])
+                        self._finish(name, owner, source, writing.popleft(), result, counted[0])
                 while writing:
-                    self._finish(name, source, writing.popleft(), result, counted[0])
+                    self._finish(name, owner, source, writing.popleft(), result, counted[0])
             finally:
                 for abandoned in writing:  # an error stopped the pass: their files still go
                     abandoned.wait()
@@ -251,13 +254,17 @@ class Poller:
         return [d for d in deliveries if d.size <= limit], oversized
 
     def _finish(
-        self, name: str, source: MailSource, writing: _Writing, result: PollResult, total: int
+        self,
+        name: str,
+        owner: str,
+        source: MailSource,
+        writing: _Writing,
+        result: PollResult,
+        total: int,
     ) -> None:
         try:
             results = writing.future.result() if writing.future is not None else []
-            self._deliver(
-                name, source, writing.batch, writing.deliveries, results, writing.oversized, result
-            )
+            self._deliver(name, owner, source, writing, results, result)
         finally:
             writing.discard()
         if self.progress is not None:
@@ -266,14 +273,14 @@ class Poller:
     def _deliver(
         self,
         name: str,
+        owner: str,
         source: MailSource,
-        batch: list[SourceItem],
-        deliveries: list[Delivery],
+        writing: _Writing,
         results: list[Receipt | Exception],
-        oversized: list[Delivery],
         result: PollResult,
     ) -> None:
         """One delivered batch: record → acknowledge → mark acknowledged."""
+        batch, deliveries, oversized = writing.batch, writing.deliveries, writing.oversized
         done: list[tuple[Delivery, Receipt]] = []
         for delivery, outcome in zip(deliveries, results, strict=True):
             if isinstance(outcome, Receipt):
@@ -293,9 +300,9 @@ class Poller:
             return
         with self.store.begin() as repo:
             imports.record(repo.conn, name, [_entry(d, r) for d, r in done])
-            kept = imports.acquire(repo.conn, name, self.owner, LEASE)  # renewed per batch
+            kept = leases.renew(repo.conn, name, owner, LEASE)  # renewed per batch
         if not kept:
-            raise LeaseLost(f"{name}: another worker took over this mailbox")
+            raise LeaseLost(f"{name}: another poll took over this mailbox")
         source.acknowledge([d.source for d, _ in done])
         with self.store.begin() as repo:
             imports.acknowledged(repo.conn, name, [d.key for d, _ in done])
@@ -405,30 +412,6 @@ def _fetched_batches(
 
 def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Body]]:
     return list(source.fetch(batch))
-
-
-def _acquire(repo: Repo, name: str, owner: str) -> bool:
-    if imports.acquire(repo.conn, name, owner, LEASE):
-        return True
-    held_by = imports.holder(repo.conn, name)
-    if held_by is None or not _gone(held_by):
-        return False
-    log.warning("lease.taken_over", mailbox=name, previous=held_by)
-    return imports.take_over(repo.conn, name, held_by, owner, LEASE)
-
-
-def _gone(owner: str) -> bool:
-    """Whether the worker ``owner`` (host:pid:nonce) ran on this host and has ended."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != HOST or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _has_output(repo: Repo, name: str) -> bool:

@@ -1,18 +1,19 @@
-"""Import records and mailbox leases: what was delivered and recorded, what was acknowledged
-on the server, what failed and why; and which worker polls which mailbox now."""
+"""Import records: what was delivered and recorded, what was acknowledged on the server, what
+failed and why. Which poll imports which mailbox now is in ``leases``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from mailintake.store.tables import imports, leases
+from mailintake.store import leases
+from mailintake.store.tables import imports
 
 RECORDED = "recorded"
 ACKNOWLEDGED = "acknowledged"
@@ -215,50 +216,4 @@ def recent(conn: Connection, mailbox: str | None = None, limit: int = 50) -> lis
 
 def forget_mailbox(conn: Connection, mailbox: str) -> None:
     conn.execute(delete(imports).where(imports.c.mailbox == mailbox))
-    conn.execute(delete(leases).where(leases.c.mailbox == mailbox))
-
-
-# --- leases ---------------------------------------------------------------------------------
-
-
-def acquire(conn: Connection, mailbox: str, owner: str, ttl: timedelta) -> bool:
-    """Take the mailbox for ``ttl`` unless another owner holds an unexpired lease."""
-    now = _now()
-    taken = conn.execute(
-        update(leases)
-        .where(
-            leases.c.mailbox == mailbox,
-            or_(leases.c.owner == owner, leases.c.expires_at < now),
-        )
-        .values(owner=owner, expires_at=now + ttl)
-    ).rowcount
-    if taken:
-        return True
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(leases).values(mailbox=mailbox, owner=owner, expires_at=now + ttl))
-    except IntegrityError:
-        return False
-    return True
-
-
-def holder(conn: Connection, mailbox: str) -> str | None:
-    """Who holds the mailbox's lease (expired or not), if anyone."""
-    owner: str | None = conn.execute(
-        select(leases.c.owner).where(leases.c.mailbox == mailbox)
-    ).scalar_one_or_none()
-    return owner
-
-
-def take_over(conn: Connection, mailbox: str, old: str, owner: str, ttl: timedelta) -> bool:
-    """Take the lease from ``old`` (a worker known to be gone), if it still holds it."""
-    taken = conn.execute(
-        update(leases)
-        .where(leases.c.mailbox == mailbox, leases.c.owner == old)
-        .values(owner=owner, expires_at=_now() + ttl)
-    ).rowcount
-    return bool(taken)
-
-
-def release(conn: Connection, mailbox: str, owner: str) -> None:
-    conn.execute(delete(leases).where(and_(leases.c.mailbox == mailbox, leases.c.owner == owner)))
+    leases.forget(conn, mailbox)
