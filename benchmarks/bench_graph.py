@@ -18,7 +18,7 @@ import httpx2
 from benchmarks.corpus import corpus
 from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
-from mailintake.engine.poll import Poller
+from mailintake.engine.poll import Poller, use_short_switch_interval
 from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
@@ -64,6 +64,7 @@ def timed_poll(home: Path, count: int) -> float:
 
 
 def run(count: int, latency: float) -> None:
+    use_short_switch_interval()  # as the commands that import do
     messages = corpus(count)
     with workdir() as tmp:
         root = Path(tmp)

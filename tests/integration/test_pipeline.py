@@ -459,3 +459,22 @@ def test_a_pass_that_ends_at_once_ends_cleanly(tmp_path: Path, delay: float) -> 
         check=False,
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_constructing_a_poller_leaves_the_interpreter_alone(store: Store, home: Path) -> None:
+    """Only a command that owns its process (poll, worker, serve) shortens the interpreter's
+    switch interval; building a Poller (a web request, a test) changes nothing."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        Poller(store, home)
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        from mailintake.engine.poll import SWITCH_INTERVAL, use_short_switch_interval
+
+        use_short_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        sys.setswitchinterval(0.0001)  # a shorter one set elsewhere stays
+        use_short_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(0.0001)
+    finally:
+        sys.setswitchinterval(before)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from mailintake.cli.context import err, out, print_json, state
-from mailintake.engine.poll import Poller, PollResult
+from mailintake.engine.poll import Poller, PollResult, use_short_switch_interval
 from mailintake.engine.scheduler import Scheduler
 from mailintake.errors import ConfigError
 
@@ -40,6 +40,7 @@ def poll(
         chosen = list(names)
     else:
         raise ConfigError(["poll: name one or more mailboxes, or use --all"])
+    use_short_switch_interval()  # this process imports
     poller = Poller(store, cli.settings().home)
     results: list[PollResult] = []
     if sys.stderr.isatty() and not as_json:
@@ -82,6 +83,7 @@ def worker(
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database)."""
     cli = state(ctx)
+    use_short_switch_interval()  # this process imports
     scheduler = Scheduler(Poller(cli.store(), cli.settings().home), concurrency=concurrency)
     err.print("mailintake worker: polling; stop with Ctrl-C", markup=False)
     try:

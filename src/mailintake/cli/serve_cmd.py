@@ -62,9 +62,11 @@ def serve(
     and poll mailboxes."""
     import uvicorn
 
+    from mailintake.engine.poll import use_short_switch_interval
     from mailintake.web.app import create_app
     from mailintake.web.hosts import default_hosts
 
+    use_short_switch_interval()  # this process imports (its scheduler, "Poll now")
     settings = state(ctx).settings()
     changes: dict[str, tuple[str, ...]] = {}
     if allowed_host:

@@ -52,6 +52,14 @@ BATCH_BYTES = 64 << 20
 SWITCH_INTERVAL = 0.0002
 
 
+def use_short_switch_interval() -> None:
+    """Set SWITCH_INTERVAL for the whole process (a shorter one set elsewhere stays): called
+    by the commands that own a process which imports (``poll``, ``worker``, ``serve``), not
+    by constructing a Poller."""
+    if sys.getswitchinterval() > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 @dataclass
 class PollResult:
     mailbox: str
@@ -91,8 +99,6 @@ class Poller:
 
     def __post_init__(self) -> None:
         self._tokens = self.tokens or TokenManager(self.store)
-        if sys.getswitchinterval() > SWITCH_INTERVAL:  # a shorter one set elsewhere stays
-            sys.setswitchinterval(SWITCH_INTERVAL)
 
     def poll(self, name: str, *, owner: str | None = None) -> PollResult:
         """One pass over the mailbox ``name`` as ``owner`` (a lease owner id of its own:
