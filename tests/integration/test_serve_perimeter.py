@@ -123,3 +123,18 @@ def test_forwarded_for_from_a_trusted_proxy(home: Path) -> None:
         port = base.rsplit(":", 1)[1]
         # Only the configured names now.
         assert httpx2.get(f"http://localhost:{port}/login", timeout=5).status_code == 400
+
+
+def test_the_printed_command_carries_no_database_password(home: Path) -> None:
+    from mailintake.cli.serve_cmd import set_password_command
+
+    secret = "db-Pw5~Rt8Yu2Io"
+    url = f"postgresql+psycopg://intake:{secret}@db.example:5432/intake"
+    command = set_password_command(Settings(home=home, database_url=url))
+    assert secret not in command
+    assert command == (
+        f"mailintake --home {home} --database-url "
+        "postgresql+psycopg://intake:PASSWORD@db.example:5432/intake admin set-password"
+    )
+    plain = set_password_command(Settings(home=home, database_url="postgresql://db/intake"))
+    assert plain.endswith("--database-url postgresql://db/intake admin set-password")
