@@ -29,6 +29,8 @@ _SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)", re.IGNORECASE)
 _DATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"', re.IGNORECASE)
 _BODY_LITERAL = re.compile(rb"[( ]BODY\[\] \{\d+\+?\}\r?\n?$", re.IGNORECASE)
 _BODY_QUOTED = re.compile(rb'[( ]BODY\[\] "((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+# A tagged or continuation line, or an untagged status: text (RFC 9051 §7.1), no literal.
+_STATUS = re.compile(rb"(?!\* )|\* (?:OK|NO|BAD|BYE|PREAUTH)\b", re.IGNORECASE)
 _QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _INTERNALDATE = re.compile(
     r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
@@ -143,6 +145,8 @@ class Wire:
     def _response(self) -> tuple[list[bytes], list[bytes]]:
         lines = [self._line()]
         literals: list[bytes] = []
+        if _STATUS.match(lines[0]):  # text only, whatever it ends with: "see {5}" is text
+            return lines, literals
         while (announced := _LITERAL.search(lines[-1])) is not None:
             literals.append(self._literal(int(announced.group(1))))
             lines.append(self._line())

@@ -66,6 +66,14 @@ NOISE = st.one_of(
     st.just(b"* NO [ALERT] a warning, not a failure\r\n"),
 )
 
+# Status text is text (RFC 9051 §7.1, resp-text): never a literal, whatever it ends with.
+TEXTS = st.sampled_from([b"[SERVERBUG] it ends here", b"see {5}", b"[ALERT] {0}"])
+TEXT_NOISE = st.one_of(
+    NOISE,
+    TEXTS.map(lambda text: b"* OK " + text + b"\r\n"),
+    TEXTS.map(lambda text: b"* NO " + text + b"\r\n"),
+)
+
 
 @dataclass(frozen=True)
 class Message:
@@ -98,13 +106,14 @@ class Script:
     parts: tuple[Message | bytes, ...]
     end: str
     cut: int | None = None
+    text: bytes = b"[SERVERBUG] it ends here"  # of the tagged response or the BYE
 
     def render(self, tag: bytes) -> bytes:
         data = b"".join(p.render() if isinstance(p, Message) else p for p in self.parts)
         if self.end == "BYE":
-            data += b"* BYE the server is going away\r\n"
+            data += b"* BYE " + self.text + b"\r\n"
         else:
-            data += tag + b" " + self.end.encode() + b" [SERVERBUG] it ends here\r\n"
+            data += tag + b" " + self.end.encode() + b" " + self.text + b"\r\n"
         return data if self.cut is None else data[: self.cut]
 
     @property
@@ -135,17 +144,19 @@ def messages(draw: st.DrawFn, seq: int, uid: int) -> Message:
 
 
 @st.composite
-def scripts(draw: st.DrawFn, ends: tuple[str, ...] = ("OK",)) -> Script:
+def scripts(
+    draw: st.DrawFn, ends: tuple[str, ...] = ("OK",), noise: st.SearchStrategy[bytes] = NOISE
+) -> Script:
     count = draw(st.integers(0, 5))
     uids = sorted(
         draw(st.lists(st.integers(1, 10_000), min_size=count, max_size=count, unique=True))
     )
     parts: list[Message | bytes] = []
     for seq, uid in enumerate(uids, start=1):
-        parts.extend(draw(st.lists(NOISE, max_size=2)))
+        parts.extend(draw(st.lists(noise, max_size=2)))
         parts.append(draw(messages(seq, uid)))
-    parts.extend(draw(st.lists(NOISE, max_size=2)))
-    return Script(tuple(parts), draw(st.sampled_from(ends)))
+    parts.extend(draw(st.lists(noise, max_size=2)))
+    return Script(tuple(parts), draw(st.sampled_from(ends)), text=draw(TEXTS))
 
 
 def fetch_answer(script: Script) -> Any:
@@ -252,6 +263,17 @@ def test_each_message_comes_byte_for_byte_with_its_uid(script: Script, sizes: li
 
 
 @settings(PROPERTIES, max_examples=60)
+@given(script=scripts(noise=TEXT_NOISE), sizes=sizes_strategy)
+@example(
+    script=Script((b"* OK [ALERT] see {5}\r\n", Message(1, 3, b"x", False, (), (0, 1))), "OK"),
+    sizes=[1 << 20],
+)
+def test_status_text_is_never_read_as_a_literal(script: Script, sizes: list[int]) -> None:
+    """imaplib takes ``* OK see {5}`` for a literal: only the reader is held to this."""
+    assert list(read(script, sizes).items()) == script.messages
+
+
+@settings(PROPERTIES, max_examples=60)
 @given(script=scripts(ends=("NO", "BAD", "BYE")), sizes=sizes_strategy)
 def test_an_error_or_bye_in_the_middle_raises_what_imapclient_raises(
     script: Script, sizes: list[int]
@@ -264,7 +286,7 @@ def test_an_error_or_bye_in_the_middle_raises_what_imapclient_raises(
             imaplib_fetch(script, sizes)
     else:
         assert type(caught.value) is imaplib.IMAP4.error
-        assert f"UID FETCH: {script.end} [SERVERBUG] it ends here" in str(caught.value)
+        assert f"UID FETCH: {script.end} {script.text.decode()}" in str(caught.value)
         if script.end == "NO":
             assert imaplib_fetch(script, sizes)[0] == "NO"
         else:
