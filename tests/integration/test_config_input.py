@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.integration.test_api import api
 from tests.integration.test_cli import Cli, cli
 from tests.integration.test_web_ui import errors_beside, graph_form, ui, ui_store
 from tests.support.documents import claims_mailbox, folder_output
+from tests.unit.config.test_input_rules import CONTRACT_EXAMPLE, GRAPH_UNUSED
 from tests.unit.config.test_loader import BOMB
 
 __all__ = ["api", "cli", "ui", "ui_store"]
@@ -286,3 +288,17 @@ def test_api_refuses_a_password_inside_a_url(api: TestClient, store: Store) -> N
     assert password not in api.get("/api/v1/config/export?format=yaml").text
     with store.read() as repo:
         assert repo.list_mailboxes() == []
+
+
+def test_cli_validates_the_contract_example_with_a_warning(cli: Cli, tmp_path: Path) -> None:
+    file = tmp_path / "contract.yaml"
+    file.write_text(CONTRACT_EXAMPLE, encoding="utf-8")
+    cli.env["HOOK_TOKEN"] = "hook-token"
+    result = cli("validate", str(file))
+    assert result.returncode == 0, result.stdout
+    assert f"warning: {GRAPH_UNUSED}" in result.stderr.splitlines()
+    assert result.stdout.strip().endswith(
+        "valid (1 authorization server(s), 2 output(s), 0 mailbox(es))"
+    )
+    result = cli("validate", str(file), "--json")
+    assert json.loads(result.stdout)["warnings"] == [GRAPH_UNUSED]

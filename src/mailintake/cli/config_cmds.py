@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mailintake.cli.context import environ, out, print_json, state
+from mailintake.cli.context import environ, err, out, print_json, state
 from mailintake.config.apply import apply_document, validate_only
 from mailintake.config.export import export_document
 from mailintake.config.loader import dump_yaml, load_file
@@ -43,13 +43,15 @@ def validate(ctx: typer.Context, file: FileArg, as_json: JsonOpt = False) -> Non
         "mailboxes": len(validated.mailboxes),
     }
     if as_json:
-        print_json({"valid": True, "counts": counts})
-    else:
-        out.print(
-            f"{file}: valid ({counts['authorization_servers']} authorization server(s), "
-            f"{counts['outputs']} output(s), {counts['mailboxes']} mailbox(es))",
-            markup=False,
-        )
+        print_json({"valid": True, "counts": counts, "warnings": list(validated.warnings)})
+        return
+    for line in validated.warnings:
+        err.print(f"warning: {line}", markup=False)
+    out.print(
+        f"{file}: valid ({counts['authorization_servers']} authorization server(s), "
+        f"{counts['outputs']} output(s), {counts['mailboxes']} mailbox(es))",
+        markup=False,
+    )
 
 
 def apply(

@@ -72,16 +72,25 @@ class Validated:
     mailboxes: tuple[MailboxSpec, ...]
     # secrets written as ${env:NAME} (or with such references inside): their template
     env_templates: Mapping[SecretKey, str]
+    # PATH: message lines about what is valid but has no effect
+    warnings: tuple[str, ...] = ()
 
 
 class Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.warnings: list[str] = []
 
     def add(self, path: str, message: str) -> None:
         line = f"{path}: {message}"
         if line not in self.items:
             self.items.append(line)
+
+    def warn(self, path: str, message: str) -> None:
+        """Something that does not make the document invalid, but that users should know."""
+        line = f"{path}: {message}"
+        if line not in self.warnings:
+            self.warnings.append(line)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -239,9 +248,10 @@ def check_server(spec: ServerSpec, label: str, problems: Problems) -> ServerDefi
     for key in ("scopes", "app_scopes"):
         scopes = getattr(spec, key)
         if scopes is not None and scopes.graph is not None and spec.name != GRAPH_SERVER:
-            problems.add(
+            problems.warn(
                 f"{label}.{key}.graph",
-                "not applicable: Microsoft Graph always uses the MICROSOFT authorization server",
+                f"unused: Microsoft Graph mailboxes always use the {GRAPH_SERVER} "
+                "authorization server",
             )
     return server
 
@@ -622,6 +632,7 @@ def validate_document(raw: Any, ctx: Context) -> Validated:
         outputs=tuple(checked_outputs),
         mailboxes=tuple(m for _, m, _ in mailbox_items),
         env_templates=templates,
+        warnings=tuple(problems.warnings),
     )
 
 

@@ -172,3 +172,59 @@ def test_a_url_with_a_password_is_refused_without_repeating_it(
 def test_an_at_sign_after_the_host_is_no_password(url: str) -> None:
     doc = {"authorization_servers": [{"name": "corp", "token_endpoint": url}]}
     assert problems(doc) == []
+
+
+# --- a custom server's Graph scopes: accepted, unused -------------------------------------------
+
+# CONTRACT §3, verbatim: its authorization server and outputs.
+CONTRACT_EXAMPLE = """\
+authorization_servers:            # MICROSOFT and GOOGLE are built in; entries add or edit servers
+  - name: corp-idp
+    authorization_endpoint: https://idp.example.com/oauth2/authorize
+    token_endpoint: https://idp.example.com/oauth2/token
+    device_authorization_endpoint: https://idp.example.com/oauth2/device   # optional
+    scopes: {imap: [...], pop3: [...], graph: [...]}   # defaults that populate a mailbox's scopes
+                                  # (graph scopes of a custom server are accepted and unused:
+                                  # Graph mailboxes always use MICROSOFT)
+
+outputs:
+  - name: capture
+    type: folder                  # folder | webhook
+    path: /srv/capture/inbox
+  - name: hook
+    type: webhook
+    url: https://capture.example.com/ingest
+    headers: {Authorization: "${env:HOOK_TOKEN}"}
+"""
+GRAPH_UNUSED = (
+    "authorization_servers[corp-idp].scopes.graph: unused: Microsoft Graph mailboxes always "
+    "use the MICROSOFT authorization server"
+)
+
+
+def test_the_contract_example_is_valid_with_a_warning() -> None:
+    from mailintake.config.loader import load_yaml_text
+
+    doc = load_yaml_text(CONTRACT_EXAMPLE, "contract")
+    validated = validate_document(doc, Context(environ={"HOOK_TOKEN": "t"}))
+    assert [s.name for s in validated.servers] == ["corp-idp"]
+    assert validated.warnings == (GRAPH_UNUSED,)
+
+
+def test_app_scopes_for_graph_on_a_custom_server_are_a_warning_too() -> None:
+    doc = {
+        "authorization_servers": [
+            {
+                "name": "corp",
+                "token_endpoint": "https://idp.example.com/t",
+                "app_scopes": {"graph": ["x/.default"]},
+            }
+        ]
+    }
+    validated = validate_document(doc, Context())
+    assert validated.warnings == (
+        "authorization_servers[corp].app_scopes.graph: unused: Microsoft Graph mailboxes always "
+        "use the MICROSOFT authorization server",
+    )
+    microsoft = {"name": "MICROSOFT", "scopes": {"graph": ["https://graph.microsoft.com/.default"]}}
+    assert validate_document({"authorization_servers": [microsoft]}, Context()).warnings == ()

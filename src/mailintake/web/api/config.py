@@ -101,6 +101,7 @@ async def validate(request: Request, store: StoreDep, env: EnvDep) -> dict[str, 
             "outputs": len(validated.outputs),
             "mailboxes": len(validated.mailboxes),
         },
+        "warnings": list(validated.warnings),
     }
 
 
