@@ -363,7 +363,8 @@ def test_serve_polls_by_itself(
             "oauth": server.app_grant(),
         },
     )
-    with TestClient(create_app(settings, store=store, scheduler=True), headers=bearer) as api:
+    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})  # TestClient's name
+    with TestClient(create_app(served, store=store, scheduler=True), headers=bearer) as api:
         deadline = time.monotonic() + 30
         while True:
             (row,) = api.get("/api/v1/status").json()["mailboxes"]
