@@ -139,7 +139,9 @@ class Wire:
         if not line:
             raise imaplib.IMAP4.abort("the server closed the connection")
         if not line.endswith(b"\n"):
-            raise imaplib.IMAP4.abort(f"response line over {MAX_LINE} bytes or cut short")
+            if len(line) >= MAX_LINE:
+                raise imaplib.IMAP4.abort(f"response line over {MAX_LINE} bytes")
+            raise imaplib.IMAP4.abort("the server closed the connection inside a response line")
         return line
 
     def _response(self) -> tuple[list[bytes], list[bytes]]:

@@ -21,6 +21,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from imapclient.exceptions import IMAPClientError
 
+from mailintake.errors import SourceError
+from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import LITERAL_PIECE, Listed, Wire, internaldate, uid_set
 from tests.support.wire import Connection, split_points
 
@@ -442,3 +444,41 @@ def test_internaldate_is_the_moment_imaplib_reads(when: datetime, minutes: int) 
     standard = imaplib.Internaldate2tuple(b"INTERNALDATE " + text.encode())
     assert standard is not None
     assert time.mktime(standard) == moment.timestamp()
+
+
+class SignedIn:
+    """Where the IMAP source finds the connection IMAPClient signed in on."""
+
+    def __init__(self, imap: Connection) -> None:
+        self._imap = imap
+
+
+@pytest.mark.parametrize(
+    ("search", "sizes", "says"),
+    [
+        (b"{tag} NO [SERVERBUG] try later\r\n", b"", "UID SEARCH: NO [SERVERBUG] try later"),
+        (b"* BYE shutting down\r\n", b"", "* BYE shutting down"),
+        (b"* SEARCH 1 2\r\n{tag} OK done\r\n", b"{tag} BAD no\r\n", "UID FETCH: BAD no"),
+        (
+            b"* SEARCH 1 2\r\n{tag} OK done\r\n",
+            b"* 1 FETCH (UID 1",
+            "closed the connection inside a response line",
+        ),
+    ],
+    ids=["search-refused", "bye", "sizes-refused", "connection-closed"],
+)
+def test_a_listing_that_fails_is_a_source_error(search: bytes, sizes: bytes, says: str) -> None:
+    def answer(line: bytes) -> bytes:
+        tag, _, command = line.partition(b" ")
+        script = search if command == b"UID SEARCH ALL" else sizes
+        return script.replace(b"{tag}", tag)
+
+    source = ImapSource(
+        ImapSettings("scripted", 143, "none", "user", "user", "INBOX", "keep", None),
+        lambda: "token",
+        "box",
+    )
+    source.client, source.uidvalidity = SignedIn(Connection(answer)), 7
+    with pytest.raises(SourceError, match=r"^box: IMAP scripted:143: listing 'INBOX': ") as caught:
+        source.list_items()
+    assert says in str(caught.value)
