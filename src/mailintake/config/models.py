@@ -2,7 +2,7 @@
 
 These models check only what a single value can tell (types, enums, name patterns); the
 rules that relate fields to each other — the seed's matrix, population from the
-authorization server, cross-references — live in ``validate.py``. Every field is optional
+authorization server, cross-references — live in ``rules.py``. Every field is optional
 here so that one missing value never hides the other problems in the same mailbox.
 """
 
