@@ -14,6 +14,7 @@ them (the migration renames the import records).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -52,25 +53,30 @@ def graph_key(identifier: str) -> str:
     return f"graph-{hashlib.sha256(identifier.encode()).hexdigest()[:40]}"
 
 
+@functools.lru_cache(maxsize=64)
+def _folder_parts(folder: str) -> tuple[str, str, str]:
+    """An IMAP folder's part of its keys: (earlier versions', today's, a short hash that
+    both have). A mailbox has one folder: this runs once per folder, not per message."""
+    digest = hashlib.sha256(folder.encode()).hexdigest()[:6]
+    return former_key_part(folder, 30), key_part(folder, 30), digest
+
+
 def imap_key_prefix(folder: str, uidvalidity: object) -> str:
     """What every key of an IMAP folder starts with; ``-<uid>`` follows."""
-    digest = hashlib.sha256(folder.encode()).hexdigest()[:6]
-    return f"imap-{key_part(folder, 30)}-{digest}-{uidvalidity}"
+    _former, part, digest = _folder_parts(folder)
+    return f"imap-{part}-{digest}-{uidvalidity}"
 
 
 def former_keys(source: dict[str, Any]) -> list[str]:
-    """The keys earlier versions may have given the message with this ``source``
-    (metadata.json's), where they differ from today's; several messages may share one."""
-    former: list[str] = []
+    """The key earlier versions gave the message with this ``source`` (metadata.json's),
+    where it differs from today's; several messages may have shared it."""
     if isinstance(source.get("uidl"), str):
         uidl = source["uidl"]
-        former.append(f"pop3-{former_key_part(uidl, 100)}")
-        today = pop3_key(uidl)
+        former, today = f"pop3-{former_key_part(uidl, 100)}", pop3_key(uidl)
     elif {"folder", "uidvalidity", "uid"} <= source.keys():
-        folder, uidvalidity, uid = str(source["folder"]), source["uidvalidity"], source["uid"]
-        digest = hashlib.sha256(folder.encode()).hexdigest()[:6]
-        former.append(f"imap-{former_key_part(folder, 30)}-{digest}-{uidvalidity}-{uid}")
-        today = f"{imap_key_prefix(folder, uidvalidity)}-{uid}"
+        earlier, part, digest = _folder_parts(str(source["folder"]))
+        tail = f"{digest}-{source['uidvalidity']}-{source['uid']}"
+        former, today = f"imap-{earlier}-{tail}", f"imap-{part}-{tail}"
     else:
         return []
-    return [key for key in former if key != today]
+    return [former] if former != today else []

@@ -140,3 +140,27 @@ def test_attachments_keep_names_in_any_script(tmp_path: Path) -> None:
     assert isinstance(receipt, Receipt)
     written = sorted(p.name for p in Path(receipt.location, "attachments").iterdir())
     assert written == ["1_請求書.pdf", "2_" + "🎉" * 48 + ".txt", "3_passwd"]
+
+
+def test_a_folder_of_another_message_is_not_taken_for_this_one(tmp_path: Path) -> None:
+    """Two keys that name one folder (on a file system that ignores case, pop3-AAMk and
+    pop3-aamk do): the second message is refused and stays on the server, not reported
+    as delivered."""
+    sink = FolderSink(tmp_path / "out")
+    try:
+        (first,) = sink.deliver([delivery("invoices", "pop3-AAMk", 1)])
+        other = Delivery("invoices", "pop3", "pop3-AAMk", {"uidl": "aamk"}, b"x", RECEIVED)
+        (refused,) = sink.deliver([other])
+        (again,) = sink.deliver([delivery("invoices", "pop3-AAMk", 1)])
+        assert isinstance(first, Receipt)
+        (Path(first.location) / "metadata.json").unlink()  # taken by whatever reads the output
+        (unknown,) = sink.deliver([delivery("invoices", "pop3-AAMk", 1)])
+    finally:
+        sink.close()
+    assert isinstance(refused, SinkError)
+    assert "holds another message" in str(refused)
+    assert isinstance(again, Receipt)
+    assert again.already
+    assert isinstance(unknown, Receipt)
+    assert unknown.already
+    assert (Path(first.location) / "message.eml").read_bytes().endswith(b"body 1\r\n")

@@ -118,6 +118,35 @@ class Scope:
         return [f"{self.scratch}/{name}" for name in os.listdir(self.scratch)]
 
 
+def _holds(folder: str, delivery: Delivery) -> bool | None:
+    """Whether the message folder there holds this message, as its metadata.json's
+    ``source`` says; None when that cannot be told (no folder, or whatever reads the output
+    has taken its metadata.json)."""
+    try:
+        written = json.loads(read_file(f"{folder}/metadata.json"))
+    except (OSError, ValueError):
+        return None
+    source = written.get("source") if isinstance(written, dict) else None
+    if not isinstance(source, dict):
+        return None
+    common = source.keys() & delivery.source.keys()
+    if not common:
+        return None
+    return all(source[name] == delivery.source[name] for name in common)
+
+
+def _already(root: Path, folder: str, delivery: Delivery) -> Receipt | SinkError:
+    """The message's folder is there: from an earlier attempt (a repeated delivery makes no
+    second copy), unless it holds another message; that one is never taken for this one."""
+    if _holds(folder, delivery) is False:
+        return SinkError(
+            f"output folder {root}: message {delivery.key}: {folder} holds another message, "
+            f"not the one with source {delivery.source} (does the output's file system not "
+            "tell upper from lower case?); it stays on the server"
+        )
+    return Receipt(delivery.key, folder, already=True)
+
+
 def _earlier_copy(scope: Scope, day: str, delivery: Delivery) -> str | None:
     """The folder of this message placed by an earlier version under the key it gave the
     message then (mailintake.keys.former_keys), if any: a delivery repeated after an
@@ -125,11 +154,7 @@ def _earlier_copy(scope: Scope, day: str, delivery: Delivery) -> str | None:
     this message's only when its metadata.json names the same source."""
     for key in former_keys(delivery.source):
         folder = scope.final(day, key)
-        try:
-            written = json.loads(read_file(f"{folder}/metadata.json"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(written, dict) and written.get("source") == delivery.source:
+        if _holds(folder, delivery):
             return folder
     return None
 
@@ -195,7 +220,7 @@ class FolderSink:
                 final = scope.final(day, delivery.key)
                 temp = scope.temp(delivery.key, attempt)
                 if os.path.exists(final):
-                    results[index] = Receipt(delivery.key, final, already=True)
+                    results[index] = _already(self.root, final, delivery)
                     continue
                 earlier = _earlier_copy(scope, day, delivery)
             except SinkError as exc:
@@ -246,7 +271,7 @@ class FolderSink:
             except OSError as exc:
                 shutil.rmtree(temp, ignore_errors=True)
                 if os.path.exists(final):  # another attempt put it there first
-                    results[index] = Receipt(batch[index].key, final, already=True)
+                    results[index] = _already(self.root, final, batch[index])
                 else:
                     results[index] = SinkError(
                         f"output folder {self.root}: message {batch[index].key} not placed: "
