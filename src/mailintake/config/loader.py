@@ -187,10 +187,16 @@ class _SafeLoader(Composer, _EVENTS, SafeConstructor, Resolver):  # type: ignore
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:  # e.g. a date 2024-13-45, a huge number
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # e.g. a date 2024-13-45, a huge number, an empty !!int
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read this value: {exc}", node.start_mark
+                None, None, f"cannot read this value: {_reason(exc)}", node.start_mark
             ) from None
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _where(mark: Any) -> str:
@@ -212,8 +218,8 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ConfigError([f"{source}: {_where(exc.problem_mark)}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
-    except (ValueError, OverflowError) as exc:
-        raise ConfigError([f"{source}: a value cannot be read: {exc}"]) from None
+    except Exception as exc:  # what the constructors raise on a value they cannot build
+        raise ConfigError([f"{source}: a value cannot be read: {_reason(exc)}"]) from None
     finally:
         loader.dispose()
     if loader.duplicates:
