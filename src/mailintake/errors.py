@@ -16,7 +16,8 @@
     │     └── RateLimited            the server asked us to wait retry_after seconds
     ├── SourceError                  the mailbox server refused an operation (exit 4)
     ├── SinkError                    the output refused a message (exit 4)
-    └── LeaseLost                    another worker took over this mailbox
+    │     └── OutputUnavailable      the output failed to take it now (no answer, 5xx)
+    └── LeaseLost                    another poll took over this mailbox, or its lease ran out
 
 Adapters translate library exceptions into these once, at their edge
 (``raise NetworkError(...) from exc``); callers branch on what they must do.
@@ -104,6 +105,11 @@ class SourceError(MailintakeError):
 
 class SinkError(MailintakeError):
     exit_code = 4
+
+
+class OutputUnavailable(SinkError):
+    """The output did not answer or failed on its side (timeout, 5xx, 408, 429): the same
+    message may go through later; several in a row stop a pass (engine.guard)."""
 
 
 class LeaseLost(MailintakeError):

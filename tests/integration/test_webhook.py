@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +25,17 @@ class Receiver:
     url: str = ""
     fail_first: int = 2
     status_when_failing: int = 503
+    # While set, a request waits this long before its answer (a 504): longer than the
+    # sender waits, it hangs for the sender. ``hangs`` says which keys (all when None).
+    hang: float = 0.0
+    hangs: Callable[[str], bool] | None = None
     seen: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     tries: dict[str, int] = field(default_factory=dict)
     headers: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hanging(self, key: str) -> bool:
+        return self.hang > 0 and (self.hangs is None or self.hangs(key))
 
 
 @pytest.fixture
@@ -36,16 +46,22 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             key = self.headers.get("Idempotency-Key", "")
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.tries[key] = state.tries.get(key, 0) + 1
-            state.headers.append(dict(self.headers))
-            status = 200
-            if state.tries[key] <= state.fail_first:
-                status = state.status_when_failing
-            else:
-                state.seen.append((key, body))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            with state.lock:
+                state.tries[key] = state.tries.get(key, 0) + 1
+                state.headers.append(dict(self.headers))
+                status = 200
+                if state.hanging(key):
+                    status = 504
+                elif state.tries[key] <= state.fail_first:
+                    status = state.status_when_failing
+                else:
+                    state.seen.append((key, body))
+            if status == 504:
+                time.sleep(state.hang)
+            with contextlib.suppress(OSError):  # a sender that gave up has gone
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
         def log_message(self, format: str, *args: object) -> None:
             return

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mailintake.mime.parse import Parsed, parse
 from mailintake.spool import Body, sha256_of
@@ -85,3 +85,22 @@ class MessageSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Pacer(Protocol):
+    """What an output that sends one message at a time asks before each message (``before``
+    raises to stop the batch there) and tells after it (``after``): how a pass stops
+    delivering when its lease ends or its output keeps failing (engine.guard)."""
+
+    def before(self) -> None: ...
+
+    def after(self, outcome: Receipt | Exception) -> None: ...
+
+
+@runtime_checkable
+class PacedSink(Protocol):
+    """An output whose batches take long (one request per message): it lets the pass stop
+    it between messages. The messages it did not send get the exception ``before`` raised
+    as their result."""
+
+    def pace(self, pacer: Pacer | None) -> None: ...

@@ -1,5 +1,8 @@
 """The webhook output: one HTTP POST per message, ``Idempotency-Key`` = the message key, so a
-receiver that sees a repeat keeps one copy; retried with back-off; only a 2xx counts."""
+receiver that sees a repeat keeps one copy; retried with back-off; only a 2xx counts. A
+receiver that does not answer or fails on its side (5xx, 408, 429) gives OutputUnavailable,
+one that refuses a message (another 4xx) SinkError; the pass may stop it between messages
+(``pace``)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ from typing import Any
 
 import httpx2
 
-from mailintake.errors import NetworkError, SinkError
+from mailintake.errors import MailintakeError, NetworkError, OutputUnavailable, SinkError
 from mailintake.net.http import build_client, translate
-from mailintake.sinks.base import Delivery, Receipt, metadata
+from mailintake.sinks.base import Delivery, Pacer, Receipt, metadata
 
 
 class WebhookSink:
@@ -36,6 +39,10 @@ class WebhookSink:
         self.backoff = backoff
         self.client = client or build_client()
         self.sleep = sleep
+        self._pacer: Pacer | None = None
+
+    def pace(self, pacer: Pacer | None) -> None:
+        self._pacer = pacer
 
     def _body(self, delivery: Delivery) -> dict[str, object]:
         """The metadata every output gives (as metadata.json), with the message key; each
@@ -74,10 +81,12 @@ class WebhookSink:
 
     def _send(self, delivery: Delivery) -> Receipt | Exception:
         headers = {**self.headers, "Idempotency-Key": f"{delivery.mailbox}/{delivery.key}"}
-        last = ""
+        last, refused = "", False
         for attempt in range(self.attempts):
             if attempt:
                 self.sleep(self.backoff * 2 ** (attempt - 1))
+                if self._pacer is not None:
+                    self._pacer.before()  # the pass may stop between tries too
             try:
                 content, length = self._content(delivery)
                 answer = self.client.post(
@@ -99,11 +108,25 @@ class WebhookSink:
                 return Receipt(delivery.key, f"{self.url}#{delivery.key}")
             last = f"webhook {self.url} answered HTTP {answer.status_code}"
             if answer.status_code < 500 and answer.status_code not in (408, 429):
+                refused = True
                 break  # the receiver refuses it: retrying the same request will not help
-        return SinkError(f"{last} (message {delivery.key} kept on the server)")
+        kind = SinkError if refused else OutputUnavailable
+        return kind(f"{last} (message {delivery.key} kept on the server)")
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
-        return [self._send(delivery) for delivery in batch]
+        results: list[Receipt | Exception] = []
+        for delivery in batch:
+            try:
+                if self._pacer is not None:
+                    self._pacer.before()
+                outcome = self._send(delivery)
+            except MailintakeError as exc:  # the pass stops here: the rest is not sent
+                results.extend(exc for _ in range(len(batch) - len(results)))
+                break
+            if self._pacer is not None:
+                self._pacer.after(outcome)
+            results.append(outcome)
+        return results
 
     def close(self) -> None:
         self.client.close()

@@ -1,0 +1,120 @@
+"""An import pass's messages in batches: of BATCH messages or BATCH_BYTES at most, fetched
+ahead of the one being delivered when the source allows overlapping requests; what is known
+of their keys already (Statuses) and a batch on its way to the output (Writing)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sources.base import MailSource, SourceItem
+from mailintake.spool import Body, Spooled
+from mailintake.store import imports
+from mailintake.store.repo import Store
+
+BATCH = 100
+AHEAD = 2  # batches fetched ahead when the source allows overlapping requests
+BATCH_BYTES = 64 << 20
+
+
+class Statuses:
+    """The import status of message keys, for a source that asks which keys of a page are
+    imported already (to skip work for them) and for the engine's own look at that page
+    right after: one query a page, not two."""
+
+    def __init__(self, store: Store, mailbox: str) -> None:
+        self.store, self.mailbox = store, mailbox
+        self._last: dict[str, str | None] = {}  # the keys the source asked about last
+
+    def imported(self, keys: list[str]) -> set[str]:
+        found = self._query(keys)
+        self._last = {key: found.get(key) for key in keys}
+        return {key for key, status in found.items() if status != imports.FAILED}
+
+    def of(self, keys: list[str]) -> dict[str, str]:
+        last = self._last
+        if all(key in last for key in keys):  # nothing of them is imported in between
+            return {key: status for key in keys if (status := last[key]) is not None}
+        return self._query(keys)
+
+    def _query(self, keys: list[str]) -> dict[str, str]:
+        with self.store.read() as repo:
+            return imports.statuses(repo.conn, self.mailbox, keys)
+
+
+@dataclass
+class Writing:
+    """A batch handed to the output, and what is left to do with it."""
+
+    start: int
+    batch: list[SourceItem]
+    deliveries: list[Delivery]
+    oversized: list[Delivery]
+    future: Future[list[Receipt | Exception]] | None
+
+    def wait(self) -> None:
+        if self.future is not None:
+            with contextlib.suppress(Exception):  # the error that stopped the pass is reported
+                self.future.result()
+
+    def discard(self) -> None:
+        """Remove the spooled files of its large messages."""
+        for delivery in (*self.deliveries, *self.oversized):
+            if isinstance(delivery.raw, Spooled):
+                delivery.raw.discard()
+
+
+def batches(items: Iterator[SourceItem], most_bytes: int) -> Iterator[tuple[int, list[SourceItem]]]:
+    """Batches of BATCH messages, fewer when their listed sizes add up to ``most_bytes``:
+    a batch is held in memory while it is fetched and written (a few at a time), so a
+    mailbox of large scans must not make batches of gigabytes."""
+    start = 0
+    batch: list[SourceItem] = []
+    size = 0
+    for item in items:
+        if batch and size + (item.size or 0) > most_bytes:
+            yield start, batch
+            start += len(batch)
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size or 0
+        if len(batch) == BATCH:  # at once: the next item may wait for the next page
+            yield start, batch
+            start += len(batch)
+            batch, size = [], 0
+    if batch:
+        yield start, batch
+
+
+def fetched_batches(
+    source: MailSource, batches: Iterator[tuple[int, list[SourceItem]]]
+) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Body]]]]:
+    """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
+    next batches fetched while this one is delivered; the others are used by one thread at a
+    time."""
+    if not source.prefetch_safe:
+        for start, batch in batches:
+            yield start, batch, list(source.fetch(batch))
+        return
+    # The next batches queue their requests behind this one's, so the source's request
+    # slots never sit idle; listing what follows goes on here meanwhile.
+    with ThreadPoolExecutor(max_workers=AHEAD) as ahead:
+        queued: deque[tuple[int, list[SourceItem], Future[list[tuple[SourceItem, Body]]]]]
+        queued = deque()
+        for start, batch in itertools.islice(batches, AHEAD):
+            queued.append((start, batch, ahead.submit(_fetch_all, source, batch)))
+        while queued:
+            start, batch, fetched = queued.popleft()
+            following = next(batches, None)
+            if following is not None:
+                queued.append((*following, ahead.submit(_fetch_all, source, following[1])))
+            yield start, batch, fetched.result()
+
+
+def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Body]]:
+    return list(source.fetch(batch))
