@@ -59,6 +59,7 @@ class MemoryMailbox:
 class MemorySource:
     protocol = "imap"
     prefetch_safe = False
+    acknowledged_at_commit = False
 
     def __init__(self, box: MemoryMailbox) -> None:
         self.box = box
@@ -89,6 +90,9 @@ class MemorySource:
             raise SourceError("connection lost during the after-import action")
         for source in sources:
             self.box.seen.add(source["uid"])
+
+    def commit(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

@@ -1,18 +1,26 @@
 """The POP3 source's pipelined RETR and DELE, against a real Dovecot: messages byte for byte
 (dot-stuffed lines restored), the same with and without PIPELINING, an error in the middle
-of a pipeline and a reader that stops early leave the session in step, and the deletions of
-an import in several batches."""
+of a pipeline and a reader that stops early leave the session in step, the deletions of an
+import in several batches, and deletions that no QUIT made final."""
 
 from __future__ import annotations
 
 import poplib
+import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mailintake.config.models import MailboxSpec
+from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller
+from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.sources.pop3_wire import WINDOW, Pipe, pipelining
+from mailintake.status import mailbox_status
+from mailintake.store import imports
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import MailServer, mail_server, opened
@@ -147,3 +155,112 @@ def test_an_import_of_several_batches_deletes_each_once(
     assert (result.imported, result.failed, result.error) == (len(messages), 0, None)
     assert imported(out, name) == set(messages)
     assert dovecot.messages(user) == []
+
+
+class QuitNeverHappens:
+    """A POP3 source whose connection drops before its QUIT: the server keeps every message
+    that DELE marked (RFC 1939 §6: deletions happen in the UPDATE state, after QUIT)."""
+
+    def __init__(self, inner: MailSource) -> None:
+        assert isinstance(inner, Pop3Source)
+        self.inner = inner
+        self.protocol = inner.protocol
+        self.prefetch_safe = inner.prefetch_safe
+        self.acknowledged_at_commit = inner.acknowledged_at_commit
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+        return self.inner.list_items(known)
+
+    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        return self.inner.list_pages(known)
+
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+        return self.inner.fetch(items)
+
+    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
+        self.inner.acknowledge(sources)
+
+    def _drop(self) -> None:
+        if self.inner.client is not None:
+            self.inner.client.sock.shutdown(socket.SHUT_RDWR)
+
+    def commit(self) -> None:
+        self._drop()
+        self.inner.commit()
+
+    def close(self) -> None:
+        self._drop()
+        self.inner.close()
+
+
+def delete_after_import(
+    store: Store, tmp_path: Path, server: MailServer, count: int
+) -> tuple[str, str, Path, list[bytes]]:
+    user = server.fresh_user("quit")
+    messages = [raw(n) for n in range(count)]
+    server.dovecot.deliver_many(user, messages)
+    name, out = "pop3-quit", tmp_path / "out"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": name,
+            "protocol": "pop3",
+            "port": server.dovecot.pop3_port,
+            "username": user,
+            "after_import": "delete",
+            "oauth": server.user_grant(),
+        },
+    )
+    sign_in(store, name, user, server)
+    return name, user, out, messages
+
+
+def quit_lost(spec: MailboxSpec, token: TokenProvider, *args: Any, **options: Any) -> MailSource:
+    return QuitNeverHappens(build_source(spec, token, *args, **options))
+
+
+def test_deletions_that_quit_did_not_make_final_are_done_by_the_next_pass(
+    store: Store, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """DELE sent, QUIT never: the messages stay on the server and are not marked
+    acknowledged; the next pass deletes them and imports none of them again."""
+    name, user, out, messages = delete_after_import(store, tmp_path, mail_server, 150)
+    home = tmp_path / "home"
+    Poller(store, home, source_factory=quit_lost).poll(name)
+    assert mail_server.dovecot.messages(user) == messages  # no QUIT: nothing deleted
+    assert imported(out, name) == set(messages)
+    with store.read() as repo:
+        assert len(imports.pending_acknowledgements(repo.conn, name)) == len(messages)
+
+    again = Poller(store, home).poll(name)  # deleted before listing: not even skipped
+    assert (again.imported, again.skipped, again.error) == (0, 0, None)
+    assert mail_server.dovecot.messages(user) == []
+    assert len(list(out.glob(f"{name}/*/*/message.eml"))) == len(messages)  # once each
+    with store.read() as repo:
+        assert imports.pending_acknowledgements(repo.conn, name) == []
+        assert mailbox_status(repo)[0]["imported"] == len(messages)
+
+
+def test_messages_marked_acknowledged_but_still_listed_are_deleted_again(
+    store: Store, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """A store that marked messages acknowledged when DELE was sent (before QUIT made it
+    final): a pass that still finds them on the server deletes them again."""
+    name, user, out, messages = delete_after_import(store, tmp_path, mail_server, 20)
+    home = tmp_path / "home"
+    Poller(store, home, source_factory=quit_lost).poll(name)
+    with store.begin() as repo:
+        keys = [p.key for p in imports.pending_acknowledgements(repo.conn, name)]
+        imports.acknowledged(repo.conn, name, keys)
+    assert len(keys) == len(messages)
+    assert mail_server.dovecot.messages(user) == messages
+
+    again = Poller(store, home).poll(name)
+    assert (again.imported, again.skipped, again.error) == (0, len(messages), None)
+    assert mail_server.dovecot.messages(user) == []
+    assert len(list(out.glob(f"{name}/*/*/message.eml"))) == len(messages)

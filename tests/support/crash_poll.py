@@ -11,6 +11,8 @@ process is killed when STEP happens for the N-th time. Steps:
     deliver.after   after the N-th batch is in the output, before the store records it
     ack.before      after the N-th batch is recorded, before the after-import action
     ack.after       after the N-th after-import action, before it is marked done
+    commit          before the N-th time the source makes the after-import actions final
+                    (POP3: QUIT)
     timer           N milliseconds after the pass starts, wherever it is (messages then
                     come 2 ms apart, so that the pass is still running when the timer fires)
 
@@ -58,6 +60,7 @@ class KillingSource:
         self.inner, self.killer = inner, killer
         self.protocol = inner.protocol
         self.prefetch_safe = inner.prefetch_safe  # as the real one runs
+        self.acknowledged_at_commit = inner.acknowledged_at_commit
         self.pause = 0.002 if killer.step == "timer" else 0.0
 
     def open(self) -> None:
@@ -82,6 +85,10 @@ class KillingSource:
         self.killer.at("ack.before")
         self.inner.acknowledge(sources)
         self.killer.at("ack.after")
+
+    def commit(self) -> None:
+        self.killer.at("commit")
+        self.inner.commit()
 
     def close(self) -> None:
         self.inner.close()

@@ -3,6 +3,9 @@ deliver to the output → record in the store → acknowledge on the server → 
 
 After a crash: items recorded but not acknowledged are acknowledged first; recorded items are
 skipped; a delivery repeated after a crash lands on the same key (the output keeps one copy).
+Where the server makes an acknowledgement final only later (POP3 deletes at QUIT), a message
+is marked acknowledged only after that, and one marked so that the server still lists is
+acknowledged again.
 
 A pass holds the mailbox's lease, its own (one owner id per poll: a second poll of the same
 mailbox is refused, in this process or another), renewed on a timer while it works; it stops
@@ -11,6 +14,7 @@ before the next message when the lease is lost or its output keeps failing (engi
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -100,6 +104,10 @@ class _Pass:
     source: MailSource
     sink: MessageSink
     paced: bool  # the output asks the guard before each message
+    # Acknowledged on the server, final at the source's commit: marked after it.
+    unconfirmed: list[str] = field(default_factory=list)
+    # Marked acknowledged, still listed by a source whose action removes them: done again.
+    stale: list[SourceItem] = field(default_factory=list)
 
 
 @dataclass
@@ -193,7 +201,13 @@ class Poller:
         try:
             source.open()
             self._acknowledge_pending(run)
-            self._import(run)
+            try:
+                self._import(run)
+            except MailintakeError:  # a stop in order: what was acknowledged is made final
+                with contextlib.suppress(MailintakeError):
+                    self._commit(run)
+                raise
+            self._commit(run)
         finally:
             source.close()
             sink.close()
@@ -203,8 +217,27 @@ class Poller:
             pending = imports.pending_acknowledgements(repo.conn, run.name)
         if pending:
             run.source.acknowledge([p.source for p in pending])
+            self._acknowledged(run, [p.key for p in pending])
+
+    def _acknowledged(self, run: _Pass, keys: list[str]) -> None:
+        """Mark them acknowledged now, or after the source's commit when that makes the
+        action final."""
+        if run.source.acknowledged_at_commit:
+            run.unconfirmed.extend(keys)
+            return
+        with self.store.begin() as repo:
+            imports.acknowledged(repo.conn, run.name, keys)
+
+    def _commit(self, run: _Pass) -> None:
+        if run.stale:  # marked acknowledged before, but the server still has them
+            log.warning("message.acknowledged_again", mailbox=run.name, count=len(run.stale))
+            run.source.acknowledge([item.source for item in run.stale])
+            run.stale.clear()
+        run.source.commit()
+        if run.unconfirmed:
             with self.store.begin() as repo:
-                imports.acknowledged(repo.conn, run.name, [p.key for p in pending])
+                imports.acknowledged(repo.conn, run.name, run.unconfirmed)
+            run.unconfirmed.clear()
 
     def _import(self, run: _Pass) -> None:
         counted = [0]  # messages to import found so far: the progress bar's total
@@ -220,6 +253,8 @@ class Poller:
                     status = known.get(item.key)
                     if status in (imports.RECORDED, imports.ACKNOWLEDGED):
                         result.skipped += 1
+                        if status == imports.ACKNOWLEDGED and source.acknowledged_at_commit:
+                            run.stale.append(item)
                     elif item.size is not None and item.size > run.limit:
                         self._fail(run.name, item, _too_large(item.size, run.limit))
                         result.failed += 1
@@ -314,8 +349,7 @@ class Poller:
             if not kept:
                 raise LeaseLost(f"{run.name}: another poll took over this mailbox")
             run.source.acknowledge([d.source for d, _ in done])
-            with self.store.begin() as repo:
-                imports.acknowledged(repo.conn, run.name, [d.key for d, _ in done])
+            self._acknowledged(run, [d.key for d, _ in done])
             result.imported += len(done)
         if halt is not None:
             raise halt

@@ -28,6 +28,10 @@ class MailSource(Protocol):
     # Whether ``fetch`` may run in another thread while this one lists or acknowledges: the
     # engine then fetches the next batches while one is delivered.
     prefetch_safe: bool
+    # Whether the after-import action takes effect only at ``commit`` (POP3 deletes at QUIT,
+    # RFC 1939 §6): the engine then marks messages acknowledged only after ``commit``, and
+    # acknowledges again those it marked that the server still lists.
+    acknowledged_at_commit: bool
 
     def open(self) -> None:
         """Connect and sign in (with the token the provider gives)."""
@@ -49,6 +53,11 @@ class MailSource(Protocol):
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         """Apply the mailbox's after-import action to these messages (one command where the
         protocol allows)."""
+        ...
+
+    def commit(self) -> None:
+        """Make the after-import actions of this session final where the protocol waits for
+        that (POP3: QUIT, which ends the session); raises SourceError when it did not."""
         ...
 
     def close(self) -> None: ...

@@ -75,6 +75,7 @@ class GraphSettings:
 class GraphSource:
     protocol = "graph"
     prefetch_safe = True  # HTTP requests may overlap: the next batch is fetched meanwhile
+    acknowledged_at_commit = False  # each action takes effect at once
 
     def __init__(
         self,
@@ -314,6 +315,9 @@ class GraphSource:
             self.folder_id(self.settings.move_to or "")
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             list(pool.map(self._ack_one, sources))
+
+    def commit(self) -> None:
+        return None
 
     def close(self) -> None:
         self._downloads.close()

@@ -48,6 +48,7 @@ class ImapSource:
     # The engine may fetch the next batch while this one is delivered: the session's
     # commands (and a sign-in again) are taken in turn under a lock.
     prefetch_safe = True
+    acknowledged_at_commit = False  # each action takes effect at once
     list_page = LIST_PAGE
 
     def __init__(self, settings: ImapSettings, token: TokenProvider, mailbox: str) -> None:
@@ -259,6 +260,9 @@ class ImapSource:
             self.client.uid_expunge(uids)
         else:
             self.client.expunge()
+
+    def commit(self) -> None:
+        return None
 
     def close(self) -> None:
         with self._turn:

@@ -1,5 +1,6 @@
 """POP3 (poplib): ``AUTH XOAUTH2`` with its continuation, UIDL as the key, RETR, and DELE for
-``after_import: delete`` (committed by QUIT); RETR and DELE are pipelined (pop3_wire)."""
+``after_import: delete``, made final by QUIT (``commit``); RETR and DELE are pipelined
+(pop3_wire)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Pop3Source:
         self._pipe: Pipe | None = None
         self._turn = threading.Lock()
         self._numbers: dict[str, int] = {}
+        self.acknowledged_at_commit = settings.after_import == "delete"  # DELE waits for QUIT
 
     def _what(self) -> str:
         return f"{self.mailbox}: POP3 {self.settings.host}:{self.settings.port}"
@@ -139,6 +141,8 @@ class Pop3Source:
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         if self.settings.after_import != "delete" or self._pipe is None:
             return
+        if not self._numbers:  # not listed yet (what an earlier pass left to acknowledge)
+            self.list_items()
         numbers = [
             number
             for source in sources
@@ -149,6 +153,21 @@ class Pop3Source:
                 self._pipe.delete(numbers)
         except (OSError, poplib.error_proto) as exc:
             raise SourceError(f"{self._what()}: DELE: {exc}") from exc
+
+    def commit(self) -> None:
+        """QUIT: the server deletes what DELE marked (RFC 1939 §6, the UPDATE state) and
+        answers +OK only when it did. The session ends here."""
+        with self._turn:
+            client, self.client, self._pipe = self.client, None, None
+            if client is None:
+                return
+            try:
+                client.quit()
+            except (OSError, poplib.error_proto) as exc:
+                client.close()
+                raise SourceError(
+                    f"{self._what()}: QUIT, which makes the deletions final, failed: {exc}"
+                ) from exc
 
     def close(self) -> None:
         with self._turn:
