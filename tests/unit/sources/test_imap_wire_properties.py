@@ -255,7 +255,7 @@ sizes_strategy = st.one_of(
 QUOTED_UID_AFTER = Script((Message(1, 2, b" UID 99", True, (), (1, 0)),), "OK")
 
 
-@settings(PROPERTIES, max_examples=150)
+@settings(PROPERTIES, max_examples=120)
 @given(script=scripts(), sizes=sizes_strategy)
 @example(script=QUOTED_UID_AFTER, sizes=[1 << 20])
 def test_each_message_comes_byte_for_byte_with_its_uid(script: Script, sizes: list[int]) -> None:
@@ -376,7 +376,7 @@ ITEMS_SPLIT = (
 )
 
 
-@settings(PROPERTIES, max_examples=100)
+@settings(PROPERTIES, max_examples=60)
 @given(listing=listings(), sizes=sizes_strategy)
 @example(listing=FLAGS_AFTER, sizes=[1 << 20])
 @example(listing=ITEMS_SPLIT, sizes=[1 << 20])
