@@ -302,3 +302,27 @@ def test_cli_validates_the_contract_example_with_a_warning(cli: Cli, tmp_path: P
     )
     result = cli("validate", str(file), "--json")
     assert json.loads(result.stdout)["warnings"] == [GRAPH_UNUSED]
+
+
+def test_web_form_refuses_a_password_inside_the_proxy_address(ui: TestClient) -> None:
+    password = "Form-Url-Pw-4Rt6"
+    form = graph_form(**{"proxy.address": f"http://svc:{password}@proxy.example.com:3128"})
+    answer = ui.post("/mailboxes/new", data=form)
+    assert answer.status_code == 422
+    assert html.unescape(errors_beside(answer.text)["proxy.address"]) == (
+        "must not contain a user name or password; put them in proxy.username and proxy.password"
+    )
+    assert password not in answer.text
+    # the address is shown again without the credentials, the rest of the form as typed
+    assert 'value="http://proxy.example.com:3128"' in answer.text
+
+
+def test_server_form_refuses_a_password_inside_an_endpoint(ui: TestClient) -> None:
+    password = "Form-Url-Pw-8Yu1"
+    answer = ui.post(
+        "/servers/new",
+        data={"name": "corp", "token_endpoint": f"https://app:{password}@idp.example.com/token"},
+    )
+    assert answer.status_code == 422
+    assert password not in answer.text
+    assert 'value="https://idp.example.com/token"' in answer.text

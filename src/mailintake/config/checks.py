@@ -21,7 +21,24 @@ _DOMAIN = re.compile(
 )
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 # user info (``user:password@``) before the host, with or without a scheme
-_USERINFO = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^/?#@]*@")
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?)[^/?#@]*@")
+# The fields of a document that hold a URL (or a host), by their path in an item.
+URL_FIELDS = frozenset(
+    {
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "device_authorization_endpoint",
+        "url",
+        "graph_url",
+        "host",
+        "proxy.address",
+        "oauth.authorization_endpoint",
+        "oauth.token_endpoint",
+        "oauth.device_authorization_endpoint",
+        "oauth.redirect_uri",
+    }
+)
 
 # Where the credentials a URL must not carry go instead. The messages never repeat the value:
 # it holds a password.
@@ -39,6 +56,11 @@ HOST_CREDENTIALS = f"{NO_CREDENTIALS}; the mailbox signs in as username, with OA
 def has_credentials(value: str) -> bool:
     """Whether ``value`` (a URL, or a host with or without a scheme) carries user info."""
     return bool(_USERINFO.match(value))
+
+
+def without_credentials(value: str) -> str:
+    """``value`` without its user info: what a form may show again after refusing it."""
+    return _USERINFO.sub(r"\1", value, count=1)
 
 
 def is_loopback(host: str | None) -> bool:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mailintake.config.checks import URL_FIELDS, has_credentials, without_credentials
 from mailintake.config.edit import set_path
 from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.config.validate import REDACTED
@@ -117,3 +118,11 @@ def field_errors(
         else:
             general.append(problem)
     return by_field, general
+
+
+def shown_again(values: Mapping[str, str]) -> dict[str, str]:
+    """A refused form's values to show again: no URL keeps a password typed into it."""
+    return {
+        k: without_credentials(v) if k in URL_FIELDS and has_credentials(v) else v
+        for k, v in values.items()
+    }

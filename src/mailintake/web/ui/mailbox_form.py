@@ -15,7 +15,13 @@ from mailintake.store.repo import Store
 from mailintake.web.api.oauth import CALLBACK
 from mailintake.web.deps import EnvDep, StoreDep
 from mailintake.web.ui import oauth_fields
-from mailintake.web.ui.form_data import field_errors, mailbox_of, stored_secrets, values_of
+from mailintake.web.ui.form_data import (
+    field_errors,
+    mailbox_of,
+    shown_again,
+    stored_secrets,
+    values_of,
+)
 from mailintake.web.ui.notices import notice_url
 from mailintake.web.ui.render import go, page
 
@@ -127,6 +133,7 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
     try:
         put_item(store, "mailbox", data, env, must_exist=editing is not None)
     except ConfigError as exc:
+        values = shown_again(values)
         shown = _context(
             request, store, values, editing=editing, stored=stored, problems=exc.problems
         )

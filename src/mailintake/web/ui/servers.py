@@ -14,7 +14,7 @@ from mailintake.errors import ConfigError, Conflict, MailintakeError, NotFound
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
 from mailintake.web.deps import EnvDep, StoreDep
-from mailintake.web.ui.form_data import field_errors
+from mailintake.web.ui.form_data import field_errors, shown_again
 from mailintake.web.ui.notices import notice_url
 from mailintake.web.ui.render import go, page
 
@@ -115,7 +115,7 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
     try:
         put_item(store, "server", _server_of(form), env, must_exist=editing is not None)
     except ConfigError as exc:
-        return _render(request, form, editing, exc.problems, 422)
+        return _render(request, shown_again(form), editing, exc.problems, 422)
     except (Conflict, NotFound) as exc:
         return _render(request, form, editing, [f"name: {exc}"], 409)
     return go(notice_url("/servers", "server_saved", name=form.get("name", "")), request)
