@@ -157,3 +157,39 @@ def test_a_store_from_before_keeps_matching_after_the_upgrade(
         assert (again.imported, again.skipped, again.error) == (0, 5, None)
     finally:
         store.engine.dispose()
+
+
+def test_the_migration_runs_twice_the_same_and_goes_back(settings: Settings) -> None:
+    from mailintake.keys import pop3_key
+
+    rows = [
+        {"mailbox": "m", "key": "pop3-AAMk_x1", "status": "acknowledged"}
+        | {"source": {"uidl": "AAMk+x1"}},
+        {"mailbox": "m", "key": "pop3-plain-1", "status": "acknowledged"}
+        | {"source": {"uidl": "plain-1"}},
+        # not what the earlier rules gave its source: left as it is
+        {"mailbox": "m", "key": "pop3-other", "status": "failed"} | {"source": {"uidl": "a+b"}},
+    ]
+    _store_as_before(settings, rows)
+    engine = create_db_engine(settings.resolved_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def keys_after(revision: str, step: Any) -> list[str]:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            step(config, revision)
+            return sorted(conn.execute(select(imports.c.key)).scalars())
+
+    try:
+        upgraded = sorted([pop3_key("AAMk+x1"), "pop3-plain-1", "pop3-other"])
+        assert keys_after("0007", command.upgrade) == upgraded
+        assert keys_after("0006", command.downgrade) == sorted(r["key"] for r in rows)
+        assert keys_after("0007", command.upgrade) == upgraded
+        with engine.begin() as conn:  # its upgrade again, on keys already moved
+            config.attributes["connection"] = conn
+            command.stamp(config, "0006")
+            command.upgrade(config, "0007")
+            assert sorted(conn.execute(select(imports.c.key)).scalars()) == upgraded
+    finally:
+        engine.dispose()
