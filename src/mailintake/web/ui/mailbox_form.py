@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mailintake.config.edit import current_item, put_item
 from mailintake.config.matrix import GRAPH_SERVER, Protocol
@@ -131,7 +132,9 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
     shown = _context(request, store, values, editing=editing, stored=stored)
     data = mailbox_of(values, stored=stored, populated=shown["populated"])
     try:
-        put_item(store, "mailbox", data, env, must_exist=editing is not None)
+        # validation runs in a worker thread, never on the event loop
+        exists = editing is not None
+        await run_in_threadpool(put_item, store, "mailbox", data, env, must_exist=exists)
     except ConfigError as exc:
         values = shown_again(values)
         shown = _context(

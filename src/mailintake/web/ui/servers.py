@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mailintake.config.edit import put_item
 from mailintake.config.matrix import Protocol
@@ -113,7 +114,10 @@ async def _save(request: Request, store: StoreDep, env: EnvDep, editing: str | N
     if editing:
         form["name"] = editing
     try:
-        put_item(store, "server", _server_of(form), env, must_exist=editing is not None)
+        # validation runs in a worker thread, never on the event loop
+        await run_in_threadpool(
+            put_item, store, "server", _server_of(form), env, must_exist=editing is not None
+        )
     except ConfigError as exc:
         return _render(request, shown_again(form), editing, exc.problems, 422)
     except (Conflict, NotFound) as exc:
