@@ -203,7 +203,9 @@ class Wire:
             found[uid] = Listed(
                 uid,
                 int(size.group(1)) if size else earlier.size,
-                internaldate(date.group(1).decode()) if date else earlier.received,
+                internaldate(date.group(1).decode("ascii", "replace"))
+                if date
+                else earlier.received,
             )
         return found
 

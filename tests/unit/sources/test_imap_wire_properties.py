@@ -8,6 +8,7 @@ itself, reading the same bytes, agrees."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import itertools
 import re
@@ -482,3 +483,53 @@ def test_a_listing_that_fails_is_a_source_error(search: bytes, sizes: bytes, say
     with pytest.raises(SourceError, match=r"^box: IMAP scripted:143: listing 'INBOX': ") as caught:
         source.list_items()
     assert says in str(caught.value)
+
+
+GARBAGE = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                b"* ",
+                b"* 1 FETCH (",
+                b"UID 1 ",
+                b'INTERNALDATE "',
+                b"{tag} ",
+                b"OK ",
+                b"NO ",
+                b"BYE ",
+                b"FETCH ",
+                b"SEARCH ",
+                b"UID ",
+                b"BODY[] ",
+                b"RFC822.SIZE ",
+                b"INTERNALDATE ",
+                b'"',
+                b"(",
+                b")",
+                b"{3}\r\n",
+                b"\r\n",
+                b"1 ",
+                b"\xff",
+            ]
+        ),
+        st.binary(max_size=8),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(PROPERTIES, max_examples=150)
+@given(garbage=GARBAGE, command=st.sampled_from(["bodies", "sizes_and_dates", "search_all"]))
+@example(
+    garbage=b'* 1 FETCH (UID 1 INTERNALDATE "\xff4-Nov-2026 09:00:00 +0100")\r\n{tag} OK done\r\n',
+    command="sizes_and_dates",
+)
+def test_whatever_the_server_sends_the_reader_returns_or_raises_imapclients_errors(
+    garbage: bytes, command: str
+) -> None:
+    def answer(line: bytes) -> bytes:
+        return garbage.replace(b"{tag}", line.partition(b" ")[0])
+
+    wire = Wire(Connection(answer))
+    with contextlib.suppress(IMAPClientError):
+        getattr(wire, command)(*([] if command == "search_all" else [[1, 2]]))
