@@ -102,9 +102,10 @@ class Pop3Source:
         except (OSError, poplib.error_proto) as exc:
             raise SourceError(f"{self._what()}: listing: {exc}") from exc
         size_of = {}
-        for line in sizes:
-            number, _, size = line.decode().partition(" ")
-            size_of[int(number)] = int(size or 0)
+        for line in sizes:  # "number size", and anything after it (RFC 1939 §5)
+            words = line.split(maxsplit=2)
+            if len(words) >= 2 and words[0].isdigit() and words[1].isdigit():
+                size_of[int(words[0])] = int(words[1])
         items = []
         self._numbers.clear()
         for line in lines:

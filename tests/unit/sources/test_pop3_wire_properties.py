@@ -281,3 +281,31 @@ def test_a_reader_that_stops_early_leaves_the_session_in_step(
     assert list(pipe.retrieve(numbers[::-1])) == [
         (n, ended(mailbox[n - 1], eol)) for n in numbers[::-1]
     ]
+
+
+@settings(PROPERTIES, max_examples=40)
+@given(
+    sizes=st.lists(st.integers(0, 10**9), min_size=1, max_size=5),
+    extra=st.sampled_from([b"", b" 0", b" 17 x-info", b"  "]),
+)
+@example(sizes=[42], extra=b" more-information")
+def test_a_list_line_may_say_more_after_the_size(sizes: list[int], extra: bytes) -> None:
+    """RFC 1939 §5: nothing is required of what follows the size in a LIST line."""
+    told = dict(enumerate(sizes, start=1))
+    connection = answers({n: b"" for n in told}, sizes=told)
+    listed = connection.answer
+
+    def answer(line: bytes) -> bytes:
+        text = listed(line)
+        return (
+            re.sub(rb"(?m)^(\d+ \d+)\r$", rb"\1" + extra + rb"\r", text)
+            if line == b"LIST"
+            else text
+        )
+
+    connection.answer = answer
+    source = Pop3Source(
+        Pop3Settings("scripted", 110, "none", "user", "user", "keep"), lambda: "token", "box"
+    )
+    source.client = ScriptedPOP3(connection)
+    assert [i.size for i in source.list_items()] == sizes
