@@ -7,6 +7,7 @@ reading the same bytes, finds the same lines."""
 
 from __future__ import annotations
 
+import contextlib
 import poplib
 import re
 
@@ -309,3 +310,26 @@ def test_a_list_line_may_say_more_after_the_size(sizes: list[int], extra: bytes)
     )
     source.client = ScriptedPOP3(connection)
     assert [i.size for i in source.list_items()] == sizes
+
+
+@settings(PROPERTIES, max_examples=100)
+@given(
+    garbage=st.lists(
+        st.one_of(
+            st.sampled_from([b"+OK", b"-ERR", b".", b"..", b"\r\n", b"\n", b"\r", b" "]),
+            st.binary(max_size=6),
+        ),
+        max_size=30,
+    ).map(b"".join),
+    pipelining=st.booleans(),
+)
+def test_whatever_the_server_sends_the_reader_returns_or_raises_error_proto(
+    garbage: bytes, pipelining: bool
+) -> None:
+    connection = Connection(lambda line: b"", greeting=b"+OK ready\r\n")
+    pipe = pipe_on(connection, pipelining)
+    connection.stream.feed(garbage)
+    with contextlib.suppress(poplib.error_proto):
+        list(pipe.retrieve([1, 2, 3]))
+    with contextlib.suppress(poplib.error_proto):
+        pipe.delete([1, 2])
