@@ -199,8 +199,11 @@ def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, s
     for worker in workers:
         worker.join()
     assert sorted(code for code, _ in answers) == [200, 422, 422]
-    assert max(seconds for _, seconds in answers) > 0.5  # the measurement covered real work
-    assert slowest < 0.5, f"/healthz took {slowest:.2f} s while documents were read"
+    longest = max(seconds for _, seconds in answers)
+    assert longest > 0.5  # the measurement covered real work
+    # On the event loop, /healthz waited for the whole document (11-14 s measured); in
+    # worker threads it waits only for its turn at the interpreter lock.
+    assert slowest < min(1.5, longest / 2), f"/healthz took {slowest:.2f} s of {longest:.2f} s"
 
 
 # --- an empty document is never "delete everything" -------------------------------------------
