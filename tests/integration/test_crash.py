@@ -1,25 +1,32 @@
 """Kill the importer (SIGKILL) at many points of a 500-message import from a real Dovecot;
 after the restart, the output holds every message exactly once, byte for byte as the server
-holds it, and every message got its after-import action (moved to Processed)."""
+holds it, and every message got its after-import action (moved to Processed). The same with
+two passes of the mailbox started at once, into a webhook that hangs for some messages, and
+over POP3 with deletion (between DELE and QUIT)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mailintake.config.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
+from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import configure, raw, sign_in
+from tests.integration.test_webhook import Receiver, receiver
 from tests.support.dovecot import DOMAIN, MailServer, mail_server
 
-__all__ = ["mail_server"]
+__all__ = ["mail_server", "receiver"]
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 500  # five batches of 100
@@ -99,3 +106,163 @@ def test_sigkill_at_any_point_loses_and_doubles_nothing(
             point,
             status,
         )
+
+
+def crash_then_recover(
+    settings: Settings, name: str, point: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """The import killed at ``point``, then run again to the end with the same options."""
+    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point, *options)
+    assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
+    again = run(settings, "-m", "tests.support.crash_poll", name, *options)
+    assert again.returncode == 0, (point, again.stdout, again.stderr)
+    return again
+
+
+def counts(store: Store, name: str) -> tuple[int, int, int]:
+    with store.read() as repo:
+        status = next(row for row in mailbox_status(repo) if row["name"] == name)
+    return status["imported"], status["failed"], status["pending"]
+
+
+def imap_box(
+    store: Store, server: MailServer, name: str, messages: list[bytes], output: dict[str, Any]
+) -> str:
+    """A mailbox of ``messages`` on Dovecot, moved to Processed after import, into
+    ``output``; signed in."""
+    user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    server.dovecot.deliver_many(user, messages)
+    server.dovecot.create_folder(user, "Processed")
+    box = {
+        "name": name,
+        "protocol": "imap",
+        "host": server.dovecot.host,
+        "security": "none",
+        "port": server.dovecot.imap_port,
+        "username": user,
+        "after_import": "move",
+        "move_to": "Processed",
+        "output": name,
+        "oauth": server.user_grant(),
+    }
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(server.idp.base_url)],
+            "outputs": [{"name": name, **output}],
+            "mailboxes": [box],
+        },
+        {},
+    )
+    sign_in(store, name, user, server)
+    return user
+
+
+# Two passes start at once in one process (each after a SIGKILL too): one gets the lease.
+CONCURRENT_POINTS = ["fetched:150", "deliver.after:2", "ack.before:2", "ack.after:1", "timer:400"]
+
+
+@pytest.mark.timeout(600)
+def test_two_passes_at_once_killed_anywhere_lose_and_double_nothing(
+    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+) -> None:
+    dovecot = mail_server.dovecot
+    for number, point in enumerate(CONCURRENT_POINTS):
+        messages = [raw(n) for n in range(250)]
+        name, out = f"two{number}", tmp_path / f"two{number}"
+        user = imap_box(store, mail_server, name, messages, {"type": "folder", "path": str(out)})
+        again = crash_then_recover(settings, name, point, "--passes", "2")
+        assert "another poll of this mailbox is running" in again.stdout, again.stdout
+
+        written = sorted(out.glob(f"{name}/*/*/message.eml"))
+        assert sorted(p.read_bytes() for p in written) == sorted(messages), point
+        assert list((out / ".incoming" / name).iterdir()) == [], point
+        assert dovecot.messages(user) == [], point
+        assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
+        assert counts(store, name) == (len(messages), 0, 0), point
+
+
+# The receiver hangs (answers after 1 s, the importer waits 0.3 s) on every try of one message
+# in 25, never two in a row (the pass would stop at three); the others go through.
+HANGING_POINTS = ["deliver.after:1", "deliver.after:3", "ack.before:2", "ack.after:2", "timer:900"]
+
+
+@pytest.mark.timeout(600)
+def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
+    store: Store, settings: Settings, mail_server: MailServer, receiver: Receiver
+) -> None:
+    dovecot = mail_server.dovecot
+    receiver.fail_first = 0
+    for number, point in enumerate(HANGING_POINTS):
+        messages = [raw(n) for n in range(250)]
+        name = f"hook{number}"
+        user = imap_box(
+            store, mail_server, name, messages, {"type": "webhook", "url": receiver.url}
+        )
+        receiver.hang = 1.0
+        receiver.hangs = lambda key: int(key.rsplit("-", 1)[1]) % 25 == 7  # by UID
+        crashed = run(
+            settings,
+            "-m",
+            "tests.support.crash_poll",
+            name,
+            "--kill-at",
+            point,
+            "--webhook-wait",
+            "0.3",
+        )
+        assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
+        hung = {
+            key for key in receiver.tries if key.startswith(f"{name}/") and receiver.hanging(key)
+        }
+        assert hung, point  # it hung for some
+        receiver.hang = 0.0  # back: the rest goes through
+        again = run(settings, "-m", "mailintake", "poll", name, "--json")
+        assert again.returncode == 0, (point, again.stdout, again.stderr)
+
+        kept: dict[str, bytes] = {}  # the receiver keeps one copy per Idempotency-Key
+        for key, body in receiver.seen:
+            if key.startswith(f"{name}/"):
+                message = base64.b64decode(str(body["message"]))
+                assert kept.setdefault(key, message) == message, point  # a repeat is the same
+        assert sorted(kept.values()) == sorted(messages), point
+        assert hung <= set(kept), point  # what hung went through later
+        assert dovecot.messages(user) == [], point
+        assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
+        assert counts(store, name) == (len(messages), 0, 0), point
+
+
+# POP3 deletes at QUIT: killed before it (after DELE), and around the batches before that.
+POP3_POINTS = ["commit:1", "ack.after:2", "deliver.after:2"]
+
+
+@pytest.mark.timeout(600)
+def test_pop3_killed_between_dele_and_quit_loses_and_keeps_nothing(
+    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+) -> None:
+    server, dovecot = mail_server, mail_server.dovecot
+    for number, point in enumerate(POP3_POINTS):
+        user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+        messages = [raw(n) for n in range(250)]
+        dovecot.deliver_many(user, messages)
+        name, out = f"pop{number}", tmp_path / f"pop{number}"
+        configure(
+            store,
+            server,
+            out,
+            {
+                "name": name,
+                "protocol": "pop3",
+                "port": dovecot.pop3_port,
+                "username": user,
+                "after_import": "delete",
+                "oauth": server.user_grant(),
+            },
+        )
+        sign_in(store, name, user, server)
+        crash_then_recover(settings, name, point)
+
+        written = sorted(out.glob(f"{name}/*/*/message.eml"))
+        assert sorted(p.read_bytes() for p in written) == sorted(messages), point
+        assert dovecot.messages(user) == [], point  # deleted, none left for ever
+        assert counts(store, name) == (len(messages), 0, 0), point

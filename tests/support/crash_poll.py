@@ -1,9 +1,14 @@
 """An import pass that kills its own process (SIGKILL) at a chosen point, for the crash tests.
 
-    python -m tests.support.crash_poll MAILBOX --kill-at STEP:N
+    python -m tests.support.crash_poll MAILBOX [--kill-at STEP:N] [--passes P]
+                                       [--webhook-wait SECONDS]
 
 The real source and output are built as ``mailintake poll`` builds them, then wrapped: the
-process is killed when STEP happens for the N-th time. Steps:
+process is killed when STEP happens for the N-th time (counted over all its passes). With
+``--passes`` P passes of the mailbox start at once on P threads (one gets the lease);
+``--webhook-wait`` builds a webhook output that waits that long for each answer and tries
+twice (a receiver that hangs then fails fast). Without ``--kill-at`` it runs to the end.
+Steps:
 
     list            before the source lists the folder
     fetched         after the N-th message has come from the server
@@ -31,12 +36,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx2
+
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_sink, build_source
-from mailintake.engine.poll import Poller
+from mailintake.engine.poll import BUSY, Poller, PollResult
+from mailintake.net.http import build_client
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
-from mailintake.sinks.base import Delivery, MessageSink, Receipt
+from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
+from mailintake.sinks.webhook import WebhookSink
 from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
 
 
@@ -98,6 +107,8 @@ class KillingSink:
     def __init__(self, inner: MessageSink, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
         self.overlapping_batches = inner.overlapping_batches  # as it runs
+        if isinstance(inner, PacedSink):  # the pass paces it as it paces the real one
+            self.pace = inner.pace
 
     def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
         self.killer.at("deliver.before")
@@ -112,7 +123,9 @@ class KillingSink:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mailbox")
-    parser.add_argument("--kill-at", required=True, help="STEP:N")
+    parser.add_argument("--kill-at", default="none:0", help="STEP:N")
+    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--webhook-wait", type=float, default=None)
     args = parser.parse_args()
     step, _, nth = str(args.kill_at).partition(":")
     killer = Killer(step, int(nth))
@@ -125,15 +138,33 @@ def main() -> None:
         return KillingSource(build_source(spec, token, renew, **options), killer)
 
     def sink(output: Any, home: Path) -> Any:
+        if args.webhook_wait is not None and output is not None and output.type == "webhook":
+            wait = httpx2.Timeout(args.webhook_wait)
+            hasty = WebhookSink(
+                output.url, attempts=2, backoff=0, client=build_client(timeout=wait)
+            )
+            return KillingSink(hasty, killer)
         return KillingSink(build_sink(output, home), killer)
 
     settings = Settings()
     store = open_store(settings)
-    result = Poller(store, settings.home, source_factory=source, sink_factory=sink).poll(
-        args.mailbox
-    )
-    print(result.as_dict(), flush=True)
-    os._exit(0 if result.error is None else 4)  # the timer thread must not keep it alive
+    poller = Poller(store, settings.home, source_factory=source, sink_factory=sink)
+    start = threading.Barrier(args.passes)
+    results: list[PollResult] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(poller.poll(args.mailbox))
+
+    passes = [threading.Thread(target=run) for _ in range(args.passes)]
+    for thread in passes:
+        thread.start()
+    for thread in passes:
+        thread.join()
+    for result in results:
+        print(result.as_dict(), flush=True)
+    ok = all(r.error in (None, BUSY) for r in results) and any(r.error is None for r in results)
+    os._exit(0 if ok else 4)  # the timer thread must not keep it alive
 
 
 if __name__ == "__main__":
