@@ -23,6 +23,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Security = Literal["ssl", "starttls", "none"]
 AfterImport = Literal["mark_read", "move", "delete", "keep"]
 OutputType = Literal["folder", "webhook"]
+Push = Literal["auto", "off"]
 
 
 class _Strict(BaseModel):
@@ -98,6 +99,7 @@ class MailboxSpec(_Strict):
     after_import: AfterImport | None = None
     move_to: Text | None = None
     poll_interval: Annotated[int, Field(ge=10, le=86400)] | None = None
+    push: Push | None = None
     max_message_size: int | Text | None = None
     output: Name | None = None
     enabled: bool | None = None

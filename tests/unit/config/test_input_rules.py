@@ -228,3 +228,14 @@ def test_app_scopes_for_graph_on_a_custom_server_are_a_warning_too() -> None:
     )
     microsoft = {"name": "MICROSOFT", "scopes": {"graph": ["https://graph.microsoft.com/.default"]}}
     assert validate_document({"authorization_servers": [microsoft]}, Context()).warnings == ()
+
+
+@pytest.mark.parametrize(("push", "problem"), [("auto", None), ("off", None), ("on", "must be")])
+def test_push_is_auto_or_off(push: str, problem: str | None) -> None:
+    mailbox = {**claims_mailbox("pw", output="default"), "push": push}
+    found = problems({"mailboxes": [mailbox]})
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1
+        assert found[0].startswith("mailboxes[claims].push: must be 'auto' or 'off'")
