@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from sandbox.graph.errors import GraphError, access_denied, invalid_token
+from sandbox.graph.faults import Faults, folder_not_found, no_rights, odata_disabled
 from sandbox.graph.model import Mailbox
 from sandbox.idp import IdentityProvider
 
@@ -61,13 +62,23 @@ def authenticate(idp: IdentityProvider, header: str | None) -> Principal:
     return Principal(record.client_id, record.username, frozenset(scopes))
 
 
-def authorize(principal: Principal, box: Mailbox, *, write: bool, body: bool) -> None:
-    """Raises 403 ErrorAccessDenied unless the token may do this in this mailbox."""
+def authorize(
+    principal: Principal,
+    box: Mailbox,
+    *,
+    write: bool,
+    body: bool,
+    faults: Faults | None = None,
+) -> None:
+    """Raises 403 ErrorAccessDenied unless the token may do this in this mailbox (or the
+    answers ``faults`` puts in its place)."""
     have = principal.permissions
     if principal.app_only:
         needed = WRITE if write else (READ_BODY if body else APP_READ)
         if not have & needed:
             raise access_denied()
+        if faults is not None and not faults.allowed(principal.client_id, box.address):
+            raise odata_disabled()
         return
     assert principal.username is not None
     own = principal.username.lower() == box.address.lower()
@@ -77,9 +88,16 @@ def authorize(principal: Principal, box: Mailbox, *, write: bool, body: bool) ->
             raise access_denied()
         return
     # Another user's (or a shared) mailbox: Exchange access and a .Shared permission.
-    if principal.username.lower() not in box.delegates:
+    user = principal.username.lower()
+    if user not in box.delegates:
+        if faults is not None and faults.no_rights_as:
+            raise no_rights(faults.no_rights_as)
         raise access_denied()
     if not have & (SHARED_WRITE if write else SHARED_READ):
+        raise access_denied()
+    if user in box.no_folder_rights:
+        raise folder_not_found()
+    if write and user in box.read_only:
         raise access_denied()
 
 

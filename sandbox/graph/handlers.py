@@ -11,7 +11,7 @@ from flask import Response, request
 from sandbox.graph import odata
 from sandbox.graph.context import Context, stream
 from sandbox.graph.errors import GraphError, bad_request, id_malformed, item_not_found
-from sandbox.graph.model import Folder, Message, looks_like_id
+from sandbox.graph.model import WELL_KNOWN, Folder, Message, looks_like_id
 from sandbox.graph.render import (
     FOLDER_PROPERTIES,
     MESSAGE_PROPERTIES,
@@ -31,6 +31,13 @@ UPDATABLE = {"isRead", "categories", "flag", "inferenceClassification"}
 
 def _folder(context: Context, key: str) -> Folder:
     found = context.box.folder(key)
+    if found is None and key.lower() in WELL_KNOWN:
+        # A well-known folder the mailbox lacks (GraphEmulator.remove_folder).
+        raise GraphError(
+            404,
+            "ErrorItemNotFound",
+            f"The specified object was not found in the store., Default folder {key} not found.",
+        )
     if found is None:
         raise item_not_found() if looks_like_id(key) else id_malformed()
     return found
@@ -50,14 +57,27 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _render(context: Context, message: Message, select: tuple[str, ...] | None = None) -> Any:
+def _render(
+    context: Context,
+    message: Message,
+    select: tuple[str, ...] | None = None,
+    expand: tuple[str, ...] = (),
+) -> Any:
     return message_json(
         context.box,
         message,
         immutable=context.immutable,
         select=select,
         text_body=context.text_body,
+        expand=expand,
     )
+
+
+def _fault(context: Context, message: Message, operation: str) -> None:
+    """The failure ``faults.fail_message`` set for this operation on this message."""
+    failure = context.emulator.faults.message_fault(message.immutable_id, operation)
+    if failure is not None:
+        raise failure
 
 
 def _select() -> tuple[str, ...] | None:
@@ -74,6 +94,10 @@ def list_messages(context: Context, keys: list[str]) -> Response:
     """user-list-messages.md: default page 10, $top 1-1000, follow the whole nextLink."""
     box = context.box
     query = odata.parse(request.args, MESSAGE_PROPERTIES, "Message", "receivedDateTime")
+    faults = context.emulator.faults
+    slow = faults.timeout_without_select
+    if slow is not None and query.select is None and query.top > slow:
+        raise GraphError(504, "GatewayTimeout", "The gateway did not receive a response in time.")
     with context.emulator.store.lock:
         if keys:
             folder = _folder(context, keys[0])
@@ -87,8 +111,16 @@ def list_messages(context: Context, keys: list[str]) -> Response:
                 key=lambda m: m.seq,
             )
             where, url = "messages", f"{context.prefix}/messages"
-        chunk, next_link, total = odata.page(items, query, message_value, url)
-        values = [_render(context, m, query.select) for m in chunk]
+        chunk, next_link, total = odata.page(
+            items,
+            query,
+            message_value,
+            url,
+            interleave=faults.interleave,
+            cap=faults.page_cap,
+            drop=faults.take_drop,
+        )
+        values = [_render(context, m, query.select, query.expand) for m in chunk]
     selected = f"({','.join(query.select)})" if query.select else ""
     body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}{selected}"}
     if query.count:
@@ -111,7 +143,9 @@ def get_message(context: Context, keys: list[str]) -> Response:
 def raw_message(context: Context, keys: list[str]) -> Response:
     """message-get.md, "Get MIME content": the MIME, ``Content-type: text/plain``."""
     with context.emulator.store.lock:
-        raw = _message(context, keys[-1]).raw
+        message = _message(context, keys[-1])
+        _fault(context, message, "value")
+        raw = message.raw
     return Response(stream(raw), 200, content_type="text/plain")
 
 
@@ -125,6 +159,7 @@ def patch_message(context: Context, keys: list[str]) -> Response:
         )
     with context.emulator.store.lock:
         message = _message(context, keys[-1])
+        _fault(context, message, "patch")
         if "isRead" in data:
             if not isinstance(data["isRead"], bool):
                 raise bad_request("Cannot convert the literal to the expected type 'Edm.Boolean'.")
@@ -147,6 +182,7 @@ def move_message(context: Context, keys: list[str]) -> Response:
         raise bad_request("The destinationId parameter is required.", "ErrorInvalidParameter")
     with context.emulator.store.lock:
         message = _message(context, keys[-1])
+        _fault(context, message, "move")
         target = _folder(context, destination)
         context.box.place(message, target)
         message.touch()
@@ -163,6 +199,7 @@ def delete_message(context: Context, keys: list[str]) -> Response:
     with context.emulator.store.lock:
         box = context.box
         message = _message(context, keys[-1])
+        _fault(context, message, "delete")
         deleted = box.folder("deleteditems")
         assert deleted is not None
         if message.folder_id == deleted.id:

@@ -97,6 +97,10 @@ class Mailbox:
     display_name: str
     object_id: str
     delegates: set[str]
+    # Delegates whose rights are read-only (Reviewer): any change answers 403.
+    read_only: set[str] = field(default_factory=set)
+    # Delegates with mailbox access but no rights on its folders: 404 ErrorFolderNotFound.
+    no_folder_rights: set[str] = field(default_factory=set)
     folders: dict[str, Folder] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)  # immutable id -> message
     regular: dict[str, str] = field(default_factory=dict)  # regular id -> immutable id

@@ -18,7 +18,21 @@ from sandbox.graph.errors import bad_request
 
 DEFAULT_TOP = 10  # "The default page size is 10 messages."
 MAX_TOP = 1000  # "Use $top to customize the page size, within the range of 1 and 1000."
-SUPPORTED = {"$top", "$skip", "$select", "$filter", "$orderby", "$count", "$skiptoken"}
+SUPPORTED = {
+    "$top",
+    "$skip",
+    "$select",
+    "$filter",
+    "$orderby",
+    "$count",
+    "$skiptoken",
+    "$expand",
+}
+# $expand=singleValueExtendedProperties($filter=id eq '...') (singlevaluelegacyextendedproperty-
+# get.md, "GET resource instances using $expand"): the only expansion the emulator knows.
+_EXPAND = re.compile(
+    r"^singleValueExtendedProperties\(\$filter=id\s+eq\s+'([^']+)'\)$", re.IGNORECASE
+)
 _CLAUSE = re.compile(r"^\s*([A-Za-z/]+)\s+(eq|ne|gt|ge|lt|le)\s+(.+?)\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+(?=(?:[^']*'[^']*')*[^']*$)", re.IGNORECASE)
 _OR = re.compile(r"\s+or\s+(?=(?:[^']*'[^']*')*[^']*$)", re.IGNORECASE)
@@ -66,6 +80,7 @@ class Query:
     order: tuple[tuple[str, bool], ...]  # (property, descending)
     count: bool
     params: tuple[tuple[str, str], ...]  # what the client sent, minus paging
+    expand: tuple[str, ...] = ()  # extended property ids asked for with $expand
 
 
 def parse(
@@ -109,6 +124,14 @@ def parse(
     if not order and default_order:
         order = [(default_order, True)]
     params = tuple((k, v) for k, v in args.items() if k != "$skiptoken")
+    expand: tuple[str, ...] = ()
+    if args.get("$expand"):
+        found = _EXPAND.match(args["$expand"].strip())
+        if found is None:
+            raise bad_request(
+                "The emulator expands only singleValueExtendedProperties($filter=id eq '...')."
+            )
+        expand = (found.group(1),)
     return Query(
         min(top, MAX_TOP),
         skip,
@@ -117,6 +140,7 @@ def parse(
         tuple(order),
         args.get("$count", "").lower() == "true",
         params,
+        expand,
     )
 
 
@@ -207,10 +231,23 @@ def _skiptoken(token: str, params: Mapping[str, str]) -> int:
 
 
 def page(
-    items: list[Any], query: Query, get: Getter, url: str
+    items: list[Any],
+    query: Query,
+    get: Getter,
+    url: str,
+    *,
+    interleave: int = 0,
+    cap: int | None = None,
+    drop: Callable[[], bool] = lambda: False,
 ) -> tuple[list[Any], str | None, int]:
     """Filters, sorts and cuts one page; returns it with the nextLink (None on the last page)
-    and the total count after filtering."""
+    and the total count after filtering.
+
+    The nextLink carries ``$skip``, as Graph's do for mail ("$top=5&$skip=5",
+    microsoftgraph/microsoft-graph-docs#5029); ``$skip`` counts the store's items, of which
+    ``interleave`` puts one that is not a message after every that many (never returned),
+    ``cap`` bounds a page whatever ``$top`` says, and ``drop`` (asked only when a nextLink is
+    due) leaves it out (see sandbox.graph.faults)."""
     selected = [i for i in items if all(c.test(get(i, c.name)) for c in query.clauses)]
     for name, descending in reversed(query.order):
 
@@ -218,13 +255,20 @@ def page(
             return _sort_key(get(item, name))
 
         selected.sort(key=key, reverse=descending)
-    chunk = selected[query.skip : query.skip + query.top]
+    view: list[Any] = selected
+    if interleave > 0:
+        view = []
+        for number, item in enumerate(selected, 1):
+            view.append(item)
+            if number % interleave == 0:
+                view.append(None)
+    size = min(query.top, cap) if cap else query.top
+    chunk = [i for i in view[query.skip : query.skip + size] if i is not None]
     next_link = None
-    if query.skip + query.top < len(selected):
+    if query.skip + size < len(view) and not drop():
         params = dict(query.params)
         params.pop("$skip", None)
-        token = skiptoken(query.skip + query.top, params)
-        query_string = urlencode([*params.items(), ("$skiptoken", token)], safe="$',")
+        query_string = urlencode([*params.items(), ("$skip", str(query.skip + size))], safe="$',")
         next_link = f"{url}?{query_string}"
     return chunk, next_link, len(selected)
 

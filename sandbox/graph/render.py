@@ -95,6 +95,7 @@ def message_json(
     immutable: bool,
     select: tuple[str, ...] | None,
     text_body: bool,
+    expand: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The message's JSON with the selected properties (all default ones without $select);
     only those are computed, as a list of many messages usually selects a few."""
@@ -103,7 +104,31 @@ def message_json(
     answer: dict[str, Any] = {"@odata.etag": f'W/"{message.change_key}"'}
     for name in names:
         answer[name] = _PROPERTIES[name](message, message_id, text_body)
+    if expand:
+        answer["singleValueExtendedProperties"] = [
+            found for found in (_extended(message, wanted) for wanted in expand) if found
+        ]
     return answer
+
+
+# Extended properties the emulator knows, by (type, tag): PR_MESSAGE_SIZE (PidTagMessageSize,
+# 0x0E08, PT_LONG; [MS-OXPROPS] 2.796), the item's size in the store. Graph names it back as
+# "Integer 0xe08" with the value as a string (extended-properties-overview.md).
+_EXTENDED: dict[tuple[str, int], Callable[[Message], str]] = {
+    ("integer", 0x0E08): lambda m: str(len(m.raw)),
+}
+
+
+def _extended(message: Message, wanted: str) -> dict[str, str] | None:
+    kind, _, tag = wanted.strip().partition(" ")
+    try:
+        key = (kind.lower(), int(tag, 16))
+    except ValueError:
+        raise bad_request(f"The extended property id '{wanted}' is not valid.") from None
+    getter = _EXTENDED.get(key)
+    if getter is None:
+        return None  # a property the item does not have is left out
+    return {"id": f"{kind.capitalize()} {hex(key[1])}", "value": getter(message)}
 
 
 Property = Callable[[Message, str, bool], Any]  # message, its id as shown, text body wanted

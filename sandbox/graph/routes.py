@@ -153,7 +153,15 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
     if box is None:
         raise invalid_user(user)
     handler, keys, write, body = match(request.method, tail)
-    authorize(principal, box, write=write, body=body)
+    faults = emulator.faults
+    spent = faults.spend(principal.client_id, box.address)
+    if spent is not None:
+        raise spent
+    failure = faults.take_next()
+    if failure is not None:
+        emulator.wait()
+        raise failure
+    authorize(principal, box, write=write, body=body, faults=faults)
     release = emulator.admit(principal.client_id, box.address)
     try:
         emulator.wait()

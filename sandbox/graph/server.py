@@ -15,6 +15,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from sandbox.graph.errors import mailbox_concurrency
+from sandbox.graph.faults import Faults
 from sandbox.graph.model import ROOT, Folder, Mailbox, Store
 from sandbox.graph.routes import build_app
 from sandbox.idp import IdentityProvider
@@ -97,6 +98,7 @@ class GraphEmulator(ServedInThread):
         self.latency = 0.0
         self.max_concurrent = 4
         self.concurrency_retry_after: float = 1
+        self.faults = Faults()  # what the real service does that its pages hardly say
         self._lock = threading.Lock()
         self._throttle_left = 0
         self._throttle_retry_after: float = 1
@@ -124,9 +126,36 @@ class GraphEmulator(ServedInThread):
         ``delegates``: users whose delegated tokens may open this mailbox (FullAccess)."""
         return self.store.add_mailbox(address, delegates, display_name).object_id
 
-    def add_delegate(self, mailbox: str, user: str) -> None:
+    def add_delegate(self, mailbox: str, user: str, rights: str = "full") -> None:
+        """``rights``: "full" (Full Access), "read" (read-only, e.g. Reviewer: every change
+        answers 403 ErrorAccessDenied, as message-update.md's permissions imply for a
+        delegate without write access) or "no_folders" (mailbox access without rights on its
+        folders: 404 ErrorFolderNotFound, microsoft-graph-docs-contrib#4029)."""
+        if rights not in ("full", "read", "no_folders"):
+            raise ValueError(f"rights must be full, read or no_folders, not {rights!r}")
         with self.store.lock:
-            self._box(mailbox).delegates.add(user.lower())
+            box = self._box(mailbox)
+            user = user.lower()
+            box.delegates.add(user)
+            box.read_only.discard(user)
+            box.no_folder_rights.discard(user)
+            if rights == "read":
+                box.read_only.add(user)
+            elif rights == "no_folders":
+                box.no_folder_rights.add(user)
+
+    def remove_folder(self, mailbox: str, folder: str) -> None:
+        """Takes an (empty) folder out of the mailbox, a well-known one too: mailboxes exist
+        without some of them (no Archive folder until Outlook's one-click Archive was set up;
+        "Default folder Root not found", domainaware/parsedmarc#609,
+        David-Barrett-MS/PowerShell-EWS-Scripts#33). GET /mailFolders/archive then answers
+        404 ErrorItemNotFound."""
+        box = self._box(mailbox)
+        with self.store.lock:
+            target = self._folder(box, folder)
+            if box.in_folder(target) or box.children(target, hidden=True):
+                raise ValueError(f"folder {folder!r} is not empty")
+            del box.folders[target.id]
 
     def add_folder(self, mailbox: str, display_name: str, parent: str = ROOT) -> str:
         box = self._box(mailbox)
