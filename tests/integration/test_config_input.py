@@ -329,3 +329,16 @@ def test_server_form_refuses_a_password_inside_an_endpoint(ui: TestClient) -> No
     assert answer.status_code == 422
     assert password not in answer.text
     assert 'value="https://idp.example.com/token"' in answer.text
+
+
+def test_api_refuses_to_prune_with_a_section_left_empty(api: TestClient, tmp_path: Path) -> None:
+    doc = {"outputs": [folder_output(str(tmp_path))], "mailboxes": [claims_mailbox("pw")]}
+    assert api.post("/api/v1/config/apply", json=doc).status_code == 200
+    body = f"outputs:\n  - {{name: capture, type: folder, path: {tmp_path}}}\nmailboxes:\n"
+    answer = api.post("/api/v1/config/apply?prune=true", content=body, headers=YAML)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        "mailboxes: empty; with prune it would delete every one of them. List what to keep "
+        "(to delete them all on purpose, give mailboxes: [])"
+    ]
+    assert [m["name"] for m in api.get("/api/v1/mailboxes").json()] == ["claims"]

@@ -69,6 +69,22 @@ def is_empty(raw: Any) -> bool:
     return isinstance(raw, dict) and all(raw.get(section) is None for section in SECTIONS)
 
 
+def refuse_empty_prune(raw: Any) -> None:
+    """With prune, a document that gives nothing, or a section left empty (``mailboxes:``
+    with nothing after it, a variable that came back empty), is refused."""
+    if is_empty(raw):
+        raise ConfigError([EMPTY_PRUNE])
+    empty = [s for s in SECTIONS if isinstance(raw, dict) and s in raw and raw[s] is None]
+    if empty:
+        raise ConfigError(
+            [
+                f"{section}: empty; with prune it would delete every one of them. List what "
+                f"to keep (to delete them all on purpose, give {section}: [])"
+                for section in empty
+            ]
+        )
+
+
 def apply_document(
     store: Store,
     raw: Any,
@@ -83,8 +99,8 @@ def apply_document(
     try:
         with store.begin() as repo:
             validated = validate_document(raw, repo.context(environ, base_dir))
-            if prune and is_empty(raw):
-                raise ConfigError([EMPTY_PRUNE])
+            if prune:
+                refuse_empty_prune(raw)
             try:
                 changes = apply_validated(repo, validated, prune=prune)
             except Conflict as exc:
