@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mailintake.errors import LeaseLost
 from mailintake.sinks.base import Delivery, Receipt
 from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
@@ -158,3 +159,32 @@ def test_the_receiver_gets_what_metadata_json_says(receiver: Receiver, tmp_path:
                 attachment.pop("path", None)
         assert body == on_disk
     assert received[f"claims/{batch[list(cases).index('broken boundary')].key}"]["defects"]
+
+
+def test_a_paced_webhook_stops_between_messages(receiver: Receiver) -> None:
+    """The pass may stop the output before any message (its lease is gone, its output keeps
+    failing): the messages after that are not sent and get the pass's reason."""
+    receiver.fail_first = 0
+
+    class StopAfterTwo:
+        def __init__(self) -> None:
+            self.outcomes: list[object] = []
+            self.stop = LeaseLost("claims: another poll took over this mailbox")
+
+        def before(self) -> None:
+            if len(self.outcomes) == 2:
+                raise self.stop
+
+        def after(self, outcome: Receipt | Exception) -> None:
+            self.outcomes.append(outcome)
+
+    pacer = StopAfterTwo()
+    sink = WebhookSink(receiver.url, backoff=0, sleep=lambda _s: None)
+    sink.pace(pacer)
+    try:
+        results = sink.deliver([delivery(f"imap-INBOX-1-{n}") for n in range(5)])
+    finally:
+        sink.close()
+    assert [isinstance(r, Receipt) for r in results] == [True, True, False, False, False]
+    assert results[2:] == [pacer.stop] * 3
+    assert sorted(receiver.tries) == ["claims/imap-INBOX-1-0", "claims/imap-INBOX-1-1"]
