@@ -108,7 +108,7 @@ def test_api_refuses_a_key_given_twice(api: TestClient) -> None:
     body = '{"outputs": [{"name": "a", "type": "folder", "path": "/a", "path": "/b"}]}'
     answer = api.post("/api/v1/config/apply", content=body)
     assert answer.status_code == 422
-    assert answer.json()["problems"] == ["outputs[0]: duplicate key 'path'"]
+    assert answer.json()["problems"] == ["outputs[0]: duplicate key 'path' (twice on line 1)"]
     assert api.get("/api/v1/outputs").json() == []
 
 

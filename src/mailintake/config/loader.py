@@ -1,22 +1,14 @@
 """Reading configuration documents, YAML or JSON, with errors that name the line.
 
-Every document is read with limits, so that no input can make reading it hang or crash:
-
-- at most ``MAX_DOCUMENT_BYTES`` of text;
-- at most ``MAX_NODES`` values once every YAML alias is expanded (a few hundred bytes of
-  nested aliases otherwise expand to millions of values);
-- at most ``MAX_DEPTH`` levels of nesting (deeper input would exhaust Python's stack).
-
-A key given twice in one mapping is refused, naming both lines (YAML) or the mapping (JSON):
-the last one silently winning hides a mistake. Every problem is a ``ConfigError`` whose
-lines read ``PATH: message``.
+Every document is read with the limits of ``limits.py`` (size, values with aliases expanded,
+nesting), so that no input can make reading it hang or crash. A key given twice in one
+mapping is refused, naming both lines: the last one silently winning hides a mistake. Every
+problem is a ``ConfigError`` whose lines read ``PATH: message``. JSON is read by
+``json_loader.py``; this module reads YAML and files.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,11 +19,31 @@ from yaml.events import AliasEvent, MappingEndEvent, SequenceEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from mailintake.config.json_loader import load_json_text
+from mailintake.config.limits import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_NODES,
+    check_shape,
+    check_size,
+    join,
+    key_text,
+    too_large,
+)
 from mailintake.errors import ConfigError
 
-MAX_DOCUMENT_BYTES = 1024 * 1024
-MAX_NODES = 100_000
-MAX_DEPTH = 50
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_NODES",
+    "check_shape",
+    "dump_yaml",
+    "load_file",
+    "load_json_text",
+    "load_yaml_text",
+    "too_large",
+]
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -39,16 +51,6 @@ class _TooLarge(Exception):
     def __init__(self, message: str, node_mark: Any = None) -> None:
         super().__init__(message)
         self.mark = node_mark
-
-
-def _key_text(key: str) -> str:
-    return key if len(key) <= 60 else key[:57] + "..."
-
-
-def _join(path: str, part: str | int) -> str:
-    if isinstance(part, int):
-        return f"{path}[{part}]"
-    return f"{path}.{part}" if path else part
 
 
 class _Events(Protocol):
@@ -147,7 +149,7 @@ class _SafeLoader(Composer, _EVENTS, SafeConstructor, Resolver):  # type: ignore
             self.anchors[anchor] = node
         index = 0
         while not self.check_event(SequenceEndEvent):
-            self._path.append(_join(self._path[-1], index))
+            self._path.append(join(self._path[-1], index))
             node.value.append(self.compose_node(node, index))
             self._path.pop()
             index += 1
@@ -175,9 +177,9 @@ class _SafeLoader(Composer, _EVENTS, SafeConstructor, Resolver):  # type: ignore
                     if first == line:
                         lines = f"twice on line {line}"
                     self.duplicates.append(
-                        f"{here or '(document)'}: duplicate key '{_key_text(part)}' ({lines})"
+                        f"{here or '(document)'}: duplicate key '{key_text(part)}' ({lines})"
                     )
-            self._path.append(_join(here, part))
+            self._path.append(join(here, part))
             value = self.compose_node(node, key)
             self._path.pop()
             node.value.append((key, value))
@@ -205,7 +207,7 @@ def _where(mark: Any) -> str:
 
 def load_yaml_text(text: str, source: str) -> Any:
     """The document in ``text`` (``None`` if it holds none); ``source`` names it in errors."""
-    _check_size(text, source)
+    check_size(text, source)
     loader = _SafeLoader(text)
     try:
         data = loader.get_single_data()
@@ -225,115 +227,6 @@ def load_yaml_text(text: str, source: str) -> Any:
     if loader.duplicates:
         raise ConfigError(loader.duplicates)
     return data
-
-
-# --- JSON ------------------------------------------------------------------------------------
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-
-
-def _json_depth(text: str) -> int:
-    """How deeply the arrays and objects of ``text`` nest (strings do not count)."""
-    depth = deepest = 0
-    for char in _JSON_STRING.sub("", text):
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-class _Pairs(dict[str, Any]):
-    """A JSON object, with the keys it gave more than once."""
-
-    duplicates: tuple[str, ...] = ()
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = _Pairs(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        twice = []
-        for key, _ in pairs:
-            if key in seen and key not in twice:
-                twice.append(key)
-            seen.add(key)
-        result.duplicates = tuple(twice)
-    return result
-
-
-def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    stack = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        yield where, item
-        if isinstance(item, dict):
-            stack.extend((_join(where, str(k)), v) for k, v in reversed(item.items()))
-        elif isinstance(item, list):
-            stack.extend((_join(where, i), v) for i, v in reversed(list(enumerate(item))))
-
-
-def load_json_text(text: str, source: str) -> Any:
-    """The JSON document in ``text`` (``None`` if it is empty), with the same limits."""
-    _check_size(text, source)
-    if not text.strip():
-        return None
-    if _json_depth(text) > MAX_DEPTH:
-        raise ConfigError([f"{source}: nested more than {MAX_DEPTH} levels deep"])
-    try:
-        data = json.loads(text, object_pairs_hook=_object)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            [f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"]
-        ) from None
-    except (ValueError, RecursionError) as exc:  # e.g. a number of more than 4,300 digits
-        raise ConfigError([f"{source}: a value cannot be read: {exc}"]) from None
-    problems = []
-    for count, (where, item) in enumerate(_walk(data, ""), start=1):
-        if count > MAX_NODES:
-            raise ConfigError([f"{source}: holds more than {MAX_NODES:,} values"])
-        for key in getattr(item, "duplicates", ()):
-            problems.append(f"{where or '(document)'}: duplicate key '{_key_text(key)}'")
-    if problems:
-        raise ConfigError(problems)
-    return _plain(data)
-
-
-def check_shape(data: Any, source: str) -> None:
-    """Refuse a document (however it was read) that nests too deeply or holds too much."""
-    stack = [(data, 1)]
-    count = 0
-    while stack:
-        item, depth = stack.pop()
-        count += 1
-        if count > MAX_NODES:
-            raise ConfigError([f"{source}: holds more than {MAX_NODES:,} values"])
-        if depth > MAX_DEPTH:
-            raise ConfigError([f"{source}: nested more than {MAX_DEPTH} levels deep"])
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend((v, depth + 1) for v in item)
-
-
-def _plain(value: Any) -> Any:
-    """Plain dicts again (the walk above bounded the depth, so recursion is safe)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def too_large(source: str) -> ConfigError:
-    limit = MAX_DOCUMENT_BYTES // (1024 * 1024)
-    return ConfigError([f"{source}: larger than {limit} MiB; split it into several documents"])
-
-
-def _check_size(text: str, source: str) -> None:
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise too_large(source)
 
 
 def load_file(path: Path) -> Any:

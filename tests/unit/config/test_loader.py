@@ -118,12 +118,21 @@ def test_merge_keys_are_not_duplicates() -> None:
     assert load_yaml_text(text, "f")["m"] == {"host": "c", "port": 1}
 
 
-def test_a_json_key_given_twice_is_refused() -> None:
-    text = '{"mailboxes": [{"name": "a", "host": "x", "host": "y"}], "outputs": [], "outputs": []}'
+def test_a_json_key_given_twice_is_refused_with_both_lines() -> None:
+    text = """{
+  "mailboxes": [
+    {"name": "a",
+     "host": "x",
+     "host": "y"}
+  ],
+  "outputs": [], "outputs": []
+}"""
     assert json_problems(text) == [
-        "(document): duplicate key 'outputs'",
-        "mailboxes[0]: duplicate key 'host'",
+        "(document): duplicate key 'outputs' (twice on line 7)",
+        "mailboxes[0]: duplicate key 'host' (lines 4 and 5)",
     ]
+    text = '{"a": [1, {"k": "\\"{[", "k": 2}], "b": {"k": 1}}'
+    assert json_problems(text) == ["a[1]: duplicate key 'k' (twice on line 1)"]
 
 
 @pytest.mark.parametrize(
