@@ -172,6 +172,9 @@ def _refresh_grant(provider: IdentityProvider) -> type[grants.RefreshTokenGrant]
                 raise EntraError(
                     "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
                 )
+            refusal = provider.take_refresh_refusal(record.client_id, record.username)
+            if refusal is not None:
+                raise refusal
             if record.revoked:
                 raise EntraError(
                     "invalid_grant",

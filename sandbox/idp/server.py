@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -31,6 +32,29 @@ from sandbox.serving import ServedInThread
 
 DEFAULT_TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 _INVALID_CREDENTIALS = "Error validating credentials due to invalid username or password."
+# What Entra says with AADSTS70000 for a refresh token it accepts again on the next try
+# (https://github.com/BingAds/BingAds-Python-SDK/issues/279).
+GLITCH_TEXT = (
+    "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid."
+)
+
+
+@dataclass
+class RefreshRefusal:
+    """The next ``times`` refresh requests (of one app and/or user, or any) are refused with
+    ``error`` and AADSTS ``code``, whatever the refresh token's own state."""
+
+    error: str
+    code: int
+    text: str
+    times: int
+    client_id: str | None = None
+    username: str | None = None
+
+    def matches(self, client_id: str, username: str) -> bool:
+        return (self.client_id is None or self.client_id == client_id) and (
+            self.username is None or self.username.lower() == username.lower()
+        )
 
 
 class IdentityProvider(ServedInThread):
@@ -62,6 +86,7 @@ class IdentityProvider(ServedInThread):
         self.devices: dict[str, DeviceRecord] = {}
         self.sessions: dict[str, str] = {}
         self.token_requests: list[dict[str, Any]] = []
+        self.refresh_refusals: list[RefreshRefusal] = []
         self.lock = threading.RLock()
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.flask: Flask = create_app(self)
@@ -93,6 +118,35 @@ class IdentityProvider(ServedInThread):
             for record in self.refresh_tokens.values():
                 if record.username.lower() == username.lower():
                     record.inactive = True
+
+    def refuse_next_refresh(
+        self,
+        error: str = "invalid_grant",
+        code: int = 70000,
+        *,
+        times: int = 1,
+        client_id: str | None = None,
+        username: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        """The next ``times`` refresh requests for this client and/or user are refused with
+        ``error`` / AADSTS``code``; the refresh token itself stays valid. Default: the
+        momentary AADSTS70000 Entra is reported to give for a good refresh token
+        (https://github.com/BingAds/BingAds-Python-SDK/issues/279)."""
+        with self.lock:
+            self.refresh_refusals.append(
+                RefreshRefusal(error, code, text or GLITCH_TEXT, times, client_id, username)
+            )
+
+    def take_refresh_refusal(self, client_id: str, username: str) -> EntraError | None:
+        """The refusal due for this refresh request, if one was asked for (counted down)."""
+        with self.lock:
+            for refusal in self.refresh_refusals:
+                if refusal.times > 0 and refusal.matches(client_id, username):
+                    refusal.times -= 1
+                    return EntraError(refusal.error, refusal.code, refusal.text)
+            self.refresh_refusals = [r for r in self.refresh_refusals if r.times > 0]
+        return None
 
     def lock_user(self, username: str) -> None:
         """Smart lockout: sign-in fails with AADSTS50053."""

@@ -3,6 +3,16 @@
 A known number only refines the diagnosis the OAuth ``error`` field gives: Microsoft says both
 the texts and the numbers may change (oauth-facts §1.9). ``CODES_BY_GRANT`` holds the numbers
 whose fix depends on the grant.
+
+A fix marked ``final`` is a refusal Microsoft documents as final for a stored refresh token
+(reference-error-codes.md, oauth-facts §1.7, §1.10): the password was changed or reset or the
+sessions revoked (50173, 50132, 50133), the token expired (700082, 70008, 700084), a sign-in
+with multi-factor authentication is now required (50076, 50074, 50078, 50079, 70043), the
+password expired (50055), consent is missing (65001). Any other ``invalid_grant`` — above all
+AADSTS70000, which Entra sometimes answers for a refresh token that works on the next try
+(https://github.com/BingAds/BingAds-Python-SDK/issues/279) — keeps the refresh token, as MSAL
+does (https://github.com/AzureAD/microsoft-authentication-library-for-python/issues/314,
+https://github.com/AzureAD/microsoft-authentication-library-for-android/pull/389).
 """
 
 from __future__ import annotations
@@ -38,7 +48,13 @@ FEDERATED = ropc_never(
 ROPC_MFA = ropc_never("{account} must use multi-factor authentication")
 MFA = Fix(
     "{account} must complete multi-factor authentication (a policy, a new location or a new "
-    f"device requires it), which only an interactive sign-in can do: {AUTHORIZE}."
+    f"device requires it), which only an interactive sign-in can do: {AUTHORIZE}.",
+    final=True,
+)
+PASSWORD_CHANGED = Fix(
+    "The sign-in session of {account} ended because its password expired or was changed. A "
+    f"person must sign in again: {AUTHORIZE}.",
+    final=True,
 )
 
 
@@ -62,10 +78,17 @@ CODES: dict[int, Fix] = {
     50074: MFA,
     50079: Fix(
         "{account} must register for multi-factor authentication, which only an interactive "
-        f"sign-in can do: {AUTHORIZE}."
+        f"sign-in can do: {AUTHORIZE}.",
+        final=True,
+    ),
+    50078: Fix(
+        "The multi-factor authentication of {account} expired under the tenant's policies, and "
+        f"only an interactive sign-in can renew it: {AUTHORIZE}.",
+        final=True,
     ),
     50055: Fix(
-        f"The password of {{account}} has expired: change it while signing in: {AUTHORIZE}."
+        f"The password of {{account}} has expired: change it while signing in: {AUTHORIZE}.",
+        final=True,
     ),
     50053: Fix(
         "{account} is locked after too many failed sign-ins (or sign-ins from this "
@@ -92,24 +115,31 @@ CODES: dict[int, Fix] = {
     # refresh tokens that died (the seed: authorization code -> authorize again)
     50173: Fix(
         "{provider} revoked the authorization of {account}: the password was changed or reset, or "
-        f"an administrator revoked its sessions. A person must sign in again: {AUTHORIZE}."
+        f"an administrator revoked its sessions. A person must sign in again: {AUTHORIZE}.",
+        final=True,
     ),
+    50132: PASSWORD_CHANGED,
+    50133: PASSWORD_CHANGED,
     700082: Fix(
         "The refresh token expired because it was not used for 90 days (inactivity). A person "
-        f"must sign in again: {AUTHORIZE}."
+        f"must sign in again: {AUTHORIZE}.",
+        final=True,
     ),
     70008: Fix(
         "The refresh token expired because it was not used for too long (inactivity). A person "
-        f"must sign in again: {AUTHORIZE}."
+        f"must sign in again: {AUTHORIZE}.",
+        final=True,
     ),
     70043: Fix(
         "A Conditional Access sign-in frequency policy requires {account} to sign in again: "
-        f"{AUTHORIZE} (or ask the Entra administrator to exclude this application)."
+        f"{AUTHORIZE} (or ask the Entra administrator to exclude this application).",
+        final=True,
     ),
     700084: Fix(
         "The refresh token expired after 24 hours because the redirect URI is registered as a "
         "single-page application (SPA): register it under 'Mobile and desktop applications' "
-        f"({ENTRA_APP} > Authentication), then {AUTHORIZE}."
+        f"({ENTRA_APP} > Authentication), then {AUTHORIZE}.",
+        final=True,
     ),
     # policies
     53003: Fix(
@@ -132,6 +162,7 @@ CODES: dict[int, Fix] = {
         "Application {client_id} has no consent for the requested permissions in tenant "
         f"{{tenant}}: {ADMIN_CONSENT}; then {AUTHORIZE}.",
         ERROR,
+        final=True,
     ),
     65004: Fix(
         "{account} declined the consent page: sign in again and accept the requested permissions: "

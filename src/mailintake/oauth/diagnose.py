@@ -50,6 +50,13 @@ USER_GRANTS = frozenset({Grant.AUTHORIZATION_CODE, Grant.DEVICE_CODE})
 DESCRIPTION_LIMIT = 200
 
 
+class UnconfirmedRefusal(AuthorizationRequired):
+    """A refusal of a stored refresh token that is not documented as final (e.g. AADSTS70000,
+    or ``invalid_grant`` without a known number): it may be a momentary fault of the provider,
+    so the token manager keeps the refresh token and asks a person to sign in again only after
+    repeated refusals (``mailintake.oauth.refusals``)."""
+
+
 # --- the situation --------------------------------------------------------------------------
 
 
@@ -71,6 +78,9 @@ class Diagnosis:
     code: str
     transient: bool
     retry_after: float | None = None
+    # Documented as final for a stored refresh token (``Fix.final``); otherwise a refusal to
+    # authorize again may be a momentary fault and the refresh token is kept.
+    final: bool = True
 
 
 THROTTLED = frozenset({"http_429", "AADSTS50196", "AADSTS90055", "slow_down"})
@@ -174,6 +184,7 @@ def diagnose(error: ProviderError, ctx: Context) -> Diagnosis:
         code=code,
         transient=transient,
         retry_after=error.retry_after,
+        final=fix.final or base.final or ctx.phase != "refresh",
     )
 
 
@@ -185,6 +196,8 @@ def to_exception(d: Diagnosis, mailbox: str) -> MailintakeError:
             return RateLimited(message, retry_after=d.retry_after)
         return NetworkError(message)
     if d.state == REAUTHORIZE:
+        if not d.final:
+            return UnconfirmedRefusal(message, state=d.state, code=d.code)
         return AuthorizationRequired(message, state=d.state, code=d.code)
     if d.state == UPDATE_PASSWORD:
         return PasswordUpdateRequired(message, state=d.state, code=d.code)
@@ -204,6 +217,7 @@ __all__ = [
     "Context",
     "Diagnosis",
     "ProviderError",
+    "UnconfirmedRefusal",
     "diagnose",
     "parse_redirect_error",
     "parse_token_error",

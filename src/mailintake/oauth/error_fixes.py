@@ -52,6 +52,7 @@ _SIGN_IN_AGAIN = Fix(
     "{provider} requires {account} to sign in interactively again (multi-factor authentication, "
     f"new terms or a policy): {AUTHORIZE}.",
     REAUTHORIZE,
+    final=True,
 )
 _DECLINED = Fix(
     "The sign-in was declined or consent was refused for {account}: sign in again and accept the "
@@ -150,6 +151,7 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "The consent for application {client_id} was withdrawn or the permissions changed: "
             f"{{account}} must sign in and accept the consent page again: {AUTHORIZE}.",
             REAUTHORIZE,
+            final=True,
         ),
         "*": Fix(
             "Application {client_id} has no consent for the requested permissions: {consent}; "
@@ -229,7 +231,8 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
         Fix(
             "The Google Workspace session control (reauthentication policy) requires {account} to "
             f"sign in again: {AUTHORIZE}; a Workspace administrator can exempt trusted apps "
-            "(Admin console > Security > Google Cloud session control)."
+            "(Admin console > Security > Google Cloud session control).",
+            final=True,
         ),
     ),
     (
@@ -237,7 +240,8 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
         "expired or revoked",
         Fix(
             "Google says the authorization expired or was revoked: {causes}. A person must "
-            f"sign in again: {AUTHORIZE}."
+            f"sign in again: {AUTHORIZE}.",
+            final=True,
         ),
     ),
     (

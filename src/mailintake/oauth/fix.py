@@ -20,6 +20,10 @@ class Fix:
     text: str
     state: str | None = None  # None: the state the ``error`` field gives in this situation
     transient: bool = False
+    # Documented as final for a stored refresh token (revoked, expired, a new sign-in or
+    # consent needed): the grant is given up at once. A refusal not marked final may be a
+    # momentary fault of the provider; the refresh token is kept and tried again.
+    final: bool = False
 
 
 AUTHORIZE = f"mailintake authorize {MAILBOX}"

@@ -17,17 +17,20 @@ import httpx2
 
 from mailintake.config import resolve
 from mailintake.config.matrix import Grant
-from mailintake.errors import AuthError, AuthorizationRequired, ConfigError
+from mailintake.errors import AuthError, AuthorizationRequired, ConfigError, TransientError
 from mailintake.net.http import ProxySettings, build_client
 from mailintake.oauth import diagnose, grants
 from mailintake.oauth.assertion import client_assertion, load_certificate
+from mailintake.oauth.diagnose import UnconfirmedRefusal
 from mailintake.oauth.grants import ClientCredentials, Endpoint, TokenResponse
+from mailintake.oauth.refusals import RefusalPolicy
 from mailintake.observability.logging import get_logger
 from mailintake.store.repo import Repo, Store
 from mailintake.store.tokens import (
     AccessToken,
     forget,
     forget_access,
+    record_refusal,
     write_access,
     write_grant,
 )
@@ -205,11 +208,13 @@ class TokenManager:
         http: HttpFactory = default_http,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         margin: timedelta = timedelta(minutes=5),
+        refusals: RefusalPolicy | None = None,
     ) -> None:
         self.store = store
         self.http = http
         self.now = now
         self.margin = margin
+        self.refusals = refusals or RefusalPolicy.from_environment()
 
     @contextmanager
     def endpoint(self, auth: MailboxAuth, phase: str) -> Iterator[Endpoint]:
@@ -239,7 +244,7 @@ class TokenManager:
     def renew(self, name: str, *, force: bool = False) -> AccessToken:
         """Obtain a new access token, once per mailbox at a time across processes: whoever
         waited for the lock uses the token the holder stored."""
-        failure: AuthError | None = None
+        failure: AuthError | TransientError | None = None
         with self.store.exclusive(f"token:{name}") as repo:
             auth = load_auth(repo, name)
             grant = repo.grant(name)
@@ -264,6 +269,8 @@ class TokenManager:
                 response = self._request(
                     auth, grant.refresh_token if valid_grant and grant else None, grant is not None
                 )
+            except UnconfirmedRefusal as exc:
+                failure = self._refused(repo, auth, exc)
             except AuthError as exc:
                 repo.set_auth_state(name, exc.state, str(exc))
                 if isinstance(exc, AuthorizationRequired) and auth.grant in USER_GRANTS:
@@ -273,6 +280,41 @@ class TokenManager:
                 return self._save(repo, auth, response, new_authorization=not valid_grant)
         assert failure is not None
         raise failure
+
+    def _refused(
+        self, repo: Repo, auth: MailboxAuth, exc: UnconfirmedRefusal
+    ) -> AuthError | TransientError:
+        """A refusal of the refresh token not documented as final: the token is kept and the
+        refusal recorded (``status`` shows it); after the policy's refusals over its span, a
+        person must sign in again."""
+        now = self.now()
+        count, first = record_refusal(repo.conn, auth.mailbox, now)
+        log.warning(
+            "oauth.refresh_refused",
+            mailbox=auth.mailbox,
+            code=exc.code,
+            refusals=count,
+            since=first.isoformat(),
+            final=self.refusals.gives_up(count, first, now),
+        )
+        if self.refusals.gives_up(count, first, now):
+            minutes = (now - first).total_seconds() / 60
+            message = (
+                f"{exc} (refused {count} times over {minutes:.0f} minutes, so not a momentary "
+                "fault)"
+            )
+            repo.set_auth_state(auth.mailbox, REAUTHORIZATION_REQUIRED, message)
+            forget(repo.conn, auth.mailbox)
+            return AuthorizationRequired(message, state=REAUTHORIZATION_REQUIRED, code=exc.code)
+        code = f" ({exc.code})" if exc.code else ""
+        diagnosis = str(exc).removeprefix(f"{auth.mailbox}: ")
+        message = (
+            f"{auth.mailbox}: the stored refresh token was refused{code}, which can be a "
+            f"momentary fault: the token is kept and tried again at the next poll (refusal "
+            f"{count}). After {self.refusals.describe()}: {diagnosis}"
+        )
+        repo.set_auth_state(auth.mailbox, AUTHORIZED, message)
+        return TransientError(message)
 
     def _request(
         self, auth: MailboxAuth, refresh_token: str | None, had_grant: bool

@@ -93,6 +93,9 @@ oauth_grants = Table(
     Column("refresh_obtained_at", DateTime(timezone=True), nullable=True),
     Column("authorized_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Refusals of the refresh token not documented as final, since the last token obtained.
+    Column("refusals", Integer, nullable=False, server_default="0"),
+    Column("first_refused_at", DateTime(timezone=True), nullable=True),
 )
 
 # Access tokens, one per mailbox and resource (one token request = one resource).

@@ -21,6 +21,8 @@ class GrantRecord:
     refresh_token: str | None
     refresh_obtained_at: datetime | None
     authorized_at: datetime
+    refusals: int = 0  # refusals not documented as final since the last token obtained
+    first_refused_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def read_grant(conn: Connection, box: SecretBox, mailbox: str) -> GrantRecord | 
         refresh_token=box.decrypt(row.refresh_token) if row.refresh_token else None,
         refresh_obtained_at=_utc(row.refresh_obtained_at),
         authorized_at=authorized_at,
+        refusals=row.refusals or 0,
+        first_refused_at=_utc(row.first_refused_at),
     )
 
 
@@ -74,6 +78,8 @@ def write_grant(
         "grant_type": grant_type,
         "fingerprint": fingerprint,
         "updated_at": now,
+        "refusals": 0,  # a token was obtained: earlier refusals were momentary
+        "first_refused_at": None,
     }
     if account is not None or new_authorization:
         values["account"] = account
@@ -90,6 +96,27 @@ def write_grant(
         conn.execute(oauth_grants.insert().values(mailbox=mailbox, **values))
     else:
         conn.execute(update(oauth_grants).where(oauth_grants.c.mailbox == mailbox).values(**values))
+
+
+def record_refusal(conn: Connection, mailbox: str, at: datetime) -> tuple[int, datetime]:
+    """Count one refusal of the stored refresh token that is not documented as final; the
+    token itself stays. Returns the refusals since the last token obtained and when the
+    first of them was."""
+    row = conn.execute(
+        select(oauth_grants.c.refusals, oauth_grants.c.first_refused_at).where(
+            oauth_grants.c.mailbox == mailbox
+        )
+    ).first()
+    if row is None:
+        return 1, at
+    count = (row.refusals or 0) + 1
+    first = _utc(row.first_refused_at) or at
+    conn.execute(
+        update(oauth_grants)
+        .where(oauth_grants.c.mailbox == mailbox)
+        .values(refusals=count, first_refused_at=first)
+    )
+    return count, first
 
 
 def read_access(

@@ -28,6 +28,7 @@ from mailintake.oauth.diagnose import (
     Context,
     Diagnosis,
     ProviderError,
+    UnconfirmedRefusal,
     diagnose,
     parse_redirect_error,
     parse_token_error,
@@ -1090,7 +1091,11 @@ def test_refusal_to_state_and_fix(case: Case) -> None:
     if case.transient:
         assert isinstance(raised, NetworkError | RateLimited)
     else:
-        assert type(raised) is EXCEPTION_FOR_STATE[case.state]
+        expected = EXCEPTION_FOR_STATE[case.state]
+        # Not final: kept and retried first; a person is asked only if it repeats.
+        if case.state == "reauthorization_required" and not found.final:
+            expected = UnconfirmedRefusal
+        assert type(raised) is expected
         assert isinstance(raised, AuthError)
         assert (raised.state, raised.code) == (case.state, case.code)
 
@@ -1109,6 +1114,42 @@ def test_the_seed_password_change_rule_for_both_grants() -> None:
     assert isinstance(password_grant, PasswordUpdateRequired)
     assert password_grant.state == "password_update_required"
     assert "mailintake mailboxes edit box --ask oauth.password" in str(password_grant)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "final"),
+    [
+        ("invalid_grant", 50173, True),  # revoked: password changed or reset
+        ("invalid_grant", 50132, True),  # session ended by a password change
+        ("invalid_grant", 50133, True),
+        ("invalid_grant", 700082, True),  # expired for inactivity
+        ("invalid_grant", 70008, True),
+        ("invalid_grant", 70043, True),  # sign-in frequency
+        ("invalid_grant", 700084, True),  # SPA refresh token after 24 hours
+        ("invalid_grant", 50076, True),  # multi-factor authentication now required
+        ("invalid_grant", 50078, True),
+        ("interaction_required", 50079, True),
+        ("invalid_grant", 65001, True),  # consent withdrawn
+        ("invalid_grant", 50055, True),  # password expired
+        ("interaction_required", 12345, True),  # the error field itself says sign in
+        ("consent_required", 12345, True),
+        ("invalid_grant", 70000, False),  # reported to pass on the next try
+        ("invalid_grant", 9002313, False),
+        ("invalid_grant", 12345, False),  # a number mailintake does not know
+    ],
+)
+def test_which_refresh_refusals_are_final(error: str, code: int, final: bool) -> None:
+    found = diagnose(
+        parse_token_error(400, entra(error, code, "Refused."), {}),
+        Context(grant=AC, phase="refresh", username="anna@contoso.com"),
+    )
+    assert found.final is final
+    raised = to_exception(found, "box")
+    if found.state == "reauthorization_required":
+        assert isinstance(raised, UnconfirmedRefusal) is not final
+        assert isinstance(raised, AuthorizationRequired)
+    else:
+        assert final  # e.g. 65001 is an error for a person to fix, never retried
 
 
 def test_federated_or_mfa_accounts_never_work_with_the_password_grant() -> None:
