@@ -183,13 +183,22 @@ def check_assertion(app: App, assertion: str, kind: str, audiences: set[str]) ->
             f"thumbprint in the assertion is not registered on application '{app.client_id}'.",
         )
     _verify(cert, header, f"{head_b64}.{claims_b64}".encode(), signature)
+    form = "PS256+x5t#S256" if header.get("alg") == "PS256" else "RS256+x5t"
+    if app.assertion_forms is not None and form not in app.assertion_forms:
+        raise EntraError(
+            "invalid_client",
+            700027,
+            "The certificate with identifier used to sign the client assertion is not "
+            f"registered on application. [Reason - The key was not found.] (app "
+            f"'{app.client_id}')",
+        )
     if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
         raise EntraError(
             "invalid_client",
             700021,
             "Client assertion application identifier doesn't match 'client_id' parameter.",
         )
-    if claims.get("aud") not in audiences:
+    if _audience(claims.get("aud")) not in audiences:
         raise EntraError(
             "invalid_client",
             700023,
@@ -205,6 +214,21 @@ def check_assertion(app: App, assertion: str, kind: str, audiences: set[str]) ->
             "Client assertion is not within its valid time range. Ensure that the "
             "'nbf' and 'exp' claims are correct.",
         )
+
+
+def _audience(aud: object) -> str | None:
+    """The one audience of an assertion. Entra refuses several with AADSTS5002741
+    (https://github.com/zitadel/oidc/issues/887); a list of one is taken as that one."""
+    if isinstance(aud, list):
+        if len(aud) > 1:
+            raise EntraError(
+                "invalid_client",
+                5002741,
+                "Number of audience values in the provided client credential exceed maximum "
+                f"allowed. {len(aud)} audience values provided, maximum allowed is 1.",
+            )
+        aud = aud[0] if aud else None
+    return aud if isinstance(aud, str) else None
 
 
 def _verify(cert: x509.Certificate, header: dict[str, Any], signed: bytes, sig: bytes) -> None:

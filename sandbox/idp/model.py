@@ -24,6 +24,10 @@ class App:
     redirect_uris: dict[str, str] = field(default_factory=dict)  # uri -> "public" | "web"
     allow_public_client: bool = False
     application_permissions: dict[str, list[str]] = field(default_factory=dict)
+    # The client assertion forms the tenant accepts for this app ("PS256+x5t#S256",
+    # "RS256+x5t"); None: both. Microsoft engineers report AADSTS700027 for the documented
+    # PS256 form where RS256 + x5t works (https://github.com/MicrosoftDocs/entra-docs/pull/1301).
+    assertion_forms: list[str] | None = None
 
     def platform_of(self, redirect_uri: str) -> str | None:
         """The platform of the registered URI this one matches; the port of a loopback URI

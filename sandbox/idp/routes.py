@@ -10,12 +10,14 @@ registered app (HTTP Basic or body)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
 
 from sandbox.idp import pages
+from sandbox.idp.clients import b64url_decode
 from sandbox.idp.errors import EntraError, unknown_tenant
 from sandbox.idp.grants import build_server
 from sandbox.idp.tokens import DEVICE_GRANT, introspection, jwks
@@ -91,6 +93,7 @@ def create_app(provider: IdentityProvider) -> Flask:
             "username": request.form.get("username"),
             "via": request.headers.get("Via"),
             "via_proxy": request.headers.get("Via") is not None,
+            "assertion_form": _assertion_form(request.form.get("client_assertion")),
         }
         with provider.lock:
             provider.token_requests.append(entry)
@@ -165,12 +168,45 @@ def create_app(provider: IdentityProvider) -> Flask:
         provider.change_password(username, str(data.get("password", "")))
         return json_response({"changed": username})
 
+    @app.post("/_sandbox/refresh-refusals")
+    def refresh_refusals() -> Response:
+        """``{"error", "code", "times", "client_id", "username", "text"}``: the next refresh
+        requests are refused so (see ``IdentityProvider.refuse_next_refresh``)."""
+        data = request.get_json(silent=True) or {}
+        try:
+            code, times = int(data.get("code", 70000)), int(data.get("times", 1))
+        except (TypeError, ValueError):
+            return json_response({"error": "code and times must be integers"}, 400)
+        provider.refuse_next_refresh(
+            str(data.get("error", "invalid_grant")),
+            code,
+            times=times,
+            client_id=data.get("client_id"),
+            username=data.get("username"),
+            text=data.get("text"),
+        )
+        return json_response({"refusing": times})
+
     @app.get("/_sandbox/token-requests")
     def token_requests() -> Response:
         with provider.lock:
             return json_response({"token_requests": list(provider.token_requests)})
 
     return app
+
+
+def _assertion_form(assertion: str | None) -> str | None:
+    """The form of a client assertion, from its header: "PS256+x5t#S256", "RS256+x5t"."""
+    if not assertion:
+        return None
+    try:
+        header = json.loads(b64url_decode(assertion.split(".")[0]))
+    except ValueError:
+        return "malformed"
+    if not isinstance(header, dict):
+        return "malformed"
+    thumbprint = "x5t#S256" if "x5t#S256" in header else "x5t" if "x5t" in header else "none"
+    return f"{header.get('alg')}+{thumbprint}"
 
 
 def _tenant_refusal(grant_type: str, tenant: str) -> EntraError | None:

@@ -456,7 +456,11 @@ def test_client_credentials(idp: IdentityProvider) -> None:
 
 
 def assertion(
-    alg: str = "PS256", *, key: rsa.RSAPrivateKey = KEY, aud: str = "", age: int = 0
+    alg: str = "PS256",
+    *,
+    key: rsa.RSAPrivateKey = KEY,
+    aud: str | list[str] = "",
+    age: int = 0,
 ) -> str:
     fingerprint = CERT.fingerprint(hashes.SHA256() if alg == "PS256" else hashes.SHA1())  # noqa: S303
     thumb = base64.urlsafe_b64encode(fingerprint).rstrip(b"=").decode()
@@ -493,6 +497,53 @@ def test_certificate_credentials(idp: IdentityProvider) -> None:
     kind = form["client_assertion_type"]
     public = ropc(idp, client_assertion=assertion(aud=aud), client_assertion_type=kind)
     assert_entra(public, "invalid_client", 700025, 401)
+
+
+def test_an_assertion_with_several_audiences_is_5002741(idp: IdentityProvider) -> None:
+    aud = f"{idp.base_url}/{TENANT}/oauth2/v2.0/token"
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": WEB,
+        "scope": f"{OUTLOOK}/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
+    several = token(idp, **form, client_assertion=assertion(aud=[f"{idp.base_url}/v2.0", aud]))
+    assert_entra(several, "invalid_client", 5002741, 401)
+    assert "2 audience values provided" in several.json()["error_description"]
+    assert token(idp, **form, client_assertion=assertion(aud=[aud])).status_code == 200
+
+
+def test_an_application_can_accept_only_the_older_assertion_form(idp: IdentityProvider) -> None:
+    aud = f"{idp.base_url}/{TENANT}/oauth2/v2.0/token"
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": WEB,
+        "scope": f"{OUTLOOK}/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
+    idp.apps[WEB].assertion_forms = ["RS256+x5t"]
+    try:
+        documented = token(idp, **form, client_assertion=assertion("PS256", aud=aud))
+        assert_entra(documented, "invalid_client", 700027, 401)
+        assert token(idp, **form, client_assertion=assertion("RS256", aud=aud)).status_code == 200
+    finally:
+        idp.apps[WEB].assertion_forms = None
+
+
+def test_the_next_refreshes_can_be_refused(idp: IdentityProvider) -> None:
+    first = ropc(idp).json()
+    grant = {"grant_type": "refresh_token", "client_id": PUBLIC}
+    control = httpx2.post(
+        f"{idp.base_url}/_sandbox/refresh-refusals",
+        json={"code": 70000, "times": 2, "username": ANNA, "client_id": PUBLIC},
+    )
+    assert control.status_code == 200
+    for _ in range(2):
+        refused = token(idp, **grant, refresh_token=first["refresh_token"])
+        assert_entra(refused, "invalid_grant", 70000)
+        assert "'refresh_token' or 'assertion' is not valid" in refused.json()["error_description"]
+    again = token(idp, **grant, refresh_token=first["refresh_token"])
+    assert again.status_code == 200  # the same token works
 
 
 # --- device code --------------------------------------------------------------------------
