@@ -85,7 +85,7 @@ def test_public_client_sends_no_secret_and_certificate_sends_an_assertion() -> N
         ("Mail.Read",),
     )
     assert "client_secret" not in bodies[0]
-    with_cert = ClientCredentials("app", assertion=lambda aud: f"jwt-for-{aud}")
+    with_cert = ClientCredentials("app", assertion=lambda aud, form: f"jwt-for-{aud}")
     grants.client_credentials(endpoint(transport, client=with_cert), ("x/.default",))
     assert bodies[1]["client_assertion"] == [f"jwt-for-{URL}"]
     assert bodies[1]["client_assertion_type"] == [grants.JWT_BEARER]

@@ -3,7 +3,14 @@
 base64url SHA-256 thumbprint of the DER certificate; claims ``aud`` = token endpoint,
 ``iss`` = ``sub`` = client ID, ``jti`` a fresh UUID, ``nbf`` = ``iat`` = now, ``exp`` a few
 minutes later (MSAL's default lifetime is 600 s). PS256 is RSASSA-PSS with SHA-256, MGF1
-SHA-256 and a salt as long as the digest (RFC 7518 §3.5)."""
+SHA-256 and a salt as long as the digest (RFC 7518 §3.5).
+
+Entra has been reported to refuse that documented form with AADSTS700027 where the older one
+works (https://github.com/MicrosoftDocs/entra-docs/pull/1301), and MSAL keeps RS256 + SHA-1
+``x5t`` as its fallback (msal/application.py, oauth-facts §1.4 [M1]; and
+https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/issues/6125): both
+forms are made here (``PS256_FORM``, ``RS256_FORM``); the token request tries the other one
+once after AADSTS700027 (``mailintake.oauth.grants``)."""
 
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ CERT_FIELD = "oauth.client_certificate"
 KEY_FIELD = "oauth.client_certificate_key"
 PASSWORD_FIELD = "oauth.client_certificate_password"
 FIELD = CERT_FIELD
+PS256_FORM = "PS256+x5t#S256"  # current documentation
+RS256_FORM = "RS256+x5t"  # older documentation, MSAL's fallback
+ASSERTION_FORMS = (PS256_FORM, RS256_FORM)
 _PKCS12_SUFFIXES = (".pfx", ".p12")
 
 
@@ -43,6 +53,11 @@ class ClientCertificate:
     def thumbprint_sha256_b64url(self) -> str:
         """``x5t#S256``: base64url (no padding) of the SHA-256 of the DER certificate."""
         return _b64url(self.certificate.fingerprint(hashes.SHA256()))
+
+    @property
+    def thumbprint_sha1_b64url(self) -> str:
+        """``x5t``: base64url (no padding) of the SHA-1 of the DER certificate."""
+        return _b64url(self.certificate.fingerprint(hashes.SHA1()))  # noqa: S303 - a name
 
     @property
     def thumbprint_sha1_hex(self) -> str:
@@ -182,11 +197,18 @@ def client_assertion(
     *,
     now: float | None = None,
     lifetime: int = 600,
+    form: str = PS256_FORM,
 ) -> str:
     """A signed JWT proving the client holds the certificate's key; ``audience`` is the
-    token endpoint URL. Make a new one for every token request (``jti`` must not repeat)."""
+    token endpoint URL. Make a new one for every token request (``jti`` must not repeat).
+    ``form``: ``PS256_FORM`` (documented) or ``RS256_FORM`` (the older form)."""
     issued = int(now if now is not None else time.time())
-    header = {"alg": "PS256", "typ": "JWT", "x5t#S256": cert.thumbprint_sha256_b64url}
+    if form == RS256_FORM:
+        header = {"alg": "RS256", "typ": "JWT", "x5t": cert.thumbprint_sha1_b64url}
+    elif form == PS256_FORM:
+        header = {"alg": "PS256", "typ": "JWT", "x5t#S256": cert.thumbprint_sha256_b64url}
+    else:
+        raise ValueError(f"unknown client assertion form {form!r}")
     claims = {
         "aud": audience,
         "iss": client_id,
@@ -199,9 +221,10 @@ def client_assertion(
     signing_input = ".".join(
         _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
     )
-    signature = cert.key.sign(
-        signing_input.encode(),
-        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size),
-        hashes.SHA256(),
+    scheme: padding.AsymmetricPadding = (
+        padding.PKCS1v15()
+        if form == RS256_FORM
+        else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
     )
+    signature = cert.key.sign(signing_input.encode(), scheme, hashes.SHA256())
     return f"{signing_input}.{_b64url(signature)}"

@@ -24,7 +24,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from mailintake.config.matrix import Grant
 from mailintake.errors import NetworkError
 from mailintake.net.http import proxy_of, translate
-from mailintake.oauth import diagnose
+from mailintake.oauth import assertion_forms, diagnose
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 
@@ -39,17 +39,20 @@ GRAPH_RESOURCE = "https://graph.microsoft.com"
 @dataclass(frozen=True)
 class ClientCredentials:
     """How the client authenticates at the token endpoint: nothing (a public client), a
-    client secret, or a certificate (``assertion`` makes a private_key_jwt for an audience)."""
+    client secret, or a certificate (``assertion(audience, form)`` makes a private_key_jwt for
+    an audience, in one of ``assertion.ASSERTION_FORMS``)."""
 
     client_id: str
     secret: str | None = field(default=None, repr=False)
-    assertion: Callable[[str], str] | None = field(default=None, repr=False)
+    assertion: Callable[[str, str], str] | None = field(default=None, repr=False)
 
-    def params(self, token_endpoint: str) -> dict[str, str]:
+    def params(self, token_endpoint: str, form: str | None = None) -> dict[str, str]:
         params = {"client_id": self.client_id}
         if self.assertion is not None:
             params["client_assertion_type"] = JWT_BEARER
-            params["client_assertion"] = self.assertion(token_endpoint)
+            params["client_assertion"] = self.assertion(
+                token_endpoint, form or assertion_forms.preferred(token_endpoint, self.client_id)
+            )
         elif self.secret:
             params["client_secret"] = self.secret
         return params
@@ -153,8 +156,22 @@ def _user_realm_federated(endpoint: Endpoint, username: str) -> bool | None:
 def post_token(
     endpoint: Endpoint, params: Mapping[str, str], requested: tuple[str, ...]
 ) -> TokenResponse:
-    """POST to the token endpoint; the answer or the error that says what to fix."""
-    data = {**endpoint.client.params(endpoint.url), **params}
+    """POST to the token endpoint; the answer or the error that says what to fix. A
+    certificate's assertion is sent in the other form once if its signature is refused."""
+    if endpoint.client.assertion is None:
+        return _post_token(endpoint, params, requested, None)
+    return assertion_forms.with_fallback(
+        endpoint.url,
+        endpoint.client.client_id,
+        endpoint.mailbox,
+        lambda form: _post_token(endpoint, params, requested, form),
+    )
+
+
+def _post_token(
+    endpoint: Endpoint, params: Mapping[str, str], requested: tuple[str, ...], form: str | None
+) -> TokenResponse:
+    data = {**endpoint.client.params(endpoint.url, form), **params}
     started = time.time()
     try:
         answer = endpoint.http.post(endpoint.url, data=data, headers={"Accept": "application/json"})

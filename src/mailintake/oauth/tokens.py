@@ -110,7 +110,10 @@ class MailboxAuth:
             )
             client_id = self.client_id
             return ClientCredentials(
-                client_id, assertion=lambda audience: client_assertion(cert, client_id, audience)
+                client_id,
+                assertion=lambda audience, form: client_assertion(
+                    cert, client_id, audience, form=form
+                ),
             )
         return ClientCredentials(self.client_id, secret=self.client_secret)
 

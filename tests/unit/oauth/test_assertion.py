@@ -19,7 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mailintake.errors import ConfigError
-from mailintake.oauth.assertion import ClientCertificate, client_assertion, load_certificate
+from mailintake.oauth.assertion import (
+    RS256_FORM,
+    ClientCertificate,
+    client_assertion,
+    load_certificate,
+)
 from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
 
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -246,6 +251,25 @@ def test_client_assertion_is_ps256_with_x5t_s256(pair: tuple[Path, Path]) -> Non
         )
     with pytest.raises(InvalidSignature):  # not RS256
         public.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_the_older_form_is_rs256_with_a_sha1_x5t(pair: tuple[Path, Path]) -> None:
+    cert = load_certificate(*pair)
+    header, claims, signed, signature = decode(
+        client_assertion(cert, CLIENT_ID, TOKEN_URL, form=RS256_FORM)
+    )
+    sha1 = cert.certificate.fingerprint(hashes.SHA1())  # noqa: S303 - the thumbprint's name
+    assert header == {
+        "alg": "RS256",
+        "typ": "JWT",
+        "x5t": base64.urlsafe_b64encode(sha1).rstrip(b"=").decode(),
+    }
+    assert claims["aud"] == TOKEN_URL
+    public = cert.certificate.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(ValueError, match="unknown client assertion form"):
+        client_assertion(cert, CLIENT_ID, TOKEN_URL, form="HS256")
 
 
 def test_every_assertion_is_new(pair: tuple[Path, Path]) -> None:
