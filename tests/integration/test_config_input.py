@@ -305,6 +305,9 @@ def test_cli_validates_the_contract_example_with_a_warning(cli: Cli, tmp_path: P
     )
     result = cli("validate", str(file), "--json")
     assert json.loads(result.stdout)["warnings"] == [GRAPH_UNUSED]
+    result = cli("apply", str(file))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {GRAPH_UNUSED}" in result.stderr.splitlines()
 
 
 def test_web_form_refuses_a_password_inside_the_proxy_address(ui: TestClient) -> None:
@@ -342,3 +345,14 @@ def test_api_refuses_to_prune_with_a_section_left_empty(api: TestClient, tmp_pat
         "(to delete them all on purpose, give mailboxes: [])"
     ]
     assert [m["name"] for m in api.get("/api/v1/mailboxes").json()] == ["claims"]
+
+
+def test_api_apply_answers_with_the_warnings(api: TestClient) -> None:
+    answer = api.post(
+        "/api/v1/config/apply",
+        content=CONTRACT_EXAMPLE.split("outputs:")[0],
+        headers=YAML,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["warnings"] == [GRAPH_UNUSED]
+    assert [(c["name"], c["action"]) for c in answer.json()["changes"]] == [("corp-idp", "created")]

@@ -72,6 +72,7 @@ def apply(
 ) -> None:
     """Apply a configuration file: all of it, or nothing if any part is invalid."""
     raw = load_file(file)
+    warnings: list[str] = []
     try:
         changes = apply_document(
             state(ctx).store(),
@@ -80,6 +81,7 @@ def apply(
             base_dir=file.resolve().parent,
             prune=prune,
             dry_run=dry_run,
+            warnings=warnings,
         )
     except ConfigError as exc:
         if as_json:
@@ -91,9 +93,12 @@ def apply(
             {
                 "applied": not dry_run,
                 "changes": [{"kind": c.kind, "name": c.name, "action": c.action} for c in changes],
+                "warnings": warnings,
             }
         )
         return
+    for line in warnings:
+        err.print(f"warning: {line}", markup=False)
     for change in changes:
         out.print(str(change), markup=False)
     changed = sum(1 for c in changes if c.action != "unchanged")

@@ -93,12 +93,16 @@ def apply_document(
     base_dir: Path | None = None,
     prune: bool = False,
     dry_run: bool = False,
+    warnings: list[str] | None = None,
 ) -> list[Change]:
-    """Validate ``raw`` against the store and apply it in one transaction."""
+    """Validate ``raw`` against the store and apply it in one transaction. ``warnings``, if
+    given, receives the document's warnings (valid but unused settings)."""
     changes: list[Change] = []
     try:
         with store.begin() as repo:
             validated = validate_document(raw, repo.context(environ, base_dir))
+            if warnings is not None:
+                warnings.extend(validated.warnings)
             if prune:
                 refuse_empty_prune(raw)
             try:

@@ -113,13 +113,18 @@ async def apply(
 ) -> dict[str, Any]:
     document = await _document(request)
 
+    warnings: list[str] = []
+
     def work() -> list[Change]:
-        return apply_document(store, document(), env, prune=prune, dry_run=dry_run)
+        return apply_document(
+            store, document(), env, prune=prune, dry_run=dry_run, warnings=warnings
+        )
 
     changes = await run_in_threadpool(work)
     return {
         "applied": not dry_run,
         "changes": [{"kind": c.kind, "name": c.name, "action": c.action} for c in changes],
+        "warnings": warnings,
     }
 
 
