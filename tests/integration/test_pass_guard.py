@@ -123,7 +123,8 @@ def test_a_pass_keeps_its_lease_and_stops_once_it_is_gone(
     first.join(10)
     assert not first.is_alive()
     assert time.monotonic() - taken < limits.renew_every + 2 * WAIT + 1
-    assert sum(receiver.tries.values()) <= tried + 1  # at most the request under way
+    # The request under way, and at most one started before the next renewal noticed.
+    assert sum(receiver.tries.values()) <= tried + 2
     (stopped,) = results
     assert stopped.error is not None
     assert "another poll took over" in stopped.error
