@@ -69,6 +69,8 @@ def poll(
             line = f"{r.mailbox}: imported {r.imported}, skipped {r.skipped}, failed {r.failed}"
             if r.error:
                 line += f"; error: {r.error}"
+            for warning in r.warnings:
+                line += f"; warning: {warning}"
             out.print(line, markup=False)
     if any(r.state for r in results):
         raise typer.Exit(3)

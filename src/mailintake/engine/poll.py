@@ -76,6 +76,8 @@ class PollResult:
     failed: int = 0
     error: str | None = None
     state: str | None = None  # the authorization state when a person must act
+    # What the pass overcame but someone should know (a source's ``warnings``).
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -85,6 +87,7 @@ class PollResult:
             "failed": self.failed,
             "error": self.error,
             "authorization_state": self.state,
+            "warnings": list(self.warnings),
         }
 
 
@@ -209,6 +212,7 @@ class Poller:
                 raise
             self._commit(run)
         finally:
+            run.result.warnings.extend(getattr(source, "warnings", ()))
             source.close()
             sink.close()
 
