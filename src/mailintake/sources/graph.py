@@ -21,13 +21,24 @@ from urllib.parse import quote
 import httpx2
 
 from mailintake.config import resolve
+from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
-from mailintake.errors import AuthorizationRequired, NetworkError, RateLimited, SourceError
+from mailintake.errors import (
+    AuthorizationRequired,
+    MailintakeError,
+    NetworkError,
+    RateLimited,
+    SourceError,
+)
 from mailintake.keys import graph_key
 from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
+from mailintake.oauth import graph_access
+from mailintake.oauth.graph_access import Caller
+from mailintake.observability.logging import get_logger
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.spool import CHUNK, Body, Spooled, SpoolWriter
 
+log = get_logger(__name__)
 PREFER = 'IdType="ImmutableId"'
 WELL_KNOWN = frozenset(
     {
@@ -51,7 +62,13 @@ WELL_KNOWN = frozenset(
     }
 )
 CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (§3.6)
-PAGE = 200
+# A modest page, always with $select: a large $top without $select can time out (504, §3.1).
+PAGE = 100
+RELIST = 25  # the page of a second listing when the first came up short
+# PR_MESSAGE_SIZE (PidTagMessageSize), asked for with the listing so that max_message_size
+# skips a message before it is downloaded (docs/providers/microsoft.md, "Message sizes").
+SIZE_PROPERTY = "Integer 0x0E08"
+LISTED = "id,receivedDateTime,internetMessageId"
 AHEAD = 40  # messages downloaded before the import asks for them
 # Graph's listing gives no sizes, so the engine cannot end a batch at its byte limit as it does
 # for IMAP and POP3 (100 messages or 64 MB, engine/poll.py). Instead a download over this goes
@@ -70,6 +87,10 @@ class GraphSettings:
     proxy: ProxySettings | None = None
     attempts: int = 6
     spool: Path | None = None  # where downloads over SPOOL_FROM bytes are written
+    user: str | None = None  # the signed-in user; None with an application token
+    client_id: str | None = None
+    backoff: float = 1.0  # first wait after a 503/504 without Retry-After, doubled each time
+    max_size: int | None = None  # max_message_size: a larger listed message is not fetched ahead
 
 
 class GraphSource:
@@ -98,6 +119,8 @@ class GraphSource:
         self._folder_ids: dict[str, str] = {}
         self._downloads = Downloads(self._download, AHEAD)
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
+        self.caller = Caller(name, settings.mailbox, settings.user, settings.client_id)
+        self.warnings: list[str] = []  # said in the poll's result and log
 
     def open(self) -> None:
         self._bearer = self.token()
@@ -116,8 +139,10 @@ class GraphSource:
     @contextlib.contextmanager
     def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx2.Response]:
         """A successful answer whose body the caller reads; the request keeps its slot until
-        then (Outlook counts it until it is complete). Throttling, renewal and errors here."""
+        then (Outlook counts it until it is complete). Throttling, renewal and errors here;
+        a refusal Graph gives with a code is raised as GraphRefused."""
         renewed = False
+        failures: list[int] = []
         extra = kwargs.pop("headers", {})
         for attempt in range(self.settings.attempts):
             headers = {"Authorization": f"Bearer {self._bearer}", "Prefer": PREFER, **extra}
@@ -141,13 +166,12 @@ class GraphSource:
                 finally:
                     answer.close()
             if answer.status_code in (429, 503, 504):
-                wait = _retry_after(answer, attempt)
-                self._slow_down()
+                wait = _retry_after(answer, attempt, self.settings.backoff)
+                failures.append(answer.status_code)
+                if answer.status_code == 429:
+                    self._slow_down()
                 if attempt + 1 == self.settings.attempts:
-                    raise RateLimited(
-                        f"{self.name}: Graph kept throttling ({answer.status_code})",
-                        retry_after=wait,
-                    )
+                    raise _gave_up(self.name, method, url, answer, failures, wait)
                 time.sleep(wait)
                 continue
             if answer.status_code == 401 and not renewed and self.renew is not None:
@@ -160,15 +184,15 @@ class GraphSource:
                     f"{self.name}: Graph refused the token: {_graph_error(answer)}", state="error"
                 )
             if answer.status_code == 403:
-                raise AuthorizationRequired(
-                    f"{self.name}: Graph denied access to {self.settings.mailbox}: "
-                    f"{_graph_error(answer)} (application permission Mail.ReadWrite, or for a "
-                    "shared mailbox Full Access plus Mail.ReadWrite.Shared)",
-                    state="error",
+                raise graph_access.denied(
+                    self.caller, _graph_error(answer), writing=method != "GET"
                 )
-            raise SourceError(
+            raise GraphRefused(
                 f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
-                f"{answer.status_code} {_graph_error(answer)}"
+                f"{answer.status_code} {_graph_error(answer)}",
+                answer.status_code,
+                _graph_code(answer),
+                _graph_message(answer),
             )
         raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
 
@@ -186,10 +210,14 @@ class GraphSource:
         """The id of the folder ``name``: a well-known name (inbox, archive…), a display name
         at the top of the mailbox, or a path of display names below one another such as
         ``Inbox/Invoices``."""
-        if name.lower() in WELL_KNOWN:
-            return name.lower()
         if name in self._folder_ids:
             return self._folder_ids[name]
+        if name.lower() in WELL_KNOWN:
+            # Resolved like any other: a mailbox may lack some (no Archive folder until
+            # Outlook's one-click Archive was set up), and 404 would only come at the move.
+            known = self._well_known(name.lower())
+            self._folder_ids[name] = known
+            return known
         found = self._child(None, name)
         if found is None and "/" in name:
             found = self._walk(name)
@@ -213,6 +241,30 @@ class GraphSource:
         assert parent is not None
         return parent
 
+    def _well_known(self, name: str) -> str:
+        try:
+            answer = self._request(
+                "GET",
+                f"{self.base}/mailFolders/{quote(name, safe='')}",
+                params={"$select": "id,displayName"},
+            )
+        except GraphRefused as exc:
+            if exc.status != 404:
+                raise
+            raise self._no_folder(name, None, []) from None
+        return str(answer.json()["id"])
+
+    def _folders(self, parent: str | None, params: dict[str, str]) -> list[dict[str, Any]]:
+        """A folder list; a 404 on it is Exchange saying the caller has no rights here."""
+        try:
+            answer = self._request("GET", self._folders_url(parent), params=params)
+        except GraphRefused as exc:
+            if exc.status == 404 and exc.code in graph_access.NOT_FOUND_MEANS_NO_RIGHTS:
+                raise graph_access.no_rights(self.caller, exc.code, exc.detail) from None
+            raise
+        found: list[dict[str, Any]] = answer.json().get("value", [])
+        return found
+
     def _folders_url(self, parent: str | None) -> str:
         if parent is None:
             return f"{self.base}/mailFolders"
@@ -222,20 +274,15 @@ class GraphSource:
         """The id of the folder called ``display_name`` at the top (``parent`` None) or
         below ``parent``."""
         escaped = display_name.replace("'", "''")
-        answer = self._request(
-            "GET",
-            self._folders_url(parent),
-            params={"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"},
+        found = self._folders(
+            parent, {"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"}
         )
-        found = answer.json().get("value", [])
         return str(found[0]["id"]) if found else None
 
     def _no_folder(self, name: str, parent: str | None, above: list[str]) -> SourceError:
         """The folder is not there: say which ones are, to pick the right name."""
-        answer = self._request(
-            "GET", self._folders_url(parent), params={"$select": "displayName", "$top": "50"}
-        )
-        names = sorted(str(f.get("displayName", "")) for f in answer.json().get("value", []))
+        listed = self._folders(parent, {"$select": "displayName", "$top": "50"})
+        names = sorted(str(f.get("displayName", "")) for f in listed)
         where = f" in '{'/'.join(above)}'" if above else ""
         there = ", ".join(names[:20]) + (", …" if len(names) > 20 else "") or "none"
         return SourceError(
@@ -251,12 +298,69 @@ class GraphSource:
 
     def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
         """The folder's messages a page at a time, following ``@odata.nextLink`` (§3.1), so
-        that the first pages are imported while the next are listed."""
+        that the first pages are imported while the next are listed.
+
+        Outlook's paging is not to be trusted blindly: a nextLink may be missing while more
+        mail exists, pages come back shorter than ``$top`` (docs/providers/microsoft.md,
+        "Listing"). The listing is compared with the folder's ``totalItemCount``; when it
+        came up short, that is said (a warning) and the folder is listed again with smaller
+        pages, within the pass, for the messages the first listing missed."""
         folder = self.folder_id(self.settings.folder)
-        url: str | None = f"{self.base}/mailFolders/{quote(folder)}/messages"
+        total = self._total(folder)
+        seen: set[str] = set()
+        for page in self._listing(folder, PAGE):
+            seen.update(item.key for item in page)
+            self._downloads.offer(self._wanted(page, known))
+            yield page
+        if total is None or len(seen) >= total:
+            return
+        self._warn(
+            "graph.listing_incomplete",
+            f"{self.name}: Graph listed {len(seen)} of the {total} messages in "
+            f"'{self.settings.folder}'; listed again with pages of {RELIST}",
+            listed=len(seen),
+            total=total,
+        )
+        first = len(seen)
+        for page in self._listing(folder, RELIST):
+            fresh = [item for item in page if item.key not in seen]
+            seen.update(item.key for item in fresh)
+            if fresh:
+                self._downloads.offer(self._wanted(fresh, known))
+                yield fresh
+        if len(seen) < total:
+            self._warn(
+                "graph.listing_still_incomplete",
+                f"{self.name}: after listing again Graph had given {len(seen)} of the {total} "
+                f"messages in '{self.settings.folder}' (the rest stays for the next poll)",
+                listed=len(seen),
+                total=total,
+            )
+        elif len(seen) > first:
+            log.info("graph.listing_completed", mailbox=self.name, found=len(seen) - first)
+
+    def _wanted(self, page: list[SourceItem], known: KnownKeys | None) -> list[SourceItem]:
+        """What the import will likely ask for: not imported yet, not over max_message_size
+        by the size the listing gave (the engine skips those without downloading them)."""
+        limit = self.settings.max_size
+        fitting = [i for i in page if limit is None or i.size is None or i.size <= limit]
+        return _unknown(fitting, known)
+
+    def _total(self, folder: str) -> int | None:
+        answer = self._request(
+            "GET",
+            f"{self.base}/mailFolders/{quote(folder, safe='')}",
+            params={"$select": "id,totalItemCount"},
+        )
+        value = answer.json().get("totalItemCount")
+        return value if isinstance(value, int) else None
+
+    def _listing(self, folder: str, top: int) -> Iterator[list[SourceItem]]:
+        url: str | None = f"{self.base}/mailFolders/{quote(folder, safe='')}/messages"
         params: dict[str, str] | None = {
-            "$select": "id,receivedDateTime,internetMessageId",
-            "$top": str(PAGE),
+            "$select": LISTED,
+            "$top": str(top),
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')",
         }
         while url:
             body = self._request("GET", url, params=params).json()
@@ -264,12 +368,20 @@ class GraphSource:
             page: list[SourceItem] = []
             for message in body.get("value", []):
                 identifier = str(message["id"])
-                received = _date(message.get("receivedDateTime"))
-                key = graph_key(identifier)
-                page.append(SourceItem(key=key, source={"id": identifier}, received=received))
+                page.append(
+                    SourceItem(
+                        key=graph_key(identifier),
+                        source={"id": identifier},
+                        size=_size(message),
+                        received=_date(message.get("receivedDateTime")),
+                    )
+                )
             url = body.get("@odata.nextLink")
-            self._downloads.offer(_unknown(page, known))
             yield page
+
+    def _warn(self, event: str, message: str, **fields: Any) -> None:
+        self.warnings.append(message)
+        log.warning(event, mailbox=self.name, **fields)
 
     def _download(self, item: SourceItem) -> Body:
         """The raw MIME (§3.3), streamed: a large message goes to a spool file as it arrives."""
@@ -304,9 +416,35 @@ class GraphSource:
                 self._request("POST", f"{url}/move", json={"destinationId": target})
             elif action == "delete":
                 self._request("DELETE", url)
-        except SourceError as exc:
-            if "ErrorItemNotFound" not in str(exc):  # already moved or deleted: done
+        except GraphRefused as exc:
+            if exc.status != 404 or exc.code != "ErrorItemNotFound":
                 raise
+            self._confirm(url, str(source["id"]), exc)
+
+    def _confirm(self, url: str, identifier: str, refused: GraphRefused) -> None:
+        """Graph said the message is not there: done only if a GET agrees (gone, or already
+        where the action puts it); else the action failed."""
+        try:
+            answer = self._request("GET", url, params={"$select": "id,parentFolderId,isRead"})
+        except GraphRefused as exc:
+            if exc.status == 404:
+                return  # gone from the mailbox: moved or deleted before
+            raise
+        message = answer.json()
+        action = self.settings.after_import
+        where = str(message.get("parentFolderId", ""))
+        if action == "mark_read" and message.get("isRead") is True:
+            return
+        if action == "move" and where == self.folder_id(self.settings.move_to or ""):
+            return
+        if action == "delete" and where != self.folder_id(self.settings.folder):
+            return
+        raise SourceError(
+            f"{self.name}: Graph answered 404 {refused.code} to {action} of message "
+            f"{identifier}, but the message is still in '{self.settings.folder}'"
+            + (" and unread" if action == "mark_read" else "")
+            + "; the action is not recorded as done and is tried again at the next poll"
+        )
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         if self.settings.after_import == "keep" or not sources:
@@ -405,20 +543,81 @@ def _discard(future: Future[Body]) -> None:
         body.discard()
 
 
-def _retry_after(answer: httpx2.Response, attempt: int) -> float:
+class GraphRefused(SourceError):
+    """Graph refused a request with an HTTP status and (usually) an error code."""
+
+    def __init__(self, message: str, status: int, code: str, detail: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def _retry_after(answer: httpx2.Response, attempt: int, backoff: float = 1.0) -> float:
+    fallback = min(backoff * 2.0**attempt, 60.0)
     value = answer.headers.get("retry-after")
     try:
-        return max(0.0, min(float(value), 300.0)) if value else min(2.0**attempt, 60.0)
+        return max(0.0, min(float(value), 300.0)) if value else fallback
     except ValueError:
-        return min(2.0**attempt, 60.0)
+        return fallback
+
+
+def _gave_up(
+    name: str,
+    method: str,
+    url: str,
+    answer: httpx2.Response,
+    failures: list[int],
+    wait: float,
+) -> MailintakeError:
+    """After the last attempt: throttled, or Graph's service failing (503/504)."""
+    if answer.status_code == 429:
+        return RateLimited(
+            f"{name}: Graph kept throttling ({answer.status_code})", retry_after=wait
+        )
+    return NetworkError(
+        f"{name}: Graph kept failing: {method} {url.split('?')[0]} answered "
+        f"{', '.join(str(f) for f in failures)} ({_graph_error(answer)}) in {len(failures)} "
+        "attempts with growing pauses; Microsoft's service is failing, not the mailbox's "
+        "settings, and the next poll tries again"
+    )
+
+
+def _graph_body(answer: httpx2.Response) -> dict[str, Any]:
+    try:
+        error = answer.json().get("error", {})
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _graph_code(answer: httpx2.Response) -> str:
+    return str(_graph_body(answer).get("code", ""))
+
+
+def _graph_message(answer: httpx2.Response) -> str:
+    return str(_graph_body(answer).get("message", ""))
 
 
 def _graph_error(answer: httpx2.Response) -> str:
-    try:
-        error = answer.json().get("error", {})
-        return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
-    except (ValueError, AttributeError):
+    error = _graph_body(answer)
+    if not error:
         return answer.reason_phrase
+    return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+
+
+def _size(message: dict[str, Any]) -> int | None:
+    """PR_MESSAGE_SIZE from ``singleValueExtendedProperties``, when Graph gave it."""
+    for prop in message.get("singleValueExtendedProperties") or []:
+        if not isinstance(prop, dict):
+            continue
+        kind, _, tag = str(prop.get("id", "")).partition(" ")
+        try:
+            if kind.lower() == "integer" and int(tag, 16) == 0x0E08:
+                return int(str(prop.get("value")))
+        except ValueError:
+            return None
+    return None
 
 
 def _date(value: Any) -> datetime | None:
@@ -428,6 +627,10 @@ def _date(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _app_only(spec: MailboxSpec) -> bool:
+    return spec.oauth is not None and spec.oauth.grant_type is Grant.CLIENT_CREDENTIALS
 
 
 def build_graph_source(
@@ -455,6 +658,9 @@ def build_graph_source(
             move_to=spec.move_to,
             proxy=proxy,
             spool=spool,
+            max_size=resolve.max_message_size(spec),
+            user=None if _app_only(spec) else spec.username,
+            client_id=spec.oauth.client_id if spec.oauth is not None else None,
         ),
         token,
         spec.name,
@@ -462,4 +668,4 @@ def build_graph_source(
     )
 
 
-__all__ = ["GraphSettings", "GraphSource", "build_graph_source"]
+__all__ = ["GraphRefused", "GraphSettings", "GraphSource", "build_graph_source"]
