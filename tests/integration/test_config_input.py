@@ -83,7 +83,7 @@ def test_api_refuses_what_would_hang_or_crash_the_reader(api: TestClient) -> Non
     assert answer.json()["problems"] == ["(body): nested more than 50 levels deep"]
     answer = api.post("/api/v1/mailboxes", json={"name": "a", "protocol": json_deep(500)})
     assert answer.status_code == 422
-    assert answer.json()["problems"] == ["(document): nested more than 50 levels deep"]
+    assert answer.json()["problems"] == ["(body): nested more than 50 levels deep"]
     too_big = "# " + "x" * (1024 * 1024) + "\n"
     answer = api.post("/api/v1/config/apply", content=too_big, headers=YAML)
     assert answer.status_code == 413
@@ -356,3 +356,27 @@ def test_api_apply_answers_with_the_warnings(api: TestClient) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["warnings"] == [GRAPH_UNUSED]
     assert [(c["name"], c["action"]) for c in answer.json()["changes"]] == [("corp-idp", "created")]
+
+
+def test_item_endpoints_read_their_bodies_with_the_same_limits(api: TestClient) -> None:
+    json_type = {"Content-Type": "application/json"}
+    deep_body = '{"name": "a", "protocol": ' + deep(3000) + "}"
+    answer = api.post("/api/v1/mailboxes", content=deep_body, headers=json_type)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["(body): nested more than 50 levels deep"]
+    twice = '{"name": "a", "type": "folder", "path": "/srv/a",\n "path": "/srv/b"}'
+    answer = api.post("/api/v1/outputs", content=twice, headers=json_type)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["(document): duplicate key 'path' (lines 1 and 2)"]
+    answer = api.patch(
+        "/api/v1/outputs/a", content='{"set": {}, "set": {"path": "/x"}}', headers=json_type
+    )
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == ["(document): duplicate key 'set' (twice on line 1)"]
+    big = '{"name": "a", "type": "folder", "path": "' + "x" * (1024 * 1024) + '"}'
+    answer = api.put("/api/v1/outputs/a", content=big, headers=json_type)
+    assert answer.status_code == 413
+    assert api.get("/api/v1/outputs").json() == []
+    # bodies within the limits work as before
+    answer = api.post("/api/v1/outputs", json={"name": "a", "type": "folder", "path": "/srv/a"})
+    assert answer.status_code == 201, answer.text

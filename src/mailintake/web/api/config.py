@@ -17,15 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from mailintake.config.apply import apply_document, validate_only
 from mailintake.config.export import export_document
 from mailintake.config.loader import (
-    MAX_DOCUMENT_BYTES,
     dump_yaml,
     load_json_text,
     load_yaml_text,
-    too_large,
 )
 from mailintake.config.validate import Validated
-from mailintake.errors import ConfigError, DocumentTooLarge
+from mailintake.errors import ConfigError
 from mailintake.store.repo import Change
+from mailintake.web.api.documents import read_body
 from mailintake.web.deps import EnvDep, StoreDep
 
 router = APIRouter(prefix="/config", tags=["configuration"])
@@ -40,21 +39,6 @@ DOCUMENT_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-async def _body(request: Request) -> bytes:
-    """The request's body, refused once it grows past what a document may be."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLarge(too_large("(body)").problems)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_DOCUMENT_BYTES:
-            raise DocumentTooLarge(too_large("(body)").problems)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(raw: bytes, content_type: str) -> Any:
@@ -77,7 +61,7 @@ def _parse(raw: bytes, content_type: str) -> Any:
 async def _document(request: Request) -> Callable[[], Any]:
     """A function that reads the body's document; call it in a worker thread: reading and
     validating a document takes time the event loop must not spend."""
-    raw = await _body(request)
+    raw = await read_body(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return lambda: _parse(raw, content_type)
 

@@ -12,6 +12,7 @@ from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
 from mailintake.store.repo import Change, Store
+from mailintake.web.api.documents import DocumentRoute
 from mailintake.web.deps import EnvDep, StoreDep
 
 PATHS = {"server": "servers", "output": "outputs", "mailbox": "mailboxes"}
@@ -61,7 +62,7 @@ def _named(kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def router_for(kind: str) -> APIRouter:
     base = f"/{PATHS[kind]}"
-    router = APIRouter(prefix=base, tags=[TAGS[kind]])
+    router = APIRouter(prefix=base, tags=[TAGS[kind]], route_class=DocumentRoute)
 
     @router.get("", summary=f"List {TAGS[kind]}")
     def list_all(store: StoreDep) -> list[dict[str, Any]]:
