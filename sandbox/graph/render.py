@@ -112,7 +112,9 @@ def message_json(
 
 
 # Extended properties the emulator knows, by (type, tag): PR_MESSAGE_SIZE (PidTagMessageSize,
-# 0x0E08, PT_LONG; [MS-OXPROPS] 2.796), the item's size in the store. Graph names it back as
+# 0x0E08, PT_LONG), the item's size in the store: "the sum, in bytes, of the sizes of all
+# properties on a message object" (Microsoft Learn, "PidTagMessageSize Canonical Property");
+# the emulator, which stores the MIME only, gives the MIME's length. Graph names it back as
 # "Integer 0xe08" with the value as a string (extended-properties-overview.md).
 _EXTENDED: dict[tuple[str, int], Callable[[Message], str]] = {
     ("integer", 0x0E08): lambda m: str(len(m.raw)),

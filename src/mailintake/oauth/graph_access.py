@@ -57,8 +57,9 @@ def access_policy_fix(caller: Caller) -> str:
         "of the enterprise application>; New-ManagementRoleAssignment -App <that object id> "
         '-Role "Application Mail.ReadWrite" -CustomResourceScope <a management scope '
         f"including {caller.mailbox}>); with an application access policy, add the mailbox "
-        "to the policy's mail-enabled security group and check with Test-ApplicationAccess"
-        f"Policy -Identity {caller.mailbox} -AppId {app}. Changes can take an hour or more. "
+        "to the policy's mail-enabled security group (Add-DistributionGroupMember -Identity "
+        f"<the group> -Member {caller.mailbox}) and check with Test-ApplicationAccessPolicy "
+        f"-Identity {caller.mailbox} -AppId {app}. Changes can take an hour or more. "
         f"See {RBAC_PAGE} and {AAP_PAGE}."
     )
 
