@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from mailintake.sources.base import SourceItem
-from mailintake.sources.graph import Downloads
+from mailintake.sources.graph_downloads import Downloads
 from mailintake.spool import Body, Spooled
 
 

@@ -1,7 +1,9 @@
 """Microsoft Graph (oauth-facts §3): messages of one folder with ``@odata.nextLink`` paging,
-raw MIME from ``$value``, ``Prefer: IdType="ImmutableId"`` on every
-request (§3.8), up to four requests at once per mailbox (§3.6, Outlook's limit), 429/503 with
-``Retry-After`` honoured, and a 401 answered by renewing the token once."""
+checked against the folder's ``totalItemCount``; raw MIME from ``$value``,
+``Prefer: IdType="ImmutableId"`` on every request (§3.8), up to four requests at once per
+mailbox (§3.6, Outlook's limit), 429/503/504 retried (``Retry-After`` honoured), a 401
+answered by renewing the token once, and after-import actions whose 404 a GET confirms.
+Refusals of the mailbox are diagnosed by mailintake.oauth.graph_access."""
 
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ import contextlib
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,6 @@ from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
 from mailintake.errors import (
     AuthorizationRequired,
-    MailintakeError,
     NetworkError,
     RateLimited,
     SourceError,
@@ -36,7 +36,16 @@ from mailintake.oauth import graph_access
 from mailintake.oauth.graph_access import Caller
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
-from mailintake.spool import CHUNK, Body, Spooled, SpoolWriter
+from mailintake.sources.graph_answers import (
+    GraphRefused,
+    error_code,
+    error_message,
+    error_text,
+    gave_up,
+    retry_after,
+)
+from mailintake.sources.graph_downloads import CONCURRENCY, Downloads
+from mailintake.spool import CHUNK, Body, SpoolWriter
 
 log = get_logger(__name__)
 PREFER = 'IdType="ImmutableId"'
@@ -61,7 +70,6 @@ WELL_KNOWN = frozenset(
         "syncissues",
     }
 )
-CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (§3.6)
 # A modest page, always with $select: a large $top without $select can time out (504, §3.1).
 PAGE = 100
 RELIST = 25  # the page of a second listing when the first came up short
@@ -166,12 +174,12 @@ class GraphSource:
                 finally:
                     answer.close()
             if answer.status_code in (429, 503, 504):
-                wait = _retry_after(answer, attempt, self.settings.backoff)
+                wait = retry_after(answer, attempt, self.settings.backoff)
                 failures.append(answer.status_code)
                 if answer.status_code == 429:
                     self._slow_down()
                 if attempt + 1 == self.settings.attempts:
-                    raise _gave_up(self.name, method, url, answer, failures, wait)
+                    raise gave_up(self.name, method, url, answer, failures, wait)
                 time.sleep(wait)
                 continue
             if answer.status_code == 401 and not renewed and self.renew is not None:
@@ -181,18 +189,16 @@ class GraphSource:
                 continue
             if answer.status_code == 401:
                 raise AuthorizationRequired(
-                    f"{self.name}: Graph refused the token: {_graph_error(answer)}", state="error"
+                    f"{self.name}: Graph refused the token: {error_text(answer)}", state="error"
                 )
             if answer.status_code == 403:
-                raise graph_access.denied(
-                    self.caller, _graph_error(answer), writing=method != "GET"
-                )
+                raise graph_access.denied(self.caller, error_text(answer), writing=method != "GET")
             raise GraphRefused(
                 f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
-                f"{answer.status_code} {_graph_error(answer)}",
+                f"{answer.status_code} {error_text(answer)}",
                 answer.status_code,
-                _graph_code(answer),
-                _graph_message(answer),
+                error_code(answer),
+                error_message(answer),
             )
         raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
 
@@ -462,148 +468,11 @@ class GraphSource:
         self.client.close()
 
 
-class Downloads:
-    """Message downloads in the order the listing gave them, on CONCURRENCY threads, so the
-    request slots stay busy from one batch to the next and while the output writes a batch.
-    Once the import has asked for a first message, listed messages are downloaded up to
-    ``ahead`` before it asks for them; any other is started when asked for."""
-
-    def __init__(self, download: Callable[[SourceItem], Body], ahead: int) -> None:
-        self._download = download
-        self._ahead = ahead
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._listed: OrderedDict[str, SourceItem] = OrderedDict()  # not started yet
-        self._started: dict[str, Future[Body]] = {}  # not asked for yet
-
-    def offer(self, items: Sequence[SourceItem]) -> None:
-        """Listed messages the import is likely to ask for."""
-        with self._lock:
-            for item in items:
-                self._listed[item.key] = item
-            self._fill()
-
-    def claim(self, item: SourceItem) -> Future[Body]:
-        """The download of ``item``; one listed before it starts first (batches asked for
-        from several threads are still downloaded in listing order)."""
-        with self._lock:
-            if item.key in self._listed:
-                self._start_until(item.key)
-            future = self._started.pop(item.key, None)
-            if future is None:  # not listed here
-                future = self._submit(item)
-            self._fill()
-            return future
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-            unclaimed = list(self._started.values())
-            self._started.clear()
-            self._listed.clear()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for future in unclaimed:
-            _discard(future)
-
-    def _fill(self) -> None:
-        if self._pool is None:  # the import has not asked for anything yet
-            return
-        while self._listed and len(self._started) < self._ahead:
-            self._start_next()
-
-    def _start_until(self, key: str) -> None:
-        while self._start_next() != key:
-            pass
-
-    def _start_next(self) -> str:
-        key, item = self._listed.popitem(last=False)
-        self._started[key] = self._submit(item)
-        return key
-
-    def _submit(self, item: SourceItem) -> Future[Body]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="graph")
-        return self._pool.submit(self._download, item)
-
-
 def _unknown(page: list[SourceItem], known: KnownKeys | None) -> list[SourceItem]:
     if known is None:
         return page
     imported = known([item.key for item in page])
     return [item for item in page if item.key not in imported]
-
-
-def _discard(future: Future[Body]) -> None:
-    """A download nobody asked for: its spool file, if any, is removed."""
-    if future.cancelled() or future.exception() is not None:
-        return
-    body = future.result()
-    if isinstance(body, Spooled):
-        body.discard()
-
-
-class GraphRefused(SourceError):
-    """Graph refused a request with an HTTP status and (usually) an error code."""
-
-    def __init__(self, message: str, status: int, code: str, detail: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.detail = detail
-
-
-def _retry_after(answer: httpx2.Response, attempt: int, backoff: float = 1.0) -> float:
-    fallback = min(backoff * 2.0**attempt, 60.0)
-    value = answer.headers.get("retry-after")
-    try:
-        return max(0.0, min(float(value), 300.0)) if value else fallback
-    except ValueError:
-        return fallback
-
-
-def _gave_up(
-    name: str,
-    method: str,
-    url: str,
-    answer: httpx2.Response,
-    failures: list[int],
-    wait: float,
-) -> MailintakeError:
-    """After the last attempt: throttled, or Graph's service failing (503/504)."""
-    if answer.status_code == 429:
-        return RateLimited(
-            f"{name}: Graph kept throttling ({answer.status_code})", retry_after=wait
-        )
-    return NetworkError(
-        f"{name}: Graph kept failing: {method} {url.split('?')[0]} answered "
-        f"{', '.join(str(f) for f in failures)} ({_graph_error(answer)}) in {len(failures)} "
-        "attempts with growing pauses; Microsoft's service is failing, not the mailbox's "
-        "settings, and the next poll tries again"
-    )
-
-
-def _graph_body(answer: httpx2.Response) -> dict[str, Any]:
-    try:
-        error = answer.json().get("error", {})
-    except (ValueError, AttributeError):
-        return {}
-    return error if isinstance(error, dict) else {}
-
-
-def _graph_code(answer: httpx2.Response) -> str:
-    return str(_graph_body(answer).get("code", ""))
-
-
-def _graph_message(answer: httpx2.Response) -> str:
-    return str(_graph_body(answer).get("message", ""))
-
-
-def _graph_error(answer: httpx2.Response) -> str:
-    error = _graph_body(answer)
-    if not error:
-        return answer.reason_phrase
-    return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
 
 
 def _size(message: dict[str, Any]) -> int | None:
