@@ -380,3 +380,38 @@ def test_item_endpoints_read_their_bodies_with_the_same_limits(api: TestClient) 
     # bodies within the limits work as before
     answer = api.post("/api/v1/outputs", json={"name": "a", "type": "folder", "path": "/srv/a"})
     assert answer.status_code == 201, answer.text
+
+
+def test_a_password_stored_inside_a_url_by_earlier_versions_is_never_shown(
+    api: TestClient, store: Store, ui: TestClient, ui_store: tuple[Settings, Store]
+) -> None:
+    from mailintake.config.models import MailboxSpec, OutputSpec
+
+    password = "Legacy-Url-Pw-2Wq9"
+    mailbox = claims_mailbox("pw", output="hook")
+    mailbox["proxy"] = {"address": f"http://svc:{password}@proxy.example.com:3128"}
+    mailbox["graph_url"] = f"https://me:{password}@graph.example.com/v1.0"
+    url = f"https://hook:{password}@hook.example.com/in"
+    for where in (store, ui_store[1]):  # stored as earlier versions did, without validation
+        with where.begin() as repo:
+            repo.put_output(OutputSpec(name="hook", type="webhook", url=url), {})
+            repo.put_mailbox(MailboxSpec.model_validate(mailbox), {})
+    answers = [
+        api.get("/api/v1/config/export"),
+        api.get("/api/v1/config/export?format=yaml"),
+        api.get("/api/v1/mailboxes"),
+        api.get("/api/v1/mailboxes/claims"),
+        api.get("/api/v1/mailboxes/claims/effective"),
+        api.get("/api/v1/outputs/hook"),
+        ui.get("/mailboxes/claims"),
+        ui.get("/mailboxes/claims/edit"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.url
+        assert password not in answer.text, answer.url
+    shown = api.get("/api/v1/mailboxes/claims").json()
+    assert shown["proxy"]["address"] == "http://svc:<redacted>@proxy.example.com:3128"
+    # saving it again asks for the credentials where they belong
+    answer = api.put("/api/v1/mailboxes/claims", json=shown)
+    assert answer.status_code == 422
+    assert "put them in proxy.username and proxy.password" in answer.text

@@ -58,6 +58,15 @@ def has_credentials(value: str) -> bool:
     return bool(_USERINFO.match(value))
 
 
+_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?[^:/?#@]*):[^/?#@]*@")
+
+
+def redact_password(value: str) -> str:
+    """``value`` with the password of its user info (if any) shown as ``<redacted>``: for
+    values stored before such URLs were refused."""
+    return _PASSWORD.sub(r"\1:<redacted>@", value, count=1)
+
+
 def without_credentials(value: str) -> str:
     """``value`` without its user info: what a form may show again after refusing it."""
     return _USERINFO.sub(r"\1", value, count=1)

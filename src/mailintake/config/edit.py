@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailintake.config.apply import apply_validated
-from mailintake.config.export import spec_dict
+from mailintake.config.export import redact_urls, server_dict, spec_dict
 from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.config.resolve import effective_dict
 from mailintake.config.validate import REDACTED, validate_document
@@ -83,7 +83,7 @@ def list_items(store: Store, kind: str) -> list[dict[str, Any]]:
     with store.read() as repo:
         if kind == "server":
             return [
-                {**s.to_dict(), "builtin": s.builtin, "edited": repo.server_is_edited(s.name)}
+                {**server_dict(s), "builtin": s.builtin, "edited": repo.server_is_edited(s.name)}
                 for s in repo.list_servers()
             ]
         if kind == "output":
@@ -105,7 +105,7 @@ def current_item(store: Store, kind: str, name: str) -> dict[str, Any]:
     """The item in file form; every stored secret shows as ``<redacted>`` (= keep it)."""
     with store.read() as repo:
         if kind == "server":
-            return repo.get_server(name).to_dict()
+            return server_dict(repo.get_server(name))
         if kind == "output":
             data = spec_dict(repo.get_output(name))
             if "headers" in data:
@@ -125,7 +125,7 @@ def effective_item(store: Store, name: str) -> dict[str, Any]:
     with store.read() as repo:
         record = repo.get_mailbox(name)
         server = repo.get_server(record.authorization_server) if record.spec.oauth else None
-    data = effective_dict(record.spec, server)
+    data = redact_urls(effective_dict(record.spec, server))
     data["authorization_state"] = record.auth_state
     return data
 

@@ -2,7 +2,7 @@
 
 A secret given as ``${env:NAME}`` is exported as that reference; any other secret as
 ``<redacted>``, which ``apply`` reads as "keep the stored value", so an export applies back
-unchanged.
+unchanged. A password inside a URL, stored by earlier versions, is shown as ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from mailintake.config import checks
 from mailintake.config.models import MailboxSpec, OutputSpec
+from mailintake.oauth.servers import ServerDefinition
 from mailintake.store.repo import Repo
 
 
@@ -25,14 +27,34 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def spec_dict(spec: MailboxSpec | OutputSpec) -> dict[str, Any]:
-    result: dict[str, Any] = _plain(spec.model_dump(exclude_none=True))
+def redact_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (an item, or a mailbox's effective settings) with the password of any URL
+    redacted: earlier versions accepted ``http://user:password@host`` and stored it."""
+    result = dict(data)
+    for path in checks.URL_FIELDS:
+        section, _, attr = path.rpartition(".")
+        holder = result.get(section) if section else result
+        if not isinstance(holder, dict) or not isinstance(holder.get(attr), str):
+            continue
+        if section:
+            holder = result[section] = dict(holder)
+        holder[attr] = checks.redact_password(holder[attr])
     return result
+
+
+def spec_dict(spec: MailboxSpec | OutputSpec) -> dict[str, Any]:
+    return redact_urls(_plain(spec.model_dump(exclude_none=True)))
+
+
+def server_dict(server: ServerDefinition) -> dict[str, Any]:
+    return redact_urls(server.to_dict())
 
 
 def export_document(repo: Repo) -> dict[str, Any]:
     servers = [
-        s.to_dict() for s in repo.list_servers() if not s.builtin or repo.server_is_edited(s.name)
+        server_dict(s)
+        for s in repo.list_servers()
+        if not s.builtin or repo.server_is_edited(s.name)
     ]
     document: dict[str, Any] = {}
     if servers:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailintake.config.edit import put_item
+from mailintake.config.export import server_dict
 from mailintake.config.matrix import Protocol
 from mailintake.errors import ConfigError, Conflict, MailintakeError, NotFound
 from mailintake.net.http import build_client
@@ -105,7 +106,7 @@ def new_server(request: Request) -> HTMLResponse:
 @router.get("/servers/{name}/edit")
 def edit_server(request: Request, store: StoreDep, name: str) -> HTMLResponse:
     with store.read() as repo:
-        data = repo.get_server(name).to_dict()
+        data = server_dict(repo.get_server(name))
     return _render(request, _values(data), name)
 
 
