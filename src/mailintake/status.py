@@ -23,6 +23,7 @@ def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
             "authorization_detail": r.auth_detail,
             "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
             "last_error": r.last_error,
+            "last_warning": r.last_warning,
             **counts.get(r.spec.name, ZERO),
         }
         for r in repo.list_mailboxes()

@@ -20,6 +20,7 @@ from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.graph import GraphSettings, GraphSource
+from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
@@ -247,6 +248,14 @@ def test_a_missing_next_link_is_noticed_and_the_folder_listed_again(
     ]
     assert result.as_dict()["warnings"] == result.warnings
     assert all(m["isRead"] for m in graph.messages(address))
+    with store.read() as repo:
+        (row,) = mailbox_status(repo)
+    assert row["last_warning"] == result.warnings[0]
+    graph.deliver(address, raw(99))
+    clean = Poller(store, home).poll("claims")  # a pass without a warning clears it
+    assert (clean.imported, clean.warnings) == (1, [])
+    with store.read() as repo:
+        assert mailbox_status(repo)[0]["last_warning"] is None
 
 
 def test_paging_over_items_that_are_not_messages_loses_nothing(

@@ -154,7 +154,7 @@ class Poller:
             result.error = f"unexpected error: {exc.__class__.__name__}: {exc}"
         finally:
             with self.store.begin() as repo:
-                repo.set_poll_result(name, result.error)
+                repo.set_poll_result(name, result.error, "; ".join(result.warnings) or None)
                 leases.release(repo.conn, name, owner)
         metrics.POLLS.labels(name, "failed" if result.error else "ok").inc()
         metrics.POLL_SECONDS.labels(name).observe(time.monotonic() - started)

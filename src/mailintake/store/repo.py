@@ -56,6 +56,7 @@ class MailboxRecord:
     last_poll_at: datetime | None
     last_error: str | None
     updated_at: datetime
+    last_warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,7 @@ class Repo:
             last_poll_at=row.last_poll_at,
             last_error=row.last_error,
             updated_at=row.updated_at,
+            last_warning=row.last_warning,
         )
 
     def put_mailbox(self, spec: MailboxSpec, templates: Mapping[SecretKey, str]) -> Change:
@@ -414,12 +416,13 @@ class Repo:
             .values(auth_state=state, auth_detail=detail)
         )
 
-    def set_poll_result(self, name: str, error: str | None) -> None:
-        """When the mailbox was last polled, and why that poll failed (None: it did not)."""
+    def set_poll_result(self, name: str, error: str | None, warning: str | None = None) -> None:
+        """When the mailbox was last polled, why that poll failed (None: it did not), and
+        what it warned of (None: nothing)."""
         self.conn.execute(
             update(mailboxes)
             .where(mailboxes.c.name == name)
-            .values(last_poll_at=_now(), last_error=error)
+            .values(last_poll_at=_now(), last_error=error, last_warning=warning)
         )
 
     # --- tokens -------------------------------------------------------------------------

@@ -61,6 +61,7 @@ mailboxes = Table(
     Column("auth_detail", Text, nullable=True),
     Column("last_poll_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("last_warning", Text, nullable=True),  # the last poll's warnings, if any
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
