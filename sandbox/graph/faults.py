@@ -86,12 +86,15 @@ class Faults:
     ) -> None:
         """``operation`` on one message fails ``times`` times.
 
-        - ``value``: 500 ErrorMimeContentConversionFailed (Exchange cannot produce the MIME of
-          some items, e.g. reported in microsoftgraph/msgraph-sdk-java#499's thread of empty
-          or failed MIME downloads), 404 ErrorItemNotFound, 504 GatewayTimeout;
+        - ``value``: 500 ErrorMimeContentConversionFailed — Exchange could not produce the
+          item's MIME ("For a GetItem operation, this response indicates that the MIME content
+          could not be generated", EWS ResponseCode reference, office-developer-exchange-docs
+          responsecode.md; met on corrupt items by demisto/content's EWSv2, XSUP-28730) —,
+          404 ErrorItemNotFound (the item went away after the listing), 504 GatewayTimeout;
         - ``patch``/``move``/``delete``: 404 ErrorItemNotFound although the message is still
-          where it was (the answer a client may not take as "already done": the item may only
-          be out of sight of one replica, message-move.md gives no guarantee).
+          there. A 404 says nothing certain: it came for messages that still existed under
+          another id (kellylford/QuickMail#366: "deleted/moved mail reappears") and for a move
+          that had been done (microsoftgraph/msgraph-sdk-php#285, msgraph-sdk-java#541).
         """
         messages = {
             "ErrorMimeContentConversionFailed": "MIME content conversion failed.",

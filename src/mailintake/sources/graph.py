@@ -429,7 +429,9 @@ class GraphSource:
 
     def _confirm(self, url: str, identifier: str, refused: GraphRefused) -> None:
         """Graph said the message is not there: done only if a GET agrees (gone, or already
-        where the action puts it); else the action failed."""
+        where the action puts it); else the action failed. A 404 has been seen for messages
+        that still existed (kellylford/QuickMail#366) and for moves that were done
+        (microsoftgraph/msgraph-sdk-php#285): it decides nothing by itself."""
         try:
             answer = self._request("GET", url, params={"$select": "id,parentFolderId,isRead"})
         except GraphRefused as exc:
