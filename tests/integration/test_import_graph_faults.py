@@ -5,6 +5,9 @@ fix; an incomplete listing noticed and listed again; throttling, 503 and 504 sur
 from __future__ import annotations
 
 import email.policy
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
@@ -256,6 +259,35 @@ def test_a_missing_next_link_is_noticed_and_the_folder_listed_again(
     assert (clean.imported, clean.warnings) == (1, [])
     with store.read() as repo:
         assert mailbox_status(repo)[0]["last_warning"] is None
+
+
+def test_mailintake_poll_prints_the_warning(
+    store: Store,
+    home: Path,
+    database_url: str,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+) -> None:
+    address, _ = mailbox(graph, tmp_path, "cli", 4)
+    graph.faults.page_cap = 2
+    graph.faults.drop_next_links = 1
+    configure(store, idp, graph.base_url, tmp_path / "out", username=address)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, COLUMNS="300")
+    done = subprocess.run(
+        [sys.executable, "-m", "mailintake", "poll", "claims"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "claims: imported 4, skipped 0, failed 0; warning: claims: Graph listed 2 of the 4 "
+        "messages in 'inbox'; listed again with pages of 25"
+    )
 
 
 def test_paging_over_items_that_are_not_messages_loses_nothing(
