@@ -88,6 +88,9 @@ class GraphEmulator(ServedInThread):
     ``latency`` seconds are added to every request; ``max_concurrent`` requests may be in
     flight at once per app and mailbox (Outlook's limit is four, includes/throttling-outlook.md),
     more answer 429 ApplicationThrottled with ``Retry-After: concurrency_retry_after``.
+    ``faults`` switches on what the real service does besides its reference pages (paging
+    gaps, failing messages, refusals, the request budget, 503/504: sandbox.graph.faults);
+    ``add_delegate(rights=...)`` and ``remove_folder`` shape mailboxes the way they are met.
     """
 
     base_path = "/v1.0"  # base_url is then mailintake's graph_url
