@@ -54,6 +54,10 @@ class Faults:
     # Timeout (api/user-list-messages.md: "use $select ... to avoid HTTP 504"; oauth-facts
     # §3.1).
     timeout_without_select: int | None = None
+    # A listing with ``$expand`` answers 400: for trying a client's way without it (the
+    # expansion of extended properties on lists is shown on single items only in
+    # singlevaluelegacyextendedproperty-get.md).
+    refuse_expand: bool = False
     # (requests, seconds) allowed per app and mailbox; more answer 429 with ``Retry-After``
     # until the oldest request leaves the window (includes/throttling-outlook.md: 10,000 per
     # 10 minutes, ``BUDGET``/``BUDGET_WINDOW``; concepts/throttling.md: requests keep counting
@@ -111,6 +115,7 @@ class Faults:
             self.page_cap = None
             self.drop_next_links = 0
             self.timeout_without_select = None
+            self.refuse_expand = False
             self.budget = None
             self.no_rights_as = None
             self.app_policies = {}

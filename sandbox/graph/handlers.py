@@ -98,6 +98,8 @@ def list_messages(context: Context, keys: list[str]) -> Response:
     slow = faults.timeout_without_select
     if slow is not None and query.select is None and query.top > slow:
         raise GraphError(504, "GatewayTimeout", "The gateway did not receive a response in time.")
+    if faults.refuse_expand and query.expand:
+        raise bad_request("Parsing OData Select and Expand failed: expand is not supported here.")
     with context.emulator.store.lock:
         if keys:
             folder = _folder(context, keys[0])

@@ -391,6 +391,16 @@ def test_an_oversized_message_is_skipped_before_its_download(
     assert [m["isRead"] for m in graph.messages(address)] == [True, False]
 
 
+def test_a_listing_that_refuses_the_size_expansion_goes_on_without_it(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    address, _ = mailbox(graph, tmp_path, "noexpand", 3)
+    graph.faults.refuse_expand = True
+    configure(store, idp, graph.base_url, tmp_path / "out", username=address)
+    result = Poller(store, home).poll("claims")
+    assert (result.imported, result.failed, result.error) == (3, 0, None)
+
+
 def app_token(idp: IdentityProvider) -> str:
     import httpx2
 

@@ -129,6 +129,7 @@ class GraphSource:
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
         self.caller = Caller(name, settings.mailbox, settings.user, settings.client_id)
         self.warnings: list[str] = []  # said in the poll's result and log
+        self._sizes = True  # the listing asks for PR_MESSAGE_SIZE until Graph refuses it
 
     def open(self) -> None:
         self._bearer = self.token()
@@ -363,13 +364,22 @@ class GraphSource:
 
     def _listing(self, folder: str, top: int) -> Iterator[list[SourceItem]]:
         url: str | None = f"{self.base}/mailFolders/{quote(folder, safe='')}/messages"
-        params: dict[str, str] | None = {
-            "$select": LISTED,
-            "$top": str(top),
-            "$expand": f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')",
-        }
+        first = {"$select": LISTED, "$top": str(top)}
+        if self._sizes:
+            first["$expand"] = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
+        params: dict[str, str] | None = first
         while url:
-            body = self._request("GET", url, params=params).json()
+            try:
+                body = self._request("GET", url, params=params).json()
+            except GraphRefused as exc:
+                if exc.status != 400 or params is None or "$expand" not in params:
+                    raise
+                # Sizes are a saving, not a need: a Graph that refuses the expansion is
+                # listed without it, and sizes are known after the download as before.
+                log.info("graph.sizes_refused", mailbox=self.name, error=str(exc))
+                self._sizes = False
+                params.pop("$expand")
+                continue
             params = None  # the nextLink carries everything (§3.1)
             page: list[SourceItem] = []
             for message in body.get("value", []):
