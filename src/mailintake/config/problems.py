@@ -36,3 +36,6 @@ class ProblemsAt(Problems):
 
     def add(self, path: str, message: str) -> None:
         self._parent.add(f"{self._label}.{path}" if path else self._label, message)
+
+    def warn(self, path: str, message: str) -> None:
+        self._parent.warn(f"{self._label}.{path}" if path else self._label, message)

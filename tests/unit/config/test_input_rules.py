@@ -239,3 +239,14 @@ def test_push_is_auto_or_off(push: str, problem: str | None) -> None:
     else:
         assert len(found) == 1
         assert found[0].startswith("mailboxes[claims].push: must be 'auto' or 'off'")
+
+
+def test_warnings_of_an_item_reach_the_document() -> None:
+    from mailintake.config.problems import Problems, ProblemsAt
+
+    document = Problems()
+    item = ProblemsAt(document, "mailboxes[a]")
+    item.warn("push", "unused")
+    item.add("host", "required")
+    assert document.warnings == ["mailboxes[a].push: unused"]
+    assert document.items == ["mailboxes[a].host: required"]
