@@ -17,7 +17,11 @@ Logins (Exchange Online's rules, mirrored):
   owner; one per pair here, because Dovecot rereads a changed passwd-file at most once a
   second, while a new file is read at once).
 
-Scopes and roles are not checked. Mail lives in Maildir++ folders (``.Processed``), owned by a
+Like Exchange Online, Dovecot refuses a token that is not for the mail resource with nothing
+but "authentication failed": it names itself to the introspection endpoint
+(``?resource=https://outlook.office.com``), which answers active=false for a token for another
+resource (a Graph token) or without an IMAP/POP scope (or, app-only, an IMAP/POP role). Mail
+lives in Maildir++ folders (``.Processed``), owned by a
 system user ``vmail`` (made when missing; as non-root, the current user), and the caller reads
 and writes the files directly with ``deliver``, ``messages`` and ``flags``.
 

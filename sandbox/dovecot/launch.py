@@ -23,6 +23,14 @@ from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.dovecot.server import Dovecot, binary
 
 MAIL_USER = "vmail"
+# The resource server Dovecot stands for. Exchange Online refuses a token for another
+# resource (a Graph token, or a bare scope name that Entra reads as Graph's) with a bare
+# "NO AUTHENTICATE failed." (oauth-facts §0 items 1-2, §1.8, §2.3). Dovecot 2.3.19's own
+# ``scope`` setting cannot say this: it requires every listed scope in the token (measured),
+# while a mail token holds IMAP or POP scopes under either Exchange host name, or ".default".
+# So Dovecot names itself to the introspection endpoint, which answers active=false for a
+# token that is not for this resource or carries no mail scope (RFC 7662 §2.2).
+MAIL_RESOURCE = "https://outlook.office.com"
 PROGRAMS = ("imap", "imap-login", "pop3", "pop3-login")
 
 
@@ -81,8 +89,9 @@ def _mail_owner() -> tuple[str, int, int]:
 
 
 def _oauth2_conf(introspection_url: str, username_attribute: str, username_format: str) -> str:
+    separator = "&" if "?" in introspection_url else "?"
     return (
-        f"introspection_url = {introspection_url}\n"
+        f"introspection_url = {introspection_url}{separator}resource={MAIL_RESOURCE}\n"
         "introspection_mode = post\n"
         f"username_attribute = {username_attribute}\n"
         f"username_format = {username_format}\n"

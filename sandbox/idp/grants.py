@@ -317,7 +317,7 @@ def _introspection(provider: IdentityProvider) -> type[IntrospectionEndpoint]:
             return provider.access_tokens.get(token)
 
         def introspect_token(self, token: AccessRecord) -> dict[str, Any]:
-            return introspection(token)
+            return introspection(token, request.args.get("resource"))
 
         def check_permission(self, token: Any, client: Any, req: Any) -> bool:
             return True

@@ -157,7 +157,7 @@ def create_app(provider: IdentityProvider) -> Flask:
     def introspect() -> Any:
         if provider.introspection_open:
             record = provider.access_tokens.get(request.form.get("token", ""))
-            return json_response(introspection(record))
+            return json_response(introspection(record, request.args.get("resource")))
         return server.create_endpoint_response("introspection")
 
     @app.post("/_sandbox/users/<path:username>/password")

@@ -169,10 +169,38 @@ def jwks(key: rsa.RSAPrivateKey) -> dict[str, Any]:
     return {"keys": [{**jwk, "n": encode(numbers.n), "e": encode(numbers.e)}]}
 
 
-def introspection(record: AccessRecord | None) -> dict[str, Any]:
+# Resources known under several identifiers: Exchange Online answers to both host names.
+EXCHANGE = frozenset({"https://outlook.office.com", "https://outlook.office365.com"})
+MAIL_SCOPE_NAMES = frozenset({"IMAP.AccessAsUser.All", "POP.AccessAsUser.All", ".default"})
+MAIL_ROLES = frozenset({"IMAP.AccessAsApp", "POP.AccessAsApp"})
+
+
+def _same_resource(one: str, other: str) -> bool:
+    one, other = one.rstrip("/").lower(), other.rstrip("/").lower()
+    return one == other or (one in EXCHANGE and other in EXCHANGE)
+
+
+def for_resource(record: AccessRecord, resource: str) -> bool:
+    """Whether the token is meant for ``resource``: its audience, and for Exchange a mail
+    scope (IMAP/POP delegated scopes or ``.default``) or, app-only, a mail role."""
+    if not _same_resource(record.resource, resource):
+        return False
+    if resource.rstrip("/").lower() not in EXCHANGE:
+        return True
+    names = {scope.rsplit("/", 1)[-1] for scope in record.scope.split()}
+    if record.username is None:  # app-only: the roles decide
+        return bool(MAIL_ROLES & set(record.roles))
+    return bool(names & MAIL_SCOPE_NAMES)
+
+
+def introspection(record: AccessRecord | None, resource: str | None = None) -> dict[str, Any]:
     """RFC 7662's answer. Dovecot's oauth2 passdb compares ``username`` with the login name
-    (``username_attribute = username``) and needs ``active`` true."""
+    (``username_attribute = username``) and needs ``active`` true. A resource server that
+    names itself (``resource``) gets active=false for a token meant for another resource
+    (RFC 7662 §2.2: the token is not one it may use)."""
     if record is None or record.expires_at <= time.time():
+        return {"active": False}
+    if resource and not for_resource(record, resource):
         return {"active": False}
     return {
         "active": True,

@@ -170,11 +170,17 @@ def test_oauthbearer_over_imap(mail_server: MailServer) -> None:
         assert status == "OK"
 
 
-@pytest.mark.parametrize("case", ["expired", "unknown", "someone else's"])
+@pytest.mark.parametrize(
+    "case", ["expired", "unknown", "someone else's", "for Graph", "a bare scope name"]
+)
 def test_bad_tokens_are_refused_over_imap(mail_server: MailServer, case: str) -> None:
     user = mail_server.fresh_user()
     token = mail_server.token(user)
-    if case == "expired":
+    if case == "for Graph":  # the user's own, active token, for another resource
+        token = mail_server.token(user, scope="https://graph.microsoft.com/Mail.ReadWrite")
+    elif case == "a bare scope name":  # Entra reads it as Graph's (oauth-facts §1.8)
+        token = mail_server.token(user, scope="IMAP.AccessAsUser.All")
+    elif case == "expired":
         mail_server.idp.access_tokens[token].expires_at = int(time.time()) - 1
     elif case == "unknown":
         token = "not-a-token-" + uuid.uuid4().hex

@@ -614,6 +614,37 @@ def test_introspection(idp: IdentityProvider) -> None:
     assert expired.json() == {"active": False}
 
 
+def test_introspection_for_a_named_resource_server(idp: IdentityProvider) -> None:
+    """A resource server that names itself (``?resource=``) sees only tokens meant for it:
+    Exchange answers to both host names; a Graph token, or an Exchange token without a mail
+    scope, is not active for it."""
+    graph_token = ropc(idp, scope="https://graph.microsoft.com/Mail.Read").json()["access_token"]
+    bare = ropc(idp, scope="IMAP.AccessAsUser.All").json()["access_token"]  # Graph's, by name
+    imap_token = ropc(idp).json()["access_token"]
+    other_scope = ropc(idp, scope=f"{OUTLOOK}/EWS.AccessAsUser.All").json()["access_token"]
+    app_only = {"grant_type": "client_credentials", "scope": f"{OUTLOOK}/.default"}
+    app_token = token(idp, auth=(WEB, WEB_SECRET), **app_only).json()["access_token"]
+
+    def active(access_token: str, resource: str) -> bool:
+        answer = httpx2.post(
+            f"{idp.base_url}/introspect",
+            params={"resource": resource},
+            data={"token": access_token},
+            auth=(WEB, WEB_SECRET),
+        )
+        assert answer.status_code == 200
+        return bool(answer.json()["active"])
+
+    for exchange in ("https://outlook.office.com", OUTLOOK):
+        assert active(imap_token, exchange)
+        assert active(app_token, exchange)
+        assert not active(graph_token, exchange)
+        assert not active(bare, exchange)
+        assert not active(other_scope, exchange)
+    assert active(graph_token, "https://graph.microsoft.com")
+    assert not active(imap_token, "https://graph.microsoft.com")
+
+
 def test_user_realm(idp: IdentityProvider) -> None:
     def realm(username: str) -> dict[str, Any]:
         url = f"{idp.base_url}/common/userrealm/{username}"

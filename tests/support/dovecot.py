@@ -155,9 +155,11 @@ class MailServer:
     def token_endpoint(self) -> str:
         return f"{self.idp.base_url}/{self.idp.tenant_id}/oauth2/v2.0/token"
 
-    def token(self, username: str = ALICE, password: str | None = None) -> str:
+    def token(
+        self, username: str = ALICE, password: str | None = None, scope: str = OUTLOOK_SCOPES
+    ) -> str:
         """An access token for ``username`` (password grant with the public client
-        ``MAIL_APP``, IMAP and POP scopes)."""
+        ``MAIL_APP``, IMAP and POP scopes unless ``scope`` says otherwise)."""
         answer = httpx2.post(
             self.token_endpoint,
             data={
@@ -165,7 +167,7 @@ class MailServer:
                 "client_id": MAIL_APP,
                 "username": username,
                 "password": password or self.passwords[username],
-                "scope": OUTLOOK_SCOPES,
+                "scope": scope,
             },
             timeout=30,
         )
