@@ -4,10 +4,14 @@ exactly which step failed and why — without importing or changing anything."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from mailintake.config import resolve
+from mailintake.config.matrix import GRAPH_SERVER, Protocol
 from mailintake.engine.factories import build_source
 from mailintake.errors import AuthError, MailintakeError, SourceError
+from mailintake.oauth.audience import wrong_audience
+from mailintake.oauth.servers import MICROSOFT_LOGIN_HOSTS
 from mailintake.oauth.tokens import TokenManager, load_auth
 from mailintake.store import imports
 from mailintake.store.repo import Store
@@ -60,7 +64,7 @@ def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -
         )
         result.step("folder", True, f"{folder}: {len(items)} message(s), {new} not imported yet")
     except AuthError as exc:
-        result.step("sign-in", False, str(exc))
+        result.step("sign-in", False, _with_audience(manager, name, spec.protocol, str(exc)))
         result.exit_code = exc.exit_code
     except MailintakeError as exc:
         # What the server said of the folders (folder, move_to) is the folder step's, even
@@ -72,6 +76,23 @@ def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -
     finally:
         source.close()
     return result
+
+
+def _with_audience(manager: TokenManager, name: str, protocol: Protocol | None, text: str) -> str:
+    """The refusal, and the resource the token was for when that is why (mail servers do not
+    say; oauth.audience)."""
+    if protocol is None:
+        return text
+    with manager.store.read() as repo:
+        auth = load_auth(repo, name)
+    host = urlsplit(auth.token_endpoint.replace("{tenant}", "t")).hostname
+    hint = wrong_audience(
+        auth.scopes,
+        protocol,
+        auth.grant,
+        microsoft_server=auth.server == GRAPH_SERVER or host in MICROSOFT_LOGIN_HOSTS,
+    )
+    return f"{text}. {hint}" if hint else text
 
 
 def manager_resource(manager: TokenManager, name: str) -> str:
