@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.policy
 import uuid
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
+from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.integration.oauth_support import Browser, microsoft_at
 from tests.support.dovecot import (
@@ -410,3 +412,47 @@ def test_a_move_to_folder_that_is_not_there_stops_the_poll_before_importing(
     fixed = Poller(store, home).poll("box")
     assert (fixed.imported, fixed.error) == (3, None)
     assert sorted(dovecot.messages(user, "Processed")) == sorted(messages)
+
+
+def test_a_momentary_refresh_refusal_keeps_the_mailbox_and_the_next_poll_imports(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """Entra refuses a good refresh token once (AADSTS70000): that poll fails, the mailbox
+    stays authorized with the refusal in its status, and the next poll refreshes with the
+    same refresh token and imports."""
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"gl-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(n) for n in range(3)]
+    dovecot.deliver_many(user, messages)
+    out = tmp_path / "out"
+    box = {
+        "name": "box",
+        "protocol": "imap",
+        "port": dovecot.imap_port,
+        "username": user,
+        "oauth": server.user_grant(),
+    }
+    configure(store, server, out, box)
+    sign_in(store, "box", user, server)
+    with store.read() as repo:
+        kept = repo.grant("box").refresh_token  # type: ignore[union-attr]
+    clock = [datetime.now(UTC) + timedelta(hours=2)]  # the access token has expired
+    tokens = TokenManager(store, now=lambda: clock[0])
+    server.idp.refuse_next_refresh("invalid_grant", 70000, username=user)
+
+    failed = Poller(store, home, tokens=tokens).poll("box")
+    assert failed.error is not None and "AADSTS70000" in failed.error
+    assert failed.imported == 0
+    with store.read() as repo:
+        status = next(r for r in mailbox_status(repo) if r["name"] == "box")
+        assert repo.grant("box").refresh_token == kept  # type: ignore[union-attr]
+    assert status["authorization_state"] == "authorized"
+    assert "AADSTS70000" in status["authorization_detail"]
+
+    clock[0] += timedelta(minutes=5)
+    again = Poller(store, home, tokens=tokens).poll("box")
+    assert (again.imported, again.error) == (3, None)
+    assert imported(out, "box") == set(messages)
+    with store.read() as repo:
+        status = next(r for r in mailbox_status(repo) if r["name"] == "box")
+    assert (status["authorization_state"], status["authorization_detail"]) == ("authorized", None)
