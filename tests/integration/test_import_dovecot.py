@@ -441,7 +441,8 @@ def test_a_momentary_refresh_refusal_keeps_the_mailbox_and_the_next_poll_imports
     server.idp.refuse_next_refresh("invalid_grant", 70000, username=user)
 
     failed = Poller(store, home, tokens=tokens).poll("box")
-    assert failed.error is not None and "AADSTS70000" in failed.error
+    assert failed.error is not None
+    assert "AADSTS70000" in failed.error
     assert failed.imported == 0
     with store.read() as repo:
         status = next(r for r in mailbox_status(repo) if r["name"] == "box")
