@@ -14,6 +14,7 @@
         secrets: {"the-secret-value": 2027-06-30T00:00:00Z}   # or null: never expires
         certificates: [cert.pem]                           # PEM text or a file path
         application_permissions: {"https://outlook.office365.com": [IMAP.AccessAsApp]}
+        assertion_forms: [RS256+x5t]     # optional: the only assertion form accepted
     users:
       - username: anna@contoso.onmicrosoft.com
         password: Anna-Password-1!

@@ -243,10 +243,14 @@ def test_pop3_stls_then_oauthbearer(mail_server: MailServer) -> None:
         assert answer.startswith(b"+OK")
 
 
-def test_pop3_refuses_an_expired_token(mail_server: MailServer) -> None:
+@pytest.mark.parametrize("case", ["expired", "for Graph"])
+def test_pop3_refuses_an_expired_token_or_one_for_graph(mail_server: MailServer, case: str) -> None:
     user = mail_server.fresh_user()
     token = mail_server.token(user)
-    mail_server.idp.access_tokens[token].expires_at = int(time.time()) - 1
+    if case == "expired":
+        mail_server.idp.access_tokens[token].expires_at = int(time.time()) - 1
+    else:
+        token = mail_server.token(user, scope="https://graph.microsoft.com/Mail.ReadWrite")
     with (
         pop3(mail_server) as client,
         pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Authentication failed"),
