@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailintake.errors import ConfigError
 
 REFUSALS = 3
 REFUSAL_MINUTES = 30
@@ -42,7 +44,13 @@ class RefusalPolicy:
 
     @classmethod
     def from_environment(cls) -> RefusalPolicy:
-        settings = RefusalSettings()
+        try:
+            settings = RefusalSettings()
+        except ValidationError as exc:
+            raise ConfigError(
+                f"MAILINTAKE_OAUTH_{str(error['loc'][0]).upper()}: {error['msg']}"
+                for error in exc.errors()
+            ) from None
         return cls(settings.refusals, timedelta(minutes=settings.refusal_minutes))
 
     def gives_up(self, count: int, first: datetime, now: datetime) -> bool:
