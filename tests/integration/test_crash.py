@@ -215,7 +215,8 @@ def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
         hung = {
             key for key in receiver.tries if key.startswith(f"{name}/") and receiver.hanging(key)
         }
-        assert hung, point  # it hung for some
+        # A kill at a moment (timer:) may come before the first message that hangs.
+        assert hung or point.startswith("timer:"), point  # it hung for some
         receiver.hang = 0.0  # back: the rest goes through
         again = run(settings, "-m", "mailintake", "poll", name, "--json")
         assert again.returncode == 0, (point, again.stdout, again.stderr)
