@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit services bench clean demo
+.PHONY: run test lint typecheck unit services bench clean demo screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ typecheck: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test services lint typecheck
 	$(BIN)/python -m pytest
+
+# Refreshes the web admin's pictures in docs/images/web-admin (test runs never write in docs/).
+screenshots: $(VENV)/.installed-test services
+	MAILINTAKE_SCREENSHOTS_DIR=$(CURDIR)/docs/images/web-admin $(BIN)/python -m pytest tests/e2e -q
 
 # Long measurements, not part of `make test`: prints rates and ratios measured in one run.
 $(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed-test

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -30,7 +31,11 @@ from tests.support.dovecot import Dovecot, start_dovecot
 from tests.support.proxy import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images" / "web-admin"
+# The pictures in docs/ are refreshed by `make screenshots` only; a test run keeps its own.
+SCREENSHOTS = Path(
+    os.environ.get("MAILINTAKE_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / f"mailintake-screenshots-{os.getpid()}"
+)
 TENANT = "5f0e2b1c-7a3d-4e8f-9c21-0d4b6a8e1f37"
 DOMAIN = "fabrikam.onmicrosoft.com"
 WEB_APP = "e1000000-0000-4000-8000-0000000000e1"  # Web platform, redirect on serve's callback
