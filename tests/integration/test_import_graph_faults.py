@@ -143,6 +143,50 @@ def test_a_move_that_answers_404_but_leaves_the_message_fails(
     assert len(graph.messages(address)) == 1
 
 
+def test_a_404_for_a_message_moved_elsewhere_is_not_a_done_move(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    """A rule files the message elsewhere while it is imported, and the move answers 404:
+    the message is neither in the folder nor in move_to, which the failure says."""
+    address, ids = mailbox(graph, tmp_path, "filed", 1)
+    graph.add_folder(address, "Processed")
+    graph.faults.fail_message(ids[0], "move", 404, "ErrorItemNotFound")
+
+    class Filing:
+        def __init__(self, sink: MessageSink) -> None:
+            self.sink = sink
+            self.overlapping_batches = sink.overlapping_batches
+
+        def deliver(self, batch: Sequence[Delivery]) -> list[Receipt | Exception]:
+            box = graph.store.mailbox(address)
+            assert box is not None
+            with graph.store.lock:
+                target = box.folder("archive")
+                assert target is not None
+                box.place(box.messages[ids[0]], target)
+            return self.sink.deliver(batch)
+
+        def close(self) -> None:
+            self.sink.close()
+
+    configure(
+        store,
+        idp,
+        graph.base_url,
+        tmp_path / "out",
+        username=address,
+        after_import="move",
+        move_to="Processed",
+    )
+    result = Poller(store, home, sink_factory=lambda *a: Filing(build_sink(*a))).poll("claims")
+    assert result.error is not None
+    assert f"to move of message {ids[0]}, but the message is in another folder than " in (
+        result.error
+    )
+    assert "'Processed'; the action is not recorded as done" in result.error
+    assert graph.folder_of(address, ids[0]) == "archive"
+
+
 def test_a_well_known_move_to_the_mailbox_lacks_stops_before_importing(
     store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
 ) -> None:

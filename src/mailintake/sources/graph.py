@@ -457,9 +457,15 @@ class GraphSource:
             return
         if action == "delete" and where != self.folder_id(self.settings.folder):
             return
+        if where == self.folder_id(self.settings.folder):
+            state = f"still in '{self.settings.folder}'"
+        else:
+            state = "in another folder" + (
+                "" if action == "mark_read" else f" than '{self.settings.move_to}'"
+            )
         raise SourceError(
             f"{self.name}: Graph answered 404 {refused.code} to {action} of message "
-            f"{identifier}, but the message is still in '{self.settings.folder}'"
+            f"{identifier}, but the message is {state}"
             + (" and unread" if action == "mark_read" else "")
             + "; the action is not recorded as done and is tried again at the next poll"
         )
