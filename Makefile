@@ -5,18 +5,20 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit services bench clean demo screenshots
+.PHONY: run test lint typecheck unit services bench clean demo screenshots lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Installs take the versions pinned in constraints.txt (`make lock` renews it); pyproject.toml
+# keeps the ranges the package accepts.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
@@ -32,6 +34,7 @@ demo: $(VENV)/.installed-test services
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests sandbox benchmarks
 	$(BIN)/ruff format --check src tests sandbox benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -44,8 +47,8 @@ screenshots: $(VENV)/.installed-test services
 	MAILINTAKE_SCREENSHOTS_DIR=$(CURDIR)/docs/images/web-admin $(BIN)/python -m pytest tests/e2e -q
 
 # Long measurements, not part of `make test`: prints rates and ratios measured in one run.
-$(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+$(VENV)/.installed-bench: pyproject.toml constraints.txt | $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 bench: $(VENV)/.installed-bench services
@@ -53,6 +56,15 @@ bench: $(VENV)/.installed-bench services
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_graph --messages $${GRAPH_MESSAGES:-400}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_memory --megabytes $${LARGE_MB:-200}
+
+# Pins every dependency (and theirs) to the newest versions pyproject.toml's ranges allow today.
+LOCK_VENV ?= .venv-lock
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || $(PYTHON) -m venv $(LOCK_VENV)
+	test -x $(LOCK_VENV)/bin/pip-compile || $(LOCK_VENV)/bin/python -m pip install --quiet pip-tools
+	$(LOCK_VENV)/bin/pip-compile --quiet --upgrade --extra test --extra bench --strip-extras \
+	    --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	    --output-file constraints.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
