@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailintake.cli.context import out, print_json, state
 from mailintake.errors import ConfigError
-from mailintake.store import admin
+
+if TYPE_CHECKING:
+    pass
 
 app = typer.Typer(
     help="Sign-in to the web admin and tokens for the REST API.", no_args_is_help=True
@@ -27,6 +29,8 @@ def set_password(
     ] = False,
 ) -> None:
     """Set the password that signs in to the web admin (ends every session)."""
+    from mailintake.store import admin
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
@@ -43,6 +47,8 @@ def token_create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. ci or monitoring.")],
 ) -> None:
     """Make an API token and print it (it is shown only this once)."""
+    from mailintake.store import admin
+
     token = admin.create_api_token(state(ctx).store(), name)
     typer.echo(token)
     if sys.stderr.isatty():
@@ -59,6 +65,8 @@ def token_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """List the API tokens by name (the tokens themselves are not kept)."""
+    from mailintake.store import admin
+
     tokens = admin.list_api_tokens(state(ctx).store())
     if as_json:
         print_json(
@@ -89,5 +97,7 @@ def token_revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")],
 ) -> None:
     """Revoke an API token: requests carrying it are refused from now on."""
+    from mailintake.store import admin
+
     admin.revoke_api_token(state(ctx).store(), name)
     out.print(f"API token {name} revoked", markup=False)

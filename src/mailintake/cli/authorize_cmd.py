@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import webbrowser
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailintake.cli.context import err, out, print_json, state
 from mailintake.errors import AuthError
-from mailintake.oauth.authorize import Interaction, authorize
-from mailintake.oauth.tokens import TokenManager
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +46,9 @@ def authorize_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Obtain and store the mailbox's tokens; says "Login successful" or exactly why not."""
+    from mailintake.oauth.authorize import Interaction, authorize
+    from mailintake.oauth.tokens import TokenManager
+
     interaction = Interaction(
         show=lambda text: err.print(text, markup=False, soft_wrap=True),
         open_url=None if no_browser else webbrowser.open,

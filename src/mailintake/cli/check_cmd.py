@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailintake.cli.context import out, print_json, state
-from mailintake.engine.check import check_mailbox
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +22,8 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Obtain a token, sign in, open the folder; print what was found or why it failed."""
+    from mailintake.engine.check import check_mailbox
+
     result = check_mailbox(state(ctx).store(), name)
     if as_json:
         print_json(result.as_dict())

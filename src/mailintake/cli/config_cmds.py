@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailintake.cli.context import environ, err, out, print_json, state
-from mailintake.config.apply import apply_document, validate_only
-from mailintake.config.export import export_document
-from mailintake.config.loader import dump_yaml, load_file
 from mailintake.errors import ConfigError
+
+if TYPE_CHECKING:
+    pass
 
 FileArg = Annotated[Path, typer.Argument(help="The YAML configuration file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
 
 def validate(ctx: typer.Context, file: FileArg, as_json: JsonOpt = False) -> None:
     """Check a configuration file; print every problem as PATH: message (exit 2)."""
+    from mailintake.config.apply import validate_only
+    from mailintake.config.loader import load_file
+
     try:
         raw = load_file(file)
         validated = validate_only(
@@ -71,6 +74,9 @@ def apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a configuration file: all of it, or nothing if any part is invalid."""
+    from mailintake.config.apply import apply_document
+    from mailintake.config.loader import load_file
+
     raw = load_file(file)
     warnings: list[str] = []
     try:
@@ -114,6 +120,9 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the current configuration in the file format, secrets redacted."""
+    from mailintake.config.export import export_document
+    from mailintake.config.loader import dump_yaml
+
     with state(ctx).store().read() as repo:
         document = export_document(repo)
     if as_json:

@@ -7,14 +7,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from mailintake.runtime import open_store
-from mailintake.settings import Settings
-from mailintake.store.repo import Store
+if TYPE_CHECKING:
+    from mailintake.settings import Settings
+    from mailintake.store.repo import Store
 
 
 @dataclass
@@ -24,6 +24,8 @@ class CliState:
     _store: Store | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
+        from mailintake.settings import Settings
+
         overrides: dict[str, Any] = {}
         if self.home is not None:
             overrides["home"] = self.home
@@ -32,6 +34,8 @@ class CliState:
         return Settings(**overrides)
 
     def store(self) -> Store:
+        from mailintake.runtime import open_store
+
         if self._store is None:
             self._store = open_store(self.settings())
         return self._store

@@ -9,24 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from mailintake.cli.context import environ, out, print_json, state
-from mailintake.config.edit import (
-    current_item,
-    edit_item,
-    effective_item,
-    list_items,
-    put_item,
-    set_path,
-)
-from mailintake.config.loader import dump_yaml, load_file, load_yaml_text
-from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.errors import ConfigError
-from mailintake.net.http import build_client
-from mailintake.oauth.discovery import discover
 
-SECRET_PATHS = set(MAILBOX_SECRET_FIELDS)
 INT_PATHS = {"port", "poll_interval"}
 BOOL_PATHS = {"enabled"}
 TITLES = {"server": "authorization server", "mailbox": "mailbox", "output": "output"}
@@ -53,7 +39,10 @@ PATH_VALUES = {"oauth.client_certificate", "oauth.client_certificate_key"}
 
 
 def parse_value(path: str, text: str) -> Any:
-    if path in SECRET_PATHS or path.startswith("headers."):
+    from mailintake.config.loader import load_yaml_text
+    from mailintake.config.models import MAILBOX_SECRET_FIELDS
+
+    if path in MAILBOX_SECRET_FIELDS or path.startswith("headers."):
         return text
     if path in PATH_VALUES and text:
         return str(Path(text).expanduser().resolve())  # files are named from here
@@ -91,6 +80,8 @@ def collect(sets: list[str] | None, asks: list[str] | None) -> dict[str, Any]:
 
 
 def _nested(changes: dict[str, Any]) -> dict[str, Any]:
+    from mailintake.config.edit import set_path
+
     data: dict[str, Any] = {}
     for path, value in changes.items():
         set_path(data, path, value)
@@ -132,6 +123,10 @@ def group(kind: str) -> typer.Typer:
     @app.command("list")
     def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List them all."""
+        from rich.table import Table
+
+        from mailintake.config.edit import list_items
+
         rows = list_items(state(ctx).store(), kind)
         if as_json:
             print_json(rows)
@@ -155,6 +150,9 @@ def group(kind: str) -> typer.Typer:
         ] = False,
     ) -> None:
         """Show one in the configuration-file form (secrets redacted)."""
+        from mailintake.config.edit import current_item, effective_item
+        from mailintake.config.loader import dump_yaml
+
         if effective and kind != "mailbox":
             raise ConfigError(["--effective: only for mailboxes"])
         store = state(ctx).store()
@@ -173,6 +171,8 @@ def group(kind: str) -> typer.Typer:
         ask: AskOpt = None,
     ) -> None:
         """Change fields; the result is validated whole, like apply."""
+        from mailintake.config.edit import edit_item
+
         changes = collect(sets, ask)
         if not changes and not unset:
             raise ConfigError([f"{kind}: nothing to change (use --set, --unset or --ask)"])
@@ -218,6 +218,9 @@ def _add(
     changes: dict[str, Any],
 ) -> None:
     """Add from --file, then the named options, then --set/--ask (later ones win)."""
+    from mailintake.config.edit import put_item
+    from mailintake.config.loader import load_file
+
     data: dict[str, Any] = {}
     if file is not None:
         loaded = load_file(file)
@@ -243,6 +246,9 @@ def _server_commands(app: typer.Typer) -> None:
         ask: AskOpt = None,
     ) -> None:
         """Add a custom authorization server."""
+        from mailintake.net.http import build_client
+        from mailintake.oauth.discovery import discover
+
         found: dict[str, Any] = {}
         if issuer:
             with build_client() as client:
@@ -258,6 +264,10 @@ def _server_commands(app: typer.Typer) -> None:
     @app.command("discover")
     def discover_cmd(issuer: str, as_json: JsonOpt = False) -> None:
         """Print the endpoints an issuer's metadata gives (changes nothing)."""
+        from mailintake.config.loader import dump_yaml
+        from mailintake.net.http import build_client
+        from mailintake.oauth.discovery import discover
+
         with build_client() as client:
             found = discover(issuer, client)
         if as_json:
@@ -309,11 +319,15 @@ def _mailbox_commands(app: typer.Typer) -> None:
     @app.command("enable")
     def enable(ctx: typer.Context, name: str) -> None:
         """Poll this mailbox again."""
+        from mailintake.config.edit import edit_item
+
         _report(edit_item(state(ctx).store(), "mailbox", name, {"enabled": True}, [], environ()))
 
     @app.command("disable")
     def disable(ctx: typer.Context, name: str) -> None:
         """Stop polling this mailbox (its settings and tokens are kept)."""
+        from mailintake.config.edit import edit_item
+
         _report(edit_item(state(ctx).store(), "mailbox", name, {"enabled": False}, [], environ()))
 
 

@@ -26,8 +26,6 @@ from mailintake.cli import (
 )
 from mailintake.cli.context import CliState, err
 from mailintake.errors import ConfigError, MailintakeError
-from mailintake.observability.logging import configure as configure_logging
-from mailintake.observability.logging import redact_text
 
 app = typer.Typer(
     name="mailintake",
@@ -64,6 +62,8 @@ def main(
     ] = "warning",
     log_json: Annotated[bool, typer.Option("--log-json", help="Log lines as JSON.")] = False,
 ) -> None:
+    from mailintake.observability.logging import configure as configure_logging
+
     configure_logging(log_level, json=log_json)
     ctx.obj = CliState(home=home, database_url=database_url)
 
@@ -79,6 +79,13 @@ app.add_typer(items.group("mailbox"), name="mailboxes")
 app.add_typer(items.group("output"), name="outputs")
 app.add_typer(secrets_cmds.app, name="secrets")
 app.add_typer(admin_cmds.app, name="admin")
+
+
+def redact_text(text: str) -> str:
+    """The text with secrets masked (the logging module is imported only when needed)."""
+    from mailintake.observability.logging import redact_text as redact
+
+    return redact(text)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from mailintake.cli.context import err, out, print_json, state
-from mailintake.engine.poll import Poller, PollResult, use_short_switch_interval
-from mailintake.engine.scheduler import Scheduler
 from mailintake.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from mailintake.engine.poll import PollResult
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +28,10 @@ def poll(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """One import pass now; per mailbox: imported, skipped (already imported), failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mailintake.engine.poll import Poller, use_short_switch_interval
+
     cli = state(ctx)
     store = cli.store()
     with store.read() as repo:
@@ -84,6 +90,9 @@ def worker(
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database)."""
+    from mailintake.engine.poll import Poller, use_short_switch_interval
+    from mailintake.engine.scheduler import Scheduler
+
     cli = state(ctx)
     use_short_switch_interval()  # this process imports
     scheduler = Scheduler(Poller(cli.store(), cli.settings().home), concurrency=concurrency)

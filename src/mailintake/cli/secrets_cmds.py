@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailintake.cli.context import out, state
-from mailintake.crypto import (
-    NEW_KEY_FILE,
-    SecretBox,
-    finish_rotation,
-    generate_key,
-    load_box,
-    write_key_file,
-)
 from mailintake.errors import SecretKeyError
-from mailintake.store.repo import Store
+
+if TYPE_CHECKING:
+    from mailintake.crypto import (
+        SecretBox,
+    )
+    from mailintake.store.repo import Store
 
 app = typer.Typer(help="Manage the key that encrypts stored secrets.", no_args_is_help=True)
 
@@ -24,6 +21,8 @@ app = typer.Typer(help="Manage the key that encrypts stored secrets.", no_args_i
 @app.command("generate-key")
 def generate_key_cmd() -> None:
     """Print a new key (for MAILINTAKE_SECRET_KEY)."""
+    from mailintake.crypto import generate_key
+
     typer.echo(generate_key())
 
 
@@ -39,6 +38,15 @@ def rotate_key(
     ] = None,
 ) -> None:
     """Re-encrypt every stored secret with a new key."""
+    from mailintake.crypto import (
+        NEW_KEY_FILE,
+        SecretBox,
+        finish_rotation,
+        generate_key,
+        load_box,
+        write_key_file,
+    )
+
     cli = state(ctx)
     settings = cli.settings()
     store = cli.store()  # opens with the current key and checks that it is the right one
@@ -69,6 +77,8 @@ def rotate_key(
 
 
 def _rotate(store: Store, box: SecretBox) -> int:
+    from mailintake.store.repo import Store
+
     rotated = Store(store.engine, box)
     with rotated.begin() as repo:
         return repo.rotate_secrets()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
 from mailintake.cli.context import err, state
-from mailintake.settings import Settings
-from mailintake.store import admin
+
+if TYPE_CHECKING:
+    from mailintake.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +25,8 @@ def _listed(values: list[str] | None) -> tuple[str, ...]:
 def set_password_command(settings: Settings) -> str:
     """The command that sets the admin password of the database ``settings`` name (no
     secret in it: a database password is left for the reader to fill in)."""
+    from sqlalchemy.engine import make_url
+
     words = ["mailintake", "--home", str(settings.home)]
     if settings.database_url:
         url = make_url(settings.database_url)
@@ -63,6 +65,7 @@ def serve(
     import uvicorn
 
     from mailintake.engine.poll import use_short_switch_interval
+    from mailintake.store import admin
     from mailintake.web.app import create_app
     from mailintake.web.hosts import default_hosts
 

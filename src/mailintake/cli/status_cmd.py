@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from mailintake.cli.context import out, print_json, state
-from mailintake.status import mailbox_status
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +21,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Show every mailbox's state."""
+    from rich.table import Table
+
+    from mailintake.status import mailbox_status
+
     with state(ctx).store().read() as repo:
         rows = mailbox_status(repo)
     if as_json:
