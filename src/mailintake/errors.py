@@ -15,6 +15,7 @@
     │     ├── NetworkError           connection refused, DNS, TLS, timeout, proxy
     │     └── RateLimited            the server asked us to wait retry_after seconds
     ├── SourceError                  the mailbox server refused an operation (exit 4)
+    │     └── MessageUnavailable     the server cannot give one message: it fails alone
     ├── SinkError                    the output refused a message (exit 4)
     │     └── OutputUnavailable      the output failed to take it now (no answer, 5xx)
     └── LeaseLost                    another poll took over this mailbox, or its lease ran out
@@ -101,6 +102,12 @@ class RateLimited(TransientError):
 
 class SourceError(MailintakeError):
     exit_code = 4
+
+
+class MessageUnavailable(SourceError):
+    """The server cannot give this one message (Graph cannot convert it, it vanished, a
+    FETCH or RETR of it alone fails): a source yields it in the message's place, and the
+    message fails on its own while the pass goes on with the others (engine.retries)."""
 
 
 class SinkError(MailintakeError):

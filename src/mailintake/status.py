@@ -7,7 +7,7 @@ from typing import Any
 from mailintake.store import imports
 from mailintake.store.repo import Repo
 
-ZERO = {"imported": 0, "failed": 0, "pending": 0}
+ZERO = {"imported": 0, "failed": 0, "pending": 0, "parked": 0, "skipped": 0}
 
 
 def mailbox_status(repo: Repo) -> list[dict[str, Any]]:

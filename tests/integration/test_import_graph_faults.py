@@ -24,6 +24,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.graph import GraphSettings, GraphSource
 from mailintake.status import mailbox_status
+from mailintake.store import imports
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
@@ -407,9 +408,11 @@ def test_value_failing_for_one_message_names_it(
     graph.faults.fail_message(ids[1], "value", 500, "ErrorMimeContentConversionFailed", 9)
     configure(store, idp, graph.base_url, tmp_path / "out", username=address)
     result = Poller(store, home).poll("claims")
-    assert result.error is not None
+    assert (result.imported, result.failed, result.error) == (1, 1, None)  # it fails alone
+    with store.read() as repo:
+        [listed] = imports.problems(repo.conn, "claims")
     named = f"/messages/{quote(ids[1], safe='')}/$value: HTTP 500 ErrorMimeContentConversionFailed"
-    assert named in result.error
+    assert named in listed["reason"]
 
 
 def test_an_oversized_message_is_skipped_before_its_download(

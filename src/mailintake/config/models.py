@@ -101,6 +101,7 @@ class MailboxSpec(_Strict):
     poll_interval: Annotated[int, Field(ge=10, le=86400)] | None = None
     push: Push | None = None
     max_message_size: int | Text | None = None
+    max_tries: Annotated[int, Field(ge=1, le=1000)] | None = None
     output: Name | None = None
     enabled: bool | None = None
     oauth: OAuthSpec | None = None

@@ -17,6 +17,7 @@ from mailintake.oauth.servers import GRAPH_SHARED_SCOPES, ServerDefinition, fill
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_POLL_INTERVAL = 60
 DEFAULT_OUTPUT = "default"
+DEFAULT_MAX_TRIES = 5  # tries of a message the server cannot give, then it is parked
 DEFAULT_MAX_MESSAGE_SIZE = 150 * 1024 * 1024  # Graph's own limit for attachments (§3.10)
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?B?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -40,6 +41,11 @@ def parse_size(value: int | str) -> int | None:
         return None
     number = int(found.group(1)) * _UNITS[(found.group(2) or "").upper()]
     return number if number > 0 else None
+
+
+def max_tries(spec: MailboxSpec) -> int:
+    """Tries of a message the server cannot give before it is parked (engine.retries)."""
+    return spec.max_tries or DEFAULT_MAX_TRIES
 
 
 def max_message_size(spec: MailboxSpec) -> int:

@@ -9,11 +9,12 @@ import itertools
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from mailintake.sinks.base import Delivery, Receipt
-from mailintake.sources.base import MailSource, SourceItem
-from mailintake.spool import Body, Spooled
+from mailintake.sources.base import Fetched, MailSource, SourceItem
+from mailintake.spool import Spooled
 from mailintake.store import imports
 from mailintake.store.repo import Store
 
@@ -27,13 +28,14 @@ class Statuses:
     imported already (to skip work for them) and for the engine's own look at that page
     right after: one query a page, not two."""
 
-    def __init__(self, store: Store, mailbox: str) -> None:
-        self.store, self.mailbox = store, mailbox
+    def __init__(self, store: Store, mailbox: str, now: datetime | None = None) -> None:
+        self.store, self.mailbox, self.now = store, mailbox, now
         self._last: dict[str, str | None] = {}  # the keys the source asked about last
 
     def imported(self, keys: list[str]) -> set[str]:
         found = self._query(keys)
         self._last = {key: found.get(key) for key in keys}
+        # A failed message due for a try is not known: the source fetches it again.
         return {key for key, status in found.items() if status != imports.FAILED}
 
     def of(self, keys: list[str]) -> dict[str, str]:
@@ -44,7 +46,7 @@ class Statuses:
 
     def _query(self, keys: list[str]) -> dict[str, str]:
         with self.store.read() as repo:
-            return imports.statuses(repo.conn, self.mailbox, keys)
+            return imports.statuses(repo.conn, self.mailbox, keys, self.now)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Writing:
     deliveries: list[Delivery]
     oversized: list[Delivery]
     future: Future[list[Receipt | Exception]] | None
+    unavailable: list[str] = field(default_factory=list)  # keys the server could not give
 
     def wait(self) -> None:
         if self.future is not None:
@@ -93,7 +96,7 @@ def batches(items: Iterator[SourceItem], most_bytes: int) -> Iterator[tuple[int,
 
 def fetched_batches(
     source: MailSource, batches: Iterator[tuple[int, list[SourceItem]]]
-) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Body]]]]:
+) -> Iterator[tuple[int, list[SourceItem], list[tuple[SourceItem, Fetched]]]]:
     """Batches with their messages. A source whose requests may overlap (Graph: HTTP) has the
     next batches fetched while this one is delivered; the others are used by one thread at a
     time."""
@@ -104,7 +107,7 @@ def fetched_batches(
     # The next batches queue their requests behind this one's, so the source's request
     # slots never sit idle; listing what follows goes on here meanwhile.
     with ThreadPoolExecutor(max_workers=AHEAD) as ahead:
-        queued: deque[tuple[int, list[SourceItem], Future[list[tuple[SourceItem, Body]]]]]
+        queued: deque[tuple[int, list[SourceItem], Future[list[tuple[SourceItem, Fetched]]]]]
         queued = deque()
         for start, batch in itertools.islice(batches, AHEAD):
             queued.append((start, batch, ahead.submit(_fetch_all, source, batch)))
@@ -116,5 +119,5 @@ def fetched_batches(
             yield start, batch, fetched.result()
 
 
-def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Body]]:
+def _fetch_all(source: MailSource, batch: list[SourceItem]) -> list[tuple[SourceItem, Fetched]]:
     return list(source.fetch(batch))

@@ -10,6 +10,10 @@ acknowledged again.
 A pass holds the mailbox's lease, its own (one owner id per poll: a second poll of the same
 mailbox is refused, in this process or another), renewed on a timer while it works; it stops
 before the next message when the lease is lost or its output keeps failing (engine.guard).
+
+A message the server cannot give (MessageUnavailable) fails alone: it is recorded with its
+reason and tried again on its own back-off, parked after too many tries (engine.retries);
+the pass goes on with the others.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailintake.config import resolve
@@ -36,12 +40,13 @@ from mailintake.engine.batches import (
 )
 from mailintake.engine.factories import build_sink, build_source
 from mailintake.engine.guard import PassGuard, PassLimits
-from mailintake.errors import AuthError, LeaseLost, MailintakeError, NotFound
+from mailintake.engine.retries import Retries, charge
+from mailintake.errors import AuthError, LeaseLost, MailintakeError, MessageUnavailable, NotFound
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
-from mailintake.sources.base import MailSource, SourceItem, TokenProvider
+from mailintake.sources.base import Fetched, MailSource, SourceItem, TokenProvider
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body
 from mailintake.store import imports, leases
@@ -74,6 +79,9 @@ class PollResult:
     imported: int = 0
     skipped: int = 0
     failed: int = 0
+    # Failed before and not tried in this pass: their next try is later, they are parked,
+    # or a person skipped them (``mailintake messages NAME``).
+    waiting: int = 0
     error: str | None = None
     state: str | None = None  # the authorization state when a person must act
     # What the pass overcame but someone should know (a source's ``warnings``).
@@ -85,6 +93,7 @@ class PollResult:
             "imported": self.imported,
             "skipped": self.skipped,
             "failed": self.failed,
+            "waiting": self.waiting,
             "error": self.error,
             "authorization_state": self.state,
             "warnings": list(self.warnings),
@@ -107,6 +116,8 @@ class _Pass:
     source: MailSource
     sink: MessageSink
     paced: bool  # the output asks the guard before each message
+    retries: Retries  # when a message that failed on its own is tried again
+    now: datetime  # when the pass began: what back-off is counted from
     # Acknowledged on the server, final at the source's commit: marked after it.
     unconfirmed: list[str] = field(default_factory=list)
     # Marked acknowledged, still listed by a source whose action removes them: done again.
@@ -126,6 +137,8 @@ class Poller:
     batch_bytes: int = BATCH_BYTES  # a batch ends at BATCH messages or at this many bytes
     progress: Progress | None = None
     limits: PassLimits = field(default_factory=PassLimits)  # lease, renewal, failures
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # back-off of failed messages
+    delays: Retries = field(default_factory=Retries)  # its max_tries: the mailbox's setting
     _tokens: TokenManager = field(init=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +213,8 @@ class Poller:
             source,
             sink,
             paced,
+            Retries(self.delays.delays, resolve.max_tries(spec)),
+            self.clock(),
         )
         try:
             source.open()
@@ -245,7 +260,7 @@ class Poller:
 
     def _import(self, run: _Pass) -> None:
         counted = [0]  # messages to import found so far: the progress bar's total
-        statuses = Statuses(self.store, run.name)
+        statuses = Statuses(self.store, run.name, run.now)
         result, source = run.result, run.source
 
         def todo() -> Iterator[SourceItem]:
@@ -259,6 +274,8 @@ class Poller:
                         result.skipped += 1
                         if status == imports.ACKNOWLEDGED and source.acknowledged_at_commit:
                             run.stale.append(item)
+                    elif status in (imports.WAITING, imports.PARKED, imports.SKIPPED):
+                        result.waiting += 1
                     elif item.size is not None and item.size > run.limit:
                         self._fail(run.name, item, _too_large(item.size, run.limit))
                         result.failed += 1
@@ -277,9 +294,11 @@ class Poller:
                     source, batches(todo(), self.batch_bytes)
                 ):
                     run.guard.check()  # before another batch goes out
-                    deliveries, oversized = self._screen(run, fetched)
+                    deliveries, oversized, unavailable = self._screen(run, fetched)
                     future = writers.submit(run.sink.deliver, deliveries) if deliveries else None
-                    writing.append(Writing(start, batch, deliveries, oversized, future))
+                    writing.append(
+                        Writing(start, batch, deliveries, oversized, future, unavailable)
+                    )
                     while len(writing) >= overlap:
                         self._finish(run, writing.popleft(), counted[0])
                 while writing:
@@ -290,9 +309,18 @@ class Poller:
                     abandoned.discard()
 
     def _screen(
-        self, run: _Pass, fetched: list[tuple[SourceItem, Body]]
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """The batch's deliveries, and those over the size limit (recorded as failed)."""
+        self, run: _Pass, fetched: list[tuple[SourceItem, Fetched]]
+    ) -> tuple[list[Delivery], list[Delivery], list[str]]:
+        """The batch's deliveries, those over the size limit (recorded as failed), and the
+        keys of the messages the server could not give (charged a try each)."""
+        unavailable: list[str] = []
+        bodies: list[tuple[SourceItem, Body]] = []
+        for item, raw in fetched:
+            if isinstance(raw, MessageUnavailable):
+                self._charge(run, item, str(raw))
+                unavailable.append(item.key)
+            else:
+                bodies.append((item, raw))
         deliveries = [
             Delivery(
                 run.name,
@@ -302,7 +330,7 @@ class Poller:
                 raw,
                 item.received or _pop3_date(run.protocol, raw),
             )
-            for item, raw in fetched
+            for item, raw in bodies
         ]
         oversized = [d for d in deliveries if d.size > run.limit]
         for delivery in oversized:  # sizes the listing did not give (Graph)
@@ -312,7 +340,7 @@ class Poller:
                 _too_large(delivery.size, run.limit),
             )
             run.result.failed += 1
-        return [d for d in deliveries if d.size <= run.limit], oversized
+        return [d for d in deliveries if d.size <= run.limit], oversized, unavailable
 
     def _finish(self, run: _Pass, writing: Writing, total: int) -> None:
         try:
@@ -344,6 +372,7 @@ class Poller:
                 )
                 result.failed += 1
         sent = {d.key for d in writing.deliveries} | {d.key for d in writing.oversized}
+        sent.update(writing.unavailable)
         result.skipped += sum(1 for i in writing.batch if i.key not in sent)  # gone meanwhile
         if done:
             with self.store.begin() as repo:
@@ -357,6 +386,12 @@ class Poller:
             result.imported += len(done)
         if halt is not None:
             raise halt
+
+    def _charge(self, run: _Pass, item: SourceItem, reason: str) -> None:
+        """A message the server could not give: one more try, the next later, or parked."""
+        with self.store.begin() as repo:
+            charge(repo.conn, run.name, item, reason, run.retries, run.now)
+        run.result.failed += 1
 
     def _fail(self, name: str, item: SourceItem, reason: str) -> None:
         with self.store.begin() as repo:

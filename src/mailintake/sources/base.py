@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from mailintake.errors import MessageUnavailable
 from mailintake.spool import Body
 
 TokenProvider = Callable[[], str]
 # Which of these message keys were imported already (a source may skip work for them).
 KnownKeys = Callable[[list[str]], set[str]]
+# A fetched message: its bytes, or why the server cannot give this one (it fails alone).
+Fetched = Body | MessageUnavailable
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ class SourceItem:
     source: dict[str, Any]  # what identifies it on the server (metadata.json "source")
     size: int | None = None
     received: datetime | None = None
+    # From the listing, where the protocol gives them: shown for a message that failed.
+    subject: str | None = None
+    sender: str | None = None
 
 
 class MailSource(Protocol):
@@ -46,8 +52,11 @@ class MailSource(Protocol):
         on the first messages while the rest are listed."""
         ...
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:
-        """The messages' bytes, in order; a large one may come as a spooled file."""
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
+        """The messages' bytes, in order; a large one may come as a spooled file. A message
+        the server cannot give comes as MessageUnavailable (only when the failure is that
+        message's: a lost connection, a refused token raise as before); a message gone
+        from the server meanwhile does not come at all."""
         ...
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:

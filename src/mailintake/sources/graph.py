@@ -35,7 +35,7 @@ from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
 from mailintake.oauth import graph_access
 from mailintake.oauth.graph_access import Caller
 from mailintake.observability.logging import get_logger
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
 from mailintake.sources.graph_answers import (
     GraphRefused,
     error_code,
@@ -44,7 +44,7 @@ from mailintake.sources.graph_answers import (
     gave_up,
     retry_after,
 )
-from mailintake.sources.graph_downloads import CONCURRENCY, Downloads
+from mailintake.sources.graph_downloads import CONCURRENCY, Downloads, outcome
 from mailintake.spool import CHUNK, Body, SpoolWriter
 
 log = get_logger(__name__)
@@ -76,7 +76,7 @@ RELIST = 25  # the page of a second listing when the first came up short
 # PR_MESSAGE_SIZE (PidTagMessageSize), asked for with the listing so that max_message_size
 # skips a message before it is downloaded (docs/providers/microsoft.md, "Message sizes").
 SIZE_PROPERTY = "Integer 0x0E08"
-LISTED = "id,receivedDateTime,internetMessageId"
+LISTED = "id,receivedDateTime,internetMessageId,subject,from"
 AHEAD = 40  # messages downloaded before the import asks for them
 # Graph's listing gives no sizes, so the engine cannot end a batch at its byte limit as it does
 # for IMAP and POP3 (100 messages or 64 MB, engine/poll.py). Instead a download over this goes
@@ -390,6 +390,8 @@ class GraphSource:
                         source={"id": identifier},
                         size=_size(message),
                         received=_date(message.get("receivedDateTime")),
+                        subject=_text(message.get("subject")),
+                        sender=_sender(message.get("from")),
                     )
                 )
             url = body.get("@odata.nextLink")
@@ -414,12 +416,14 @@ class GraphSource:
             raise
         return writer.finish()
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Body]]:
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
         """Up to four downloads in flight all the time, in listing order, across batches;
-        results in order."""
+        results in order. A message Graph cannot give fails alone (graph_downloads.outcome:
+        checked with a request for the folder)."""
         futures = [self._downloads.claim(item) for item in items]
+        probe = lambda: self._total(self.folder_id(self.settings.folder))  # noqa: E731
         for item, future in zip(items, futures, strict=True):
-            yield item, future.result()
+            yield item, outcome(self.name, item, future, probe)
 
     def _ack_one(self, source: dict[str, Any]) -> None:
         url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
@@ -505,6 +509,21 @@ def _size(message: dict[str, Any]) -> int | None:
         except ValueError:
             return None
     return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _sender(value: Any) -> str | None:
+    """``from.emailAddress`` as ``Name <address>`` (shown for a message that failed)."""
+    address = value.get("emailAddress") if isinstance(value, dict) else None
+    if not isinstance(address, dict):
+        return None
+    mail, name = _text(address.get("address")), _text(address.get("name"))
+    if name and mail and name != mail:
+        return f"{name} <{mail}>"
+    return mail or name
 
 
 def _date(value: Any) -> datetime | None:

@@ -1,4 +1,5 @@
-"""Graph message downloads in listing order on a few threads, ahead of the import."""
+"""Graph message downloads in listing order on a few threads, ahead of the import, and what
+a download that failed means: the message's failure, or the pass's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from mailintake.sources.base import SourceItem
+from mailintake.errors import MailintakeError, MessageUnavailable, NetworkError
+from mailintake.sources.base import Fetched, SourceItem
+from mailintake.sources.graph_answers import GraphRefused
 from mailintake.spool import Body, Spooled
 
 CONCURRENCY = 4  # Outlook: four concurrent requests per app and mailbox (oauth-facts §3.6)
@@ -78,6 +81,35 @@ class Downloads:
         return self._pool.submit(self._download, item)
 
 
+def outcome(
+    name: str, item: SourceItem, future: Future[Body], probe: Callable[[], object]
+) -> Fetched:
+    """The download's body, or MessageUnavailable when the failure is the message's: Graph
+    refused this one download with a code (500 ErrorMimeContentConversionFailed for
+    encrypted or opaque-signed S/MIME items and their reports, 404 ErrorItemNotFound for an
+    item gone since the listing), or it kept failing (504, a connection dropped halfway
+    through a large item) while Graph answers ``probe`` (a small request) at once. A
+    refused token, throttling, or a Graph that does not answer ``probe`` either stop the
+    pass as before: nothing is charged to the message then."""
+    try:
+        return future.result()
+    except GraphRefused as exc:
+        return MessageUnavailable(f"{name}: Graph cannot give message {_id(item)}: {exc}")
+    except NetworkError as exc:
+        try:
+            probe()
+        except MailintakeError:
+            raise exc from None
+        return MessageUnavailable(
+            f"{name}: Graph kept failing to give message {_id(item)} while it answers other "
+            f"requests: {exc}"
+        )
+
+
+def _id(item: SourceItem) -> str:
+    return str(item.source.get("id", item.key))
+
+
 def _discard(future: Future[Body]) -> None:
     """A download nobody asked for: its spool file, if any, is removed."""
     if future.cancelled() or future.exception() is not None:
@@ -87,4 +119,4 @@ def _discard(future: Future[Body]) -> None:
         body.discard()
 
 
-__all__ = ["CONCURRENCY", "Downloads"]
+__all__ = ["CONCURRENCY", "Downloads", "outcome"]

@@ -14,13 +14,19 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.errors import (
+    AuthorizationRequired,
+    MessageUnavailable,
+    NetworkError,
+    SourceError,
+)
 from mailintake.keys import imap_key_prefix
 from mailintake.net import tls
 from mailintake.observability.logging import get_logger
 from mailintake.sources import unreachable
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
-from mailintake.sources.imap_wire import Wire
+from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.imap_narrow import narrowed
+from mailintake.sources.imap_wire import Listed, Wire
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -58,6 +64,7 @@ class ImapSource:
         self.client: Any = None
         self.uidvalidity: int | None = None
         self._turn = threading.RLock()
+        self._suspects: set[int] = set()  # UIDs the listing failed on: fetched alone
 
     def _what(self) -> str:
         s = self.settings
@@ -169,13 +176,12 @@ class ImapSource:
         keys = {uid: f"{prefix}-{uid}" for uid in uids}
         done = known(list(keys.values())) if known is not None else set()
         wanted = [uid for uid in uids if keys[uid] not in done]
-        try:
-            # One command at a time on the connection (batches are fetched meanwhile in other
-            # threads), on the connection of now: fetching may have signed in again.
-            with self._turn:
-                info = Wire(self.client._imap).sizes_and_dates(wanted)
-        except (OSError, IMAPClientError) as exc:
-            raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
+        # One command at a time on the connection (batches are fetched meanwhile in other
+        # threads), on the connection of now: fetching may have signed in again. A message
+        # the server fails on is listed without size and date (fetching it tells more).
+        with self._turn:
+            info, failed = narrowed(wanted, self._sizes, self._reconnect)
+        self._suspects.update(failed)
         items = []
         for uid in uids:
             listed = info.get(uid)
@@ -201,32 +207,59 @@ class ImapSource:
             try:
                 return call()
             except (OSError, IMAPClientError) as first:
-                log.info("imap.reconnect", mailbox=self.mailbox, reason=str(first)[:200])
-                before = self.uidvalidity
-                self.close()
-                self.open()
-                if self.uidvalidity != before:
-                    raise SourceError(
-                        f"{self._what()}: folder '{self.settings.folder}' was recreated "
-                        "(UIDVALIDITY changed) while importing; the next poll starts over"
-                    ) from first
+                self._reconnect(first)
                 try:
                     return call()
                 except (OSError, IMAPClientError) as exc:
                     raise SourceError(f"{self._what()}: {what}: {exc}") from exc
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
+        """The messages in chunks of ``batch``; a message the server fails on alone (found
+        by narrowing the chunk down, imap_narrow) comes as MessageUnavailable."""
         for start in range(0, len(items), self.settings.batch):
             chunk = list(items[start : start + self.settings.batch])
             uids = [i.source["uid"] for i in chunk]
-            bodies = self._again("fetching messages", functools.partial(self._bodies, uids))
+            sound = [uid for uid in uids if uid not in self._suspects]
+            with self._turn:
+                bodies, failed = narrowed(sound, self._bodies, self._reconnect)
+                for uid in uids:
+                    if uid in self._suspects:  # alone, not narrowed down to again
+                        alone, fails = narrowed([uid], self._bodies, self._reconnect)
+                        bodies.update(alone)
+                        failed.update(fails)
             for item in chunk:
-                body = bodies.get(item.source["uid"])
+                uid = item.source["uid"]
+                body = bodies.get(uid)
                 if body is not None:
                     yield item, body
+                elif uid in failed:
+                    yield (
+                        item,
+                        MessageUnavailable(
+                            f"{self._what()}: the server fails to give message UID {uid} "
+                            f"(fetched alone): {failed[uid]}"
+                        ),
+                    )
 
-    def _bodies(self, uids: list[int]) -> dict[int, bytes]:
-        return Wire(self.client._imap).bodies(uids)
+    def _bodies(self, uids: list[int], into: dict[int, bytes]) -> None:
+        Wire(self.client._imap).bodies(uids, into)
+
+    def _sizes(self, uids: list[int], into: dict[int, Listed]) -> None:
+        Wire(self.client._imap).sizes_and_dates(uids, into)
+
+    def _reconnect(self, cause: Exception) -> None:
+        """The session ended under a command: sign in again (raises when that fails: the
+        server is away, or the token is refused)."""
+        with self._turn:
+            log.info("imap.reconnect", mailbox=self.mailbox, reason=str(cause)[:200])
+            before = self.uidvalidity
+            self.close()
+            self.open()
+            if self.uidvalidity != before:
+                raise SourceError(
+                    f"{self._what()}: folder '{self.settings.folder}' was recreated "
+                    "(UIDVALIDITY changed) while importing; the next poll starts over"
+                ) from cause
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         action = self.settings.after_import

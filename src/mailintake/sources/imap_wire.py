@@ -15,7 +15,7 @@ import functools
 import imaplib
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -114,9 +114,14 @@ class Wire:
 
     def command(self, text: str) -> list[Response]:
         """Send one command; return its untagged responses once the tagged ``OK`` came."""
+        return list(self.responses(text))
+
+    def responses(self, text: str) -> Iterator[Response]:
+        """Send one command; its untagged responses as they arrive, then the tagged status
+        (``OK`` ends it, ``NO``/``BAD``/``BYE`` raise after what came before it). Read to
+        the end: the session is in step only then."""
         tag = f"mi{next(_TAGS)}".encode()
         self.imap.send(tag + b" " + text.encode() + b"\r\n")
-        responses: list[Response] = []
         prefix = tag + b" "
         while True:
             lines, literals = self._response()
@@ -124,11 +129,11 @@ class Wire:
             if first.startswith(b"* "):
                 if first[2:5].upper() == b"BYE":
                     raise imaplib.IMAP4.abort(first.decode(errors="replace").strip())
-                responses.append(Response(lines, literals))
+                yield Response(lines, literals)
             elif first.startswith(prefix):
                 status = first[len(prefix) :]
                 if status[:2].upper() == b"OK" and status[2:3] in (b" ", b"\r", b"\n"):
-                    return responses
+                    return
                 what = " ".join(text.split(" ", 2)[:2])
                 raise imaplib.IMAP4.error(f"{what}: {status.decode(errors='replace').strip()}")
             else:  # a continuation request or a stray line: nothing this reader asked for
@@ -181,15 +186,18 @@ class Wire:
                 uids.extend(int(word) for word in text[8:].split() if word.isdigit())
         return sorted(uids)
 
-    def sizes_and_dates(self, uids: Iterable[int]) -> dict[int, Listed]:
+    def sizes_and_dates(
+        self, uids: Iterable[int], into: dict[int, Listed] | None = None
+    ) -> dict[int, Listed]:
         """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``. A message's items may come in
         several FETCH responses, and one that another session caused (``* 3 FETCH (UID 7
-        FLAGS (\\Seen))``) may come after them: a response tells only the items it holds."""
-        found: dict[int, Listed] = {}
+        FLAGS (\\Seen))``) may come after them: a response tells only the items it holds.
+        What comes is put into ``into`` as it arrives (kept when the command then fails)."""
+        found: dict[int, Listed] = {} if into is None else into
         wanted = uid_set(uids)
         if not wanted:
             return found
-        for response in self.command(f"UID FETCH {wanted} (UID RFC822.SIZE INTERNALDATE)"):
+        for response in self.responses(f"UID FETCH {wanted} (UID RFC822.SIZE INTERNALDATE)"):
             text = response.text
             found_uid = _UID.search(text)
             if not _FETCH.match(text) or found_uid is None:
@@ -209,13 +217,14 @@ class Wire:
             )
         return found
 
-    def bodies(self, uids: Iterable[int]) -> dict[int, bytes]:
-        """``UID FETCH set (UID BODY.PEEK[])``: each message's bytes as the server has them."""
-        found: dict[int, bytes] = {}
+    def bodies(self, uids: Iterable[int], into: dict[int, bytes] | None = None) -> dict[int, bytes]:
+        """``UID FETCH set (UID BODY.PEEK[])``: each message's bytes as the server has them,
+        put into ``into`` as they arrive (kept when the command then fails)."""
+        found: dict[int, bytes] = {} if into is None else into
         wanted = uid_set(uids)
         if not wanted:
             return found
-        for response in self.command(f"UID FETCH {wanted} (UID BODY.PEEK[])"):
+        for response in self.responses(f"UID FETCH {wanted} (UID BODY.PEEK[])"):
             body = _body(response)
             if body is None:
                 continue

@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailintake.errors import AuthorizationRequired, NetworkError, SourceError
+from mailintake.errors import (
+    AuthorizationRequired,
+    MessageUnavailable,
+    NetworkError,
+    SourceError,
+)
 from mailintake.keys import pop3_key
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources import unreachable
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
 from mailintake.sources.pop3_wire import Pipe, pipelining
 
 
@@ -120,9 +125,11 @@ class Pop3Source:
             )
         return items
 
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
+    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
         """RETR, several outstanding at once when the server allows (PIPELINING); each chunk
-        is read whole before it is handed on, so the session is free between chunks."""
+        is read whole before it is handed on, so the session is free between chunks. A RETR
+        answered -ERR fails that message alone (the session stays in step); a connection
+        lost raises."""
         assert self._pipe is not None
         wanted = {}
         for item in items:
@@ -133,11 +140,23 @@ class Pop3Source:
         for start in range(0, len(numbers), self.settings.batch):
             try:
                 with self._turn:
-                    chunk = list(self._pipe.retrieve(numbers[start : start + self.settings.batch]))
+                    part = numbers[start : start + self.settings.batch]
+                    chunk = list(self._pipe.retrieve_each(part))
             except (OSError, poplib.error_proto) as exc:
                 raise SourceError(f"{self._what()}: RETR: {exc}") from exc
             for number, message in chunk:
-                yield wanted[number], message
+                item = wanted[number]
+                if isinstance(message, bytes):
+                    yield item, message
+                    continue
+                answer = message.args[0] if message.args else b""
+                text = answer.decode(errors="replace") if isinstance(answer, bytes) else answer
+                yield (
+                    item,
+                    MessageUnavailable(
+                        f"{self._what()}: RETR of message {item.source['uidl']} answered {text}"
+                    ),
+                )
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         if self.settings.after_import != "delete" or self._pipe is None:

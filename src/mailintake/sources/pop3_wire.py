@@ -86,9 +86,12 @@ class Pipe:
         sock: Any = getattr(self.client, "sock")  # noqa: B009
         sock.sendall("".join(f"{c}\r\n" for c in commands).encode())
 
-    def _run(self, commands: Sequence[str], multiline: bool) -> Iterator[tuple[int, bytes]]:
+    def _run(
+        self, commands: Sequence[str], multiline: bool, alone: bool = False
+    ) -> Iterator[tuple[int, bytes | poplib.error_proto]]:
         """Each command's index and answer (the message for a multi-line one, the status
-        line otherwise), in order; ``-ERR`` raises ``poplib.error_proto``."""
+        line otherwise), in order; ``-ERR`` raises ``poplib.error_proto``, or with ``alone``
+        is that command's answer (the session stays in step: an -ERR is one line)."""
         sent = done = 0
         try:
             while done < len(commands):
@@ -98,6 +101,9 @@ class Pipe:
                     sent += len(batch)
                 status = self._status()
                 done += 1
+                if not status.startswith(b"+OK") and alone:
+                    yield done - 1, poplib.error_proto(status)
+                    continue
                 if not status.startswith(b"+OK"):
                     self._drain(sent - done, multiline)
                     raise poplib.error_proto(status)
@@ -115,6 +121,15 @@ class Pipe:
     def retrieve(self, numbers: Sequence[int]) -> Generator[tuple[int, bytes], None, None]:
         """``RETR`` each message number: (number, the message's bytes)."""
         for index, message in self._run([f"RETR {n}" for n in numbers], multiline=True):
+            assert isinstance(message, bytes)  # an -ERR raised
+            yield numbers[index], message
+
+    def retrieve_each(
+        self, numbers: Sequence[int]
+    ) -> Generator[tuple[int, bytes | poplib.error_proto], None, None]:
+        """``retrieve``, where a RETR answered ``-ERR`` is that message's answer (the error)
+        and the others go on."""
+        for index, message in self._run([f"RETR {n}" for n in numbers], True, alone=True):
             yield numbers[index], message
 
     def delete(self, numbers: Sequence[int]) -> None:

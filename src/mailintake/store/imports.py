@@ -1,5 +1,9 @@
 """Import records: what was delivered and recorded, what was acknowledged on the server, what
-failed and why. Which poll imports which mailbox now is in ``leases``."""
+failed and why. Which poll imports which mailbox now is in ``leases``.
+
+A message the server could not give (engine.retries) is ``failed`` with the time of its next
+try, ``parked`` once tried too often (until a person says ``retry`` or ``skip``), ``skipped``
+when a person said so: never imported, never tried again, still listed."""
 
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ from mailintake.store.tables import imports
 RECORDED = "recorded"
 ACKNOWLEDGED = "acknowledged"
 FAILED = "failed"
+PARKED = "parked"
+SKIPPED = "skipped"
+WAITING = "waiting"  # not a stored status: a failed message whose next try is not due yet
+# Messages a person may act on (list, retry, skip).
+PROBLEMS = (FAILED, PARKED, SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ def _now() -> datetime:
 
 # Statements run for every batch of messages, built once: building one costs more than
 # running it (SQLAlchemy constructs and compiles the expression, then makes its cache key).
-_STATUSES = select(imports.c.key, imports.c.status).where(
+_STATUSES = select(imports.c.key, imports.c.status, imports.c.next_try_at).where(
     imports.c.mailbox == bindparam("mailbox"), imports.c.key.in_(bindparam("keys", expanding=True))
 )
 _ACKNOWLEDGED = (
@@ -85,14 +94,25 @@ def _record_statement(dialect: str) -> Any:
     return statement
 
 
-def statuses(conn: Connection, mailbox: str, keys: Sequence[str]) -> dict[str, str]:
-    """The status of each of these keys that is known (chunked: IN lists stay small)."""
+def statuses(
+    conn: Connection, mailbox: str, keys: Sequence[str], now: datetime | None = None
+) -> dict[str, str]:
+    """The status of each of these keys that is known (chunked: IN lists stay small). With
+    ``now``, a failed message whose next try is later is ``WAITING``."""
     found: dict[str, str] = {}
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
         rows = conn.execute(_STATUSES, {"mailbox": mailbox, "keys": chunk})
-        found.update({r.key: r.status for r in rows})
+        found.update({r.key: _status(r.status, r.next_try_at, now) for r in rows})
     return found
+
+
+def _status(status: str, next_try: datetime | None, now: datetime | None) -> str:
+    if status != FAILED or now is None or next_try is None:
+        return status
+    if next_try.tzinfo is None:  # SQLite gives naive datetimes back
+        next_try = next_try.replace(tzinfo=UTC)
+    return WAITING if next_try > now else FAILED
 
 
 def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> None:
@@ -138,14 +158,32 @@ def failed(
     error: str,
     *,
     subject: str | None = None,
+    sender: str | None = None,
     size: int | None = None,
+    next_try: datetime | None = None,
+    parked: bool = False,
 ) -> None:
-    """A message that stays on the server: recorded with the reason, shown in status."""
+    """A message that stays on the server: recorded with the reason, shown in status; tried
+    again at ``next_try`` (None: at the next pass), or ``parked`` until a person acts."""
     now = _now()
+    status = PARKED if parked else FAILED
+    values: dict[str, Any] = {
+        "error": error[:2000],
+        "attempts": imports.c.attempts + 1,
+        "status": status,
+        "next_try_at": next_try,
+        "updated_at": now,
+    }
+    if subject is not None:
+        values["subject"] = subject[:1000]
+    if sender is not None:
+        values["sender"] = sender[:1000]
+    if size is not None:
+        values["size"] = size
     done = conn.execute(
         update(imports)
         .where(imports.c.mailbox == mailbox, imports.c.key == key, imports.c.status == FAILED)
-        .values(error=error[:2000], attempts=imports.c.attempts + 1, updated_at=now)
+        .values(**values)
     ).rowcount
     if not done:
         try:
@@ -154,17 +192,91 @@ def failed(
                     insert(imports).values(
                         mailbox=mailbox,
                         key=key,
-                        status=FAILED,
+                        status=status,
                         source=source,
                         error=error[:2000],
-                        subject=subject,
+                        subject=(subject or "")[:1000] or None,
+                        sender=(sender or "")[:1000] or None,
                         size=size,
                         attempts=1,
+                        next_try_at=next_try,
                         updated_at=now,
                     )
                 )
         except IntegrityError:
-            pass  # recorded meanwhile: it is not a failure any more
+            pass  # recorded meanwhile (not a failure any more), or parked or skipped
+
+
+def tries(conn: Connection, mailbox: str, key: str) -> int:
+    """How often a message failed so far (0: never, or it is not failed now)."""
+    value = conn.execute(
+        select(imports.c.attempts).where(
+            imports.c.mailbox == mailbox, imports.c.key == key, imports.c.status == FAILED
+        )
+    ).scalar()
+    return int(value or 0)
+
+
+def problems(conn: Connection, mailbox: str, limit: int = 500) -> list[dict[str, Any]]:
+    """A mailbox's failed, parked and skipped messages, the newest first."""
+    rows = conn.execute(
+        select(imports)
+        .where(imports.c.mailbox == mailbox, imports.c.status.in_(PROBLEMS))
+        .order_by(imports.c.updated_at.desc(), imports.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "key": r.key,
+            "status": r.status,
+            "subject": r.subject,
+            "from": r.sender,
+            "size": r.size,
+            "reason": r.error,
+            "tries": r.attempts,
+            "next_try_at": _iso(r.next_try_at) if r.status == FAILED else None,
+            "updated_at": _iso(r.updated_at),
+        }
+        for r in rows
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def retry_now(conn: Connection, mailbox: str, key: str) -> bool:
+    """A failed, parked or skipped message is tried at the next pass (False: no such one).
+    Its tries are kept: failing again parks it again at once."""
+    return bool(
+        conn.execute(
+            update(imports)
+            .where(
+                imports.c.mailbox == mailbox,
+                imports.c.key == key,
+                imports.c.status.in_(PROBLEMS),
+            )
+            .values(status=FAILED, next_try_at=None, updated_at=_now())
+        ).rowcount
+    )
+
+
+def skip(conn: Connection, mailbox: str, key: str) -> bool:
+    """A person gives up on a failed or parked message: never imported, never tried again,
+    still listed as skipped (False: no such one)."""
+    return bool(
+        conn.execute(
+            update(imports)
+            .where(
+                imports.c.mailbox == mailbox,
+                imports.c.key == key,
+                imports.c.status.in_(PROBLEMS),
+            )
+            .values(status=SKIPPED, next_try_at=None, updated_at=_now())
+        ).rowcount
+    )
 
 
 def pending_acknowledgements(conn: Connection, mailbox: str) -> list[Pending]:
@@ -184,9 +296,15 @@ def counts(conn: Connection) -> dict[str, dict[str, int]]:
     )
     result: dict[str, dict[str, int]] = {}
     for mailbox, status, number in rows:
-        entry = result.setdefault(mailbox, {"imported": 0, "failed": 0, "pending": 0})
-        if status == FAILED:
+        entry = result.setdefault(
+            mailbox, {"imported": 0, "failed": 0, "pending": 0, "parked": 0, "skipped": 0}
+        )
+        if status in (FAILED, PARKED):  # failed counts every message not imported on its own
             entry["failed"] += number
+            if status == PARKED:
+                entry["parked"] += number
+        elif status == SKIPPED:
+            entry["skipped"] += number
         else:
             entry["imported"] += number
             if status == RECORDED:

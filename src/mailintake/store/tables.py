@@ -121,7 +121,9 @@ imports = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("mailbox", String(64), nullable=False),
     Column("key", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # recorded | acknowledged | failed
+    # recorded | acknowledged | failed (tried again at next_try_at) | parked (tried too often:
+    # waits for a person) | skipped (by a person: never imported)
+    Column("status", String(16), nullable=False),
     Column("source", JSON, nullable=False),  # imap: folder/uidvalidity/uid; pop3: uidl; graph: id
     Column("location", Text, nullable=True),  # where the output put it
     Column("subject", Text, nullable=True),
@@ -129,7 +131,8 @@ imports = Table(
     Column("size", Integer, nullable=True),
     Column("sha256", String(64), nullable=True),
     Column("error", Text, nullable=True),
-    Column("attempts", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),  # for a failed message: its tries
+    Column("next_try_at", DateTime(timezone=True), nullable=True),  # a failed one, tried again
     Column("imported_at", DateTime(timezone=True), nullable=True),
     Column("acknowledged_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
