@@ -136,8 +136,8 @@ def test_wrong_proxy_password(proxy: Proxy, target: Target) -> None:
     before = proxy.requests_seen(target.http)
     plain = failure(f"{target.http}/token", settings)
     assert plain == (
-        f"the proxy {proxy.url} refused the proxy user name or password (HTTP 407): "
-        "check proxy.username and proxy.password"
+        f"GET {target.http}/token: the proxy {proxy.url} refused the proxy user name or "
+        "password (HTTP 407): check proxy.username and proxy.password"
     )
     tunnel = failure(f"{target.https}/token", settings, verify=target.trust())
     assert tunnel == (
@@ -151,6 +151,26 @@ def test_wrong_proxy_password(proxy: Proxy, target: Target) -> None:
         assert proxy.password not in message
 
 
+def test_a_proxy_refusal_on_plain_http_is_an_httpx2_error(proxy: Proxy, target: Target) -> None:
+    """The proxy's own answer to a plain-http request leaves the client as an httpx2 error,
+    as a refused CONNECT does: the caller's edge translates it once, and its response is
+    closed."""
+    wrong = ProxySettings(proxy.url, proxy.username, WRONG)
+    for url, settings in (
+        (f"{target.http}/token", wrong),
+        ("http://login.mailintake.invalid/token", good(proxy)),
+    ):
+        with (
+            build_client(proxy=settings, timeout=httpx2.Timeout(10.0)) as client,
+            pytest.raises(httpx2.ProxyError) as caught,
+        ):
+            client.get(url)
+        assert not isinstance(caught.value, NetworkError)
+        assert str(translate(caught.value, f"GET {url}")).startswith(
+            f"GET {url}: the proxy {proxy.url} "
+        )
+
+
 def test_missing_proxy_credentials(proxy: Proxy, target: Target) -> None:
     for url in (f"{target.http}/token", f"{target.https}/token"):
         message = failure(url, ProxySettings(proxy.url), verify=target.trust())
@@ -161,7 +181,7 @@ def test_missing_proxy_credentials(proxy: Proxy, target: Target) -> None:
 def test_credentials_in_the_address_stay_out_of_messages(proxy: Proxy, target: Target) -> None:
     address = proxy.url.replace("http://", f"http://{proxy.username}:{WRONG}@")
     message = failure(f"{target.http}/token", ProxySettings(address, proxy.username, WRONG))
-    assert message.startswith(f"the proxy {proxy.url} refused")
+    assert message.startswith(f"GET {target.http}/token: the proxy {proxy.url} refused")
     assert WRONG not in message
     assert WRONG not in repr(ProxySettings(proxy.url, proxy.username, WRONG))
 
@@ -198,9 +218,9 @@ def test_target_unreachable_from_the_proxy(proxy: Proxy) -> None:
     connect" for an unknown name and a closed port, so the message names both."""
     plain = failure("http://login.mailintake.invalid/token", good(proxy))
     assert plain == (
-        f"the proxy {proxy.url} could not reach login.mailintake.invalid:80 (HTTP 500 Unable "
-        "to connect): check that the host name resolves and the server is reachable from "
-        "the proxy"
+        "GET http://login.mailintake.invalid/token: the proxy "
+        f"{proxy.url} could not reach login.mailintake.invalid:80 (500 Unable to connect): "
+        "check that the host name resolves and the server is reachable from the proxy"
     )
     tunnel = failure(f"https://127.0.0.1:{free_port()}/token", good(proxy))
     assert f"the proxy {proxy.url} could not reach 127.0.0.1:" in tunnel

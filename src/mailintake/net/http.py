@@ -124,9 +124,9 @@ def build_client(
     """A client that uses exactly the given proxy (never proxy environment variables).
 
     Through a proxy, a plain-http response the proxy itself wrote (407, or tinyproxy's 401,
-    for wrong or missing proxy credentials; "could not connect" pages) raises NetworkError
-    from a response hook, as https requests through CONNECT raise ProxyError (see
-    ``translate``)."""
+    for wrong or missing proxy credentials; "could not connect" pages) raises httpx2's
+    ProxyError from a response hook, as https requests through CONNECT do; the caller's edge
+    translates either (``translate``)."""
     proxy_config = None
     hooks: dict[str, list[Any]] = {}
     if proxy is not None:
@@ -137,11 +137,15 @@ def build_client(
             request.extensions[_PROXY_EXTENSION] = proxy
 
         def refuse_proxy_failures(response: httpx2.Response) -> None:
+            # An httpx2 error, as for a refused CONNECT: httpx2 closes the response and the
+            # adapter's edge translates it once, naming what it was doing (``translate``).
             if response.status_code == 407 or _proxy_basic_401(response):
-                raise proxy_auth_refused(proxy)
-            if _proxy_could_not_connect(response):
-                status = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-                raise _proxy_unreachable_target(proxy, _where(response.request.url), status)
+                status = "407 Proxy Authentication Required"
+            elif _proxy_could_not_connect(response):
+                status = f"{response.status_code} {response.reason_phrase}".rstrip()
+            else:
+                return
+            raise httpx2.ProxyError(status, request=response.request)
 
         hooks["request"] = [remember_proxy]
         hooks["response"] = [refuse_proxy_failures]

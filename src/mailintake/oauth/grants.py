@@ -179,8 +179,6 @@ def _post_token(
         raise translate(
             exc, f"{endpoint.mailbox}: token request to {endpoint.url}", proxy_of(endpoint.http)
         ) from exc
-    except NetworkError as exc:  # the proxy refused its credentials
-        raise NetworkError(f"{endpoint.mailbox}: token request to {endpoint.url}: {exc}") from exc
     metrics.TOKENS.labels(
         endpoint.mailbox,
         str(endpoint.context.grant),
@@ -343,8 +341,6 @@ def start_device(endpoint: Endpoint, device_endpoint: str, scopes: tuple[str, ..
         raise translate(
             exc, f"{endpoint.mailbox}: device code request", proxy_of(endpoint.http)
         ) from exc
-    except NetworkError as exc:
-        raise NetworkError(f"{endpoint.mailbox}: device code request: {exc}") from exc
     if answer.status_code != 200:
         error = diagnose.parse_token_error(answer.status_code, answer.content, answer.headers)
         raise diagnose.to_exception(diagnose.diagnose(error, endpoint.context), endpoint.mailbox)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 
-from mailintake.errors import MailintakeError, NetworkError, OutputUnavailable, SinkError
+from mailintake.errors import MailintakeError, OutputUnavailable, SinkError
 from mailintake.net.http import build_client, translate
 from mailintake.sinks.base import Delivery, Pacer, Receipt, metadata
 
@@ -100,9 +100,6 @@ class WebhookSink:
                 )
             except httpx2.HTTPError as exc:
                 last = str(translate(exc, f"webhook {self.url}"))
-                continue
-            except NetworkError as exc:
-                last = str(exc)
                 continue
             if 200 <= answer.status_code < 300:
                 return Receipt(delivery.key, f"{self.url}#{delivery.key}")
