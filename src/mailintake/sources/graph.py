@@ -26,7 +26,7 @@ from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
 from mailintake.errors import (
     AuthorizationRequired,
-    NetworkError,
+    ConfigError,
     RateLimited,
     SourceError,
 )
@@ -547,7 +547,9 @@ def build_graph_source(
     spool: Path | None = None,
 ) -> GraphSource:
     if spec.username is None:
-        raise NetworkError(f"{spec.name}: username required")
+        raise ConfigError(
+            [f"mailboxes[{spec.name}].username: required for Microsoft Graph (the mailbox to read)"]
+        )
     proxy = None
     if spec.proxy is not None and spec.proxy.address:
         proxy = ProxySettings(
