@@ -111,6 +111,19 @@ def test_a_non_json_success_is_a_clear_error() -> None:
         grants.client_credentials(endpoint(transport), ("x/.default",))
 
 
+@pytest.mark.parametrize("body", [{}, {"access_token": ""}, {"token_type": "Bearer"}])
+def test_a_success_without_a_token_is_the_servers_protocol_error(body: dict[str, str]) -> None:
+    transport = httpx2.MockTransport(lambda _r: httpx2.Response(200, json=body))
+    with pytest.raises(AuthError) as caught:
+        grants.client_credentials(endpoint(transport), ("x/.default",))
+    assert type(caught.value) is AuthError
+    assert caught.value.state == "error"
+    assert caught.value.exit_code == 3
+    assert str(caught.value).startswith(
+        f"box: the token server {URL} answered without a token (HTTP 200 with no access_token)"
+    )
+
+
 def test_code_request_uses_pkce_s256_state_and_login_hint() -> None:
     request = grants.code_request(
         "https://login.example.com/authorize",

@@ -22,7 +22,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from mailintake.config.matrix import Grant
-from mailintake.errors import NetworkError
+from mailintake.errors import AuthError, NetworkError
 from mailintake.net.http import proxy_of, translate
 from mailintake.oauth import assertion_forms, diagnose
 from mailintake.observability import metrics
@@ -117,11 +117,17 @@ def _account_from_id_token(id_token: Any) -> str | None:
 
 
 def _parse_success(
-    body: Mapping[str, Any], requested: tuple[str, ...], started: float
+    endpoint: Endpoint, body: Mapping[str, Any], requested: tuple[str, ...], started: float
 ) -> TokenResponse:
     token = body.get("access_token")
     if not isinstance(token, str) or not token:
-        raise NetworkError("the token endpoint answered without an access_token")
+        # The server broke the protocol: asking again will not help, signing in again may
+        # not either; a person must check the endpoint (the grant is kept).
+        raise AuthError(
+            f"{endpoint.mailbox}: the token server {endpoint.url} answered without a token "
+            "(HTTP 200 with no access_token): check that the token endpoint is the server's "
+            "and what its server logs say"
+        )
     obtained = datetime.fromtimestamp(started, UTC)
     expires_in = body.get("expires_in")
     try:
@@ -193,7 +199,7 @@ def _post_token(
             raise NetworkError(
                 f"{endpoint.mailbox}: the token endpoint {endpoint.url} did not answer JSON"
             )
-        return _parse_success(body, requested, started)
+        return _parse_success(endpoint, body, requested, started)
     error = diagnose.parse_token_error(answer.status_code, answer.content, answer.headers)
     if error.error in ("authorization_pending", "slow_down"):
         raise AuthorizationPending(slow_down=error.error == "slow_down")
