@@ -13,7 +13,8 @@
     │     └── PasswordUpdateRequired store the new password
     ├── TransientError               a remote failure; retrying later may help (exit 4)
     │     ├── NetworkError           connection refused, DNS, TLS, timeout, proxy
-    │     └── RateLimited            the server asked us to wait retry_after seconds
+    │     ├── RateLimited            the server asked us to wait retry_after seconds
+    │     └── AuthorizationPending   device code: not signed in yet; poll again (.slow_down)
     ├── SourceError                  the mailbox server refused an operation (exit 4)
     │     └── MessageUnavailable     the server cannot give one message: it fails alone
     ├── SinkError                    the output refused a message (exit 4)
@@ -98,6 +99,16 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AuthorizationPending(TransientError):
+    """Device code flow: the user has not finished signing in yet; poll the token endpoint
+    again after the interval (5 seconds longer when ``slow_down``). The device flow's
+    polling loop catches it; it leaves the loop only if a server answers it elsewhere."""
+
+    def __init__(self, slow_down: bool) -> None:
+        super().__init__("authorization pending")
+        self.slow_down = slow_down
 
 
 class SourceError(MailintakeError):

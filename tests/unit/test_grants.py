@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
+from mailintake import errors
 from mailintake.config.matrix import Grant
 from mailintake.errors import AuthError, NetworkError
 from mailintake.oauth import diagnose, grants
@@ -122,6 +123,45 @@ def test_a_success_without_a_token_is_the_servers_protocol_error(body: dict[str,
     assert str(caught.value).startswith(
         f"box: the token server {URL} answered without a token (HTTP 200 with no access_token)"
     )
+
+
+def test_device_polling_waits_while_the_sign_in_is_pending() -> None:
+    answers = [
+        httpx2.Response(400, json={"error": "authorization_pending"}),
+        httpx2.Response(400, json={"error": "slow_down"}),
+        httpx2.Response(200, json={"access_token": "at", "expires_in": 60}),
+    ]
+    slept: list[float] = []
+    device = grants.DeviceCode(
+        device_code="dc",
+        user_code="ABCD",
+        verification_uri="https://login.example.com/device",
+        expires_at=10**12,
+        interval=5,
+        message="sign in",
+        scopes=("Mail.Read",),
+    )
+    answer = grants.poll_device(
+        endpoint(httpx2.MockTransport(lambda _r: answers.pop(0)), Grant.DEVICE_CODE),
+        device,
+        sleep=slept.append,
+    )
+    assert answer.access_token == "at"
+    assert slept == [5, 10]
+
+
+def test_a_pending_sign_in_is_in_the_exception_tree() -> None:
+    """Outside the device flow's polling loop it is what it says: a person has not finished
+    signing in, and asking again later may help (exit 4), not an unexplained crash."""
+    assert grants.AuthorizationPending is errors.AuthorizationPending
+    transport = httpx2.MockTransport(
+        lambda _r: httpx2.Response(400, json={"error": "authorization_pending"})
+    )
+    with pytest.raises(errors.TransientError) as caught:
+        grants.client_credentials(endpoint(transport), ("x/.default",))
+    assert isinstance(caught.value, errors.AuthorizationPending)
+    assert caught.value.exit_code == 4
+    assert caught.value.slow_down is False
 
 
 def test_code_request_uses_pkce_s256_state_and_login_hint() -> None:

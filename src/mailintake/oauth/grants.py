@@ -22,7 +22,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from mailintake.config.matrix import Grant
-from mailintake.errors import AuthError, NetworkError
+from mailintake.errors import AuthError, AuthorizationPending, NetworkError
 from mailintake.net.http import proxy_of, translate
 from mailintake.oauth import assertion_forms, diagnose
 from mailintake.observability import metrics
@@ -77,14 +77,6 @@ class Endpoint:
     context: diagnose.Context
     mailbox: str
     http: httpx2.Client
-
-
-class AuthorizationPending(Exception):
-    """Device code: the user has not finished signing in yet (poll again after ``interval``)."""
-
-    def __init__(self, slow_down: bool) -> None:
-        super().__init__("authorization pending")
-        self.slow_down = slow_down
 
 
 def resource_of(scopes: tuple[str, ...] | list[str]) -> str:
