@@ -25,6 +25,10 @@ def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
             "last_error": r.last_error,
             "last_warning": r.last_warning,
             **counts.get(r.spec.name, ZERO),
+            # what could not be imported and waits for its next try or a person
+            "failed_messages": imports.problems(
+                repo.conn, r.spec.name, statuses=(imports.FAILED, imports.PARKED), limit=20
+            ),
         }
         for r in repo.list_mailboxes()
     ]

@@ -6,11 +6,14 @@ folder is imported. A Graph that fails every request charges no message."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from mailintake.engine.poll import Poller
 from mailintake.errors import MessageUnavailable, NetworkError
@@ -21,10 +24,14 @@ from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.integration.oauth_support import certificate, idp
+from tests.integration.test_api import api
+from tests.integration.test_cli import Cli, cli
 from tests.integration.test_import_graph import configure, raw
 from tests.integration.test_import_graph_faults import app_token
 
-__all__ = ["certificate", "idp"]
+__all__ = ["api", "certificate", "cli", "idp"]
+
+T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +117,60 @@ def test_a_graph_that_fails_every_request_charges_no_message(
             list(source.fetch(items))
     finally:
         source.close()
+
+
+def test_a_person_lists_retries_and_skips_through_the_cli_and_the_api(
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    cli: Cli,
+    api: TestClient,
+) -> None:
+    address = f"person-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    ids = [graph.deliver(address, raw(n)) for n in range(4)]
+    for poisoned in ids[1:3]:
+        graph.faults.fail_message(poisoned, "value", 500, "ErrorMimeContentConversionFailed", 99)
+    configure(store, idp, graph.base_url, tmp_path / "out", username=address)
+    poller = Poller(store, home, clock=lambda: T0)
+    assert poller.poll("claims").imported == 2
+    assert poller.poll("claims").waiting == 2  # their next try is not due
+
+    listed = json.loads(cli("messages", "claims", "--json").stdout)["messages"]
+    keys = {m["reason"].split("message ")[1][: len(ids[1])]: m["key"] for m in listed}
+    assert set(keys) == set(ids[1:3])
+    assert all(m["subject"].startswith("Claim ") for m in listed)
+    text = cli("messages", "claims").stdout
+    assert keys[ids[1]] in text
+    assert "ErrorMimeContentConversionFailed" in text
+    status = cli("status").stdout
+    assert "messages that could not be imported" in status
+    assert keys[ids[2]] in status
+    [row] = json.loads(cli("status", "--json").stdout)["mailboxes"]
+    assert {m["key"] for m in row["failed_messages"]} == set(keys.values())
+
+    answer = api.get("/api/v1/mailboxes/claims/messages")
+    assert answer.status_code == 200
+    assert {m["key"] for m in answer.json()["messages"]} == set(keys.values())
+    skipped = api.post(f"/api/v1/mailboxes/claims/messages/{keys[ids[2]]}/skip")
+    assert skipped.status_code == 200
+    assert skipped.json()["message"]["status"] == "skipped"
+    assert api.post("/api/v1/mailboxes/claims/messages/nope/skip").status_code == 404
+    assert api.get("/api/v1/mailboxes/nobody/messages").status_code == 404
+
+    graph.faults.reset()  # what kept the first one from converting is fixed
+    retried = cli("messages", "retry", "claims", keys[ids[1]])
+    assert retried.returncode == 0, retried.stderr
+    assert "is tried again at the next pass" in retried.stdout
+    unknown = cli("messages", "skip", "claims", "nope")
+    assert unknown.returncode == 2
+    assert "no message nope" in unknown.stderr + unknown.stdout
+
+    result = poller.poll("claims")  # the clock has not moved: retry-now needs no wait
+    assert (result.imported, result.failed, result.waiting) == (1, 0, 1)  # skipped: waits
+    assert [m["isRead"] for m in graph.messages(address)] == [True, True, False, True]
+    [left] = json.loads(cli("messages", "claims", "--json").stdout)["messages"]
+    assert (left["key"], left["status"]) == (keys[ids[2]], "skipped")
+    assert json.loads(cli("status", "--json").stdout)["mailboxes"][0]["failed_messages"] == []

@@ -19,6 +19,7 @@ from mailintake.cli import (
     check_cmd,
     config_cmds,
     items,
+    messages_cmds,
     poll_cmd,
     secrets_cmds,
     serve_cmd,
@@ -79,6 +80,7 @@ app.add_typer(items.group("mailbox"), name="mailboxes")
 app.add_typer(items.group("output"), name="outputs")
 app.add_typer(secrets_cmds.app, name="secrets")
 app.add_typer(admin_cmds.app, name="admin")
+app.add_typer(messages_cmds.app, name="messages")
 
 
 def redact_text(text: str) -> str:

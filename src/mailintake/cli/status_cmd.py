@@ -58,3 +58,12 @@ def status(
             row["last_error"] or "",
         )
     out.print(table)
+    from mailintake.cli.messages_cmds import print_table
+
+    for row in rows:
+        if row["failed_messages"]:
+            out.print(
+                f"\n{row['name']}: messages that could not be imported "
+                f"(mailintake messages retry|skip {row['name']} KEY)"
+            )
+            print_table(row["failed_messages"])

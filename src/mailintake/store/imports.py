@@ -217,13 +217,23 @@ def tries(conn: Connection, mailbox: str, key: str) -> int:
     return int(value or 0)
 
 
-def problems(conn: Connection, mailbox: str, limit: int = 500) -> list[dict[str, Any]]:
-    """A mailbox's failed, parked and skipped messages, the newest first."""
+def problems(
+    conn: Connection,
+    mailbox: str,
+    *,
+    statuses: Sequence[str] = PROBLEMS,
+    key: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """A mailbox's failed, parked and skipped messages (or those of ``statuses``; the one
+    of ``key``), the newest first."""
+    query = select(imports).where(
+        imports.c.mailbox == mailbox, imports.c.status.in_(list(statuses))
+    )
+    if key is not None:
+        query = query.where(imports.c.key == key)
     rows = conn.execute(
-        select(imports)
-        .where(imports.c.mailbox == mailbox, imports.c.status.in_(PROBLEMS))
-        .order_by(imports.c.updated_at.desc(), imports.c.id.desc())
-        .limit(limit)
+        query.order_by(imports.c.updated_at.desc(), imports.c.id.desc()).limit(limit)
     )
     return [
         {

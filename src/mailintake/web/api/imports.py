@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from mailintake.engine.check import check_mailbox
 from mailintake.engine.poll import Poller
+from mailintake.failed_messages import act, listing
 from mailintake.store import imports
 from mailintake.web.deps import StoreDep
 
@@ -20,6 +21,30 @@ def recent(store: StoreDep, mailbox: str | None = None, limit: int = 50) -> dict
         if mailbox is not None:
             repo.get_mailbox(mailbox)  # 404 for an unknown name
         return {"imports": imports.recent(repo.conn, mailbox, max(1, min(limit, 500)))}
+
+
+@router.get(
+    "/mailboxes/{name}/messages",
+    summary="Messages that could not be imported: failed, parked, skipped",
+)
+def messages(store: StoreDep, name: str) -> dict[str, Any]:
+    return {"mailbox": name, "messages": listing(store, name)}
+
+
+@router.post(
+    "/mailboxes/{name}/messages/{key}/retry",
+    summary="Try a failed, parked or skipped message again at the next pass",
+)
+def retry_message(store: StoreDep, name: str, key: str) -> dict[str, Any]:
+    return {"mailbox": name, "message": act(store, name, key, "retry")}
+
+
+@router.post(
+    "/mailboxes/{name}/messages/{key}/skip",
+    summary="Never import a failed or parked message, never try it again",
+)
+def skip_message(store: StoreDep, name: str, key: str) -> dict[str, Any]:
+    return {"mailbox": name, "message": act(store, name, key, "skip")}
 
 
 @router.post("/mailboxes/{name}/poll", summary="Poll now: one import pass")
