@@ -1,5 +1,6 @@
-"""The mailbox list, one mailbox's page (authorization, proxy, recent imports) and its
-actions: enable, disable, delete, poll now, test the proxy."""
+"""The mailbox list, one mailbox's page (authorization, proxy, recent imports, messages that
+could not be imported) and its actions: enable, disable, delete, poll now, test the proxy,
+retry or skip a message."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from mailintake.config.edit import current_item, edit_item, effective_item
 from mailintake.engine.poll import Poller
 from mailintake.errors import MailintakeError
+from mailintake.failed_messages import act
 from mailintake.net.http import build_client, translate
 from mailintake.oauth.tokens import load_auth
 from mailintake.status import mailbox_status
@@ -38,6 +40,7 @@ def show_mailbox(request: Request, store: StoreDep, name: str) -> HTMLResponse:
         row = next(r for r in mailbox_status(repo) if r["name"] == name)
         tokens = token_info(repo, name)
         recent = imports.recent(repo.conn, name, 20)
+        problems = imports.problems(repo.conn, name, limit=100)
     item = current_item(store, "mailbox", name)
     context: dict[str, Any] = {
         "nav": "mailboxes",
@@ -46,6 +49,7 @@ def show_mailbox(request: Request, store: StoreDep, name: str) -> HTMLResponse:
         "effective": effective_item(store, name),
         "tokens": tokens,
         "recent": recent,
+        "problems": problems,
     }
     return page(request, "mailbox.html", context)
 
@@ -77,6 +81,18 @@ def poll_now(request: Request, store: StoreDep, name: str) -> Response:
     counts = {"imported": result.imported, "skipped": result.skipped, "failed": result.failed}
     notice = "poll_failed" if result.error else "polled"
     return go(notice_url(f"/mailboxes/{name}", notice, **counts), request)
+
+
+@router.post("/mailboxes/{name}/messages/{key}/retry")
+def retry_message(request: Request, store: StoreDep, name: str, key: str) -> Response:
+    act(store, name, key, "retry")
+    return go(notice_url(f"/mailboxes/{name}", "message_retried"), request)
+
+
+@router.post("/mailboxes/{name}/messages/{key}/skip")
+def skip_message(request: Request, store: StoreDep, name: str, key: str) -> Response:
+    act(store, name, key, "skip")
+    return go(notice_url(f"/mailboxes/{name}", "message_skipped"), request)
 
 
 @router.post("/mailboxes/{name}/proxy/test")

@@ -28,6 +28,8 @@ NOTICES = {
         "Polled: {imported} imported, {skipped} skipped, {failed} failed. "
         "The poll did not finish: the reason is under Last error"
     ),
+    "message_retried": "The message is tried again at the next poll",
+    "message_skipped": "The message is skipped: never imported, never tried again",
 }
 COUNTS = frozenset({"imported", "skipped", "failed"})
 _MAX_DIGITS = 9
