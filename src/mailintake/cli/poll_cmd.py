@@ -73,6 +73,8 @@ def poll(
     else:
         for r in results:
             line = f"{r.mailbox}: imported {r.imported}, skipped {r.skipped}, failed {r.failed}"
+            if r.waiting:  # failed before, not tried now (see mailintake messages NAME)
+                line += f", waiting {r.waiting}"
             if r.error:
                 line += f"; error: {r.error}"
             for warning in r.warnings:
