@@ -38,6 +38,7 @@ def test_failed_and_parked_messages_are_listed_with_retry_and_skip(
     assert "ErrorMimeContentConversionFailed" in page
     assert "parked: waits for you" in page
     assert 'action="/mailboxes/claims/messages/graph-AAk1/retry"' in page
+    assert "parked: Graph cannot give message AAk1" in ui.get("/imports").text  # the log too
 
     retried = ui.post("/mailboxes/claims/messages/graph-AAk1/retry")
     assert notice_of(retried.text) == "The message is tried again at the next poll"
