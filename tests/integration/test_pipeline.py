@@ -24,6 +24,7 @@ from mailintake.config.apply import apply_document
 from mailintake.config.models import MailboxSpec, OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.engine.poll import Poller
+from mailintake.engine.runtime import SWITCH_INTERVAL, ImportRuntime
 from mailintake.observability import metrics
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
@@ -226,13 +227,16 @@ def test_what_was_written_is_not_kept_in_memory(tmp_path: Path, count: int) -> N
     if resident_pages(control):
         pytest.skip("this file system keeps file data in memory (tmpfs?)")
     out = tmp_path / "capture"
-    sink = build_sink(OutputSpec(name="capture", type="folder", path=str(out)), tmp_path)
     batch = [
         Delivery("invoices", "imap", f"mem-{n}", {"uid": n}, message(n, b"%PDF" * 20000), None)
         for n in range(count)
     ]
-    receipts = sink.deliver(batch)
-    sink.close()
+    with ImportRuntime(switch_interval=None) as runtime:
+        sink = runtime.build_sink(
+            OutputSpec(name="capture", type="folder", path=str(out)), tmp_path
+        )
+        receipts = sink.deliver(batch)
+        sink.close()
     files = [p for r in receipts if isinstance(r, Receipt) for p in Path(r.location).rglob("*")]
     files = [p for p in files if p.is_file()]
     assert len(files) == 3 * count  # message, metadata, one attachment
@@ -450,10 +454,11 @@ def test_a_pass_that_ends_at_once_ends_cleanly(tmp_path: Path, delay: float) -> 
     while they are starting (an empty mailbox) still exits at once, and quietly."""
     script = (
         "import sys, time; from pathlib import Path\n"
-        "from mailintake.sinks.folder import FolderSink\n"
-        "sink = FolderSink(Path(sys.argv[1]))\n"
-        "time.sleep(float(sys.argv[2]))\n"
-        "sink.close()\n"
+        "from mailintake.engine.runtime import ImportRuntime\n"
+        "with ImportRuntime() as runtime:\n"
+        "    sink = runtime.build_sink(None, Path(sys.argv[1]))\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+        "    sink.close()\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "out"), str(delay)],
@@ -467,18 +472,20 @@ def test_a_pass_that_ends_at_once_ends_cleanly(tmp_path: Path, delay: float) -> 
 
 def test_constructing_a_poller_leaves_the_interpreter_alone(store: Store, home: Path) -> None:
     """Only a command that owns its process (poll, worker, serve) shortens the interpreter's
-    switch interval; building a Poller (a web request, a test) changes nothing."""
+    switch interval, with the runtime it starts, and closing that runtime puts it back;
+    building a Poller (a web request, a test) or polling without one changes nothing."""
     before = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
     try:
-        Poller(store, home)
+        poller = Poller(store, home, source_factory=lambda *a, **k: MemorySource(MemoryMailbox()))
+        poller.poll("nothing-here")
         assert sys.getswitchinterval() == pytest.approx(0.005)
-        from mailintake.engine.poll import SWITCH_INTERVAL, use_short_switch_interval
-
-        use_short_switch_interval()
-        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        with ImportRuntime():
+            assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        assert sys.getswitchinterval() == pytest.approx(0.005)
         sys.setswitchinterval(0.0001)  # a shorter one set elsewhere stays
-        use_short_switch_interval()
+        with ImportRuntime():
+            assert sys.getswitchinterval() == pytest.approx(0.0001)
         assert sys.getswitchinterval() == pytest.approx(0.0001)
     finally:
         sys.setswitchinterval(before)

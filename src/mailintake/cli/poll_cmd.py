@@ -13,7 +13,7 @@ from mailintake.errors import ConfigError
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from mailintake.engine.poll import PollResult
+    from mailintake.engine.poll import Poller, PollResult
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +28,8 @@ def poll(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """One import pass now; per mailbox: imported, skipped (already imported), failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from mailintake.engine.poll import Poller, use_short_switch_interval
+    from mailintake.engine.poll import Poller
+    from mailintake.engine.runtime import ImportRuntime
 
     cli = state(ctx)
     store = cli.store()
@@ -46,8 +45,30 @@ def poll(
         chosen = list(names)
     else:
         raise ConfigError(["poll: name one or more mailboxes, or use --all"])
-    use_short_switch_interval()  # this process imports
-    poller = Poller(store, cli.settings().home)
+    with ImportRuntime() as runtime:  # this process imports
+        results = _poll_all(Poller(store, cli.settings().home, runtime=runtime), chosen, as_json)
+    if as_json:
+        print_json({"mailboxes": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            line = f"{r.mailbox}: imported {r.imported}, skipped {r.skipped}, failed {r.failed}"
+            if r.waiting:  # failed before, not tried now (see mailintake messages NAME)
+                line += f", waiting {r.waiting}"
+            if r.error:
+                line += f"; error: {r.error}"
+            for warning in r.warnings:
+                line += f"; warning: {warning}"
+            out.print(line, markup=False)
+    if any(r.state for r in results):
+        raise typer.Exit(3)
+    if any(r.error for r in results):
+        raise typer.Exit(4)
+
+
+def _poll_all(poller: Poller, chosen: list[str], as_json: bool) -> list[PollResult]:
+    """One pass over each mailbox, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     results: list[PollResult] = []
     if sys.stderr.isatty() and not as_json:
         with Progress(
@@ -68,22 +89,7 @@ def poll(
             results = [poller.poll(name) for name in chosen]
     else:
         results = [poller.poll(name) for name in chosen]
-    if as_json:
-        print_json({"mailboxes": [r.as_dict() for r in results]})
-    else:
-        for r in results:
-            line = f"{r.mailbox}: imported {r.imported}, skipped {r.skipped}, failed {r.failed}"
-            if r.waiting:  # failed before, not tried now (see mailintake messages NAME)
-                line += f", waiting {r.waiting}"
-            if r.error:
-                line += f"; error: {r.error}"
-            for warning in r.warnings:
-                line += f"; warning: {warning}"
-            out.print(line, markup=False)
-    if any(r.state for r in results):
-        raise typer.Exit(3)
-    if any(r.error for r in results):
-        raise typer.Exit(4)
+    return results
 
 
 def worker(
@@ -92,14 +98,16 @@ def worker(
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database)."""
-    from mailintake.engine.poll import Poller, use_short_switch_interval
+    from mailintake.engine.poll import Poller
+    from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
 
     cli = state(ctx)
-    use_short_switch_interval()  # this process imports
-    scheduler = Scheduler(Poller(cli.store(), cli.settings().home), concurrency=concurrency)
-    err.print("mailintake worker: polling; stop with Ctrl-C", markup=False)
-    try:
-        scheduler.run_forever()
-    except KeyboardInterrupt:
-        scheduler.stop()
+    with ImportRuntime() as runtime:  # this process imports
+        poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
+        scheduler = Scheduler(poller, concurrency=concurrency)
+        err.print("mailintake worker: polling; stop with Ctrl-C", markup=False)
+        try:
+            scheduler.run_forever()
+        except KeyboardInterrupt:
+            scheduler.stop()

@@ -64,12 +64,11 @@ def serve(
     and poll mailboxes."""
     import uvicorn
 
-    from mailintake.engine.poll import use_short_switch_interval
+    from mailintake.engine.runtime import ImportRuntime
     from mailintake.store import admin
     from mailintake.web.app import create_app
     from mailintake.web.hosts import default_hosts
 
-    use_short_switch_interval()  # this process imports (its scheduler, "Poll now")
     settings = state(ctx).settings()
     changes: dict[str, tuple[str, ...]] = {}
     if allowed_host:
@@ -77,7 +76,9 @@ def serve(
     if trusted_proxy:
         changes["trusted_proxies"] = _listed(trusted_proxy)
     settings = settings.model_copy(update=changes)
-    app = create_app(settings, scheduler=not no_scheduler, bound_host=host)
+    # This process imports (its scheduler, "Poll now"): the runtime is the server's.
+    runtime = ImportRuntime()
+    app = create_app(settings, scheduler=not no_scheduler, bound_host=host, runtime=runtime)
     err.print(f"mailintake: serving on http://{host}:{port} (API under /api/v1)", markup=False)
     if not settings.allowed_hosts and host not in ("127.0.0.1", "localhost", "::1"):
         names = ", ".join(default_hosts(host))
@@ -99,4 +100,7 @@ def serve(
         )
     # The forwarded headers are read by the application, from trusted proxies only
     # (web/proxies.py); uvicorn's own reading would believe any local peer.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, proxy_headers=False)
+    with runtime:
+        uvicorn.run(
+            app, host=host, port=port, log_level="info", access_log=False, proxy_headers=False
+        )

@@ -10,6 +10,7 @@ from mailintake.errors import ConfigError
 from mailintake.sinks.base import MessageSink
 from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
+from mailintake.sinks.writers import WriterPool
 from mailintake.sources.base import MailSource, TokenProvider
 from mailintake.sources.graph import build_graph_source
 from mailintake.sources.imap import ImapSettings, ImapSource
@@ -64,11 +65,14 @@ def build_source(
     return build_graph_source(spec, token, renew, spool=spool)
 
 
-def build_sink(output: OutputSpec | None, home: Path) -> MessageSink:
-    """The mailbox's output; without one, the built-in folder ``$MAILINTAKE_HOME/output``."""
+def build_sink(
+    output: OutputSpec | None, home: Path, *, writers: WriterPool | None = None
+) -> MessageSink:
+    """The mailbox's output; without one, the built-in folder ``$MAILINTAKE_HOME/output``.
+    ``writers``: a folder output's worker processes (engine.runtime.ImportRuntime)."""
     if output is None:
-        return FolderSink(home / "output")
+        return FolderSink(home / "output", writers=writers)
     if output.type == "folder":
-        return FolderSink(Path(output.path or home / "output"))
+        return FolderSink(Path(output.path or home / "output"), writers=writers)
     headers = {k: v.get_secret_value() for k, v in (output.headers or {}).items()}
     return WebhookSink(output.url or "", headers)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,9 +37,10 @@ from mailintake.engine.batches import (
     batches,
     fetched_batches,
 )
-from mailintake.engine.factories import build_sink, build_source
+from mailintake.engine.factories import build_source
 from mailintake.engine.guard import PassGuard, PassLimits
 from mailintake.engine.retries import Retries, charge
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.errors import AuthError, LeaseLost, MailintakeError, MessageUnavailable, NotFound
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
@@ -53,24 +53,10 @@ from mailintake.store import imports, leases
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
 
-__all__ = ["BATCH", "BATCH_BYTES", "BUSY", "PollResult", "Poller", "use_short_switch_interval"]
+__all__ = ["BATCH", "BATCH_BYTES", "BUSY", "PollResult", "Poller"]
 
 log = get_logger(__name__)
 BUSY = "another poll of this mailbox is running"
-# How long a thread may keep the interpreter while another waits for it. An import's threads
-# (fetching, writing, recording) each run short stretches of Python between waits on the
-# network, the disk or the store; with the interpreter's default of 5 ms, a thread whose
-# wait is over often waits that long again for a busy one to hand over (measured: see
-# docs/importing.md, "Speed").
-SWITCH_INTERVAL = 0.0002
-
-
-def use_short_switch_interval() -> None:
-    """Set SWITCH_INTERVAL for the whole process (a shorter one set elsewhere stays): called
-    by the commands that own a process which imports (``poll``, ``worker``, ``serve``), not
-    by constructing a Poller."""
-    if sys.getswitchinterval() > SWITCH_INTERVAL:
-        sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 @dataclass
@@ -103,6 +89,11 @@ class PollResult:
 Progress = Callable[[str, int, int], None]  # mailbox, done, total
 
 
+def _pass_runtime() -> ImportRuntime:
+    """A pass's own runtime: the interpreter is left alone, the writers start when needed."""
+    return ImportRuntime(switch_interval=None, warm=False)
+
+
 @dataclass
 class _Pass:
     """One pass's parts, and what it has to finish."""
@@ -132,13 +123,17 @@ class Poller:
     home: Path
     tokens: TokenManager | None = None
     source_factory: Callable[..., MailSource] = build_source
-    sink_factory: Callable[..., MessageSink] = build_sink
+    # None: the runtime's (engine.factories.build_sink, with its writer processes).
+    sink_factory: Callable[..., MessageSink] | None = None
     max_size: int | None = None  # overrides every mailbox's max_message_size (tests)
     batch_bytes: int = BATCH_BYTES  # a batch ends at BATCH messages or at this many bytes
     progress: Progress | None = None
     limits: PassLimits = field(default_factory=PassLimits)  # lease, renewal, failures
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # back-off of failed messages
     delays: Retries = field(default_factory=Retries)  # its max_tries: the mailbox's setting
+    # What the importing process holds (its owner, a command, starts and closes it); without
+    # one, each pass makes its own, closed when the pass ends.
+    runtime: ImportRuntime | None = None
     _tokens: TokenManager = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,8 +151,10 @@ class Poller:
                 log.info("poll.busy", mailbox=name, held_by=leases.holder(repo.conn, name))
                 return result
         try:
-            with PassGuard(self.store, name, owner, self.limits) as guard:
-                self._poll(name, owner, guard, result)
+            with contextlib.ExitStack() as held:
+                runtime = self.runtime or held.enter_context(_pass_runtime())
+                guard = held.enter_context(PassGuard(self.store, name, owner, self.limits))
+                self._poll(name, owner, guard, result, runtime)
         except AuthError as exc:
             result.error, result.state = str(exc), exc.state
         except MailintakeError as exc:
@@ -185,7 +182,9 @@ class Poller:
             )
         return result
 
-    def _poll(self, name: str, owner: str, guard: PassGuard, result: PollResult) -> None:
+    def _poll(
+        self, name: str, owner: str, guard: PassGuard, result: PollResult, runtime: ImportRuntime
+    ) -> None:
         with self.store.read() as repo:
             record = repo.get_mailbox(name, reveal=True)
             output = (
@@ -199,7 +198,7 @@ class Poller:
         spool = self.home / "spool" / name  # large downloads; the lease makes it ours
         shutil.rmtree(spool, ignore_errors=True)  # what a killed pass left
         source = self.source_factory(spec, token, renew, spool=spool)
-        sink = self.sink_factory(output, self.home)
+        sink = (self.sink_factory or runtime.build_sink)(output, self.home)
         paced = isinstance(sink, PacedSink)
         if isinstance(sink, PacedSink):
             sink.pace(guard)

@@ -27,16 +27,14 @@ from mailintake.sinks.writers import (
     PARALLEL_UP_TO,
     Outcome,
     Summary,
+    WriterPool,
     forget,
     fsync_dir,
     hand_over,
     read_file,
     stage,
-    start_writers,
     sync_filesystem,
     why,
-    worker_pool,
-    writers_started,
 )
 
 
@@ -165,13 +163,15 @@ class FolderSink:
     # four: docs/importing.md, "Speed").
     overlapping_batches = 3
 
-    def __init__(self, root: Path, *, now: Any = None) -> None:
+    def __init__(self, root: Path, *, now: Any = None, writers: WriterPool | None = None) -> None:
+        """``writers``: the worker processes that write most of a large batch, owned by the
+        caller (engine.runtime.ImportRuntime); without them, this process writes everything."""
         self.root = root
+        self._writers = writers
         self._base = os.fspath(root)
         self._now = now or (lambda: datetime.now(UTC))
         self._cleared: set[str] = set()
         self._clearing = threading.Lock()
-        start_writers()
 
     def _clear_leftovers(self, scope: Scope) -> None:
         """Remove what an attempt that crashed left half-written, before this pass writes
@@ -237,8 +237,9 @@ class FolderSink:
         # Large messages are written here: sending them to a worker would copy them.
         small = [w for w in to_write if isinstance(batch[w[0]].raw, bytes)]
         small = [w for w in small if batch[w[0]].size <= PARALLEL_UP_TO]
-        writers_started()
-        workers = worker_pool() if len(small) >= PARALLEL_FROM else None
+        workers = None
+        if self._writers is not None and len(small) >= PARALLEL_FROM:
+            workers = self._writers.get()
         outcomes: dict[int, Outcome] = {}
         if workers is not None:
             outcomes = hand_over(workers, batch, small, imported_at)
@@ -301,4 +302,4 @@ class FolderSink:
         return [r if r is not None else SinkError("not delivered") for r in results]
 
     def close(self) -> None:
-        writers_started()
+        """Nothing to release: the writers belong to whoever passed them in."""

@@ -188,13 +188,9 @@ def _finish_staging(work: list[tuple[str, Delivery]], imported_at: str) -> list[
     return [stage(temp, delivery, imported_at, begun=True) for temp, delivery in work]
 
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-_STARTED = False
-_STARTER: threading.Thread | None = None
-_MAIN_SWAP = threading.Lock()
 PARALLEL_FROM = 16  # smaller batches are written here: starting work elsewhere costs more
 PARALLEL_UP_TO = 4 << 20  # larger messages are written here, not copied to a worker
+_MAIN_SWAP = threading.Lock()
 
 
 def _start_worker(parent: int) -> None:
@@ -223,68 +219,91 @@ def _workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
-def worker_pool() -> ProcessPoolExecutor | None:
-    """Worker processes for reading and writing messages (forkserver: safe with threads)."""
-    global _POOL
-    workers = _workers()
-    if workers < 2:
-        return None
-    with _POOL_LOCK:
-        if _POOL is None:
-            context = multiprocessing.get_context("forkserver")
-            # The server the workers are forked from loads this module once for all of them.
-            context.set_forkserver_preload([__name__])
-            _POOL = ProcessPoolExecutor(
-                workers,
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
-            )
-        return _POOL
-
-
 def _ready() -> None:
     return None
 
 
-def start_writers() -> None:
-    """Start the worker processes in the background (it takes a while: docs/importing.md,
-    "Speed"), so that they are ready when the first batch has arrived; once per process. Wait for
-    ``writers_started`` before using the pool or ending the program."""
-    global _STARTED, _STARTER
-    with _POOL_LOCK:
-        if _STARTED:
+class WriterPool:
+    """The worker processes that read and write messages (forkserver: safe with threads),
+    owned by whoever made it (engine.runtime.ImportRuntime). ``warm`` starts them in the
+    background (it takes a while: docs/importing.md, "Speed"), so that they are ready when
+    the first batch has arrived; otherwise ``get`` starts them at first use. ``close`` ends
+    them and waits for them; a worker also ends at once when the process that started the
+    pool ends, even killed (``_follow``). Closed, the pool starts again at its next use."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers if workers is not None else _workers()
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._starter: threading.Thread | None = None
+
+    def warm(self) -> None:
+        """Start the worker processes in the background (once until ``close``)."""
+        if self.workers < 2:
             return
-        _STARTED = True
-        _STARTER = threading.Thread(target=_start, name="start-writers", daemon=True)
-        _STARTER.start()
+        with self._lock:
+            if self._starter is not None or self._pool is not None:
+                return
+            self._starter = threading.Thread(target=self._start, name="start-writers", daemon=True)
+            self._starter.start()
 
+    def get(self) -> ProcessPoolExecutor | None:
+        """The started pool (None: one CPU, everything is written in the importing process)."""
+        if self.workers < 2:
+            return None
+        self._started()
+        with self._lock:
+            if self._pool is not None:
+                return self._pool
+        self._start()
+        return self._pool
 
-def _start() -> None:
-    pool = worker_pool()
-    if pool is None:
-        return
-    with _without_main():  # the processes start here, one per submission
-        started = [pool.submit(_ready) for _ in range(_workers())]
-    # Until a process has read what it was started with, the program must not end (the
-    # process would find it gone). A pool that broke meanwhile is reported by its first use.
-    concurrent.futures.wait(started)
+    def close(self) -> None:
+        """End the worker processes and wait for them."""
+        self._started()
+        with self._lock:
+            pool, self._pool, self._starter = self._pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
+    def _started(self) -> None:
+        """Wait until a background start is over: a worker process that started while the
+        pool was shutting down would never be told to stop, and its parent would wait for it
+        for ever."""
+        starter = self._starter
+        if starter is not None and starter is not threading.current_thread():
+            starter.join()
 
-def writers_started() -> None:
-    """Wait until the background start is over. A worker process that started while the
-    pool was shutting down (the program ending) would never be told to stop, and the
-    program would wait for it for ever."""
-    starter = _STARTER
-    if starter is not None:
-        starter.join()
+    def _start(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                return
+            context = multiprocessing.get_context("forkserver")
+            # The server the workers are forked from loads this module once for all of them.
+            context.set_forkserver_preload([__name__])
+            pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
+            )
+            with _without_main():  # the processes start here, one per submission
+                started = [pool.submit(_ready) for _ in range(self.workers)]
+            self._pool = pool
+        # Until a process has read what it was started with, it must not be asked to stop
+        # (it would find its parent's end of the pipe gone). A pool that broke meanwhile is
+        # reported by its first use.
+        concurrent.futures.wait(started)
 
 
 @contextlib.contextmanager
 def _without_main() -> Iterator[None]:
     """Start worker processes without the program's main module. multiprocessing would run
     it again in each worker (for ``mailintake``, the whole command line with everything it
-    loads, at the start of an import); they need only this module."""
+    loads, at the start of an import); they need only this module. The forkserver's preload
+    of ``__main__`` would load it once, but Python 3.11 never hands the server the main
+    module's path, and a start method has no other way to leave it out. Only a pool's start
+    does this, while it launches its processes."""
     with _MAIN_SWAP:
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailintake import __version__
 from mailintake.engine.poll import Poller
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
 from mailintake.observability import metrics
 from mailintake.runtime import open_store
@@ -36,20 +37,29 @@ def create_app(
     scheduler: bool = False,
     bound_host: str | None = None,
     verify_password: PasswordCheck | None = None,
+    runtime: ImportRuntime | None = None,
 ) -> FastAPI:
     """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
     by default the store is opened from ``settings`` when the application starts. With
     ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``).
     ``bound_host`` (the address the server listens on) is one of the host names answered
     when ``settings.allowed_hosts`` names none (web/hosts.py); ``verify_password`` replaces
-    the admin password check (tests count the checks with it)."""
+    the admin password check (tests count the checks with it). ``runtime``: what the
+    scheduler and "Poll now" import with, owned by the caller (``mailintake serve``); without
+    one, the application makes its own (leaving the switch interval alone) and closes it
+    when it stops."""
     import os
 
     hosts = (
         parse_hosts(settings.allowed_hosts) if settings.allowed_hosts else default_hosts(bound_host)
     )
     proxies = parse_proxies(settings.trusted_proxies)
-    services = Services(store=store, environ=environ or (lambda: dict(os.environ)))
+    owned = runtime is None
+    services = Services(
+        store=store,
+        environ=environ or (lambda: dict(os.environ)),
+        runtime=runtime or ImportRuntime(switch_interval=None),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,15 +67,19 @@ def create_app(
         if opened:
             services.store = open_store(settings)
         assert services.store is not None
+        if owned:
+            services.runtime.start()
         running = None
-        if scheduler:
-            running = Scheduler(Poller(services.store, settings.home))
-            running.start()
         try:
+            if scheduler:
+                running = Scheduler(Poller(services.store, settings.home, runtime=services.runtime))
+                running.start()
             yield
         finally:
             if running is not None:
                 running.stop()
+            if owned:
+                services.runtime.close()
             if opened and services.store is not None:
                 services.store.engine.dispose()
                 services.store = None

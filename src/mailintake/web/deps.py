@@ -1,4 +1,5 @@
-"""What request handlers receive: the store and the environment (for ``${env:NAME}``)."""
+"""What request handlers receive: the store, the environment (for ``${env:NAME}``), and what
+the application built for them (web/app.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.store.repo import Store
 
 
 @dataclass
 class Services:
-    store: Store | None
+    store: Store | None  # None until the application has started (opened from the settings)
     environ: Callable[[], Mapping[str, str]]
+    runtime: ImportRuntime  # what "Poll now" and the scheduler import with
 
 
 def services(request: Request) -> Services:

@@ -10,7 +10,7 @@ from mailintake.engine.check import check_mailbox
 from mailintake.engine.poll import Poller
 from mailintake.failed_messages import act, listing
 from mailintake.store import imports
-from mailintake.web.deps import StoreDep
+from mailintake.web.deps import StoreDep, services
 
 router = APIRouter(tags=["imports"])
 
@@ -52,7 +52,7 @@ def poll_now(request: Request, store: StoreDep, name: str) -> dict[str, object]:
     with store.read() as repo:
         repo.get_mailbox(name)
     settings = request.app.state.settings
-    return Poller(store, settings.home).poll(name).as_dict()
+    return Poller(store, settings.home, runtime=services(request).runtime).poll(name).as_dict()
 
 
 @router.post("/mailboxes/{name}/check", summary="Token, sign-in and folder, changing nothing")

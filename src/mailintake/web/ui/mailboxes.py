@@ -18,7 +18,7 @@ from mailintake.net.http import build_client, translate
 from mailintake.oauth.tokens import load_auth
 from mailintake.status import mailbox_status
 from mailintake.store import imports
-from mailintake.web.deps import EnvDep, StoreDep
+from mailintake.web.deps import EnvDep, StoreDep, services
 from mailintake.web.ui.notices import notice_url
 from mailintake.web.ui.render import go, page
 from mailintake.web.ui.tokens_view import token_info
@@ -77,7 +77,8 @@ def delete(request: Request, store: StoreDep, name: str) -> Response:
 def poll_now(request: Request, store: StoreDep, name: str) -> Response:
     with store.read() as repo:
         repo.get_mailbox(name)
-    result = Poller(store, request.app.state.settings.home).poll(name)
+    home = request.app.state.settings.home
+    result = Poller(store, home, runtime=services(request).runtime).poll(name)
     counts = {"imported": result.imported, "skipped": result.skipped, "failed": result.failed}
     notice = "poll_failed" if result.error else "polled"
     return go(notice_url(f"/mailboxes/{name}", notice, **counts), request)

@@ -1,0 +1,84 @@
+"""What an importing process holds for as long as it imports: the folder output's worker
+processes and the interpreter's switch interval. The commands that own such a process
+(``poll``, ``worker``, ``serve``) make one ``ImportRuntime``, start it, pass it to the Poller
+(and the web application), and close it when they end; nothing of it exists before."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from mailintake.config.models import OutputSpec
+from mailintake.engine.factories import build_sink
+from mailintake.sinks.base import MessageSink
+from mailintake.sinks.folder import FolderSink
+from mailintake.sinks.writers import WriterPool
+
+# How long a thread may keep the interpreter while another waits for it. An import's threads
+# (fetching, writing, recording) each run short stretches of Python between waits on the
+# network, the disk or the store; with the interpreter's default of 5 ms, a thread whose
+# wait is over often waits that long again for a busy one to hand over (measured: see
+# docs/importing.md, "Speed").
+SWITCH_INTERVAL = 0.0002
+
+
+class ImportRuntime:
+    """The folder output's writer processes (``writers``) and, between ``start`` and
+    ``close``, the switch interval ``switch_interval`` (None: left alone; a shorter one set
+    elsewhere stays). With ``warm``, the writers start in the background as soon as a folder
+    output is built (``build_sink``); otherwise at the first batch that needs them.
+    ``close`` ends them, waits for them, and puts the switch interval back. Also a context
+    manager."""
+
+    def __init__(
+        self,
+        *,
+        switch_interval: float | None = SWITCH_INTERVAL,
+        warm: bool = True,
+        workers: int | None = None,
+    ) -> None:
+        self.writers = WriterPool(workers)
+        self._switch_interval = switch_interval
+        self._warm = warm
+        self._lock = threading.Lock()
+        self._restore: float | None = None  # the interval before start, while changed
+
+    def start(self) -> ImportRuntime:
+        with self._lock:
+            wanted = self._switch_interval
+            if self._restore is None and wanted is not None:
+                before = sys.getswitchinterval()
+                if before > wanted:  # put back only when changed: it reads back rounded
+                    self._restore = before
+                    sys.setswitchinterval(wanted)
+        return self
+
+    def close(self) -> None:
+        try:
+            self.writers.close()
+        finally:
+            with self._lock:
+                if self._restore is not None:
+                    sys.setswitchinterval(self._restore)
+                    self._restore = None
+
+    def __enter__(self) -> ImportRuntime:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def build_sink(self, output: OutputSpec | None, home: Path) -> MessageSink:
+        """The mailbox's output (engine.factories.build_sink) writing with this runtime's
+        writers."""
+        sink = build_sink(output, home, writers=self.writers)
+        if self._warm and isinstance(sink, FolderSink):
+            self.writers.warm()
+        return sink

@@ -1,0 +1,112 @@
+"""The import runtime owns what an importing process holds: the folder output's writer
+processes (ended by ``close``, and at once when their parent is killed) and the interpreter's
+switch interval."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mailintake.engine.runtime import SWITCH_INTERVAL, ImportRuntime
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from mailintake.web.app import create_app
+from mailintake.web.deps import Services
+
+
+def running(pid: int) -> bool:
+    """The process is there and not a zombie (one whose parent has not reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def gone_within(pids: Iterable[int], seconds: float) -> list[int]:
+    """The processes still running after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    left = [p for p in pids if running(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [p for p in left if running(p)]
+    return left
+
+
+def worker_pids(runtime: ImportRuntime) -> list[int]:
+    pool = runtime.writers.get()
+    assert pool is not None
+    assert pool.submit(os.getpid).result(timeout=30) != os.getpid()
+    pids = list(pool._processes)  # the processes under test
+    assert len(pids) == 2
+    assert all(running(p) for p in pids)
+    return pids
+
+
+def test_closing_the_runtime_ends_its_writer_processes() -> None:
+    runtime = ImportRuntime(switch_interval=None, workers=2)
+    with runtime:
+        pids = worker_pids(runtime)
+    assert gone_within(pids, 0) == []  # close waited for them
+    with runtime:  # a closed runtime starts its writers again when asked
+        again = worker_pids(runtime)
+    assert set(again).isdisjoint(pids)
+    assert gone_within(again, 0) == []
+
+
+def test_writer_processes_end_at_once_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import os, sys, time\n"
+        "from mailintake.engine.runtime import ImportRuntime\n"
+        "runtime = ImportRuntime(workers=2).start()\n"
+        "pool = runtime.writers.get()\n"
+        "assert pool.submit(os.getpid).result(timeout=30) != os.getpid()\n"
+        "from multiprocessing import forkserver\n"
+        "print(forkserver._forkserver._forkserver_pid, *pool._processes, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 3  # the server the workers are forked from, and two workers
+        assert all(running(p) for p in pids)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert parent.stdout is not None
+        parent.stdout.close()
+    assert gone_within(pids, 2.0) == []
+
+
+def test_the_switch_interval_is_the_runtimes_while_it_runs() -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        runtime = ImportRuntime(workers=1)
+        assert sys.getswitchinterval() == pytest.approx(0.005)  # made, not started
+        with runtime:
+            assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_the_application_closes_the_runtime_it_made(settings: Settings, store: Store) -> None:
+    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
+    app = create_app(served, store=store, environ=dict)
+    services = app.state.services
+    assert isinstance(services, Services)
+    with TestClient(app):
+        pids = worker_pids(services.runtime) if services.runtime.writers.workers >= 2 else []
+    assert gone_within(pids, 0) == []
