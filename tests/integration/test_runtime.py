@@ -1,6 +1,7 @@
 """The import runtime owns what an importing process holds: the folder output's writer
 processes (ended by ``close``, and at once when their parent is killed) and the interpreter's
-switch interval."""
+switch interval; the web application builds its state when it is made and closes it when it
+stops."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from mailintake.engine.runtime import SWITCH_INTERVAL, ImportRuntime
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
+from mailintake.web.api.oauth import Flows
 from mailintake.web.app import create_app
 from mailintake.web.deps import Services
 
@@ -102,11 +104,29 @@ def test_the_switch_interval_is_the_runtimes_while_it_runs() -> None:
         sys.setswitchinterval(before)
 
 
-def test_the_application_closes_the_runtime_it_made(settings: Settings, store: Store) -> None:
+def test_the_application_builds_its_state_up_front_and_closes_it(
+    settings: Settings, store: Store
+) -> None:
     served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
     app = create_app(served, store=store, environ=dict)
+    assert isinstance(app.state.flows, Flows)
     services = app.state.services
     assert isinstance(services, Services)
+    assert services.tokens is not None
+    assert services.tokens.store is store
     with TestClient(app):
         pids = worker_pids(services.runtime) if services.runtime.writers.workers >= 2 else []
     assert gone_within(pids, 0) == []
+
+
+def test_an_application_that_opens_its_store_closes_it_with_its_tokens(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"allowed_hosts": ("testserver",)}))
+    services = app.state.services
+    assert services.tokens is None  # no store yet: it is opened when the application starts
+    with TestClient(app):
+        assert services.store is not None
+        assert services.tokens is not None
+        assert services.tokens.store is services.store
+    assert (services.store, services.tokens) == (None, None)

@@ -13,12 +13,14 @@ from mailintake import __version__
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
+from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web import ui
 from mailintake.web.api import config, imports, items, oauth, system
+from mailintake.web.api.oauth import Flows
 from mailintake.web.deps import Services, StoreDep
 from mailintake.web.errors import install_error_handlers
 from mailintake.web.hosts import HostCheckMiddleware, default_hosts, parse_hosts
@@ -59,6 +61,7 @@ def create_app(
         store=store,
         environ=environ or (lambda: dict(os.environ)),
         runtime=runtime or ImportRuntime(switch_interval=None),
+        tokens=None if store is None else TokenManager(store),
     )
 
     @asynccontextmanager
@@ -67,6 +70,8 @@ def create_app(
         if opened:
             services.store = open_store(settings)
         assert services.store is not None
+        if opened:
+            services.tokens = TokenManager(services.store)
         if owned:
             services.runtime.start()
         running = None
@@ -81,6 +86,7 @@ def create_app(
             if owned:
                 services.runtime.close()
             if opened and services.store is not None:
+                services.tokens = None
                 services.store.engine.dispose()
                 services.store = None
 
@@ -105,6 +111,7 @@ def create_app(
 
     app.state.services = services
     app.state.settings = settings
+    app.state.flows = Flows()  # sign-ins under way
     install_error_handlers(app)
     install_security(app, services, verify_password)
     app.include_router(system.router, prefix=API)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from mailintake.engine.runtime import ImportRuntime
+from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
 
 
@@ -18,6 +19,12 @@ class Services:
     store: Store | None  # None until the application has started (opened from the settings)
     environ: Callable[[], Mapping[str, str]]
     runtime: ImportRuntime  # what "Poll now" and the scheduler import with
+    tokens: TokenManager | None = None  # built with the store
+
+    def token_manager(self) -> TokenManager:
+        if self.tokens is None:  # pragma: no cover - only before startup
+            raise RuntimeError("the application has not started")
+        return self.tokens
 
 
 def services(request: Request) -> Services:

@@ -83,19 +83,13 @@ class CompleteBody(BaseModel):
 
 
 def _flows(request: Request) -> Flows:
-    found = getattr(request.app.state, "flows", None)
-    if found is None:
-        found = request.app.state.flows = Flows()
+    found = request.app.state.flows  # built by create_app
     assert isinstance(found, Flows)
     return found
 
 
 def _manager(request: Request) -> TokenManager:
-    found = getattr(request.app.state, "tokens", None)
-    if found is None:
-        found = request.app.state.tokens = TokenManager(services(request).store)  # type: ignore[arg-type]
-    assert isinstance(found, TokenManager)
-    return found
+    return services(request).token_manager()
 
 
 def _failure(name: str, exc: AuthError) -> dict[str, Any]:
