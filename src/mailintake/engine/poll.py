@@ -113,6 +113,7 @@ class _Pass:
     unconfirmed: list[str] = field(default_factory=list)
     # Marked acknowledged, still listed by a source whose action removes them: done again.
     stale: list[SourceItem] = field(default_factory=list)
+    listed: set[str] = field(default_factory=set)  # every key the source listed
 
 
 @dataclass
@@ -225,6 +226,9 @@ class Poller:
                     self._commit(run)
                 raise
             self._commit(run)
+            if not getattr(source, "warnings", None):  # the listing was whole
+                with self.store.begin() as repo:
+                    imports.forget_gone(repo.conn, name, run.listed)
         finally:
             run.result.warnings.extend(getattr(source, "warnings", ()))
             source.close()
@@ -267,6 +271,7 @@ class Poller:
             in pages (Graph) has the first ones downloading while the rest are listed."""
             for page in source.list_pages(statuses.imported):
                 known = statuses.of([i.key for i in page])
+                run.listed.update(item.key for item in page)
                 for item in page:
                     status = known.get(item.key)
                     if status in (imports.RECORDED, imports.ACKNOWLEDGED):

@@ -207,6 +207,21 @@ def failed(
             pass  # recorded meanwhile (not a failure any more), or parked or skipped
 
 
+def forget_gone(conn: Connection, mailbox: str, listed: set[str]) -> int:
+    """After a whole listing: failed and parked messages the server no longer lists (deleted
+    or moved by someone, or gone before their download) are not listed as failed any more.
+    Skipped ones stay: a person's word holds if the message comes back."""
+    rows = conn.execute(
+        select(imports.c.id, imports.c.key).where(
+            imports.c.mailbox == mailbox, imports.c.status.in_([FAILED, PARKED])
+        )
+    )
+    gone = [r.id for r in rows if r.key not in listed]
+    for start in range(0, len(gone), 500):
+        conn.execute(delete(imports).where(imports.c.id.in_(gone[start : start + 500])))
+    return len(gone)
+
+
 def tries(conn: Connection, mailbox: str, key: str) -> int:
     """How often a message failed so far (0: never, or it is not failed now)."""
     value = conn.execute(
