@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mailintake.enums import AuthState
+
 
 class MailintakeError(Exception):
     """Base of every error mailintake raises on purpose."""
@@ -67,7 +69,7 @@ class AuthError(MailintakeError):
     (CONTRACT §4); ``code`` the provider's error (e.g. ``AADSTS7000215``) when there is one."""
 
     exit_code = 3
-    default_state = "error"
+    default_state: str = AuthState.ERROR
 
     def __init__(self, message: str, *, state: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -78,13 +80,13 @@ class AuthError(MailintakeError):
 class AuthorizationRequired(AuthError):
     """Authorize (again): never authorized, or the refresh token was rejected."""
 
-    default_state = "reauthorization_required"
+    default_state = AuthState.REAUTHORIZATION_REQUIRED
 
 
 class PasswordUpdateRequired(AuthError):
     """Password grant: the stored password was rejected; store the new one."""
 
-    default_state = "password_update_required"
+    default_state = AuthState.PASSWORD_UPDATE_REQUIRED
 
 
 class TransientError(MailintakeError):

@@ -26,6 +26,18 @@ FORBIDDEN: dict[str, set[str]] = {
     "errors": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "crypto": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "keys": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
+    "enums": {
+        "engine",
+        "web",
+        "cli",
+        "sources",
+        "sinks",
+        "store",
+        "oauth",
+        "config",
+        "errors",
+        "net",
+    },
     "spool": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
 }
 

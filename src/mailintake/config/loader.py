@@ -9,6 +9,7 @@ problem is a ``ConfigError`` whose lines read ``PATH: message``. JSON is read by
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -248,5 +249,14 @@ def load_file(path: Path) -> Any:
     return load_yaml_text(text, str(path))
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML that writes a StrEnum member (an authorization state, a grant) as its text."""
+
+
+_Dumper.add_multi_representer(StrEnum, lambda dumper, value: dumper.represent_str(str(value)))
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )

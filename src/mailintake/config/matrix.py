@@ -25,6 +25,10 @@ class Grant(StrEnum):
     DEVICE_CODE = "device_code"
 
 
+# Grants a person signs in with (the others need no person to get a token).
+USER_GRANTS = frozenset({Grant.AUTHORIZATION_CODE, Grant.DEVICE_CODE})
+
+
 class Need(StrEnum):
     MANDATORY = "mandatory"
     OPTIONAL = "optional"

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from mailintake.config.matrix import Grant, Protocol
+from mailintake.enums import AfterImport
 
 # A name is also a folder name (the folder output writes <path>/<mailbox>/…): it may not
 # start with a dot, so ".", ".." and hidden names are refused.
@@ -21,7 +22,6 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
 
 Security = Literal["ssl", "starttls", "none"]
-AfterImport = Literal["mark_read", "move", "delete", "keep"]
 OutputType = Literal["folder", "webhook"]
 Push = Literal["auto", "off"]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mailintake.config.matrix import DEFAULT_TENANT, GRAPH_SERVER, Grant, Need, Protocol, rule
 from mailintake.config.models import MailboxSpec
+from mailintake.enums import AfterImport
 from mailintake.oauth.servers import GRAPH_SHARED_SCOPES, ServerDefinition, fill_tenant
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -108,10 +109,10 @@ def folder(spec: MailboxSpec) -> str | None:
     return "inbox" if spec.protocol is Protocol.GRAPH else "INBOX"
 
 
-def after_import(spec: MailboxSpec) -> str:
+def after_import(spec: MailboxSpec) -> AfterImport:
     if spec.after_import:
         return spec.after_import
-    return "keep" if spec.protocol is Protocol.POP3 else "mark_read"
+    return AfterImport.KEEP if spec.protocol is Protocol.POP3 else AfterImport.MARK_READ
 
 
 def default_scopes(
@@ -194,7 +195,7 @@ def effective_dict(spec: MailboxSpec, server: ServerDefinition | None) -> dict[s
         "username": spec.username,
         "shared_mailbox": spec.shared_mailbox,
         "folder": folder(spec),
-        "after_import": after_import(spec),
+        "after_import": str(after_import(spec)),
         "poll_interval": spec.poll_interval or DEFAULT_POLL_INTERVAL,
         "output": spec.output or DEFAULT_OUTPUT,
         "enabled": spec.enabled is not False,

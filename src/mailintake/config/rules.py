@@ -27,6 +27,7 @@ from mailintake.config.matrix import (
 )
 from mailintake.config.models import MailboxSpec, OAuthSpec, OutputSpec, ServerSpec
 from mailintake.config.problems import Problems
+from mailintake.enums import AfterImport
 from mailintake.oauth.servers import (
     BUILTIN_SERVERS,
     MICROSOFT_LOGIN_HOSTS,
@@ -174,12 +175,12 @@ def check_mailbox(
     if proto is Protocol.POP3:
         if spec.folder is not None:
             problems.add(f"{p}.folder", "POP3 has no folders (remove it)")
-        if spec.after_import in ("mark_read", "move"):
+        if spec.after_import in (AfterImport.MARK_READ, AfterImport.MOVE):
             problems.add(
                 f"{p}.after_import",
                 f"POP3 cannot {spec.after_import.replace('_', ' ')}: use delete or keep",
             )
-    if resolve.after_import(spec) == "move" and proto is not Protocol.POP3:
+    if resolve.after_import(spec) is AfterImport.MOVE and proto is not Protocol.POP3:
         if not spec.move_to and "move_to" not in bad:
             problems.add(f"{p}.move_to", "required with after_import: move")
     elif spec.move_to is not None:

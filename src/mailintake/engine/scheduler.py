@@ -12,18 +12,22 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mailintake.config.matrix import USER_GRANTS
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.poll import Poller, PollResult
+from mailintake.enums import AuthState
 from mailintake.observability.logging import get_logger
 from mailintake.store.repo import Schedule
 
 log = get_logger(__name__)
 WAITING_FOR_A_PERSON = frozenset(
-    {"not_authorized", "reauthorization_required", "password_update_required", "error"}
+    {
+        AuthState.NOT_AUTHORIZED,
+        AuthState.REAUTHORIZATION_REQUIRED,
+        AuthState.PASSWORD_UPDATE_REQUIRED,
+        AuthState.ERROR,
+    }
 )
-# Grants a person signs in with: until then, the mailbox cannot be polled (the others get
-# their first token on their first poll).
-SIGNED_IN = frozenset({"authorization_code", "device_code"})
 MAX_BACKOFF = 3600.0
 
 
@@ -32,7 +36,7 @@ def _waits_for_a_person(mailbox: Schedule) -> bool:
     with, never authorized yet), authorizes again, updates a password, fixes an error."""
     if mailbox.auth_state not in WAITING_FOR_A_PERSON or not mailbox.oauth:
         return False
-    return mailbox.auth_state != "not_authorized" or mailbox.grant_type in SIGNED_IN
+    return mailbox.auth_state != AuthState.NOT_AUTHORIZED or mailbox.grant_type in USER_GRANTS
 
 
 @dataclass

@@ -17,6 +17,7 @@ https://github.com/AzureAD/microsoft-authentication-library-for-android/pull/389
 
 from __future__ import annotations
 
+from mailintake.enums import AuthState
 from mailintake.oauth.fix import (
     ADMIN_CONSENT,
     AUTHORIZE,
@@ -31,13 +32,12 @@ from mailintake.oauth.fix import (
     Fix,
     ropc_never,
 )
-from mailintake.oauth.states import ERROR, NOT_AUTHORIZED, UPDATE_PASSWORD
 
 TENANT_ALIAS = Fix(
     "This request cannot use the /common or /consumers endpoint (oauth.tenant_id is "
     "'{tenant}'): set oauth.tenant_id to your Directory (tenant) ID or a verified domain: "
     f"{EDIT} --set oauth.tenant_id=<tenant ID>.",
-    ERROR,
+    AuthState.ERROR,
 )
 
 
@@ -63,7 +63,7 @@ def _ca(requirement: str) -> Fix:
         f"A Conditional Access policy requires {requirement}, which an unattended connector "
         "cannot satisfy: ask the Entra administrator to exclude this application from the "
         f"policy, or use client_credentials; the policy is named in {SIGN_IN_LOGS}.",
-        ERROR,
+        AuthState.ERROR,
     )
 
 
@@ -99,17 +99,17 @@ CODES: dict[int, Fix] = {
     50057: Fix(
         "{account} is disabled: an administrator must enable it (Entra admin center > "
         "Users > the user > Account enabled), or use another account.",
-        ERROR,
+        AuthState.ERROR,
     ),
     50034: Fix(
         "{account} does not exist in tenant {tenant}: check the mailbox's username "
         f"({EDIT} --set username=...) and oauth.tenant_id; a guest must be invited first.",
-        ERROR,
+        AuthState.ERROR,
     ),
     50020: Fix(
         "{account} is not a member or guest of tenant {tenant}: invite it, or set "
         "oauth.tenant_id to the account's own tenant.",
-        ERROR,
+        AuthState.ERROR,
     ),
     50058: Fix(f"No sign-in session exists for {{account}}: a person must sign in: {AUTHORIZE}."),
     # refresh tokens that died (the seed: authorization code -> authorize again)
@@ -146,13 +146,13 @@ CODES: dict[int, Fix] = {
         "A Conditional Access policy of tenant {tenant} blocks this sign-in (location, device, "
         f"application or flow): ask the Entra administrator to find it in {SIGN_IN_LOGS} and "
         "allow this application.",
-        ERROR,
+        AuthState.ERROR,
     ),
     530035: Fix(
         "The tenant's Security Defaults block this sign-in as legacy authentication: "
         f"{USER_GRANT_INSTEAD}; or an administrator replaces Security Defaults with Conditional "
         "Access (Entra admin center > Overview > Properties > Manage security defaults).",
-        ERROR,
+        AuthState.ERROR,
     ),
     53000: _ca("a compliant (managed) device"),
     53001: _ca("a domain-joined device"),
@@ -161,63 +161,63 @@ CODES: dict[int, Fix] = {
     65001: Fix(
         "Application {client_id} has no consent for the requested permissions in tenant "
         f"{{tenant}}: {ADMIN_CONSENT}; then {AUTHORIZE}.",
-        ERROR,
+        AuthState.ERROR,
         final=True,
     ),
     65004: Fix(
         "{account} declined the consent page: sign in again and accept the requested permissions: "
         f"{AUTHORIZE} (or an administrator grants consent for the tenant).",
-        NOT_AUTHORIZED,
+        AuthState.NOT_AUTHORIZED,
     ),
     90094: Fix(
         "Tenant {tenant} lets only administrators consent to application {client_id}: "
         f"{ADMIN_CONSENT}; then {AUTHORIZE}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     90095: Fix(
         "Tenant {tenant} requires an administrator to approve application {client_id} (an "
         "admin consent request was filed): once it is approved (Entra admin center > "
         f"Enterprise applications > Admin consent requests), run {AUTHORIZE}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     650052: Fix(
         "Tenant {tenant} has no subscription for the service the scopes ask for (for IMAP, POP "
         "or Graph mail: Exchange Online): check oauth.tenant_id, oauth.scopes and the tenant's "
         "licences.",
-        ERROR,
+        AuthState.ERROR,
     ),
     650056: Fix(
         "The application registration lacks the requested permission or its admin consent: "
         f"add it under {ENTRA_APP} > API permissions and grant admin consent, then {AUTHORIZE}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     650057: Fix(
         "The requested resource is not among the application's API permissions: add it under "
         f"{ENTRA_APP} > API permissions (e.g. Office 365 Exchange Online > "
         "IMAP.AccessAsUser.All, or Microsoft Graph > Mail.ReadWrite) and grant consent, or "
         "correct oauth.scopes.",
-        ERROR,
+        AuthState.ERROR,
     ),
     # scopes, tenant, endpoints
     70011: Fix(
         "{provider} rejected the scopes: correct oauth.scopes ({scope_hint}; one request may "
         "not mix Graph and Exchange scopes).",
-        ERROR,
+        AuthState.ERROR,
     ),
     700022: Fix(
         "One token request may ask for one resource only: keep only Graph or only Exchange "
         "scopes in oauth.scopes.",
-        ERROR,
+        AuthState.ERROR,
     ),
     500011: Fix(
         "The resource the scopes name is not available in tenant {tenant} (e.g. Exchange "
         "Online is not provisioned there): check oauth.tenant_id and oauth.scopes.",
-        ERROR,
+        AuthState.ERROR,
     ),
     90002: Fix(
         "Tenant '{tenant}' was not found: set oauth.tenant_id to your Directory (tenant) ID or "
         f"a verified domain (Entra admin center > Overview): {EDIT} --set oauth.tenant_id=...",
-        ERROR,
+        AuthState.ERROR,
     ),
     9001023: TENANT_ALIAS,
     90009: TENANT_ALIAS,
@@ -226,64 +226,64 @@ CODES: dict[int, Fix] = {
     50194: Fix(
         "Application {client_id} is single-tenant, so it cannot use /common: set "
         "oauth.tenant_id to its Directory (tenant) ID or a verified domain.",
-        ERROR,
+        AuthState.ERROR,
     ),
     50011: Fix(
         "The redirect URI is not registered for application {client_id}: add oauth.redirect_uri "
         f"exactly (only a localhost port may differ) under {ENTRA_APP} > Authentication, or set "
         "oauth.redirect_uri to a registered one.",
-        ERROR,
+        AuthState.ERROR,
     ),
     # the application's identity and credentials
     700016: Fix(
         "Application {client_id} was not found in directory {tenant}: check oauth.client_id "
         "(the Application (client) ID) and oauth.tenant_id; a multi-tenant application must "
         "first be consented in this tenant.",
-        ERROR,
+        AuthState.ERROR,
     ),
     7000215: Fix(
         "The client secret is not valid: store the secret's Value, not its Secret ID (copy the "
         f"Value column in {SECRETS}; create a new secret if it is no longer shown): "
         f"{STORE_SECRET}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     7000222: Fix(
         f"The client secret has expired: create a new client secret in {SECRETS} and store its "
         f"Value: {STORE_SECRET}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     7000218: Fix(
         "The request carried no client credential but application {client_id} is "
         f"confidential: store its client secret ({STORE_SECRET}) or configure its certificate "
         "(oauth.client_certificate).",
-        ERROR,
+        AuthState.ERROR,
     ),
     700025: Fix(
         "Application {client_id} is a public client (redirect URI under 'Mobile and desktop "
         "applications', or public client flows allowed), so no client secret may be sent: "
         f"remove oauth.client_secret ({EDIT} --unset oauth.client_secret).",
-        ERROR,
+        AuthState.ERROR,
     ),
     700024: Fix(
         "The client assertion (certificate sign-in) is outside its valid time range: this "
         "machine's clock is wrong; synchronise it (NTP) and try again.",
-        ERROR,
+        AuthState.ERROR,
     ),
     700027: Fix(
         "The client assertion's signature did not validate: the certificate in "
         f"oauth.client_certificate (or its key) is not one uploaded to {SECRETS}; upload it "
         "there or configure the matching one.",
-        ERROR,
+        AuthState.ERROR,
     ),
     700021: Fix(
         "The client assertion names another application than oauth.client_id: check "
         "oauth.client_id.",
-        ERROR,
+        AuthState.ERROR,
     ),
     700023: Fix(
         "The client assertion's audience is not this token endpoint: check oauth.token_endpoint "
         "and oauth.tenant_id.",
-        ERROR,
+        AuthState.ERROR,
     ),
     # a code or device code that cannot be redeemed
     54005: Fix(f"This authorization code was already used: start again: {AUTHORIZE}."),
@@ -295,7 +295,7 @@ CODES: dict[int, Fix] = {
         "The authorization code was issued for another tenant than the token endpoint's: use "
         "the same tenant in oauth.authorization_endpoint and oauth.token_endpoint (not /common "
         f"on one side only), then {AUTHORIZE}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     70018: Fix(f"The code entered on the sign-in page was wrong: start again: {AUTHORIZE}."),
     70019: Fix(
@@ -319,12 +319,12 @@ CODES_BY_GRANT: dict[tuple[int, str], Fix] = {
     (50126, "password"): Fix(
         "{provider} rejected the password stored for {account}: if it was changed, store the new "
         f"one: {STORE_PASSWORD} (retrying the old one can lock the account).",
-        UPDATE_PASSWORD,
+        AuthState.PASSWORD_UPDATE_REQUIRED,
     ),
     (50055, "password"): Fix(
         "The password of {account} has expired: the user must change it (sign in once at "
         f"https://myaccount.microsoft.com), then store the new one: {STORE_PASSWORD}.",
-        UPDATE_PASSWORD,
+        AuthState.PASSWORD_UPDATE_REQUIRED,
     ),
     (50053, "password"): Fix(
         "{account} is locked after too many failed sign-ins; mailintake will retry "
@@ -341,19 +341,19 @@ CODES_BY_GRANT: dict[tuple[int, str], Fix] = {
         "{provider} treats application {client_id} as a confidential client and no client "
         f"secret was sent: for grant {{grant}} open {PUBLIC_FLOWS}; or, if the application "
         f"really is confidential, store its client secret: {STORE_SECRET}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     (7000218, "device_code"): Fix(
         "{provider} treats application {client_id} as a confidential client and no client "
         f"secret was sent: for grant {{grant}} open {PUBLIC_FLOWS}; or, if the application "
         f"really is confidential, store its client secret: {STORE_SECRET}.",
-        ERROR,
+        AuthState.ERROR,
     ),
     (7000218, "authorization_code"): Fix(
         "The redirect URI is registered under the Web platform, which needs the client "
         f"secret: store it ({STORE_SECRET}), or register the redirect URI under 'Mobile and "
         f"desktop applications' instead ({ENTRA_APP} > Authentication).",
-        ERROR,
+        AuthState.ERROR,
     ),
 }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from mailintake.config.matrix import Grant
+from mailintake.enums import AuthState
 from mailintake.errors import AuthError, ConfigError
 from mailintake.oauth import diagnose, grants
 from mailintake.oauth.grants import CodeRequest
@@ -56,14 +57,14 @@ def complete_code(
         raise AuthError(
             f"{auth.mailbox}: the sign-in answer does not belong to this attempt (its state "
             "differs); start again with mailintake authorize",
-            state="not_authorized",
+            state=AuthState.NOT_AUTHORIZED,
         )
     code = params.get("code")
     if not code:
         raise AuthError(
             f"{auth.mailbox}: the redirect carries no authorization code; paste the whole URL "
             "the browser ended on",
-            state="not_authorized",
+            state=AuthState.NOT_AUTHORIZED,
         )
     try:
         with manager.endpoint(auth, "authorize") as endpoint:
@@ -141,7 +142,7 @@ def _authorize_code(
             raise AuthError(
                 f"{auth.mailbox}: no sign-in arrived within {int(interaction.timeout)} s; run "
                 f"mailintake authorize {auth.mailbox} again",
-                state="not_authorized",
+                state=AuthState.NOT_AUTHORIZED,
             )
     else:
         request = start_code(auth)

@@ -19,7 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailintake.config.matrix import Grant
+from mailintake.config.matrix import USER_GRANTS, Grant
+from mailintake.enums import AuthState
 from mailintake.errors import (
     AuthError,
     AuthorizationRequired,
@@ -37,15 +38,6 @@ from mailintake.oauth.provider_error import (
     parse_redirect_error,
     parse_token_error,
 )
-from mailintake.oauth.states import (
-    AUTHORIZED,
-    ERROR,
-    NOT_AUTHORIZED,
-    REAUTHORIZE,
-    UPDATE_PASSWORD,
-)
-
-USER_GRANTS = frozenset({Grant.AUTHORIZATION_CODE, Grant.DEVICE_CODE})
 
 DESCRIPTION_LIMIT = 200
 
@@ -143,10 +135,11 @@ def diagnose(error: ProviderError, ctx: Context) -> Diagnosis:
         refined = FEDERATED
     fix = refined or base
     transient = fix.transient or base.transient
+    state: str
     if transient:  # the authorization itself is unchanged
-        state = NOT_AUTHORIZED if ctx.phase == "authorize" else AUTHORIZED
+        state = AuthState.NOT_AUTHORIZED if ctx.phase == "authorize" else AuthState.AUTHORIZED
     else:
-        state = fix.state or base.state or ERROR
+        state = fix.state or base.state or AuthState.ERROR
     if known is not None:
         code = f"AADSTS{known}"
     else:
@@ -195,25 +188,20 @@ def to_exception(d: Diagnosis, mailbox: str) -> MailintakeError:
         if d.retry_after is not None or d.code in THROTTLED:
             return RateLimited(message, retry_after=d.retry_after)
         return NetworkError(message)
-    if d.state == REAUTHORIZE:
+    if d.state == AuthState.REAUTHORIZATION_REQUIRED:
         if not d.final:
             return UnconfirmedRefusal(message, state=d.state, code=d.code)
         return AuthorizationRequired(message, state=d.state, code=d.code)
-    if d.state == UPDATE_PASSWORD:
+    if d.state == AuthState.PASSWORD_UPDATE_REQUIRED:
         return PasswordUpdateRequired(message, state=d.state, code=d.code)
     return AuthError(message, state=d.state, code=d.code)
 
 
 __all__ = [
-    "AUTHORIZED",
     "CODES",
     "CODES_BY_GRANT",
-    "ERROR",
     "ERRORS",
     "GOOGLE",
-    "NOT_AUTHORIZED",
-    "REAUTHORIZE",
-    "UPDATE_PASSWORD",
     "Context",
     "Diagnosis",
     "ProviderError",

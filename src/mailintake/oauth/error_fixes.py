@@ -7,6 +7,7 @@ descriptions refine its ``error`` values (``GOOGLE``). ``CAUSES``, ``APP_PORTAL`
 
 from __future__ import annotations
 
+from mailintake.enums import AuthState
 from mailintake.oauth.fix import (
     ADMIN_CONSENT,
     AUTHORIZE,
@@ -17,7 +18,6 @@ from mailintake.oauth.fix import (
     Fix,
     ropc_never,
 )
-from mailintake.oauth.states import ERROR, NOT_AUTHORIZED, REAUTHORIZE, UPDATE_PASSWORD
 
 # Why a stored refresh token stops working, per provider (oauth-facts §1.7, §4.5).
 CAUSES = {
@@ -51,18 +51,18 @@ CONSENT = {
 _SIGN_IN_AGAIN = Fix(
     "{provider} requires {account} to sign in interactively again (multi-factor authentication, "
     f"new terms or a policy): {AUTHORIZE}.",
-    REAUTHORIZE,
+    AuthState.REAUTHORIZATION_REQUIRED,
     final=True,
 )
 _DECLINED = Fix(
     "The sign-in was declined or consent was refused for {account}: sign in again and accept the "
     f"requested permissions: {AUTHORIZE}.",
-    NOT_AUTHORIZED,
+    AuthState.NOT_AUTHORIZED,
 )
 _APP_DENIED = Fix(
     "{provider} denied access to application {client_id}: check its API permissions and "
     "admin consent in {app}.",
-    ERROR,
+    AuthState.ERROR,
 )
 _RETRY = Fix("{provider} is temporarily unavailable; mailintake will retry later.", None, True)
 _PENDING = Fix(
@@ -77,22 +77,22 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "{provider} rejected the user name or password stored for {account}: if the password "
             f"was changed, store the new one: {STORE_PASSWORD} (retrying the old one can lock "
             "the account).",
-            UPDATE_PASSWORD,
+            AuthState.PASSWORD_UPDATE_REQUIRED,
         ),
         "refresh": Fix(
             f"{{provider}} rejected the stored refresh token: {{causes}}. A person must sign in "
             f"again: {AUTHORIZE}.",
-            REAUTHORIZE,
+            AuthState.REAUTHORIZATION_REQUIRED,
         ),
         "authorize": Fix(
             "{provider} did not accept the authorization code or device code (expired, already "
             f"used, or from another attempt): start again: {AUTHORIZE}.",
-            NOT_AUTHORIZED,
+            AuthState.NOT_AUTHORIZED,
         ),
         "client_credentials": Fix(
             "{provider} refused the application's token request: check oauth.client_id, "
             "oauth.tenant_id and the client secret or certificate ({app}).",
-            ERROR,
+            AuthState.ERROR,
         ),
     },
     "invalid_client": {
@@ -100,7 +100,7 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "{provider} did not accept the client authentication of application {client_id}: "
             "check oauth.client_id and oauth.client_secret (or the certificate) against {app}; "
             "a confidential application needs its secret, a public one must not send any.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "unauthorized_client": {
@@ -108,31 +108,33 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "Application {client_id} may not use grant {grant} here: check oauth.client_id and "
             "oauth.tenant_id, and that {app} allows this grant (password and device_code need "
             "public client flows allowed).",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "invalid_scope": {
-        "*": Fix("{provider} rejected the scopes: correct oauth.scopes ({scope_hint}).", ERROR)
+        "*": Fix(
+            "{provider} rejected the scopes: correct oauth.scopes ({scope_hint}).", AuthState.ERROR
+        )
     },
     "invalid_request": {
         "*": Fix(
             "{provider} rejected the request as malformed: check oauth.tenant_id, the endpoints "
             "and oauth.scopes of the mailbox.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "invalid_resource": {
         "*": Fix(
             "The resource the scopes name is unknown in tenant {tenant}: check oauth.tenant_id "
             "and oauth.scopes.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "unsupported_grant_type": {
         "*": Fix(
             f"{{server}} does not support grant {{grant}}: choose another: {EDIT} --set "
             "oauth.grant_type=authorization_code (or device_code, client_credentials).",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "interaction_required": {
@@ -143,20 +145,21 @@ ERRORS: dict[str, dict[str, Fix]] = {
         "client_credentials": _APP_DENIED,
         "refresh": _SIGN_IN_AGAIN,
         "*": Fix(
-            f"{{account}} must finish the sign-in interactively: {AUTHORIZE}.", NOT_AUTHORIZED
+            f"{{account}} must finish the sign-in interactively: {AUTHORIZE}.",
+            AuthState.NOT_AUTHORIZED,
         ),
     },
     "consent_required": {
         "refresh": Fix(
             "The consent for application {client_id} was withdrawn or the permissions changed: "
             f"{{account}} must sign in and accept the consent page again: {AUTHORIZE}.",
-            REAUTHORIZE,
+            AuthState.REAUTHORIZATION_REQUIRED,
             final=True,
         ),
         "*": Fix(
             "Application {client_id} has no consent for the requested permissions: {consent}; "
             f"then {AUTHORIZE}.",
-            ERROR,
+            AuthState.ERROR,
         ),
     },
     "access_denied": {"client_credentials": _APP_DENIED, "password": _APP_DENIED, "*": _DECLINED},
@@ -165,13 +168,13 @@ ERRORS: dict[str, dict[str, Fix]] = {
         "*": Fix(
             "The device code expired before the sign-in was completed: start again with "
             f"{AUTHORIZE} and enter the code within the time shown.",
-            NOT_AUTHORIZED,
+            AuthState.NOT_AUTHORIZED,
         )
     },
     "bad_verification_code": {
         "*": Fix(
             f"{{provider}} did not recognise the device code: start again: {AUTHORIZE}.",
-            NOT_AUTHORIZED,
+            AuthState.NOT_AUTHORIZED,
         )
     },
     "authorization_pending": {"*": _PENDING},  # the caller polls on; not a diagnosis
@@ -184,7 +187,7 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "the Admin console > Security > Access and data control > API controls > Manage "
             "third-party app access, set OAuth client {client_id} to Trusted (or allow its "
             f"scopes), then {AUTHORIZE}.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "org_internal": {
@@ -192,7 +195,7 @@ ERRORS: dict[str, dict[str, Fix]] = {
             "OAuth client {client_id} is limited to its own Google organization (consent screen "
             "user type Internal): sign in with an account of that organization, or set the user "
             "type to External (Google Cloud console > APIs & Services > OAuth consent screen).",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     # a body that is not OAuth JSON; chosen by _error_key
@@ -203,20 +206,20 @@ ERRORS: dict[str, dict[str, Fix]] = {
         "*": Fix(
             "The OAuth endpoint answered {detail}: a proxy may be refusing the request (check "
             "the proxy settings), or oauth.token_endpoint is not {provider}'s token endpoint.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "http_other": {
         "*": Fix(
             "The OAuth endpoint answered {detail}: check oauth.token_endpoint (and any proxy in "
             "between).",
-            ERROR,
+            AuthState.ERROR,
         )
     },
     "*": {
         "*": Fix(
             "{provider} refused the request ({error}): check the mailbox's OAuth settings.",
-            ERROR,
+            AuthState.ERROR,
         )
     },
 }
@@ -259,7 +262,7 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
         Fix(
             "Google does not know OAuth client {client_id} (wrong or deleted): check "
             "oauth.client_id in Google Cloud console > APIs & Services > Credentials.",
-            ERROR,
+            AuthState.ERROR,
         ),
     ),
     (
@@ -269,7 +272,7 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
             "Google rejected the client secret of OAuth client {client_id}: copy it again from "
             "Google Cloud console > APIs & Services > Credentials > your OAuth client and store "
             f"it: {STORE_SECRET}.",
-            ERROR,
+            AuthState.ERROR,
         ),
     ),
     (
@@ -278,7 +281,7 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
         Fix(
             "Google did not accept OAuth client {client_id} or its secret: check oauth.client_id "
             "and oauth.client_secret in Google Cloud console > APIs & Services > Credentials.",
-            ERROR,
+            AuthState.ERROR,
         ),
     ),
     (
@@ -288,7 +291,7 @@ GOOGLE: tuple[tuple[str, str, Fix], ...] = (
             "OAuth client {client_id} may not make this request: a refresh token only works "
             f"with the client that obtained it (if oauth.client_id changed: {AUTHORIZE}), and "
             "device_code needs a client of type 'TVs and Limited Input devices'.",
-            ERROR,
+            AuthState.ERROR,
         ),
     ),
     (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailintake.oauth.states import ERROR
+from mailintake.enums import AuthState
 
 MAILBOX = "<mailbox>"  # replaced by the mailbox's name in to_exception
 
@@ -51,7 +51,7 @@ USER_GRANT_INSTEAD = (
 def ropc_never(why: str) -> Fix:
     return Fix(
         f"{why}, so the password grant (ROPC) can never sign it in: {USER_GRANT_INSTEAD}.",
-        ERROR,
+        AuthState.ERROR,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailintake.enums import AuthState
 from mailintake.errors import AuthorizationRequired
 
 # 404 codes that, on the mailbox or its folder list, mean "you may not see this mailbox".
@@ -90,7 +91,7 @@ def denied(caller: Caller, detail: str, *, writing: bool) -> AuthorizationRequir
         )
     else:
         fix = _delegate_read_fix(caller)
-    return AuthorizationRequired(f"{caller.name}: {said} ({fix})", state="error")
+    return AuthorizationRequired(f"{caller.name}: {said} ({fix})", state=AuthState.ERROR)
 
 
 def no_rights(caller: Caller, code: str, detail: str) -> AuthorizationRequired:
@@ -107,7 +108,7 @@ def no_rights(caller: Caller, code: str, detail: str) -> AuthorizationRequired:
         )
     else:
         fix = _delegate_read_fix(caller)
-    return AuthorizationRequired(f"{caller.name}: {said} ({fix})", state="error")
+    return AuthorizationRequired(f"{caller.name}: {said} ({fix})", state=AuthState.ERROR)
 
 
 def _delegate_read_fix(caller: Caller) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx2
 
 from mailintake.config import resolve
-from mailintake.config.matrix import Grant
+from mailintake.config.matrix import USER_GRANTS, Grant
+from mailintake.enums import AuthState
 from mailintake.errors import AuthError, AuthorizationRequired, ConfigError, TransientError
 from mailintake.net.http import ProxySettings, build_client
 from mailintake.oauth import diagnose, grants
@@ -37,13 +38,9 @@ from mailintake.store.tokens import (
 
 log = get_logger(__name__)
 
-AUTHORIZED = "authorized"
-NOT_AUTHORIZED = "not_authorized"
-REAUTHORIZATION_REQUIRED = "reauthorization_required"
 HttpFactory = Callable[[ProxySettings | None], httpx2.Client]
 # OpenID scopes added to user sign-ins so the answer names the account that signed in.
 IDENTITY_SCOPES = {"MICROSOFT": ("openid", "profile"), "GOOGLE": ("openid", "email")}
-USER_GRANTS = frozenset({Grant.AUTHORIZATION_CODE, Grant.DEVICE_CODE})
 
 
 def default_http(proxy: ProxySettings | None) -> httpx2.Client:
@@ -192,7 +189,7 @@ class Authorized:
     def as_dict(self) -> dict[str, object]:
         return {
             "mailbox": self.mailbox,
-            "authorization_state": AUTHORIZED,
+            "authorization_state": AuthState.AUTHORIZED,
             "message": self.message,
             "account": self.account,
             "expires_at": self.expires_at.isoformat(),
@@ -261,13 +258,13 @@ class TokenManager:
                 if (
                     auth.grant in USER_GRANTS
                     and grant is None
-                    and record.auth_state == REAUTHORIZATION_REQUIRED
+                    and record.auth_state == AuthState.REAUTHORIZATION_REQUIRED
                 ):
                     # The refusal stands until a person signs in again: no request is sent.
                     raise AuthorizationRequired(
                         record.auth_detail
                         or f"{name}: authorize it again: mailintake authorize {name}",
-                        state=REAUTHORIZATION_REQUIRED,
+                        state=AuthState.REAUTHORIZATION_REQUIRED,
                     )
                 response = self._request(
                     auth, grant.refresh_token if valid_grant and grant else None, grant is not None
@@ -306,9 +303,11 @@ class TokenManager:
                 f"{exc} (refused {count} times over {minutes:.0f} minutes, so not a momentary "
                 "fault)"
             )
-            repo.set_auth_state(auth.mailbox, REAUTHORIZATION_REQUIRED, message)
+            repo.set_auth_state(auth.mailbox, AuthState.REAUTHORIZATION_REQUIRED, message)
             forget(repo.conn, auth.mailbox)
-            return AuthorizationRequired(message, state=REAUTHORIZATION_REQUIRED, code=exc.code)
+            return AuthorizationRequired(
+                message, state=AuthState.REAUTHORIZATION_REQUIRED, code=exc.code
+            )
         code = f" ({exc.code})" if exc.code else ""
         diagnosis = str(exc).removeprefix(f"{auth.mailbox}: ")
         message = (
@@ -316,7 +315,7 @@ class TokenManager:
             f"momentary fault: the token is kept and tried again at the next poll (refusal "
             f"{count}). After {self.refusals.describe()}: {diagnosis}"
         )
-        repo.set_auth_state(auth.mailbox, AUTHORIZED, message)
+        repo.set_auth_state(auth.mailbox, AuthState.AUTHORIZED, message)
         return TransientError(message)
 
     def _request(
@@ -335,12 +334,12 @@ class TokenManager:
                 raise AuthorizationRequired(
                     f"{auth.mailbox}: the sign-in settings changed since it was authorized; "
                     f"authorize it again: mailintake authorize {auth.mailbox}",
-                    state=REAUTHORIZATION_REQUIRED,
+                    state=AuthState.REAUTHORIZATION_REQUIRED,
                 )
             raise AuthorizationRequired(
                 f"{auth.mailbox}: not authorized yet; a person must sign in once: "
                 f"mailintake authorize {auth.mailbox}",
-                state=NOT_AUTHORIZED,
+                state=AuthState.NOT_AUTHORIZED,
             )
         with self.endpoint(auth, "refresh") as endpoint:
             return grants.refresh(endpoint, refresh_token, auth.request_scopes)
@@ -371,7 +370,7 @@ class TokenManager:
             refresh_token=response.refresh_token,
             new_authorization=new_authorization,
         )
-        repo.set_auth_state(auth.mailbox, AUTHORIZED, None)
+        repo.set_auth_state(auth.mailbox, AuthState.AUTHORIZED, None)
         log.info(
             "oauth.token",
             mailbox=auth.mailbox,

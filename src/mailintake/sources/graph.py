@@ -24,6 +24,7 @@ import httpx2
 from mailintake.config import resolve
 from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
+from mailintake.enums import AfterImport, AuthState
 from mailintake.errors import (
     AuthorizationRequired,
     ConfigError,
@@ -133,7 +134,7 @@ class GraphSource:
 
     def open(self) -> None:
         self._bearer = self.token()
-        if self.settings.after_import == "move":
+        if self.settings.after_import == AfterImport.MOVE:
             # Before anything is imported: a move_to that is not a folder would leave every
             # imported message in place, its move failing poll after poll.
             self.folder_id(self.settings.move_to or "")
@@ -190,7 +191,8 @@ class GraphSource:
                 continue
             if answer.status_code == 401:
                 raise AuthorizationRequired(
-                    f"{self.name}: Graph refused the token: {error_text(answer)}", state="error"
+                    f"{self.name}: Graph refused the token: {error_text(answer)}",
+                    state=AuthState.ERROR,
                 )
             if answer.status_code == 403:
                 raise graph_access.denied(self.caller, error_text(answer), writing=method != "GET")
@@ -429,12 +431,12 @@ class GraphSource:
         url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
         action = self.settings.after_import
         try:
-            if action == "mark_read":
+            if action == AfterImport.MARK_READ:
                 self._request("PATCH", url, json={"isRead": True})
-            elif action == "move":
+            elif action == AfterImport.MOVE:
                 target = self.folder_id(self.settings.move_to or "")
                 self._request("POST", f"{url}/move", json={"destinationId": target})
-            elif action == "delete":
+            elif action == AfterImport.DELETE:
                 self._request("DELETE", url)
         except GraphRefused as exc:
             if exc.status != 404 or exc.code != "ErrorItemNotFound":
@@ -455,29 +457,29 @@ class GraphSource:
         message = answer.json()
         action = self.settings.after_import
         where = str(message.get("parentFolderId", ""))
-        if action == "mark_read" and message.get("isRead") is True:
+        if action == AfterImport.MARK_READ and message.get("isRead") is True:
             return
-        if action == "move" and where == self.folder_id(self.settings.move_to or ""):
+        if action == AfterImport.MOVE and where == self.folder_id(self.settings.move_to or ""):
             return
-        if action == "delete" and where != self.folder_id(self.settings.folder):
+        if action == AfterImport.DELETE and where != self.folder_id(self.settings.folder):
             return
         if where == self.folder_id(self.settings.folder):
             state = f"still in '{self.settings.folder}'"
         else:
             state = "in another folder" + (
-                "" if action == "mark_read" else f" than '{self.settings.move_to}'"
+                "" if action == AfterImport.MARK_READ else f" than '{self.settings.move_to}'"
             )
         raise SourceError(
             f"{self.name}: Graph answered 404 {refused.code} to {action} of message "
             f"{identifier}, but the message is {state}"
-            + (" and unread" if action == "mark_read" else "")
+            + (" and unread" if action == AfterImport.MARK_READ else "")
             + "; the action is not recorded as done and is tried again at the next poll"
         )
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
-        if self.settings.after_import == "keep" or not sources:
+        if self.settings.after_import == AfterImport.KEEP or not sources:
             return
-        if self.settings.after_import == "move":
+        if self.settings.after_import == AfterImport.MOVE:
             self.folder_id(self.settings.move_to or "")
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             list(pool.map(self._ack_one, sources))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mailintake.enums import AfterImport, AuthState
 from mailintake.errors import (
     AuthorizationRequired,
     MessageUnavailable,
@@ -92,13 +93,13 @@ class ImapSource:
         self.client = client
         self._login()
         try:
-            selected = client.select_folder(s.folder, readonly=s.after_import == "keep")
+            selected = client.select_folder(s.folder, readonly=s.after_import == AfterImport.KEEP)
         except IMAPClientError as exc:
             raise SourceError(
                 f"{self._what()}: cannot open folder '{s.folder}': {exc}{self._folders()}"
             ) from exc
         self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
-        if s.after_import == "move":
+        if s.after_import == AfterImport.MOVE:
             self._check_move_target()
 
     def _check_move_target(self) -> None:
@@ -147,7 +148,7 @@ class ImapSource:
                 "IMAP is enabled for the mailbox, the scopes carry "
                 "https://outlook.office.com/, and for client credentials the service "
                 "principal and mailbox permission exist",
-                state="error",
+                state=AuthState.ERROR,
             ) from exc
         except (OSError, IMAPClientError) as exc:
             raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
@@ -268,18 +269,18 @@ class ImapSource:
             for s in sources
             if s.get("uidvalidity") == self.uidvalidity and s.get("folder") == self.settings.folder
         ]
-        if not uids or action == "keep":
+        if not uids or action == AfterImport.KEEP:
             return
         self._again(f"after-import action {action}", functools.partial(self._apply, uids))
 
     def _apply(self, uids: list[int]) -> None:
         client, action = self.client, self.settings.after_import
-        if action == "mark_read":
+        if action == AfterImport.MARK_READ:
             client.add_flags(uids, [SEEN], silent=True)
-        elif action == "delete":
+        elif action == AfterImport.DELETE:
             client.add_flags(uids, [DELETED], silent=True)
             self._expunge(uids)
-        elif action == "move":
+        elif action == AfterImport.MOVE:
             target = self.settings.move_to or ""
             if client.has_capability("MOVE"):
                 client.move(uids, target)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mailintake.enums import AfterImport, AuthState
 from mailintake.errors import (
     AuthorizationRequired,
     MessageUnavailable,
@@ -55,7 +56,8 @@ class Pop3Source:
         self._pipe: Pipe | None = None
         self._turn = threading.Lock()
         self._numbers: dict[str, int] = {}
-        self.acknowledged_at_commit = settings.after_import == "delete"  # DELE waits for QUIT
+        # DELE waits for QUIT
+        self.acknowledged_at_commit = settings.after_import == AfterImport.DELETE
 
     def _what(self) -> str:
         return f"{self.mailbox}: POP3 {self.settings.host}:{self.settings.port}"
@@ -86,14 +88,14 @@ class Pop3Source:
                     _command(client, "")
             raise AuthorizationRequired(
                 f"{self._what()}: the server refused the token for {s.login_as}: {exc}",
-                state="error",
+                state=AuthState.ERROR,
             ) from exc
         except OSError as exc:
             raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
         if not answer.startswith(b"+OK"):
             raise AuthorizationRequired(
                 f"{self._what()}: the server refused the token for {s.login_as}: {answer!r}",
-                state="error",
+                state=AuthState.ERROR,
             )
 
     def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
@@ -159,7 +161,7 @@ class Pop3Source:
                 )
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
-        if self.settings.after_import != "delete" or self._pipe is None:
+        if self.settings.after_import != AfterImport.DELETE or self._pipe is None:
             return
         if not self._numbers:  # not listed yet (what an earlier pass left to acknowledge)
             self.list_items()

@@ -24,16 +24,16 @@ from mailintake.config import resolve
 from mailintake.config.models import MAILBOX_SECRET_FIELDS, MailboxSpec, OutputSpec, ServerSpec
 from mailintake.config.validate import REDACTED, Context, SecretKey, merged_server
 from mailintake.crypto import SecretBox
+from mailintake.enums import AuthState
 from mailintake.errors import Conflict, NotFound
 from mailintake.oauth.servers import BUILTIN_SERVERS, ServerDefinition, server_from_dict
 from mailintake.store import imports, secrets, tokens
 from mailintake.store.tables import authorization_servers, mailboxes, meta, outputs
 
 Action = Literal["created", "updated", "unchanged", "deleted", "reset"]
-NOT_AUTHORIZED = "not_authorized"
 # States a change of the mailbox's secrets or OAuth settings can fix (a new password, a new
 # client secret, a corrected tenant); reauthorization_required needs a person to sign in.
-SETTINGS_FIXABLE_STATES = frozenset({"password_update_required", "error"})
+SETTINGS_FIXABLE_STATES = frozenset({AuthState.PASSWORD_UPDATE_REQUIRED, AuthState.ERROR})
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ class Repo:
             "output": output,
             "definition": data,
         }
-        initial = {"auth_state": NOT_AUTHORIZED}
+        initial = {"auth_state": AuthState.NOT_AUTHORIZED}
         before = self.conn.execute(
             select(mailboxes.c.definition, mailboxes.c.auth_state).where(
                 mailboxes.c.name == spec.name
@@ -393,7 +393,9 @@ class Repo:
         ):
             # The sign-in settings changed: the refusal they caused no longer stands.
             self.set_auth_state(
-                spec.name, NOT_AUTHORIZED, "sign-in settings changed since the last refusal"
+                spec.name,
+                AuthState.NOT_AUTHORIZED,
+                "sign-in settings changed since the last refusal",
             )
         return change
 

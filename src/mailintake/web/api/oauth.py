@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
 from mailintake.config.matrix import Grant
+from mailintake.enums import AuthState
 from mailintake.errors import AuthError, ConfigError, MailintakeError
 from mailintake.oauth import grants
 from mailintake.oauth.authorize import callback_params, complete_code, start_code
@@ -169,7 +170,7 @@ def callback(request: Request) -> HTMLResponse:
             status=400,
         )
     outcome = _complete(request, pending, params)
-    if outcome["authorization_state"] == "authorized":
+    if outcome["authorization_state"] == AuthState.AUTHORIZED:
         return _page("Login successful", str(outcome["message"]))
     return _page("Sign-in failed", str(outcome["message"]), status=400)
 
@@ -213,7 +214,7 @@ def _start_device(manager: TokenManager, auth: MailboxAuth, flows: Flows) -> dic
         except MailintakeError as exc:
             state.outcome = {
                 "mailbox": auth.mailbox,
-                "authorization_state": "error",
+                "authorization_state": AuthState.ERROR,
                 "message": str(exc),
                 "code": None,
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from mailintake.enums import AuthState
 from mailintake.status import mailbox_status
 from mailintake.store import imports
 from mailintake.web.deps import StoreDep
@@ -13,7 +14,11 @@ from mailintake.web.ui.tokens_view import token_info
 
 router = APIRouter(include_in_schema=False)
 
-NEEDS_A_PERSON = ("not_authorized", "reauthorization_required", "password_update_required")
+NEEDS_A_PERSON = (
+    AuthState.NOT_AUTHORIZED,
+    AuthState.REAUTHORIZATION_REQUIRED,
+    AuthState.PASSWORD_UPDATE_REQUIRED,
+)
 
 
 @router.get("/")

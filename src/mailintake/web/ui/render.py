@@ -10,16 +10,17 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from mailintake.enums import AfterImport, AuthState
 from mailintake.web.ui.notices import notice_text
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 STATE_LABELS = {
-    "not_authorized": "not authorized",
-    "authorized": "authorized",
-    "reauthorization_required": "authorize again",
-    "password_update_required": "update the password",
-    "error": "error",
+    AuthState.NOT_AUTHORIZED: "not authorized",
+    AuthState.AUTHORIZED: "authorized",
+    AuthState.REAUTHORIZATION_REQUIRED: "authorize again",
+    AuthState.PASSWORD_UPDATE_REQUIRED: "update the password",
+    AuthState.ERROR: "error",
 }
 
 
@@ -48,6 +49,10 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["when"] = when
     templates.env.filters["size"] = size
     templates.env.globals["state_label"] = lambda s: STATE_LABELS.get(s, s)
+    templates.env.globals["AuthState"] = AuthState
+    templates.env.globals["after_import_choices"] = [
+        (action.value, action.value.replace("_", " ")) for action in AfterImport
+    ]
     return templates
 
 
