@@ -18,7 +18,8 @@ import httpx2
 from benchmarks.corpus import corpus
 from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
-from mailintake.engine.poll import Poller, use_short_switch_interval
+from mailintake.engine.poll import Poller
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
@@ -54,17 +55,17 @@ def timed_poll(home: Path, count: int) -> float:
     """mailintake's import, timed like the sequential client: the transfer, not start-up."""
     settings = Settings(home=home)
     store = open_store(settings)
-    poller = Poller(store, home)
-    started = time.perf_counter()
-    result = poller.poll("bench")
-    elapsed = time.perf_counter() - started
+    with ImportRuntime() as runtime:  # as the commands that import do
+        poller = Poller(store, home, runtime=runtime)
+        started = time.perf_counter()
+        result = poller.poll("bench")
+        elapsed = time.perf_counter() - started
     assert result.imported == count, result
     store.engine.dispose()
     return elapsed
 
 
 def run(count: int, latency: float) -> None:
-    use_short_switch_interval()  # as the commands that import do
     messages = corpus(count)
     with workdir() as tmp:
         root = Path(tmp)

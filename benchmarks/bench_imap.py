@@ -45,8 +45,9 @@ from benchmarks.corpus import corpus
 from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
-from mailintake.engine.factories import build_sink, build_source
-from mailintake.engine.poll import BATCH, Poller, use_short_switch_interval
+from mailintake.engine.factories import build_source
+from mailintake.engine.poll import BATCH, Poller
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.oauth.sasl import xoauth2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
@@ -142,6 +143,10 @@ def getmail6(folder: Path, port: int, user: str, token: str) -> float:
     return time.perf_counter() - started
 
 
+# What the poll command holds while it imports: the output's writers, the switch interval.
+RUNTIME = ImportRuntime()
+
+
 class Timings:
     """Seconds spent in the source's and the sink's calls during one poll (wall time)."""
 
@@ -172,7 +177,7 @@ class Timings:
         return self.wrap("source", build_source(*args, **kwargs))
 
     def sink(self, *args: Any, **kwargs: Any) -> Any:
-        return self.wrap("sink", build_sink(*args, **kwargs))
+        return self.wrap("sink", RUNTIME.build_sink(*args, **kwargs))
 
     def report(self, label: str, total: float) -> None:
         print(f"--- {label}: wall time by part (of {total:.2f} s) ---")
@@ -208,7 +213,11 @@ def print_profile(profile: cProfile.Profile, label: str) -> None:
 
 
 def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
-    use_short_switch_interval()  # as the commands that import do
+    with RUNTIME:  # as the commands that import do
+        _run(count, parts=parts, profile=profile)
+
+
+def _run(count: int, *, parts: bool, profile: bool) -> None:
     messages = corpus(count)
     megabytes = sum(len(m) for m in messages) / 1e6
     print(f"corpus: {count} messages, {megabytes:.0f} MB")
@@ -309,13 +318,14 @@ def run(count: int, *, parts: bool = False, profile: bool = False) -> None:
                 started = time.perf_counter()
                 timings = Timings() if parts or profile else None
                 poller = (
-                    Poller(store, settings.home)
+                    Poller(store, settings.home, runtime=RUNTIME)
                     if timings is None
                     else Poller(
                         store,
                         settings.home,
                         source_factory=timings.source,
                         sink_factory=timings.sink,
+                        runtime=RUNTIME,
                     )
                 )
                 profiler = cProfile.Profile() if profile else None

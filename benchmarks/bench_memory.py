@@ -64,13 +64,15 @@ def _status(field: str) -> int:
 def measure(home: Path) -> dict[str, Any]:
     """In the import's own process: poll once; resident memory before and at the peak."""
     from mailintake.engine.poll import Poller
+    from mailintake.engine.runtime import ImportRuntime
 
     store = open_store(Settings(home=home))
-    poller = Poller(store, home)
-    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
-    before = _status("VmRSS")
-    result = poller.poll("big")
-    peak = _status("VmHWM")
+    with ImportRuntime() as runtime:  # as the commands that import do
+        poller = Poller(store, home, runtime=runtime)
+        Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+        before = _status("VmRSS")
+        result = poller.poll("big")
+        peak = _status("VmHWM")
     return {"before": before, "peak": peak, "result": result.as_dict()}
 
 

@@ -39,8 +39,9 @@ from typing import Any
 import httpx2
 
 from mailintake.config.models import MailboxSpec
-from mailintake.engine.factories import build_sink, build_source
+from mailintake.engine.factories import build_source
 from mailintake.engine.poll import BUSY, Poller, PollResult
+from mailintake.engine.runtime import ImportRuntime
 from mailintake.net.http import build_client
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
@@ -144,11 +145,12 @@ def main() -> None:
                 output.url, attempts=2, backoff=0, client=build_client(timeout=wait)
             )
             return KillingSink(hasty, killer)
-        return KillingSink(build_sink(output, home), killer)
+        return KillingSink(runtime.build_sink(output, home), killer)
 
     settings = Settings()
     store = open_store(settings)
-    poller = Poller(store, settings.home, source_factory=source, sink_factory=sink)
+    runtime = ImportRuntime().start()  # as the poll command's: the output's writer processes
+    poller = Poller(store, settings.home, source_factory=source, sink_factory=sink, runtime=runtime)
     start = threading.Barrier(args.passes)
     results: list[PollResult] = []
 
@@ -164,6 +166,7 @@ def main() -> None:
     for result in results:
         print(result.as_dict(), flush=True)
     ok = all(r.error in (None, BUSY) for r in results) and any(r.error is None for r in results)
+    runtime.close()
     os._exit(0 if ok else 4)  # the timer thread must not keep it alive
 
 
