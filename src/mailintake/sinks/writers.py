@@ -264,7 +264,7 @@ class WriterPool:
         with self._lock:
             pool, self._pool, self._starter = self._pool, None, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)  # what was handed over is done first
 
     def _started(self) -> None:
         """Wait until a background start is over: a worker process that started while the
