@@ -14,6 +14,7 @@ from email.message import Message
 
 from mailintake.mime import split
 from mailintake.mime.filenames import safe_filename
+from mailintake.mime.headers import read_headers
 from mailintake.spool import CHUNK, Body, Spooled
 
 LENIENT_UP_TO = 8 << 20  # the largest message of unusual structure read by the standard parser
@@ -254,4 +255,25 @@ def _with_headers(message: Message, attachments: list[Attachment], defects: list
     )
 
 
-__all__ = ["Attachment", "Parsed", "parse", "safe_filename"]
+HEADLINE_READ = 16 << 10  # of a header block the server gave for a failed message
+HEADLINE_KEPT = 500  # characters of its subject or sender kept
+
+
+def subject_and_sender(block: bytes) -> tuple[str | None, str | None]:
+    """The decoded Subject and first From of a header block (what a server gives of a
+    message it cannot give whole), read from its first ``HEADLINE_READ`` bytes only and each
+    cut to ``HEADLINE_KEPT`` characters; None where it has none or it cannot be read."""
+    defects: list[str] = []
+    try:
+        message = read_headers(block[:HEADLINE_READ])
+    except Exception:  # the block is not headers: nothing known
+        return None, None
+    subject = _text(message, "Subject", defects)
+    senders = _addresses(message, "From", defects)
+    return (
+        subject[:HEADLINE_KEPT] if subject else None,
+        senders[0][:HEADLINE_KEPT] if senders else None,
+    )
+
+
+__all__ = ["Attachment", "Parsed", "parse", "safe_filename", "subject_and_sender"]

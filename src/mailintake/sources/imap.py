@@ -5,7 +5,9 @@ and the bodies, read in bulk, go through imap_wire's reader on the same connecti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import imaplib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from mailintake.errors import (
     SourceError,
 )
 from mailintake.keys import imap_key_prefix
+from mailintake.mime.parse import subject_and_sender
 from mailintake.net import tls
 from mailintake.observability.logging import get_logger
 from mailintake.sources import unreachable
@@ -228,19 +231,38 @@ class ImapSource:
                         alone, fails = narrowed([uid], self._bodies, self._reconnect)
                         bodies.update(alone)
                         failed.update(fails)
+                named = {uid: self._headline(uid) for uid in failed}
             for item in chunk:
                 uid = item.source["uid"]
                 body = bodies.get(uid)
                 if body is not None:
                     yield item, body
                 elif uid in failed:
+                    subject, sender = named[uid]
                     yield (
-                        item,
+                        dataclasses.replace(item, subject=subject, sender=sender),
                         MessageUnavailable(
                             f"{self._what()}: the server fails to give message UID {uid} "
                             f"(fetched alone): {failed[uid]}"
                         ),
                     )
+
+    def _headline(self, uid: int) -> tuple[str | None, str | None]:
+        """The subject and sender of a message that failed alone, to show with it: its
+        Subject and From fields only, asked for once, best effort. Refused (NO, BAD), they
+        stay unknown. A session that ends under it (Dovecot's BYE for a file it cannot read)
+        is closed here: the next command signs in again, as after any lost session, and
+        what was fetched already goes on."""
+        try:
+            block = Wire(self.client._imap).headline(uid)
+        except (OSError, imaplib.IMAP4.abort) as exc:
+            log.info("imap.headline_lost", mailbox=self.mailbox, uid=uid, reason=str(exc)[:200])
+            with contextlib.suppress(OSError):
+                self.client.shutdown()
+            return None, None
+        except imaplib.IMAP4.error:
+            return None, None
+        return subject_and_sender(block) if block else (None, None)
 
     def _bodies(self, uids: list[int], into: dict[int, bytes]) -> None:
         Wire(self.client._imap).bodies(uids, into)

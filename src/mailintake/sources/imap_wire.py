@@ -233,6 +233,16 @@ class Wire:
                 found[int(uid.group(1))] = body
         return found
 
+    def headline(self, uid: int) -> bytes | None:
+        """``UID FETCH uid (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])``: the message's
+        Subject and From fields as the server has them (None if it sent none)."""
+        command = f"UID FETCH {uid} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])"
+        found = None
+        for response in self.responses(command):
+            if _FETCH.match(response.lines[0]) and response.literals and found is None:
+                found = response.literals[0]
+        return found
+
 
 def _unquoted(text: bytes) -> bytes:
     """The text with each quoted string emptied, so that what a string holds (a tiny

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import email.utils
 import poplib
 import ssl
@@ -23,6 +24,7 @@ from mailintake.errors import (
     SourceError,
 )
 from mailintake.keys import pop3_key
+from mailintake.mime.parse import subject_and_sender
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources import unreachable
@@ -144,6 +146,7 @@ class Pop3Source:
                 with self._turn:
                     part = numbers[start : start + self.settings.batch]
                     chunk = list(self._pipe.retrieve_each(part))
+                    named = {n: self._headline(n) for n, got in chunk if not isinstance(got, bytes)}
             except (OSError, poplib.error_proto) as exc:
                 raise SourceError(f"{self._what()}: RETR: {exc}") from exc
             for number, message in chunk:
@@ -153,12 +156,30 @@ class Pop3Source:
                     continue
                 answer = message.args[0] if message.args else b""
                 text = answer.decode(errors="replace") if isinstance(answer, bytes) else answer
+                subject, sender = named[number]
                 yield (
-                    item,
+                    dataclasses.replace(item, subject=subject, sender=sender),
                     MessageUnavailable(
                         f"{self._what()}: RETR of message {item.source['uidl']} answered {text}"
                     ),
                 )
+
+    def _headline(self, number: int) -> tuple[str | None, str | None]:
+        """The subject and sender of a message whose RETR failed, to show with it: ``TOP n
+        0``, once, best effort. Refused (-ERR, or a server without TOP), they stay unknown;
+        a connection lost under it leaves them unknown too: it is closed, never read out of
+        step, and what was read already goes on (the next command finds it lost)."""
+        assert self._pipe is not None
+        assert self.client is not None
+        try:
+            answer = self._pipe.top(number)
+        except (OSError, poplib.error_proto):
+            with contextlib.suppress(OSError):
+                self.client.sock.close()  # the next command raises OSError, never reads
+            return None, None
+        if isinstance(answer, bytes):
+            return subject_and_sender(answer)
+        return None, None
 
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         if self.settings.after_import != AfterImport.DELETE or self._pipe is None:

@@ -132,6 +132,13 @@ class Pipe:
         for index, message in self._run([f"RETR {n}" for n in numbers], True, alone=True):
             yield numbers[index], message
 
+    def top(self, number: int) -> bytes | poplib.error_proto:
+        """``TOP number 0`` (RFC 1939 §7, optional): the message's header block, or the
+        -ERR of a server that cannot give it or has no TOP."""
+        for _index, answer in self._run([f"TOP {number} 0"], True, alone=True):
+            return answer
+        raise poplib.error_proto("-ERR no answer")  # pragma: no cover - one command, one answer
+
     def delete(self, numbers: Sequence[int]) -> None:
         """``DELE`` each message number (the deletions take effect at QUIT)."""
         for _ in self._run([f"DELE {n}" for n in numbers], multiline=False):

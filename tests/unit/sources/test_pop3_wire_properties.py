@@ -86,7 +86,7 @@ def answers(
                 for n, m in messages.items()
             )
             return b"+OK" + eol + listed + b"." + eol
-        number = int(argument)
+        number = int(argument.split(b" ")[0])  # TOP has the lines too
         if number in refused or number not in messages:
             return b"-ERR no such message" + eol
         if command == b"RETR":
