@@ -31,6 +31,16 @@ class MessageFault:
     times: int
 
 
+@dataclass(frozen=True)
+class LargeValues:
+    """``$value`` of a message over ``above`` bytes waits ``after`` seconds, then drops the
+    connection (``drop``) or answers 504 GatewayTimeout (``504``)."""
+
+    above: int
+    fault: str = "drop"  # "drop" | "504"
+    after: float = 30.0
+
+
 @dataclass
 class Faults:
     """The switches. Set the attributes, or use the methods for the ones that count down."""
@@ -73,6 +83,14 @@ class Faults:
     # 403 ErrorAccessDenied "Access to OData is disabled." (concepts/auth-limit-mailbox-
     # access.md, "Handling API errors"; oauth-facts §3.7).
     app_policies: dict[str, set[str]] = field(default_factory=dict)
+    # ``$value`` of large items never arrives: the connection drops ("Unable to read data
+    # from the transport connection" for the MIME of a message with attachments over 25 MB,
+    # microsoftgraph/msgraph-sdk-dotnet#1477 = microsoft-graph-docs#18439) or the gateway
+    # answers 504 after about 30 seconds (the ``$value`` of a 45-50 MB attachment,
+    # microsoft-graph-docs#21183 = microsoft-graph-docs-contrib#1220; over 35 MB,
+    # msgraph-sdk-dotnet#1882). Every time, while smaller items and other requests are
+    # answered.
+    large_values: LargeValues | None = None
     _next: deque[tuple[int, float | None]] = field(default_factory=deque)
     _messages: dict[str, list[MessageFault]] = field(default_factory=dict)
     _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
@@ -119,6 +137,7 @@ class Faults:
             self.budget = None
             self.no_rights_as = None
             self.app_policies = {}
+            self.large_values = None
             self._next.clear()
             self._messages.clear()
             self._seen.clear()

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -148,7 +151,24 @@ def raw_message(context: Context, keys: list[str]) -> Response:
         message = _message(context, keys[-1])
         _fault(context, message, "value")
         raw = message.raw
+    large = context.emulator.faults.large_values
+    if large is not None and len(raw) > large.above:
+        time.sleep(large.after)
+        if large.fault == "504":
+            raise GraphError(
+                504, "GatewayTimeout", "The gateway did not receive a response in time."
+            )
+        _drop_connection()  # the answer written next finds it closed
     return Response(stream(raw), 200, content_type="text/plain")
+
+
+def _drop_connection() -> None:
+    """Close the request's connection with nothing answered, as a front end that gave up
+    does: the client reads the end of the connection where the answer should be."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is not None:
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
 
 
 def patch_message(context: Context, keys: list[str]) -> Response:

@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 import httpx2
+import pytest
 
 from sandbox.graph import GraphEmulator
+from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
 from tests.sandbox.test_graph import (
     APP,
@@ -108,6 +110,32 @@ def test_value_fails_for_one_message_as_often_as_told(
     assert client.get(url.format(good)).content == mime(2)
     graph.faults.fail_message(good, "value", 404, "ErrorItemNotFound")
     assert error_code(client.get(url.format(good))) == "ErrorItemNotFound"
+
+
+@pytest.mark.parametrize("fault", ["drop", "504"])
+def test_value_of_a_large_message_never_arrives(
+    graph: GraphEmulator, base: str, client: httpx2.Client, mailbox: str, fault: str
+) -> None:
+    big = mime(2, attachment=b"x" * 4000)
+    assert len(mime(1)) < 3000 < len(big)
+    small = graph.deliver(mailbox, mime(1))
+    large = graph.deliver(mailbox, big)
+    graph.faults.large_values = LargeValues(above=3000, fault=fault, after=0.2)
+    url = f"{base}/users/{mailbox}/messages/{{}}/$value"
+    for _ in range(2):  # every time
+        started = time.monotonic()
+        if fault == "drop":
+            with pytest.raises(httpx2.TransportError):
+                client.get(url.format(large))
+        else:
+            answer = client.get(url.format(large))
+            assert answer.status_code == 504
+            assert error_code(answer) == "GatewayTimeout"
+        assert time.monotonic() - started >= 0.2
+    assert client.get(url.format(small)).content == mime(1)  # smaller ones come
+    assert client.get(f"{base}/users/{mailbox}/mailFolders/inbox").status_code == 200
+    graph.faults.reset()
+    assert client.get(url.format(large)).content == big
 
 
 def test_a_change_answers_404_although_the_message_stays(
