@@ -21,6 +21,7 @@ from mailintake.sources.graph import GraphSettings, GraphSource, build_graph_sou
 from mailintake.store import imports
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
+from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
 from tests.integration.oauth_support import certificate, idp
 from tests.integration.test_api import api
@@ -100,6 +101,38 @@ def test_messages_graph_cannot_give_fail_alone(
         left = imports.problems(repo.conn, "claims")
     assert len(left) == 2  # no longer listed as failed
     assert not any(ids[3] in p["reason"] for p in left)
+
+
+@pytest.mark.parametrize("fault", ["drop", "504"])
+def test_a_large_message_whose_value_never_arrives_fails_alone(
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    fault: str,
+) -> None:
+    """Graph drops the connection (or its gateway answers 504) for ``$value`` of a large
+    item, every time, while it answers the rest: that message fails alone, with the
+    subject of the listing; the rest of the folder is imported."""
+    address = f"large-{tmp_path.name[-6:]}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    large = raw(3).replace(b"claim 3", b"claim 3 " + b"x" * 20_000)
+    ids = [graph.deliver(address, large if n == 3 else raw(n)) for n in range(6)]
+    graph.faults.large_values = LargeValues(above=10_000, fault=fault, after=0.05)
+    out = tmp_path / "out"
+    configure(store, idp, graph.base_url, out, username=address)
+    result = Poller(store, home, source_factory=quick).poll("claims")
+    assert (result.imported, result.failed, result.error) == (5, 1, None)
+    assert len(list(out.glob("claims/*/*/message.eml"))) == 5
+    with store.read() as repo:
+        [listed] = imports.problems(repo.conn, "claims")
+    assert ids[3] in listed["reason"]
+    assert "kept failing to give message" in listed["reason"], listed["reason"]
+    said = "Server disconnected" if fault == "drop" else "answered 504, 504, 504"
+    assert said in listed["reason"], listed["reason"]
+    assert (listed["status"], listed["tries"], listed["subject"]) == ("failed", 1, "Claim 3")
+    assert [m["isRead"] for m in graph.messages(address)] == [True] * 3 + [False] + [True] * 2
 
 
 def test_a_graph_that_fails_every_request_charges_no_message(
