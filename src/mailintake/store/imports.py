@@ -275,33 +275,27 @@ def _iso(value: datetime | None) -> str | None:
 def retry_now(conn: Connection, mailbox: str, key: str) -> bool:
     """A failed, parked or skipped message is tried at the next pass (False: no such one).
     Its tries are kept: failing again parks it again at once."""
-    return bool(
-        conn.execute(
-            update(imports)
-            .where(
-                imports.c.mailbox == mailbox,
-                imports.c.key == key,
-                imports.c.status.in_(PROBLEMS),
-            )
-            .values(status=FAILED, next_try_at=None, updated_at=_now())
-        ).rowcount
-    )
+    return _settle_problem(conn, mailbox, key, FAILED)
 
 
 def skip(conn: Connection, mailbox: str, key: str) -> bool:
     """A person gives up on a failed or parked message: never imported, never tried again,
     still listed as skipped (False: no such one)."""
-    return bool(
-        conn.execute(
-            update(imports)
-            .where(
-                imports.c.mailbox == mailbox,
-                imports.c.key == key,
-                imports.c.status.in_(PROBLEMS),
-            )
-            .values(status=SKIPPED, next_try_at=None, updated_at=_now())
-        ).rowcount
+    return _settle_problem(conn, mailbox, key, SKIPPED)
+
+
+def _settle_problem(conn: Connection, mailbox: str, key: str, status: str) -> bool:
+    """Give a message that could not be imported ``status``, with no try scheduled."""
+    changed = conn.execute(
+        update(imports)
+        .where(
+            imports.c.mailbox == mailbox,
+            imports.c.key == key,
+            imports.c.status.in_(PROBLEMS),
+        )
+        .values(status=status, next_try_at=None, updated_at=_now())
     )
+    return bool(changed.rowcount)
 
 
 def pending_acknowledgements(conn: Connection, mailbox: str) -> list[Pending]:
