@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import select
 import shutil
+import signal
 import sys
 import threading
 import types
@@ -194,10 +195,40 @@ _MAIN_SWAP = threading.Lock()
 
 
 def _start_worker(parent: int) -> None:
-    """In a worker: collect cyclic garbage rarely (reading a message makes many short-lived
-    objects, freed as they go), and follow the importing process."""
+    """In a worker: die with the process that forked it, collect cyclic garbage rarely
+    (reading a message makes many short-lived objects, freed as they go), and follow the
+    importing process."""
+    _die_with_parent(parent)
     gc.set_threshold(50_000, 20, 20)
     _follow(parent)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(importer: int) -> None:
+    """In a worker (Linux): the kernel kills it (SIGKILL) the moment the process that forked
+    it (the pool's fork server, itself ending with the importing process) ends, however that
+    ends; nothing in this process needs to run for that. The parent may have ended before
+    this took effect: then this process was handed to init (or a subreaper) and the
+    importing process is gone; it ends here."""
+    if not sys.platform.startswith("linux"):
+        return
+    forked_by = os.getppid()
+    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not allowed here: _follow still ends it
+    if os.getppid() != forked_by or forked_by == 1 or not _alive(importer):
+        os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _follow(parent: int) -> None:
