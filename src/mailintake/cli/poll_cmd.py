@@ -94,19 +94,34 @@ def _poll_all(poller: Poller, chosen: list[str], as_json: bool) -> list[PollResu
 
 def worker(
     ctx: typer.Context,
-    concurrency: Annotated[int, typer.Option(help="Mailboxes polled at once.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Mailboxes this worker polls at once.")
+    ] = 16,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            envvar="MAILINTAKE_WORKER_NAME",
+            help="The host name in this worker's id and its leases (default: the host's).",
+        ),
+    ] = None,
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
-    one PostgreSQL database)."""
+    one PostgreSQL database: each mailbox is polled by one of them per interval)."""
     from mailintake.engine.poll import Poller
     from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
+    from mailintake.store import leases
 
     cli = state(ctx)
     with ImportRuntime() as runtime:  # this process imports
         poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
-        scheduler = Scheduler(poller, concurrency=concurrency)
-        err.print("mailintake worker: polling; stop with Ctrl-C", markup=False)
+        scheduler = Scheduler(poller, concurrency=concurrency, host=name or leases.host_name())
+        err.print(
+            f"mailintake worker {scheduler.id}: polling up to {concurrency} mailboxes at once; "
+            "stop with Ctrl-C",
+            markup=False,
+        )
         try:
             scheduler.run_forever()
         except KeyboardInterrupt:

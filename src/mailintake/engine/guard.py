@@ -32,11 +32,13 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class PassLimits:
-    lease: timedelta = timedelta(minutes=5)
-    renew_every: float = 60.0  # seconds between renewals of the lease while a pass works
-    # A pass stops before the next message when less than this is left of its lease (its
-    # renewals fail): longer than one message may take (a webhook's tries and back-off).
-    margin: float = 150.0
+    # Short, so that the poll of a worker that died (on any host) is taken over soon: the
+    # lease ends at most this long after the last renewal.
+    lease: timedelta = timedelta(seconds=24)
+    renew_every: float = 4.0  # seconds between renewals of the lease while a pass works
+    # A pass stops before the next message when less than this is left of its lease: its
+    # renewals failed (the database is away) for lease - margin seconds.
+    margin: float = 8.0
     failures_in_a_row: int = 3  # transient delivery failures one after another
 
     def __post_init__(self) -> None:

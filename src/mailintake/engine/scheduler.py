@@ -1,23 +1,34 @@
-"""Polls every enabled mailbox at its interval: jitter, back-off after failures, a limit on
-mailboxes polled at once, and isolation — one failing mailbox never holds up the others.
-Mailboxes waiting for a person (authorization states) are not polled until that is done."""
+"""Polls every enabled mailbox at its interval, sharing the mailboxes with every other worker
+on the same database: jitter, back-off after failures, a limit on mailboxes polled at once,
+and isolation — one failing mailbox never holds up the others. Mailboxes waiting for a
+person (authorization states) are not polled until that is done.
+
+Due times live in the store (store/schedule.py): a worker claims the due mailboxes, the
+longest overdue first, as many as it has free slots, and moves their due time forward, so
+that no other worker polls them. A slot that frees starts the next due poll at once; between
+polls the loop sleeps until the earliest due time, a few seconds at most (new mailboxes,
+changed settings). A worker records a heartbeat every few seconds (store/workers.py); the
+polls of one whose heartbeat stopped are taken over once their leases expire."""
 
 from __future__ import annotations
 
 import functools
 import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from mailintake.config.matrix import USER_GRANTS
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
-from mailintake.engine.poll import Poller, PollResult
+from mailintake.engine.poll import BUSY, PollResult
 from mailintake.enums import AuthState
+from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
-from mailintake.store.repo import Schedule
+from mailintake.store import leases, schedule, workers
+from mailintake.store.repo import Schedule, Store
 
 log = get_logger(__name__)
 WAITING_FOR_A_PERSON = frozenset(
@@ -29,6 +40,19 @@ WAITING_FOR_A_PERSON = frozenset(
     }
 )
 MAX_BACKOFF = 3600.0
+# Polls are I/O-bound (waiting for mail servers, token servers, outputs): many run at once
+# in one process's threads.
+DEFAULT_CONCURRENCY = 16
+MAX_SLEEP = 2.0  # seconds: how late a new mailbox or a changed setting is seen at most
+BUSY_RETRY = timedelta(seconds=1)  # after the lease of another poll ends
+
+
+class PollsMailboxes(Protocol):
+    """What the scheduler needs of a poller (engine.poll.Poller)."""
+
+    store: Store
+
+    def poll(self, name: str, *, owner: str | None = None) -> PollResult: ...
 
 
 def _waits_for_a_person(mailbox: Schedule) -> bool:
@@ -39,69 +63,173 @@ def _waits_for_a_person(mailbox: Schedule) -> bool:
     return mailbox.auth_state != AuthState.NOT_AUTHORIZED or mailbox.grant_type in USER_GRANTS
 
 
-@dataclass
-class _Due:
-    at: float = 0.0
-    failures: int = 0
+def _interval(mailbox: Schedule) -> float:
+    return float(mailbox.poll_interval or DEFAULT_POLL_INTERVAL)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class Scheduler:
-    poller: Poller
-    concurrency: int = 4
-    clock: Callable[[], float] = time.monotonic
+    poller: PollsMailboxes
+    concurrency: int = DEFAULT_CONCURRENCY
+    clock: Callable[[], datetime] = _utcnow
     jitter: float = 0.1
-    _due: dict[str, _Due] = field(default_factory=dict)
+    host: str = field(default_factory=leases.host_name)  # in the worker's and polls' ids
+    max_sleep: float = MAX_SLEEP
+    heartbeat_every: float = workers.HEARTBEAT_EVERY
+    id: str = field(init=False)  # this worker: host:pid:nonce
     _running: dict[str, Future[PollResult]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lagging: set[str] = field(default_factory=set)
 
-    def due_mailboxes(self) -> list[tuple[str, int]]:
-        """Enabled mailboxes whose time has come, with their intervals, the longest overdue
-        first (when more are due than may be polled at once, none waits for ever)."""
-        with self.poller.store.read() as repo:
-            schedules = repo.schedules()
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency: at least 1 mailbox at a time")
+        self.id = leases.new_owner(self.host)
+        self.started_at = self.clock()
+
+    @property
+    def store(self) -> Store:
+        return self.poller.store
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # --- one step of the loop -----------------------------------------------------------
+
+    def step(self, pool: ThreadPoolExecutor) -> float:
+        """Start due polls in the free slots; return how long to wait before the next step
+        (unless a poll ends sooner: that wakes the loop)."""
+        free = self.concurrency - self.running()
+        if free <= 0:
+            return self.max_sleep
         now = self.clock()
-        due = []
-        for mailbox in schedules:
-            if not mailbox.enabled or mailbox.name in self._running:
-                continue
-            if _waits_for_a_person(mailbox):
-                continue  # status says what to do
-            if self._due.setdefault(mailbox.name, _Due()).at <= now:
-                due.append((mailbox.name, mailbox.poll_interval or DEFAULT_POLL_INTERVAL))
-        due.sort(key=lambda entry: self._due[entry[0]].at)  # stable: by name within a time
-        return due
+        with self.store.begin() as repo:
+            claimed = schedule.claim(
+                repo.conn,
+                self.id,
+                free,
+                now,
+                now - workers.DEAD_AFTER,
+                _interval,
+                _waits_for_a_person,
+            )
+        for entry in claimed:
+            name = entry.schedule.name
+            owner = leases.new_owner(self.host)
+            with self._lock:
+                future = pool.submit(self.poller.poll, name, owner=owner)
+                self._running[name] = future
+            future.add_done_callback(functools.partial(self._done, entry))
+        metrics.POLLS_RUNNING.set(self.running())
+        if len(claimed) == free:
+            return 0.0 if self.running() < self.concurrency else self.max_sleep
+        with self.store.read() as repo:
+            earliest = schedule.next_due(repo.conn)
+        if earliest is None:
+            return self.max_sleep
+        wait = (earliest - self.clock()).total_seconds()
+        return min(self.max_sleep, max(wait, 0.0))
 
-    def _done(self, name: str, interval: int, future: Future[PollResult]) -> None:
-        self._running.pop(name, None)
-        entry = self._due.setdefault(name, _Due())
+    def _done(self, entry: schedule.Claimed, future: Future[PollResult]) -> None:
+        name, interval = entry.schedule.name, _interval(entry.schedule)
         try:
             result = future.result()
-            failed = result.error is not None
+            busy, failed = result.error == BUSY, result.error is not None
         except Exception as exc:  # isolation: one mailbox's bug never stops the others
             log.error("poll.crashed", mailbox=name, error=str(exc))
-            failed = True
-        entry.failures = entry.failures + 1 if failed else 0
-        delay = float(interval) * (2 ** min(entry.failures, 6) if failed else 1)
-        delay = min(delay, max(MAX_BACKOFF, float(interval)))
-        entry.at = self.clock() + delay * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311
+            busy, failed = False, True
+        now = self.clock()
+        try:
+            with self.store.begin() as repo:
+                if busy:  # not a failure: another poll holds it; try when its lease ends
+                    ends = schedule.lease_ends(repo.conn, name)
+                    failures = entry.failures
+                    next_at = max(ends or now, now) + BUSY_RETRY
+                else:
+                    failures = entry.failures + 1 if failed else 0
+                    delay = interval * (2 ** min(failures, 6) if failed else 1)
+                    delay = min(delay, max(MAX_BACKOFF, interval))
+                    delay *= 1 + random.uniform(-self.jitter, self.jitter)  # noqa: S311
+                    next_at = now + timedelta(seconds=delay)
+                schedule.finish(repo.conn, name, self.id, next_at, failures)
+        except Exception as exc:  # the database is away: the claim's due time stands
+            log.error("scheduler.finish_failed", mailbox=name, error=str(exc))
+        finally:
+            with self._lock:
+                self._running.pop(name, None)
+            metrics.POLLS_RUNNING.set(self.running())
+            self._wake.set()
 
-    def tick(self, pool: ThreadPoolExecutor) -> None:
-        for name, interval in self.due_mailboxes():
-            if len(self._running) >= self.concurrency:
-                break
-            future = pool.submit(self.poller.poll, name)
-            self._running[name] = future
-            future.add_done_callback(functools.partial(self._done, name, interval))
+    # --- heartbeat ----------------------------------------------------------------------
 
-    def run_forever(self, period: float = 1.0) -> None:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            while not self._stop.is_set():
-                try:
-                    self.tick(pool)
-                except Exception as exc:  # the database went away: try again next period
-                    log.error("scheduler.tick_failed", error=str(exc))
-                self._stop.wait(period)
+    def beat(self) -> None:
+        """Record this worker's heartbeat, and the lag of every mailbox in the metrics."""
+        now = self.clock()
+        with self.store.begin() as repo:
+            workers.beat(
+                repo.conn,
+                self.id,
+                self.host,
+                self.started_at,
+                now,
+                self.concurrency,
+                self.running(),
+            )
+            due = schedule.due_times(repo.conn)
+        metrics.POLL_CONCURRENCY.set(self.concurrency)
+        metrics.POLLS_RUNNING.set(self.running())
+        for name, at in due.items():
+            lag = 0.0 if at is None else max((now - at).total_seconds(), 0.0)
+            metrics.MAILBOX_LAG.labels(name).set(lag)
+        for gone in self._lagging - due.keys():
+            metrics.MAILBOX_LAG.remove(gone)
+        self._lagging = set(due)
+
+    def _keep_beating(self) -> None:
+        while not self._stop.wait(self.heartbeat_every):
+            try:
+                self.beat()
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.warning("worker.heartbeat_failed", error=str(exc))
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self._stop.clear()
+        self.beat()  # before the first claim: other workers see this one alive
+        heart = threading.Thread(target=self._keep_beating, name="heartbeat", daemon=True)
+        heart.start()
+        log.info("worker.started", worker=self.id, concurrency=self.concurrency)
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="poll") as pool:
+                self._loop(pool)
+        finally:
+            self._stop.set()
+            heart.join()
+            try:
+                with self.store.begin() as repo:
+                    workers.stopped(repo.conn, self.id)
+            except Exception as exc:
+                log.warning("worker.stop_unrecorded", error=str(exc))
+            log.info("worker.stopped", worker=self.id)
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                wait = self.step(pool)
+            except Exception as exc:  # the database went away: try again soon
+                log.error("scheduler.step_failed", error=str(exc))
+                wait = self.max_sleep
+            if wait > 0:
+                self._wake.wait(wait)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="scheduler", daemon=True)
@@ -110,3 +238,4 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()

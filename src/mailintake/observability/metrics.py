@@ -3,7 +3,7 @@ requests and their outcomes — served at ``/metrics`` by ``mailintake serve``."
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -30,6 +30,23 @@ TOKENS = Counter(
     "mailintake_token_requests_total",
     "Token requests, by mailbox, grant and outcome",
     ["mailbox", "grant", "outcome"],
+    registry=REGISTRY,
+)
+
+POLLS_RUNNING = Gauge(
+    "mailintake_polls_running",
+    "Polls running now in this process",
+    registry=REGISTRY,
+)
+POLL_CONCURRENCY = Gauge(
+    "mailintake_poll_concurrency",
+    "This process's limit on polls running at once",
+    registry=REGISTRY,
+)
+MAILBOX_LAG = Gauge(
+    "mailintake_mailbox_lag_seconds",
+    "How long the mailbox's next poll is overdue (now - its due time; 0 when not overdue)",
+    ["mailbox"],
     registry=REGISTRY,
 )
 

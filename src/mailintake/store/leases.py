@@ -25,9 +25,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_owner() -> str:
-    """A fresh owner id for one poll: this host, this process, and a nonce of its own."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+def host_name() -> str:
+    """The host name in this process's owner ids: $MAILINTAKE_WORKER_NAME, else the host's."""
+    return os.environ.get("MAILINTAKE_WORKER_NAME") or socket.gethostname()
+
+
+def new_owner(host: str | None = None) -> str:
+    """A fresh owner id for one poll (or worker): its host, this process, and a nonce."""
+    return f"{host or host_name()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def acquire(conn: Connection, mailbox: str, owner: str, ttl: timedelta) -> bool:
@@ -102,7 +107,7 @@ def gone(owner: str) -> bool:
     """Whether the poll ``owner`` (host:pid:nonce) ran on this host in a process that has
     ended. A poll of this very process is never gone: it is running."""
     parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != host_name() or not parts[1].isdigit():
         return False
     try:
         os.kill(int(parts[1]), 0)

@@ -68,6 +68,19 @@ def _join(data: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def schedule_of(name: str, enabled: bool, auth_state: str, definition: Any) -> Schedule:
+    """What the scheduler needs of one mailbox row."""
+    oauth = definition.get("oauth")
+    return Schedule(
+        name,
+        bool(enabled),
+        auth_state,
+        isinstance(oauth, dict),
+        oauth.get("grant_type") if isinstance(oauth, dict) else None,
+        definition.get("poll_interval"),
+    )
+
+
 class MailboxQueries(RepoBase):
     def list_mailboxes(self, *, reveal: bool = False) -> list[MailboxRecord]:
         rows = self.conn.execute(select(mailboxes).order_by(mailboxes.c.name)).all()
@@ -79,20 +92,7 @@ class MailboxQueries(RepoBase):
         columns = (mailboxes.c.name, mailboxes.c.enabled, mailboxes.c.auth_state)
         query = select(*columns, mailboxes.c.definition).order_by(mailboxes.c.name)
         rows = self.conn.execute(query).all()
-        found = []
-        for name, enabled, auth_state, definition in rows:
-            oauth = definition.get("oauth")
-            found.append(
-                Schedule(
-                    name,
-                    bool(enabled),
-                    auth_state,
-                    isinstance(oauth, dict),
-                    oauth.get("grant_type") if isinstance(oauth, dict) else None,
-                    definition.get("poll_interval"),
-                )
-            )
-        return found
+        return [schedule_of(*row) for row in rows]
 
     def get_mailbox(self, name: str, *, reveal: bool = False) -> MailboxRecord:
         row = self.conn.execute(select(mailboxes).where(mailboxes.c.name == name)).first()
@@ -165,7 +165,14 @@ class MailboxQueries(RepoBase):
         return Change("mailbox", name, "deleted")
 
     def set_auth_state(self, name: str, state: str, detail: str | None) -> None:
-        """Record the mailbox's authorization state (CONTRACT §4) and the sentence behind it."""
+        """Record the mailbox's authorization state (CONTRACT §4) and the sentence behind it.
+        A change of state makes the mailbox due now: one that waited for a person is polled
+        as soon as that person has acted."""
+        self.conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.name == name, mailboxes.c.auth_state != state)
+            .values(next_poll_at=None)
+        )
         self.conn.execute(
             update(mailboxes)
             .where(mailboxes.c.name == name)

@@ -64,6 +64,11 @@ mailboxes = Table(
     Column("last_warning", Text, nullable=True),  # the last poll's warnings, if any
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The scheduler's (store/schedule.py): when the next poll is due (NULL: now), failed
+    # polls in a row (back-off), and the worker whose poll it is now.
+    Column("next_poll_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("poll_failures", Integer, nullable=False, server_default="0"),
+    Column("polled_by", String(128), nullable=True),
 )
 
 # Every secret, encrypted. `template` keeps a ${env:NAME} form (no secret in it) for exports.
@@ -146,6 +151,18 @@ leases = Table(
     Column("mailbox", String(64), primary_key=True),
     Column("owner", String(128), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Running workers (store/workers.py): each records a heartbeat every few seconds.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),  # host:pid:nonce
+    Column("host", String(128), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("running", Integer, nullable=False),  # polls running at the last heartbeat
 )
 
 # API tokens for the REST API: only a SHA-256 hash of each token is kept.

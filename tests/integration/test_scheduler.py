@@ -1,0 +1,235 @@
+"""The scheduler on the store (SQLite and PostgreSQL): due times, back-off, people to wait
+for, the longest-overdue first, a refused poll that is no failure, a slot that frees starting
+the next poll at once, and claims that two workers never share."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mailintake.config.apply import apply_document
+from mailintake.config.models import MailboxSpec
+from mailintake.engine.poll import Poller, PollResult
+from mailintake.engine.scheduler import Scheduler
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.store import leases, schedule, workers
+from mailintake.store.repo import Store
+from tests.integration.test_pipeline import (
+    MemoryMailbox,
+    MemorySource,
+    box,
+    dirs,
+    mailbox,
+    poller,
+    setup,
+)
+
+__all__ = ["box"]
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def places(store: Store) -> dict[str, schedule.Due]:
+    with store.read() as repo:
+        return {due.schedule.name: due for due in schedule.listed(repo.conn)}
+
+
+def authorized(store: Store, *names: str) -> None:
+    with store.begin() as repo:
+        for name in names:
+            repo.set_auth_state(name, "authorized", None)
+
+
+def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    out = tmp_path / "capture"
+    setup(store, out)
+    apply_document(store, {"mailboxes": [mailbox(n) for n in ("broken", "waiting")]}, {})
+    authorized(store, "invoices", "broken")
+    with store.begin() as repo:
+        repo.set_auth_state("waiting", "reauthorization_required", "authorize again")
+
+    class Broken(MemorySource):
+        def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
+            raise RuntimeError("a bug in one mailbox")
+
+    def source(
+        spec: MailboxSpec,
+        _token: TokenProvider,
+        _renew: TokenProvider | None = None,
+        **_options: Any,
+    ) -> MemorySource:
+        return Broken(box) if spec.name == "broken" else MemorySource(box)
+
+    scheduler = Scheduler(
+        Poller(store, home, source_factory=source), concurrency=3, clock=lambda: T0, jitter=0.0
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        scheduler.step(pool)
+    found = places(store)
+    assert len(dirs(out)) == 3  # the healthy mailbox imported despite the broken one
+    assert found["broken"].failures == 1
+    assert found["broken"].next_poll_at == T0 + timedelta(seconds=120)  # twice the interval
+    assert (found["invoices"].failures, found["invoices"].next_poll_at) == (
+        0,
+        T0 + timedelta(seconds=60),
+    )
+    assert all(due.polled_by is None for due in found.values())
+    with store.read() as repo:
+        never = {r.spec.name for r in repo.list_mailboxes() if r.last_poll_at is None}
+    assert never == {"waiting"}  # it needs a person: looked at again later, not polled
+
+    with store.begin() as repo:  # the person signed in again: due at once
+        repo.set_auth_state("waiting", "authorized", None)
+    assert places(store)["waiting"].next_poll_at is None
+
+
+def test_the_scheduler_polls_the_longest_waiting_mailbox_first(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    """With more mailboxes due than may be polled at once, the one that has waited longest
+    goes first: a mailbox early in the alphabet never keeps a later one waiting for ever."""
+    setup(store, tmp_path / "capture")
+    apply_document(store, {"mailboxes": [mailbox("zeta")]}, {})
+    authorized(store, "invoices", "zeta")
+    polled: list[str] = []
+    inner = poller(store, home, box)
+
+    class Recording:
+        store = inner.store
+
+        def poll(self, name: str, *, owner: str | None = None) -> PollResult:
+            polled.append(name)
+            return inner.poll(name, owner=owner)
+
+    clock = [T0]
+    scheduler = Scheduler(Recording(), concurrency=1, clock=lambda: clock[0], jitter=0.0)
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scheduler.step(pool)
+        clock[0] += timedelta(seconds=60)  # the interval: the mailbox just polled is due again
+    assert polled == ["invoices", "zeta", "invoices"]
+
+
+def test_a_poll_refused_for_another_polls_lease_is_no_failure(
+    store: Store, home: Path, tmp_path: Path, box: MemoryMailbox
+) -> None:
+    """Another poll holds the mailbox: it is not due for this worker until that lease ends,
+    and its failures in a row (back-off) stay as they were."""
+    setup(store, tmp_path / "capture")
+    authorized(store, "invoices")
+    with store.begin() as repo:
+        assert leases.acquire(repo.conn, "invoices", "elsewhere:1:abc", timedelta(seconds=20))
+        ends = schedule.lease_ends(repo.conn, "invoices")
+    assert ends is not None
+    scheduler = Scheduler(poller(store, home, box), concurrency=1, clock=lambda: T0, jitter=0.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scheduler.step(pool)
+    found = places(store)["invoices"]
+    assert found.failures == 0
+    assert found.next_poll_at == max(ends, T0) + timedelta(seconds=1)
+    assert dirs(tmp_path / "capture") == []
+
+
+class HeldPoller:
+    """A poller whose polls end when the test says so."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.started: list[str] = []
+        self.release = {name: threading.Event() for name in ("invoices", "zeta")}
+        self.changed = threading.Condition()
+
+    def poll(self, name: str, *, owner: str | None = None) -> PollResult:
+        with self.changed:
+            self.started.append(name)
+            self.changed.notify_all()
+        self.release[name].wait(30)
+        return PollResult(name)
+
+    def wait_for(self, count: int) -> list[str]:
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.started) >= count, timeout=30)
+            return list(self.started)
+
+
+def test_a_slot_that_frees_starts_the_next_due_poll_at_once(store: Store, tmp_path: Path) -> None:
+    """One slot, two mailboxes due: when the first poll ends, the second starts although
+    the clock stands still and the loop would otherwise sleep for an hour."""
+    setup(store, tmp_path / "capture")
+    apply_document(store, {"mailboxes": [mailbox("zeta")]}, {})
+    authorized(store, "invoices", "zeta")
+    held = HeldPoller(store)
+    scheduler = Scheduler(
+        held, concurrency=1, clock=lambda: T0, max_sleep=3600.0, heartbeat_every=3600.0
+    )
+    loop = scheduler.start()
+    try:
+        assert held.wait_for(1) == ["invoices"]
+        held.release["invoices"].set()
+        assert held.wait_for(2) == ["invoices", "zeta"]
+    finally:
+        held.release["zeta"].set()
+        scheduler.stop()
+        loop.join(30)
+    assert not loop.is_alive()
+    with store.read() as repo:
+        assert workers.listed(repo.conn) == []  # it stopped in order: no longer listed
+
+
+def test_two_workers_claim_each_mailbox_once(postgres_url: str, home: Path) -> None:
+    """Two claims at once on PostgreSQL: the second skips the rows the first is claiming,
+    and neither takes a mailbox the other has."""
+    store = open_store(Settings(home=home, database_url=postgres_url))
+    try:
+        names = [f"m{n:02d}" for n in range(10)]
+        apply_document(
+            store,
+            {
+                "outputs": [{"name": "capture", "type": "folder", "path": str(home / "o")}],
+                "mailboxes": [mailbox(n) for n in names],
+            },
+            {},
+        )
+        authorized(store, *names)
+        live = T0 - workers.DEAD_AFTER
+
+        def claim(repo: Any, worker: str, limit: int) -> list[str]:
+            found = schedule.claim(
+                repo.conn, worker, limit, T0, live, lambda _m: 60.0, lambda _m: False
+            )
+            return [c.schedule.name for c in found]
+
+        with store.begin() as first:
+            for worker in ("a:1:x", "b:2:y"):
+                workers.beat(first.conn, worker, worker[0], T0, T0, 4, 0)
+        with store.begin() as first:
+            mine = claim(first, "a:1:x", 4)  # rows locked until this transaction ends
+            with store.begin() as second:
+                theirs = claim(second, "b:2:y", 10)
+        assert mine == names[:4]
+        assert theirs == names[4:]
+        with store.begin() as again:
+            assert claim(again, "b:2:y", 10) == []  # all due one interval from now
+
+        with store.begin() as repo:  # worker a stops beating: its mailboxes are due again
+            workers.beat(repo.conn, "b:2:y", "b", T0, T0 + timedelta(seconds=30), 4, 0)
+        with store.begin() as repo:
+            taken = schedule.claim(
+                repo.conn,
+                "b:2:y",
+                10,
+                T0 + timedelta(seconds=30),
+                T0 + timedelta(seconds=30) - workers.DEAD_AFTER,
+                lambda _m: 60.0,
+                lambda _m: False,
+            )
+        assert sorted(c.schedule.name for c in taken) == mine
+    finally:
+        store.engine.dispose()
