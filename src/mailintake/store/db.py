@@ -10,11 +10,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from mailintake.errors import ConfigError, NetworkError
+from mailintake.errors import ConfigError, Conflict, NetworkError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: the key of the PostgreSQL advisory lock held while migrating.
@@ -68,13 +70,16 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe with several processes at once)."""
+    """Bring the schema to the newest revision (safe with several processes at once: on
+    PostgreSQL the others wait on an advisory lock until the first is done). A schema newer
+    than this code (another host runs a newer mailintake) is refused: Conflict."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with _sqlite_file_lock(engine), engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            _refuse_newer(config, connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
@@ -82,3 +87,18 @@ def migrate(engine: Engine) -> None:
             f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.orig}"
         ) from exc
+
+
+def _refuse_newer(config: Config, connection: Connection) -> None:
+    """Raise Conflict when the database is at a revision this code does not know."""
+    script = ScriptDirectory.from_config(config)
+    known = {revision.revision for revision in script.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    unknown = sorted(set(current) - known)
+    if unknown:
+        raise Conflict(
+            f"the database schema is at revision {', '.join(unknown)}, newer than this "
+            f"mailintake (it knows revisions up to {script.get_current_head()}): a newer "
+            "mailintake has upgraded it; upgrade mailintake on this host too "
+            '(docs/deployment.md, "Upgrades")'
+        )
