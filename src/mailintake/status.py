@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from mailintake.store import imports
+from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
+from mailintake.engine.scheduler import waits_for_a_person
+from mailintake.store import imports, schedule, workers
 from mailintake.store.repo import Repo
 
 ZERO = {"imported": 0, "failed": 0, "pending": 0, "parked": 0, "skipped": 0}
@@ -32,3 +35,54 @@ def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
         }
         for r in repo.list_mailboxes()
     ]
+
+
+def scheduling_status(repo: Repo, now: datetime | None = None) -> dict[str, Any]:
+    """The workers, and whether mailboxes are polled at their intervals; when they are
+    not, a sentence that says why (``problem``; None when all is well)."""
+    now = now or datetime.now(UTC)
+    found = workers.listed(repo.conn)
+    live = [w for w in found if w.heartbeat_at >= now - workers.DEAD_AFTER]
+    overdue = []
+    for due in schedule.listed(repo.conn):
+        mailbox = due.schedule
+        if not mailbox.enabled or due.next_poll_at is None or waits_for_a_person(mailbox):
+            continue
+        interval = float(mailbox.poll_interval or DEFAULT_POLL_INTERVAL)
+        if (now - due.next_poll_at).total_seconds() > interval:
+            overdue.append(mailbox.name)
+    slots = sum(w.concurrency for w in live)
+    busy = sum(w.running for w in live)
+    problem = None
+    if not live:
+        problem = (
+            "no worker running: mailboxes are not polled until `mailintake worker` or "
+            "`mailintake serve` runs"
+        )
+    elif overdue and busy >= slots:
+        problem = (
+            f"{len(overdue)} mailbox(es) overdue by more than one interval: all {slots} "
+            "slots busy (add workers or raise --concurrency)"
+        )
+    elif overdue:
+        problem = (
+            f"{len(overdue)} mailbox(es) overdue by more than one interval although "
+            f"{slots - busy} of {slots} slots are free: the workers cannot reach the "
+            "database often enough, or their polls are refused (another poll holds them)"
+        )
+    return {
+        "workers": [
+            {
+                "id": w.id,
+                "host": w.host,
+                "started_at": w.started_at.isoformat(),
+                "heartbeat_at": w.heartbeat_at.isoformat(),
+                "alive": w in live,
+                "concurrency": w.concurrency,
+                "running": w.running,
+            }
+            for w in found
+        ],
+        "overdue": overdue,
+        "problem": problem,
+    }

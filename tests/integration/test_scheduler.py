@@ -233,3 +233,41 @@ def test_two_workers_claim_each_mailbox_once(postgres_url: str, home: Path) -> N
         assert sorted(c.schedule.name for c in taken) == mine
     finally:
         store.engine.dispose()
+
+
+def test_status_says_why_intervals_are_not_kept(store: Store, tmp_path: Path) -> None:
+    from mailintake.status import scheduling_status
+
+    setup(store, tmp_path / "capture")
+    apply_document(store, {"mailboxes": [mailbox("zeta")]}, {})
+    authorized(store, "invoices", "zeta")
+    with store.begin() as repo:  # both polled once, due again at T0
+        for name in ("invoices", "zeta"):
+            schedule.claim(repo.conn, "w", 2, T0, T0, lambda _m: 0.0, lambda _m: False)
+            schedule.finish(repo.conn, name, "w", T0, 0)
+    later = T0 + timedelta(seconds=90)  # 30 s more than one interval (60 s) late
+    with store.read() as repo:
+        nobody = scheduling_status(repo, later)
+    assert nobody["workers"] == []
+    assert nobody["overdue"] == ["invoices", "zeta"]
+    assert str(nobody["problem"]).startswith("no worker running")
+
+    with store.begin() as repo:
+        workers.beat(repo.conn, "host:1:abc", "host", T0, later, 2, 2)
+    with store.read() as repo:
+        full = scheduling_status(repo, later)
+    assert [(w["id"], w["alive"], w["running"]) for w in full["workers"]] == [
+        ("host:1:abc", True, 2)
+    ]
+    assert full["problem"] == (
+        "2 mailbox(es) overdue by more than one interval: all 2 slots busy "
+        "(add workers or raise --concurrency)"
+    )
+    with store.read() as repo:
+        gone = scheduling_status(repo, later + timedelta(seconds=60))
+    assert gone["workers"][0]["alive"] is False
+    assert str(gone["problem"]).startswith("no worker running")
+    with store.read() as repo:
+        kept = scheduling_status(repo, T0 + timedelta(seconds=30))
+    assert (kept["overdue"], kept["workers"][0]["alive"]) == ([], True)
+    assert kept["problem"] is None

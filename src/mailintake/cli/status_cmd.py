@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,12 +23,13 @@ def status(
     """Show every mailbox's state."""
     from rich.table import Table
 
-    from mailintake.status import mailbox_status
+    from mailintake.status import mailbox_status, scheduling_status
 
     with state(ctx).store().read() as repo:
         rows = mailbox_status(repo)
+        scheduling = scheduling_status(repo)
     if as_json:
-        print_json({"mailboxes": rows})
+        print_json({"mailboxes": rows, "scheduling": scheduling})
         return
     if not rows:
         out.print(
@@ -67,3 +68,19 @@ def status(
                 f"(mailintake messages retry|skip {row['name']} KEY)"
             )
             print_table(row["failed_messages"])
+    _print_scheduling(scheduling)
+
+
+def _print_scheduling(scheduling: dict[str, Any]) -> None:
+    """The workers, and why intervals are not kept when they are not."""
+    from rich.table import Table
+
+    if scheduling["workers"]:
+        table = Table("worker", "last heartbeat", "polls running", "concurrency")
+        for w in scheduling["workers"]:
+            beat = w["heartbeat_at"] + ("" if w["alive"] else " (stopped beating)")
+            table.add_row(w["id"], beat, str(w["running"]), str(w["concurrency"]))
+        out.print()
+        out.print(table)
+    if scheduling["problem"]:
+        out.print(f"\nintervals not kept: {scheduling['problem']}", markup=False)

@@ -63,6 +63,9 @@ def _waits_for_a_person(mailbox: Schedule) -> bool:
     return mailbox.auth_state != AuthState.NOT_AUTHORIZED or mailbox.grant_type in USER_GRANTS
 
 
+waits_for_a_person = _waits_for_a_person
+
+
 def _interval(mailbox: Schedule) -> float:
     return float(mailbox.poll_interval or DEFAULT_POLL_INTERVAL)
 

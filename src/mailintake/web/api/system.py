@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from mailintake import __version__
 from mailintake.config import matrix
-from mailintake.status import mailbox_status
+from mailintake.status import mailbox_status, scheduling_status
 from mailintake.web.deps import StoreDep
 
 router = APIRouter(tags=["system"])
@@ -21,10 +21,14 @@ def health(store: StoreDep) -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/status", summary="Per mailbox: enabled, authorization state, last poll, last error")
+@router.get(
+    "/status",
+    summary="Per mailbox: enabled, authorization state, last poll, last error; the workers "
+    "and whether intervals are kept",
+)
 def status(store: StoreDep) -> dict[str, Any]:
     with store.read() as repo:
-        return {"mailboxes": mailbox_status(repo)}
+        return {"mailboxes": mailbox_status(repo), "scheduling": scheduling_status(repo)}
 
 
 @router.get("/matrix", summary="Which grant works with which protocol, and each field's rule")
