@@ -271,3 +271,36 @@ def test_status_says_why_intervals_are_not_kept(store: Store, tmp_path: Path) ->
         kept = scheduling_status(repo, T0 + timedelta(seconds=30))
     assert (kept["overdue"], kept["workers"][0]["alive"]) == ([], True)
     assert kept["problem"] is None
+
+
+def test_the_heartbeat_records_the_worker_and_sets_the_metrics(
+    store: Store, tmp_path: Path
+) -> None:
+    from mailintake.observability.metrics import REGISTRY
+
+    setup(store, tmp_path / "capture")
+    apply_document(store, {"mailboxes": [mailbox("zeta")]}, {})
+    with store.begin() as repo:
+        schedule.claim(repo.conn, "w", 2, T0, T0, lambda _m: 0.0, lambda _m: False)
+        schedule.finish(repo.conn, "invoices", "w", T0 - timedelta(seconds=42), 0)
+        schedule.finish(repo.conn, "zeta", "w", T0 + timedelta(seconds=30), 0)
+    scheduler = Scheduler(HeldPoller(store), concurrency=7, clock=lambda: T0, host="here")
+    scheduler.beat()
+    with store.read() as repo:
+        (worker,) = workers.listed(repo.conn)
+    assert (worker.id, worker.host, worker.concurrency, worker.running) == (
+        scheduler.id,
+        "here",
+        7,
+        0,
+    )
+    assert worker.id.startswith("here:")
+    assert worker.heartbeat_at == T0
+
+    def sample(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    assert sample("mailintake_poll_concurrency") == 7
+    assert sample("mailintake_polls_running") == 0
+    assert sample("mailintake_mailbox_lag_seconds", mailbox="invoices") == 42
+    assert sample("mailintake_mailbox_lag_seconds", mailbox="zeta") == 0
