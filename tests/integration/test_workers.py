@@ -26,7 +26,7 @@ from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.status import mailbox_status
-from mailintake.store import leases
+from mailintake.store import leases, workers
 from mailintake.store.repo import Store
 from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import raw
@@ -93,7 +93,7 @@ class Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGTERM)  # as systemd stops it
             try:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
@@ -190,6 +190,9 @@ def test_two_workers_poll_each_mailbox_once_per_interval(
         beta.stop()
     print(f"{sum(polls().values())} polls in {time.monotonic() - started:.1f} s")
 
+    assert (alpha.process.returncode, beta.process.returncode) == (0, 0)
+    with pg_store.read() as repo:
+        assert workers.listed(repo.conn) == []  # both stopped in order: no longer listed
     done = {w.name: w.events("poll.done") for w in (alpha, beta)}
     assert alpha.events("poll.failed") == []
     assert beta.events("poll.failed") == []

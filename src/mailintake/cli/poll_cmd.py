@@ -96,7 +96,7 @@ def worker(
     ctx: typer.Context,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Mailboxes this worker polls at once.")
-    ] = 16,
+    ] = 16,  # engine.scheduler.DEFAULT_CONCURRENCY
     name: Annotated[
         str | None,
         typer.Option(
@@ -108,20 +108,26 @@ def worker(
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database: each mailbox is polled by one of them per interval)."""
+    import os
+    import signal
+
     from mailintake.engine.poll import Poller
     from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
     from mailintake.store import leases
 
+    if name:  # every owner id this process makes, and whose it recognises as its host's
+        os.environ["MAILINTAKE_WORKER_NAME"] = name
     cli = state(ctx)
     with ImportRuntime() as runtime:  # this process imports
         poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
-        scheduler = Scheduler(poller, concurrency=concurrency, host=name or leases.host_name())
+        scheduler = Scheduler(poller, concurrency=concurrency, host=leases.host_name())
         err.print(
             f"mailintake worker {scheduler.id}: polling up to {concurrency} mailboxes at once; "
-            "stop with Ctrl-C",
+            "stop with Ctrl-C or SIGTERM (the polls under way finish first)",
             markup=False,
         )
+        signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
         try:
             scheduler.run_forever()
         except KeyboardInterrupt:
