@@ -45,6 +45,9 @@ class PassLimits:
         ttl = self.lease.total_seconds()
         if not 0 < self.renew_every < ttl or not 0 <= self.margin < ttl:
             raise ValueError("PassLimits: renew_every and margin must be shorter than the lease")
+        if self.renew_every >= ttl - self.margin:
+            # A pass whose renewals all succeed would stop between two of them.
+            raise ValueError("PassLimits: renew_every must be shorter than lease - margin")
         if self.failures_in_a_row < 1:
             raise ValueError("PassLimits.failures_in_a_row: at least 1")
 
