@@ -88,8 +88,12 @@ def test_validate_apply_export_status(cli: Cli, tmp_path: Path) -> None:
 
     result = cli("status", "--json")
     assert result.returncode == 0
-    states = {m["name"]: m["authorization_state"] for m in json.loads(result.stdout)["mailboxes"]}
+    document = json.loads(result.stdout)
+    states = {m["name"]: m["authorization_state"] for m in document["mailboxes"]}
     assert states == {"claims": "not_authorized", "invoices": "not_authorized"}
+    assert document["scheduling"]["workers"] == []  # none has run on this database
+    result = cli("status")
+    assert "intervals not kept: no worker running" in result.stdout
 
 
 def test_invalid_file_lists_every_problem_and_exits_2(cli: Cli, tmp_path: Path) -> None:
