@@ -56,6 +56,8 @@ bench: $(VENV)/.installed-bench services
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_imap --messages $${MESSAGES:-10000}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_graph --messages $${GRAPH_MESSAGES:-400}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_memory --megabytes $${LARGE_MB:-200}
+	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_fleet --mailboxes $${FLEET_MAILBOXES:-1000} \
+	    --interval $${FLEET_INTERVAL:-60} --minutes $${FLEET_MINUTES:-5}
 
 # Pins every dependency (and theirs) to the newest versions pyproject.toml's ranges allow today.
 LOCK_VENV ?= .venv-lock

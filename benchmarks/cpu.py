@@ -101,3 +101,11 @@ def report(label: str, before: Sample, after: Sample, messages: int) -> str:
         f"{per_message(after.server - before.server)}; whole machine "
         f"{per_message(busy / TICK)} ({share:.0%} of its CPUs busy)"
     )
+
+
+def tree_seconds(root: int) -> float:
+    """CPU seconds of the process ``root`` and its descendants (their own time, and that of
+    children they waited for)."""
+    processes = _processes()
+    tree = _tree(processes, root)
+    return sum(processes[p].own + processes[p].reaped for p in tree) / TICK
