@@ -295,7 +295,7 @@ class Run:
         deadline = time.time() + 2 * self.interval
         while True:  # kill it while it holds a mailbox: stopped, its leases stay as they are
             b.pause()
-            held = {m for m, o in database.leases(url).items() if o.startswith(b.label)}
+            held = database.held_by(url, b.label)
             if held or time.time() > deadline:
                 break
             b.resume()

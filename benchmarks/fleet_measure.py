@@ -66,6 +66,7 @@ class Worker:
             **os.environ,
             **environ,
             "MAILINTAKE_HOME": str(self.folder / "home"),
+            "MAILINTAKE_WORKER_NAME": self.label,  # where the worker takes a name from it
             "FLEET_STATEMENTS_FILE": str(self.statements_file),
         }
         with self.log.open("ab") as log:
@@ -212,11 +213,24 @@ class Database:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def leases(self, url: str) -> dict[str, str]:
-        """Mailbox: owner, of every lease held now."""
+    def held_by(self, url: str, host: str) -> set[str]:
+        """The mailboxes whose poll belongs to a worker on ``host`` now: the lease of a poll
+        running (owner ids are host:pid:nonce) or, where the schedule is kept in the
+        database, the claim of a poll (``mailboxes.polled_by``)."""
+        pattern = host + ":%"
         with psycopg.connect(url, autocommit=True) as conn:
-            rows = conn.execute("SELECT mailbox, owner FROM leases").fetchall()
-        return {str(mailbox): str(owner) for mailbox, owner in rows}
+            rows = conn.execute("SELECT mailbox FROM leases WHERE owner LIKE %s", (pattern,))
+            found = {str(name) for (name,) in rows}
+            claims = conn.execute(
+                "SELECT 1 FROM information_schema.columns "
+                "WHERE table_name = 'mailboxes' AND column_name = 'polled_by'"
+            ).fetchone()
+            if claims:
+                rows = conn.execute(
+                    "SELECT name FROM mailboxes WHERE polled_by LIKE %s", (pattern,)
+                )
+                found |= {str(name) for (name,) in rows}
+        return found
 
 
 def output_counts(out: Path) -> Counter[str]:
