@@ -321,9 +321,11 @@ class Run:
             waits = [retaken.get(m, math.inf) for m in held]
             worst = max(waits)
             shown = f"{worst:.1f} s" if worst < math.inf else f"more than {out:.0f} s"
+            soon = sum(1 for wait in waits if wait <= 30)
             print(
                 f"  every mailbox it held polled again by {a.label} after {shown} "
-                f"(target <= 30 s): {verdict(worst <= 30)}"
+                f"(median {sorted(waits)[len(waits) // 2]:.1f} s, {soon} of {len(waits)} "
+                f"within 30 s) (target <= 30 s): {verdict(worst <= 30)}"
             )
         else:
             print(f"  it held no mailbox within {2 * self.interval} s: nothing to take over")
