@@ -10,18 +10,15 @@ their ``${env:NAME}`` template or ``<redacted>``.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 
 from mailintake.config.validate import Context
 from mailintake.crypto import SecretBox
-from mailintake.store import secrets, tokens
+from mailintake.store import locks, secrets, tokens
 from mailintake.store.base import Action, Change
 from mailintake.store.mailboxes import (
     SETTINGS_FIXABLE_STATES,
@@ -106,38 +103,8 @@ class Store:
             yield Repo(conn, self.box)
 
     @contextmanager
-    def exclusive(self, key: str) -> Iterator[Repo]:
+    def exclusive(self, key: str, *, wait: float | None = None) -> Iterator[Repo]:
         """A transaction holding the lock ``key`` against every other thread and process
-        using this database (PostgreSQL: an advisory lock; SQLite: a lock file beside it)."""
-        digest = hashlib.sha256(key.encode()).digest()
-        with _thread_lock(self.engine.url.render_as_string(), key):
-            if self.engine.dialect.name == "postgresql":
-                number = int.from_bytes(digest[:8], "big", signed=True)
-                with self.engine.begin() as conn:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": number})
-                    yield Repo(conn, self.box)
-                return
-            database = self.engine.url.database or ""
-            if not database or database == ":memory:":
-                with self.begin() as repo:
-                    yield repo
-                return
-            with open(f"{database}.lock-{digest.hex()[:16]}", "a+b") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-                try:
-                    with self.begin() as repo:
-                        yield repo
-                finally:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-_THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def _thread_lock(database: str, key: str) -> Iterator[None]:
-    with _THREAD_LOCKS_GUARD:
-        lock = _THREAD_LOCKS.setdefault((database, key), threading.Lock())
-    with lock:
-        yield
+        using this database (store.locks); ``wait``: at most that many seconds for it."""
+        with locks.held(self.engine, key, wait) as conn:
+            yield Repo(conn, self.box)
