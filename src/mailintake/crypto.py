@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
 import stat
 from collections.abc import Sequence
@@ -68,6 +69,14 @@ class SecretBox:
             ) from None
         register_secret(plaintext)
         return plaintext
+
+    def keyed_digest(self, purpose: str, material: str) -> str:
+        """An HMAC-SHA256 of ``material`` under a key derived from the first secret key for
+        ``purpose``: the same for every process with that key, and without the key it
+        reveals nothing of ``material`` (a client secret in it cannot be guessed by hashing
+        candidates). It changes when the key is rotated."""
+        derived = hmac.new(self.keys[0].encode("ascii"), purpose.encode(), hashlib.sha256)
+        return hmac.new(derived.digest(), material.encode(), hashlib.sha256).hexdigest()
 
     def rotate(self, token: str) -> str:
         """Re-encrypt ``token`` (readable by any key) with the first key."""

@@ -21,9 +21,9 @@ from mailintake.errors import (
     PasswordUpdateRequired,
 )
 from mailintake.oauth.authorize import Interaction, authorize
-from mailintake.oauth.tokens import TokenManager
+from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
+from mailintake.store import app_tokens
 from mailintake.store.repo import Store
-from mailintake.store.tokens import write_access
 from sandbox.idp import IdentityProvider
 from tests.integration.oauth_support import (
     ANNA,
@@ -384,13 +384,15 @@ def test_two_processes_renew_an_expired_token_once(
     )
     manager = TokenManager(store)
     authorize(manager, "app", interaction())
-    with store.begin() as repo:  # the stored token has expired
-        old = repo.access_token("app", "https://graph.microsoft.com")
+    with store.begin() as repo:  # the application's stored token has expired
+        auth = load_auth(repo, "app")
+        old = stored_access(repo, auth)
         assert old is not None
-        write_access(
+        app_tokens.write(
             repo.conn,
             repo.box,
-            "app",
+            auth.app_key(repo.box),
+            GRAPH_APP,
             replace(old, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)),
         )
     idp.reset_counters()

@@ -12,7 +12,7 @@ from mailintake.engine.factories import build_source
 from mailintake.errors import AuthError, MailintakeError, SourceError
 from mailintake.oauth.audience import wrong_audience
 from mailintake.oauth.servers import MICROSOFT_LOGIN_HOSTS
-from mailintake.oauth.tokens import TokenManager, load_auth
+from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.store import imports
 from mailintake.store.repo import Store
 
@@ -42,7 +42,7 @@ def check_mailbox(store: Store, name: str, tokens: TokenManager | None = None) -
         token = manager.access_token(name)
         with store.read() as repo:
             grant = repo.grant(name)
-            access = repo.access_token(name, manager_resource(manager, name))
+            access = stored_access(repo, load_auth(repo, name))
         who = f" for {grant.account}" if grant and grant.account else ""
         until = f", valid until {access.expires_at:%Y-%m-%d %H:%M} UTC" if access else ""
         result.step("token", True, f"obtained{who}{until}")
@@ -93,8 +93,3 @@ def _with_audience(manager: TokenManager, name: str, protocol: Protocol | None, 
         microsoft_server=auth.server == GRAPH_SERVER or host in MICROSOFT_LOGIN_HOSTS,
     )
     return f"{text}. {hint}" if hint else text
-
-
-def manager_resource(manager: TokenManager, name: str) -> str:
-    with manager.store.read() as repo:
-        return load_auth(repo, name).resource

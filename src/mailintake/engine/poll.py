@@ -46,7 +46,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
-from mailintake.sources.base import Fetched, MailSource, SourceItem, TokenProvider
+from mailintake.sources.base import Fetched, MailSource, SourceItem
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body
 from mailintake.store import imports, leases
@@ -194,8 +194,7 @@ class Poller:
                 else repo.get_output(record.output, reveal=True)
             )
         spec = record.spec
-        token: TokenProvider = lambda: self._tokens.access_token(name)  # noqa: E731
-        renew: TokenProvider = lambda: self._tokens.renew(name, force=True).token  # noqa: E731
+        token, renew = self._tokens.providers(name)
         spool = self.home / "spool" / name  # large downloads; the lease makes it ours
         shutil.rmtree(spool, ignore_errors=True)  # what a killed pass left
         source = self.source_factory(spec, token, renew, spool=spool)

@@ -5,27 +5,24 @@ token always stored, and every refusal recorded as the mailbox's authorization s
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx2
 
-from mailintake.config import resolve
 from mailintake.config.matrix import USER_GRANTS, Grant
 from mailintake.enums import AuthState
 from mailintake.errors import AuthError, AuthorizationRequired, ConfigError, TransientError
 from mailintake.net.http import ProxySettings, build_client
-from mailintake.oauth import diagnose, grants
-from mailintake.oauth.assertion import client_assertion, load_certificate
+from mailintake.oauth import grants
 from mailintake.oauth.diagnose import UnconfirmedRefusal
-from mailintake.oauth.grants import ClientCredentials, Endpoint, TokenResponse
+from mailintake.oauth.grants import Endpoint, TokenResponse
+from mailintake.oauth.mailbox_auth import MailboxAuth, load_auth, stored_access
 from mailintake.oauth.refusals import RefusalPolicy
 from mailintake.observability.logging import get_logger
+from mailintake.store import app_tokens
 from mailintake.store.repo import Repo, Store
 from mailintake.store.tokens import (
     AccessToken,
@@ -38,131 +35,14 @@ from mailintake.store.tokens import (
 
 log = get_logger(__name__)
 
+# The longest a renewal waits for another process's renewal of the same token (a token
+# request is bounded by the HTTP client's timeouts, well under this).
+LOCK_WAIT = 120.0
 HttpFactory = Callable[[ProxySettings | None], httpx2.Client]
-# OpenID scopes added to user sign-ins so the answer names the account that signed in.
-IDENTITY_SCOPES = {"MICROSOFT": ("openid", "profile"), "GOOGLE": ("openid", "email")}
 
 
 def default_http(proxy: ProxySettings | None) -> httpx2.Client:
     return build_client(proxy=proxy)
-
-
-@dataclass(frozen=True)
-class MailboxAuth:
-    """Everything a token request of one mailbox needs, secrets included (never logged)."""
-
-    mailbox: str
-    grant: Grant
-    server: str
-    username: str
-    authorization_endpoint: str | None
-    token_endpoint: str
-    device_authorization_endpoint: str | None
-    scopes: tuple[str, ...]
-    tenant: str | None
-    client_id: str
-    redirect_uri: str | None
-    client_secret: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
-    proxy: ProxySettings | None = None
-    certificate: str | None = None
-    certificate_key: str | None = None
-    certificate_password: str | None = field(default=None, repr=False)
-
-    @property
-    def resource(self) -> str:
-        return grants.resource_of(self.scopes)
-
-    @property
-    def request_scopes(self) -> tuple[str, ...]:
-        """The scopes sent: the configured ones plus, for a user sign-in at a known provider,
-        the OpenID scopes that name the account."""
-        extra = (
-            IDENTITY_SCOPES.get(self.server, ())
-            if self.grant is not Grant.CLIENT_CREDENTIALS
-            else ()
-        )
-        return self.scopes + tuple(s for s in extra if s not in self.scopes)
-
-    @property
-    def fingerprint(self) -> str:
-        """Identifies the settings tokens were obtained with; other settings need new ones."""
-        material = [
-            self.server,
-            str(self.grant),
-            self.token_endpoint,
-            self.client_id,
-            self.tenant,
-            sorted(self.scopes),
-            self.username.lower(),
-        ]
-        return hashlib.sha256(json.dumps(material).encode()).hexdigest()
-
-    def credentials(self) -> ClientCredentials:
-        if self.certificate:
-            cert = load_certificate(
-                Path(self.certificate),
-                Path(self.certificate_key) if self.certificate_key else None,
-                self.certificate_password,
-            )
-            client_id = self.client_id
-            return ClientCredentials(
-                client_id,
-                assertion=lambda audience, form: client_assertion(
-                    cert, client_id, audience, form=form
-                ),
-            )
-        return ClientCredentials(self.client_id, secret=self.client_secret)
-
-    def context(self, phase: str) -> diagnose.Context:
-        return diagnose.Context(
-            grant=self.grant,
-            phase=phase,
-            server=self.server,
-            username=self.username,
-            client_id=self.client_id,
-            tenant=self.tenant,
-        )
-
-
-def load_auth(repo: Repo, name: str) -> MailboxAuth:
-    record = repo.get_mailbox(name, reveal=True)
-    spec = record.spec
-    if spec.oauth is None or spec.oauth.grant_type is None:
-        raise ConfigError([f"mailboxes[{name}].oauth: not configured"])
-    server = repo.get_server(record.authorization_server)
-    oauth = resolve.effective_oauth(spec, server)
-    if not oauth.token_endpoint or not oauth.client_id or not spec.username:
-        raise ConfigError([f"mailboxes[{name}].oauth: incomplete (validate the configuration)"])
-    proxy = None
-    if spec.proxy is not None and spec.proxy.address:
-        proxy = ProxySettings(
-            address=spec.proxy.address,
-            username=spec.proxy.username,
-            password=spec.proxy.password.get_secret_value() if spec.proxy.password else None,
-        )
-    secret = spec.oauth.client_secret
-    password = spec.oauth.password
-    cert_password = spec.oauth.client_certificate_password
-    return MailboxAuth(
-        mailbox=name,
-        grant=oauth.grant,
-        server=server.name,
-        username=spec.username,
-        authorization_endpoint=oauth.authorization_endpoint,
-        token_endpoint=oauth.token_endpoint,
-        device_authorization_endpoint=oauth.device_authorization_endpoint,
-        scopes=oauth.scopes,
-        tenant=oauth.tenant_id or (None if not server.uses_tenant else "organizations"),
-        client_id=oauth.client_id,
-        redirect_uri=oauth.redirect_uri,
-        client_secret=secret.get_secret_value() if secret and secret.get_secret_value() else None,
-        password=password.get_secret_value() if password else None,
-        proxy=proxy,
-        certificate=spec.oauth.client_certificate,
-        certificate_key=spec.oauth.client_certificate_key,
-        certificate_password=cert_password.get_secret_value() if cert_password else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -209,8 +89,10 @@ class TokenManager:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         margin: timedelta = timedelta(minutes=5),
         refusals: RefusalPolicy | None = None,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         self.store = store
+        self.lock_wait = lock_wait
         self.http = http
         self.now = now
         self.margin = margin
@@ -235,25 +117,51 @@ class TokenManager:
         with self.store.read() as repo:
             auth = load_auth(repo, name)
             grant = repo.grant(name)
-            token = repo.access_token(name, auth.resource)
-        if grant is not None and grant.fingerprint == auth.fingerprint and self._fresh(token):
+            token = stored_access(repo, auth)
+            # A shared token obtained for another mailbox: this one's state says so too.
+            adopted = not auth.shared or repo.get_mailbox(name).auth_state == AuthState.AUTHORIZED
+        valid_grant = grant is not None and grant.fingerprint == auth.fingerprint
+        if valid_grant and adopted and self._fresh(token):
             assert token is not None
             return token.token
         return self.renew(name).token
 
-    def renew(self, name: str, *, force: bool = False) -> AccessToken:
-        """Obtain a new access token, once per mailbox at a time across processes: whoever
-        waited for the lock uses the token the holder stored."""
+    def providers(self, name: str) -> tuple[Callable[[], str], Callable[[], str]]:
+        """The mailbox's token, and a new one when a server refused the one given last: a
+        shared token another mailbox already replaced is not requested again."""
+        given: list[str] = []
+
+        def token() -> str:
+            given[:] = [self.access_token(name)]
+            return given[0]
+
+        def renew() -> str:
+            given[:] = [self.renew(name, force=True, rejected=given[0] if given else None).token]
+            return given[0]
+
+        return token, renew
+
+    def renew(self, name: str, *, force: bool = False, rejected: str | None = None) -> AccessToken:
+        """Obtain a new access token, once per mailbox (user grants) or per application
+        (client credentials) at a time across processes: whoever waited for the lock uses
+        the token the holder stored. ``force`` renews even a fresh token, unless the one a
+        server refused (``rejected``) was already replaced."""
+        with self.store.read() as repo:
+            auth = load_auth(repo, name)
+            lock = f"app-token:{auth.app_key(repo.box)}" if auth.shared else f"token:{name}"
         failure: AuthError | TransientError | None = None
-        with self.store.exclusive(f"token:{name}") as repo:
+        with self.store.exclusive(lock, wait=self.lock_wait) as repo:
             auth = load_auth(repo, name)
             grant = repo.grant(name)
-            current = repo.access_token(name, auth.resource)
-            valid_grant = grant is not None and grant.fingerprint == auth.fingerprint
-            if not force and valid_grant and self._fresh(current):
-                assert current is not None
-                return current
+            current = stored_access(repo, auth)
             record = repo.get_mailbox(name)
+            valid_grant = grant is not None and grant.fingerprint == auth.fingerprint
+            replaced = rejected is not None and current is not None and current.token != rejected
+            if (not force or replaced) and (valid_grant or auth.shared) and self._fresh(current):
+                assert current is not None
+                if not valid_grant or record.auth_state != AuthState.AUTHORIZED:
+                    self._adopt(repo, auth, current, new=not valid_grant)  # another's token
+                return current
             try:
                 if (
                     auth.grant in USER_GRANTS
@@ -356,10 +264,43 @@ class TokenManager:
         )
         if new_authorization:
             forget_access(repo.conn, auth.mailbox)
-        write_access(repo.conn, repo.box, auth.mailbox, token)
-        account = response.account or (
-            auth.username if auth.grant is not Grant.CLIENT_CREDENTIALS else None
+        if auth.shared:
+            app_tokens.write(repo.conn, repo.box, auth.app_key(repo.box), auth.client_id, token)
+        else:
+            write_access(repo.conn, repo.box, auth.mailbox, token)
+        account = response.account or (auth.username if not auth.shared else None)
+        self._grant(repo, auth, account, response.refresh_token, new_authorization)
+        log.info(
+            "oauth.token",
+            mailbox=auth.mailbox,
+            grant=str(auth.grant),
+            resource=auth.resource,
+            shared=auth.shared,
+            expires_at=token.expires_at.isoformat(),
+            rotated=response.refresh_token is not None,
         )
+        return token
+
+    def _adopt(self, repo: Repo, auth: MailboxAuth, token: AccessToken, *, new: bool) -> None:
+        """A mailbox starts using its application's token (another mailbox obtained it)."""
+        if new:
+            forget_access(repo.conn, auth.mailbox)
+        self._grant(repo, auth, None, None, new)
+        log.info(
+            "oauth.token_shared",
+            mailbox=auth.mailbox,
+            resource=auth.resource,
+            expires_at=token.expires_at.isoformat(),
+        )
+
+    @staticmethod
+    def _grant(
+        repo: Repo,
+        auth: MailboxAuth,
+        account: str | None,
+        refresh_token: str | None,
+        new_authorization: bool,
+    ) -> None:
         write_grant(
             repo.conn,
             repo.box,
@@ -367,23 +308,14 @@ class TokenManager:
             grant_type=str(auth.grant),
             fingerprint=auth.fingerprint,
             account=account,
-            refresh_token=response.refresh_token,
+            refresh_token=refresh_token,
             new_authorization=new_authorization,
         )
         repo.set_auth_state(auth.mailbox, AuthState.AUTHORIZED, None)
-        log.info(
-            "oauth.token",
-            mailbox=auth.mailbox,
-            grant=str(auth.grant),
-            resource=auth.resource,
-            expires_at=token.expires_at.isoformat(),
-            rotated=response.refresh_token is not None,
-        )
-        return token
 
     def store_authorization(self, name: str, response: TokenResponse) -> Authorized:
         """Keep what an interactive sign-in (authorization code, device code) obtained."""
-        with self.store.exclusive(f"token:{name}") as repo:
+        with self.store.exclusive(f"token:{name}", wait=self.lock_wait) as repo:
             auth = load_auth(repo, name)
             self._save(repo, auth, response, new_authorization=True)
             grant = repo.grant(name)
@@ -407,3 +339,6 @@ class TokenManager:
             scopes=token.scopes,
             refresh_token=bool(grant and grant.refresh_token),
         )
+
+
+__all__ = ["Authorized", "MailboxAuth", "TokenManager", "load_auth", "stored_access"]

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select, update
 
 from mailintake.config.validate import Context
 from mailintake.crypto import SecretBox
-from mailintake.store import locks, secrets, tokens
+from mailintake.store import app_tokens, locks, secrets, tokens
 from mailintake.store.base import Action, Change
 from mailintake.store.mailboxes import (
     SETTINGS_FIXABLE_STATES,
@@ -77,6 +77,9 @@ class Repo(ServerQueries, OutputQueries, MailboxQueries):
     def rotate_secrets(self) -> int:
         count = secrets.rotate_all(self.conn, self.box)
         count += tokens.rotate_all(self.conn, self.box)
+        # Application tokens are found by a hash keyed with the secret key: with the new key
+        # nothing finds them, so they go (each application asks for one token again).
+        app_tokens.forget_all(self.conn)
         self.write_key_check()
         return count
 

@@ -197,3 +197,18 @@ sign_in_failures = Table(
     Column("address", String(64), nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False),
 )
+
+# Client-credentials access tokens, one per application (token endpoint, client id, tenant,
+# scopes and credential), shared by every mailbox signing in with it. `app_key` is a keyed
+# hash of those (SecretBox.keyed_digest): the client secret is in it, never in clear.
+app_tokens = Table(
+    "app_tokens",
+    metadata,
+    Column("app_key", String(64), primary_key=True),
+    Column("client_id", String(255), nullable=False),  # shown, not used to find the row
+    Column("resource", String(512), nullable=False),
+    Column("token", Text, nullable=False),  # encrypted
+    Column("scopes", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("obtained_at", DateTime(timezone=True), nullable=False),
+)

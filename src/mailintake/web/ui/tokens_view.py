@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailintake.errors import MailintakeError
-from mailintake.oauth.tokens import load_auth
+from mailintake.oauth.tokens import load_auth, stored_access
 from mailintake.store.repo import Repo
 
 # Microsoft refresh tokens expire after 90 days without use (oauth-facts §1.7; AADSTS700082);
@@ -30,10 +30,9 @@ def token_info(repo: Repo, name: str, now: datetime | None = None) -> dict[str, 
         "refresh_warning": None,
     }
     try:
-        resource = load_auth(repo, name).resource
+        token = stored_access(repo, load_auth(repo, name))
     except MailintakeError:
-        resource = None
-    token = repo.access_token(name, resource) if resource else None
+        token = None
     if token is not None:
         info["access_expires_at"] = token.expires_at
         info["access_expired"] = token.expires_at <= now

@@ -1,0 +1,157 @@
+"""Several workers on one database: a client-credentials token per application shared by
+every mailbox using it, and renewed once.
+Runs on SQLite and PostgreSQL; the second worker is a second store (its own engine and
+connections) on the same database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailintake.config.apply import apply_document
+from mailintake.config.edit import edit_item
+from mailintake.engine.poll import Poller, PollResult
+from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from sandbox.graph import GraphEmulator
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import GRAPH_APP, GRAPH_SECRET, certificate, idp, microsoft_at
+from tests.integration.test_import_graph import raw
+
+__all__ = ["certificate", "idp"]
+
+SECOND_SECRET = "graph-app-second-secret~789"
+
+
+@pytest.fixture(scope="module")
+def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    server = GraphEmulator(idp)
+    with server.serve():
+        yield server
+
+
+@pytest.fixture
+def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
+    emulator.faults.reset()
+    emulator.reset_stats()
+    yield emulator
+    emulator.faults.reset()
+
+
+@pytest.fixture
+def second(settings: Settings) -> Iterator[Store]:
+    """Another worker's store: its own engine on the same database."""
+    store = open_store(settings)
+    yield store
+    store.engine.dispose()
+
+
+def shared_boxes(
+    store: Store, idp: IdentityProvider, graph: GraphEmulator, out: Path, tag: str, count: int
+) -> list[str]:
+    """``count`` shared mailboxes in Graph, each with one message, read with one app."""
+    names = [f"shared-{n:02d}" for n in range(count)]
+    boxes = []
+    for name in names:
+        address = f"{name}-{tag}@contoso.onmicrosoft.com"
+        graph.add_mailbox(address)
+        graph.deliver(address, raw(int(name[-2:])))
+        boxes.append(
+            {
+                "name": name,
+                "protocol": "graph",
+                "graph_url": graph.base_url,
+                "username": address,
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "client_credentials",
+                    "tenant_id": idp.tenant_id,
+                    "client_id": GRAPH_APP,
+                    "client_secret": GRAPH_SECRET,
+                },
+            }
+        )
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(idp.base_url)],
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": boxes,
+        },
+        {},
+    )
+    return names
+
+
+def client_credentials_requests(idp: IdentityProvider) -> int:
+    return sum(1 for r in idp.token_requests if r["grant_type"] == "client_credentials")
+
+
+def test_twenty_mailboxes_of_one_app_polled_by_two_workers_ask_for_one_token(
+    store: Store,
+    second: Store,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+) -> None:
+    names = shared_boxes(store, idp, graph, tmp_path / "out", tmp_path.name[-6:], 20)
+    idp.reset_counters()
+    idp.token_delay = 0.5  # the two workers ask for a token at the same time
+    results: list[PollResult] = []
+    lock = threading.Lock()
+
+    def work(worker: Store, mine: list[str]) -> None:
+        poller = Poller(worker, home)
+        for name in mine:
+            result = poller.poll(name)
+            with lock:
+                results.append(result)
+
+    workers = [
+        threading.Thread(target=work, args=(store, names[0::2])),
+        threading.Thread(target=work, args=(second, names[1::2])),
+    ]
+    try:
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=120)
+    finally:
+        idp.token_delay = 0.0
+    assert sorted((r.mailbox, r.imported, r.error) for r in results) == [
+        (name, 1, None) for name in names
+    ]
+    assert client_credentials_requests(idp) == 1  # not one per mailbox
+    with store.read() as repo:
+        used = {stored_access(repo, load_auth(repo, name)) for name in names}
+        states = {repo.get_mailbox(name).auth_state for name in names}
+    assert len(used) == 1
+    assert states == {"authorized"}
+
+
+def test_a_new_client_secret_stops_sharing_the_old_token(
+    store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
+) -> None:
+    shared_boxes(store, idp, graph, tmp_path / "out", tmp_path.name[-6:], 2)
+    app = idp.apps[GRAPH_APP]
+    app.secrets[SECOND_SECRET] = None  # a second secret of the same registration
+    try:
+        manager = TokenManager(store)
+        idp.reset_counters()
+        first = manager.access_token("shared-00")
+        assert manager.access_token("shared-01") == first
+        assert client_credentials_requests(idp) == 1
+        edit_item(store, "mailbox", "shared-01", {"oauth.client_secret": SECOND_SECRET}, [], {})
+        renewed = manager.access_token("shared-01")
+        assert renewed != first  # the old secret's token is not used with the new one
+        assert client_credentials_requests(idp) == 2
+        assert manager.access_token("shared-00") == first  # the other keeps its token
+        assert client_credentials_requests(idp) == 2
+    finally:
+        del app.secrets[SECOND_SECRET]
