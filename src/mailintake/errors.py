@@ -14,6 +14,7 @@
     ├── TransientError               a remote failure; retrying later may help (exit 4)
     │     ├── NetworkError           connection refused, DNS, TLS, timeout, proxy
     │     ├── RateLimited            the server asked us to wait retry_after seconds
+    │     │     └── Throttled        a wait still running: the poll is skipped, not failed
     │     └── AuthorizationPending   device code: not signed in yet; poll again (.slow_down)
     ├── SourceError                  the mailbox server refused an operation (exit 4)
     │     └── MessageUnavailable     the server cannot give one message: it fails alone
@@ -28,6 +29,7 @@ Adapters translate library exceptions into these once, at their edge
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from mailintake.enums import AuthState
 
@@ -101,6 +103,15 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Throttled(RateLimited):
+    """The server's wait (a Retry-After another request was given) lasts until ``until``:
+    the poll is skipped with this reason and does not count as a failure."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message, retry_after=max(0.0, (until - datetime.now(UTC)).total_seconds()))
+        self.until = until
 
 
 class AuthorizationPending(TransientError):

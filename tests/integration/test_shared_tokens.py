@@ -1,22 +1,27 @@
 """Several workers on one database: a client-credentials token per application shared by
-every mailbox using it, and renewed once.
+every mailbox using it, renewed once, and Graph's Retry-After honoured by every worker.
 Runs on SQLite and PostgreSQL; the second worker is a second store (its own engine and
 connections) on the same database."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailintake.config.apply import apply_document
 from mailintake.config.edit import edit_item
+from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from mailintake.sources.base import MailSource
+from mailintake.sources.graph import GraphSource
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
@@ -155,3 +160,46 @@ def test_a_new_client_secret_stops_sharing_the_old_token(
         assert client_credentials_requests(idp) == 2
     finally:
         del app.secrets[SECOND_SECRET]
+
+
+def no_patience(*args: Any, **kwargs: Any) -> MailSource:
+    """The mailbox's source, giving up at the first 429 instead of waiting it out."""
+    source = build_source(*args, **kwargs)
+    assert isinstance(source, GraphSource)
+    source.settings = dataclasses.replace(source.settings, attempts=1)
+    return source
+
+
+def test_a_retry_after_one_worker_was_given_holds_back_the_other(
+    store: Store,
+    second: Store,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+) -> None:
+    [name, other] = shared_boxes(store, idp, graph, tmp_path / "out", tmp_path.name[-6:], 2)
+    with store.read() as repo:
+        address = repo.get_mailbox(name).spec.username
+    # Graph's budget for this app and mailbox: the first request of a pass goes through,
+    # the next answers 429 with a Retry-After of about two minutes.
+    graph.faults.budget = (1, 120.0)
+    told = Poller(store, home, source_factory=no_patience).poll(name)
+    assert told.error is not None
+    assert "Graph kept throttling" in told.error
+    graph.reset_stats()
+    tokens_before = len(idp.token_requests)
+    held = Poller(second, home).poll(name)  # another worker, before the time Graph gave
+    assert held.error is None  # not a failure: no back-off for it
+    assert held.deferred is not None
+    assert held.deferred.startswith(f"{name}: throttled by Microsoft Graph until ")
+    assert f"for this application and {address}" in held.deferred
+    assert graph.stats["requests"] == 0  # Graph was not called for that mailbox
+    assert len(idp.token_requests) == tokens_before
+    with second.read() as repo:
+        record = repo.get_mailbox(name)
+    assert record.last_warning == held.deferred  # status says why
+    assert record.last_error == told.error  # the skipped poll changed nothing else
+    # Another mailbox of the same app is not held back (Graph's limits are per mailbox).
+    graph.faults.budget = None
+    assert Poller(second, home).poll(other).imported == 1

@@ -13,6 +13,7 @@ from mailintake.sinks.webhook import WebhookSink
 from mailintake.sinks.writers import WriterPool
 from mailintake.sources.base import MailSource, TokenProvider
 from mailintake.sources.graph import build_graph_source
+from mailintake.sources.graph_limits import Book
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 
@@ -23,9 +24,11 @@ def build_source(
     renew: TokenProvider | None = None,
     *,
     spool: Path | None = None,
+    throttle: Book | None = None,
 ) -> MailSource:
     """The mailbox's source; ``renew`` gives a new token when a server refuses the current
-    one mid-session (Graph's 401); ``spool`` is where large downloads are written."""
+    one mid-session (Graph's 401); ``spool`` is where large downloads are written;
+    ``throttle`` keeps Graph's waits for every worker (store.throttle)."""
     host, port = resolve.host(spec), resolve.port(spec)
     if spec.protocol is None or spec.username is None:
         raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
@@ -62,7 +65,7 @@ def build_source(
             token,
             spec.name,
         )
-    return build_graph_source(spec, token, renew, spool=spool)
+    return build_graph_source(spec, token, renew, spool=spool, throttle=throttle)
 
 
 def build_sink(

@@ -41,7 +41,14 @@ from mailintake.engine.factories import build_source
 from mailintake.engine.guard import PassGuard, PassLimits
 from mailintake.engine.retries import Retries, charge
 from mailintake.engine.runtime import ImportRuntime
-from mailintake.errors import AuthError, LeaseLost, MailintakeError, MessageUnavailable, NotFound
+from mailintake.errors import (
+    AuthError,
+    LeaseLost,
+    MailintakeError,
+    MessageUnavailable,
+    NotFound,
+    Throttled,
+)
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
@@ -49,7 +56,7 @@ from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
 from mailintake.sources.base import Fetched, MailSource, SourceItem
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body
-from mailintake.store import imports, leases
+from mailintake.store import imports, leases, throttle
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
 
@@ -72,6 +79,9 @@ class PollResult:
     state: str | None = None  # the authorization state when a person must act
     # What the pass overcame but someone should know (a source's ``warnings``).
     warnings: list[str] = field(default_factory=list)
+    # Why the pass did not run though nothing failed (Graph asked every worker to wait):
+    # not an error, so no back-off either.
+    deferred: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +93,7 @@ class PollResult:
             "error": self.error,
             "authorization_state": self.state,
             "warnings": list(self.warnings),
+            "deferred": self.deferred,
         }
 
 
@@ -156,6 +167,8 @@ class Poller:
                 runtime = self.runtime or held.enter_context(_pass_runtime())
                 guard = held.enter_context(PassGuard(self.store, name, owner, self.limits))
                 self._poll(name, owner, guard, result, runtime)
+        except Throttled as exc:
+            result.deferred = str(exc)
         except AuthError as exc:
             result.error, result.state = str(exc), exc.state
         except MailintakeError as exc:
@@ -165,13 +178,18 @@ class Poller:
             result.error = f"unexpected error: {exc.__class__.__name__}: {exc}"
         finally:
             with self.store.begin() as repo:
-                repo.set_poll_result(name, result.error, "; ".join(result.warnings) or None)
+                if result.deferred is not None:
+                    throttle.note_deferred(repo.conn, name, result.deferred)
+                else:
+                    repo.set_poll_result(name, result.error, "; ".join(result.warnings) or None)
                 leases.release(repo.conn, name, owner)
         metrics.POLLS.labels(name, "failed" if result.error else "ok").inc()
         metrics.POLL_SECONDS.labels(name).observe(time.monotonic() - started)
         for outcome in ("imported", "skipped", "failed"):
             metrics.MESSAGES.labels(name, outcome).inc(getattr(result, outcome))
-        if result.error:
+        if result.deferred:
+            log.info("poll.deferred", mailbox=name, reason=result.deferred)
+        elif result.error:
             log.warning("poll.failed", mailbox=name, error=result.error)
         else:
             log.info(
@@ -197,7 +215,9 @@ class Poller:
         token, renew = self._tokens.providers(name)
         spool = self.home / "spool" / name  # large downloads; the lease makes it ours
         shutil.rmtree(spool, ignore_errors=True)  # what a killed pass left
-        source = self.source_factory(spec, token, renew, spool=spool)
+        source = self.source_factory(
+            spec, token, renew, spool=spool, throttle=throttle.GraphThrottle(self.store)
+        )
         sink = (self.sink_factory or runtime.build_sink)(output, self.home)
         paced = isinstance(sink, PacedSink)
         if isinstance(sink, PacedSink):

@@ -46,6 +46,7 @@ from mailintake.sources.graph_answers import (
     retry_after,
 )
 from mailintake.sources.graph_downloads import CONCURRENCY, Downloads, outcome
+from mailintake.sources.graph_limits import Book, Limits
 from mailintake.spool import CHUNK, Body, SpoolWriter
 
 log = get_logger(__name__)
@@ -114,6 +115,7 @@ class GraphSource:
         name: str,
         renew: Callable[[], str] | None = None,
         client: httpx2.Client | None = None,
+        throttle: Book | None = None,
     ) -> None:
         self.settings = settings
         self.token = token
@@ -122,9 +124,9 @@ class GraphSource:
         self.client = client or build_client(proxy=settings.proxy)
         self._bearer = ""
         self._lock = threading.Lock()
-        # Every request of this mailbox, from any thread, within Outlook's four (§3.6).
-        self._slots = threading.BoundedSemaphore(CONCURRENCY)
-        self._reduced = False
+        # Every request of this mailbox, from any thread, within Outlook's four (§3.6), and
+        # the waits Graph asks for, kept for every worker (sources.graph_limits).
+        self.limits = Limits(name, settings.client_id or "", settings.mailbox, throttle)
         self._folder_ids: dict[str, str] = {}
         self._downloads = Downloads(self._download, AHEAD)
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
@@ -133,6 +135,7 @@ class GraphSource:
         self._sizes = True  # the listing asks for PR_MESSAGE_SIZE until Graph refuses it
 
     def open(self) -> None:
+        self.limits.before_session()  # Graph's wait for this app and mailbox, if one lasts
         self._bearer = self.token()
         if self.settings.after_import == AfterImport.MOVE:
             # Before anything is imported: a move_to that is not a folder would leave every
@@ -156,7 +159,7 @@ class GraphSource:
         extra = kwargs.pop("headers", {})
         for attempt in range(self.settings.attempts):
             headers = {"Authorization": f"Bearer {self._bearer}", "Prefer": PREFER, **extra}
-            with self._slots:
+            with self.limits.slot():
                 try:
                     request = self.client.build_request(method, url, headers=headers, **kwargs)
                     answer = self.client.send(request, stream=True)
@@ -179,7 +182,7 @@ class GraphSource:
                 wait = retry_after(answer, attempt, self.settings.backoff)
                 failures.append(answer.status_code)
                 if answer.status_code == 429:
-                    self._slow_down()
+                    self.limits.throttled(wait)
                 if attempt + 1 == self.settings.attempts:
                     raise gave_up(self.name, method, url, answer, failures, wait)
                 time.sleep(wait)
@@ -204,14 +207,6 @@ class GraphSource:
                 error_message(answer),
             )
         raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
-
-    def _slow_down(self) -> None:
-        """After a throttling answer keep one request fewer in flight for this session: the
-        server counts a request until it has finished sending it, so four back to back can
-        briefly look like five."""
-        with self._lock:
-            if not self._reduced:
-                self._reduced = self._slots.acquire(blocking=False)
 
     # --- folders ------------------------------------------------------------------------
 
@@ -547,6 +542,7 @@ def build_graph_source(
     renew: Callable[[], str] | None = None,
     *,
     spool: Path | None = None,
+    throttle: Book | None = None,
 ) -> GraphSource:
     if spec.username is None:
         raise ConfigError(
@@ -575,6 +571,7 @@ def build_graph_source(
         token,
         spec.name,
         renew,
+        throttle=throttle,
     )
 
 

@@ -212,3 +212,14 @@ app_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("obtained_at", DateTime(timezone=True), nullable=False),
 )
+
+# Microsoft Graph's "not before" per application and mailbox (a 429's Retry-After), so that
+# every worker waits for it, not only the one that was told.
+graph_throttle = Table(
+    "graph_throttle",
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("mailbox", String(320), primary_key=True),  # the address Graph reads, lower case
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
