@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,6 +103,16 @@ def _proxy_basic_401(response: httpx2.Response) -> bool:
     )
 
 
+def written_by_proxy(response: httpx2.Response) -> bool:
+    """The answer is the proxy's own (refused credentials, could not connect), not the
+    server's: nothing to retry, the response hook raises it as a ProxyError."""
+    return (
+        response.status_code == 407
+        or _proxy_basic_401(response)
+        or _proxy_could_not_connect(response)
+    )
+
+
 def _proxy_could_not_connect(response: httpx2.Response) -> bool:
     """A plain-http error page the proxy wrote because it could not reach the target (DNS or
     connection failure on the proxy's side): tinyproxy's "500 Unable to connect", Squid's
@@ -120,8 +131,11 @@ def build_client(
     timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
     verify: ssl.SSLContext | str | bool = True,
     transport: httpx2.BaseTransport | None = None,
+    wrap: Callable[[httpx2.BaseTransport], httpx2.BaseTransport] | None = None,
 ) -> MailClient:
     """A client that uses exactly the given proxy (never proxy environment variables).
+    ``wrap`` puts a transport of the caller's around the one every request goes through
+    (direct or through the proxy), for what must happen per request below the client.
 
     Through a proxy, a plain-http response the proxy itself wrote (407, or tinyproxy's 401,
     for wrong or missing proxy credentials; "could not connect" pages) raises httpx2's
@@ -149,11 +163,23 @@ def build_client(
 
         hooks["request"] = [remember_proxy]
         hooks["response"] = [refuse_proxy_failures]
+    context = tls.http_context() if verify is True else verify
+    mounts: dict[str, httpx2.BaseTransport | None] | None = None
+    if wrap is not None:
+        if proxy_config is not None:
+            mounts = {
+                "all://": wrap(
+                    httpx2.HTTPTransport(proxy=proxy_config, verify=context, trust_env=False)
+                )
+            }
+            proxy_config = None
+        transport = wrap(transport or httpx2.HTTPTransport(verify=context, trust_env=False))
     return MailClient(
         proxy_settings=proxy,
         proxy=proxy_config,
+        mounts=mounts,
         timeout=timeout,
-        verify=tls.http_context() if verify is True else verify,
+        verify=context,
         transport=transport,
         trust_env=False,
         follow_redirects=False,

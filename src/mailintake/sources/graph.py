@@ -1,20 +1,18 @@
 """Microsoft Graph (oauth-facts §3): messages of one folder with ``@odata.nextLink`` paging,
-checked against the folder's ``totalItemCount``; raw MIME from ``$value``,
-``Prefer: IdType="ImmutableId"`` on every request (§3.8), up to four requests at once per
-mailbox (§3.6, Outlook's limit), 429/503/504 retried (``Retry-After`` honoured), a 401
-answered by renewing the token once, and after-import actions whose 404 a GET confirms.
-Refusals of the mailbox are diagnosed by mailintake.oauth.graph_access."""
+checked against the folder's ``totalItemCount``; raw MIME from ``$value``, and after-import
+actions whose 404 a GET confirms. How each request is sent — the token and its renewal on
+401, ``Prefer: IdType="ImmutableId"`` (§3.8), four at once per mailbox (§3.6), 429/503/504
+sent again after ``Retry-After`` — is sources.graph_http's; the wait a 429 asks for is kept
+for every worker (sources.graph_limits). Folders by name: sources.graph_folders. Refusals of
+the mailbox are diagnosed by mailintake.oauth.graph_access."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,14 +23,8 @@ from mailintake.config import resolve
 from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
 from mailintake.enums import AfterImport, AuthState
-from mailintake.errors import (
-    AuthorizationRequired,
-    ConfigError,
-    RateLimited,
-    SourceError,
-)
-from mailintake.keys import graph_key
-from mailintake.net.http import ProxySettings, build_client, proxy_of, translate
+from mailintake.errors import AuthorizationRequired, ConfigError, SourceError
+from mailintake.net.http import ProxySettings, proxy_of, translate
 from mailintake.oauth import graph_access
 from mailintake.oauth.graph_access import Caller
 from mailintake.observability.logging import get_logger
@@ -43,35 +35,15 @@ from mailintake.sources.graph_answers import (
     error_message,
     error_text,
     gave_up,
-    retry_after,
 )
 from mailintake.sources.graph_downloads import CONCURRENCY, Downloads, outcome
+from mailintake.sources.graph_folders import Folders
+from mailintake.sources.graph_http import FAILURES, RETRIED, WAIT, Bearer, graph_client, prefer
+from mailintake.sources.graph_items import listed_item, unknown
 from mailintake.sources.graph_limits import Book, Limits
 from mailintake.spool import CHUNK, Body, SpoolWriter
 
 log = get_logger(__name__)
-PREFER = 'IdType="ImmutableId"'
-WELL_KNOWN = frozenset(
-    {
-        "archive",
-        "clutter",
-        "conflicts",
-        "conversationhistory",
-        "deleteditems",
-        "drafts",
-        "inbox",
-        "junkemail",
-        "localfailures",
-        "msgfolderroot",
-        "outbox",
-        "recoverableitemsdeletions",
-        "scheduled",
-        "searchfolders",
-        "sentitems",
-        "serverfailures",
-        "syncissues",
-    }
-)
 # A modest page, always with $select: a large $top without $select can time out (504, §3.1).
 PAGE = 100
 RELIST = 25  # the page of a second listing when the first came up short
@@ -114,35 +86,36 @@ class GraphSource:
         token: TokenProvider,
         name: str,
         renew: Callable[[], str] | None = None,
-        client: httpx2.Client | None = None,
         throttle: Book | None = None,
     ) -> None:
         self.settings = settings
-        self.token = token
-        self.renew = renew
         self.name = name
-        self.client = client or build_client(proxy=settings.proxy)
-        self._bearer = ""
-        self._lock = threading.Lock()
         # Every request of this mailbox, from any thread, within Outlook's four (§3.6), and
         # the waits Graph asks for, kept for every worker (sources.graph_limits).
         self.limits = Limits(name, settings.client_id or "", settings.mailbox, throttle)
-        self._folder_ids: dict[str, str] = {}
+        self.auth = Bearer(token, renew)
+        self.client = graph_client(
+            settings.proxy, self.limits, lambda: (self.settings.attempts, self.settings.backoff)
+        )
         self._downloads = Downloads(self._download, AHEAD)
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
         self.caller = Caller(name, settings.mailbox, settings.user, settings.client_id)
+        self.folders = Folders(name, settings.mailbox, self.base, self.caller, self._request)
         self.warnings: list[str] = []  # said in the poll's result and log
         self._sizes = True  # the listing asks for PR_MESSAGE_SIZE until Graph refuses it
 
     def open(self) -> None:
         self.limits.before_session()  # Graph's wait for this app and mailbox, if one lasts
-        self._bearer = self.token()
+        self.auth.open()
         if self.settings.after_import == AfterImport.MOVE:
             # Before anything is imported: a move_to that is not a folder would leave every
             # imported message in place, its move failing poll after poll.
             self.folder_id(self.settings.move_to or "")
 
-    # --- one request, with throttling and token renewal -------------------------------
+    def folder_id(self, name: str) -> str:
+        return self.folders.folder_id(name)
+
+    # --- one request ----------------------------------------------------------------------
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx2.Response:
         with self._stream(method, url, **kwargs) as answer:
@@ -152,147 +125,43 @@ class GraphSource:
     @contextlib.contextmanager
     def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx2.Response]:
         """A successful answer whose body the caller reads; the request keeps its slot until
-        then (Outlook counts it until it is complete). Throttling, renewal and errors here;
-        a refusal Graph gives with a code is raised as GraphRefused."""
-        renewed = False
-        failures: list[int] = []
-        extra = kwargs.pop("headers", {})
-        for attempt in range(self.settings.attempts):
-            headers = {"Authorization": f"Bearer {self._bearer}", "Prefer": PREFER, **extra}
-            with self.limits.slot():
-                try:
-                    request = self.client.build_request(method, url, headers=headers, **kwargs)
-                    answer = self.client.send(request, stream=True)
-                except httpx2.HTTPError as exc:
-                    raise translate(
-                        exc, f"{self.name}: Graph {method}", proxy_of(self.client)
-                    ) from exc
-                try:
-                    if answer.status_code < 400:
-                        yield answer
-                        return
-                    answer.read()  # an error's body is small: read it to report it
-                except httpx2.HTTPError as exc:
-                    raise translate(
-                        exc, f"{self.name}: Graph {method}", proxy_of(self.client)
-                    ) from exc
-                finally:
-                    answer.close()
-            if answer.status_code in (429, 503, 504):
-                wait = retry_after(answer, attempt, self.settings.backoff)
-                failures.append(answer.status_code)
-                if answer.status_code == 429:
-                    self.limits.throttled(wait)
-                if attempt + 1 == self.settings.attempts:
-                    raise gave_up(self.name, method, url, answer, failures, wait)
-                time.sleep(wait)
-                continue
-            if answer.status_code == 401 and not renewed and self.renew is not None:
-                with self._lock:
-                    self._bearer = self.renew()
-                renewed = True
-                continue
-            if answer.status_code == 401:
-                raise AuthorizationRequired(
-                    f"{self.name}: Graph refused the token: {error_text(answer)}",
-                    state=AuthState.ERROR,
-                )
-            if answer.status_code == 403:
-                raise graph_access.denied(self.caller, error_text(answer), writing=method != "GET")
-            raise GraphRefused(
-                f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
-                f"{answer.status_code} {error_text(answer)}",
-                answer.status_code,
-                error_code(answer),
-                error_message(answer),
-            )
-        raise RateLimited(f"{self.name}: Graph kept throttling", retry_after=60)
-
-    # --- folders ------------------------------------------------------------------------
-
-    def folder_id(self, name: str) -> str:
-        """The id of the folder ``name``: a well-known name (inbox, archive…), a display name
-        at the top of the mailbox, or a path of display names below one another such as
-        ``Inbox/Invoices``."""
-        if name in self._folder_ids:
-            return self._folder_ids[name]
-        if name.lower() in WELL_KNOWN:
-            # Resolved like any other: a mailbox may lack some (no Archive folder until
-            # Outlook's one-click Archive was set up), and 404 would only come at the move.
-            known = self._well_known(name.lower())
-            self._folder_ids[name] = known
-            return known
-        found = self._child(None, name)
-        if found is None and "/" in name:
-            found = self._walk(name)
-        if found is None:
-            raise self._no_folder(name, None, [])
-        self._folder_ids[name] = found
-        return found
-
-    def _walk(self, path: str) -> str:
-        parent: str | None = None
-        above: list[str] = []
-        for segment in path.split("/"):
-            if parent is None and segment.lower() in WELL_KNOWN:
-                child: str | None = segment.lower()
-            else:
-                child = self._child(parent, segment)
-            if child is None:
-                raise self._no_folder(segment, parent, above)
-            parent = child
-            above.append(segment)
-        assert parent is not None
-        return parent
-
-    def _well_known(self, name: str) -> str:
+        then (Outlook counts it until it is complete). Any other answer is raised as what
+        it means; one Graph gives with a code as GraphRefused."""
+        headers = prefer(kwargs.pop("headers", {}))
         try:
-            answer = self._request(
-                "GET",
-                f"{self.base}/mailFolders/{quote(name, safe='')}",
-                params={"$select": "id,displayName"},
-            )
-        except GraphRefused as exc:
-            if exc.status != 404:
-                raise
-            raise self._no_folder(name, None, []) from None
-        return str(answer.json()["id"])
-
-    def _folders(self, parent: str | None, params: dict[str, str]) -> list[dict[str, Any]]:
-        """A folder list; a 404 on it is Exchange saying the caller has no rights here."""
+            request = self.client.build_request(method, url, headers=headers, **kwargs)
+            answer = self.client.send(request, stream=True, auth=self.auth)
+        except httpx2.HTTPError as exc:
+            raise translate(exc, f"{self.name}: Graph {method}", proxy_of(self.client)) from exc
         try:
-            answer = self._request("GET", self._folders_url(parent), params=params)
-        except GraphRefused as exc:
-            if exc.status == 404 and exc.code in graph_access.NOT_FOUND_MEANS_NO_RIGHTS:
-                raise graph_access.no_rights(self.caller, exc.code, exc.detail) from None
-            raise
-        found: list[dict[str, Any]] = answer.json().get("value", [])
-        return found
+            if answer.status_code < 400:
+                yield answer
+                return
+            answer.read()  # an error's body is small: read it to report it
+        except httpx2.HTTPError as exc:
+            raise translate(exc, f"{self.name}: Graph {method}", proxy_of(self.client)) from exc
+        finally:
+            answer.close()
+        raise self._refused(method, url, answer)
 
-    def _folders_url(self, parent: str | None) -> str:
-        if parent is None:
-            return f"{self.base}/mailFolders"
-        return f"{self.base}/mailFolders/{quote(parent, safe='')}/childFolders"
-
-    def _child(self, parent: str | None, display_name: str) -> str | None:
-        """The id of the folder called ``display_name`` at the top (``parent`` None) or
-        below ``parent``."""
-        escaped = display_name.replace("'", "''")
-        found = self._folders(
-            parent, {"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"}
-        )
-        return str(found[0]["id"]) if found else None
-
-    def _no_folder(self, name: str, parent: str | None, above: list[str]) -> SourceError:
-        """The folder is not there: say which ones are, to pick the right name."""
-        listed = self._folders(parent, {"$select": "displayName", "$top": "50"})
-        names = sorted(str(f.get("displayName", "")) for f in listed)
-        where = f" in '{'/'.join(above)}'" if above else ""
-        there = ", ".join(names[:20]) + (", …" if len(names) > 20 else "") or "none"
-        return SourceError(
-            f"{self.name}: Graph has no folder named '{name}'{where} in {self.settings.mailbox}; "
-            f"the folders there: {there} (a folder below another is written as its path, "
-            "for example Inbox/Invoices)"
+    def _refused(self, method: str, url: str, answer: httpx2.Response) -> Exception:
+        if answer.status_code in RETRIED:  # still, after every attempt (graph_http.Paced)
+            failures = answer.extensions.get(FAILURES) or [answer.status_code]
+            wait = float(answer.extensions.get(WAIT) or 0.0)
+            return gave_up(self.name, method, url, answer, failures, wait)
+        if answer.status_code == 401:
+            return AuthorizationRequired(
+                f"{self.name}: Graph refused the token: {error_text(answer)}",
+                state=AuthState.ERROR,
+            )
+        if answer.status_code == 403:
+            return graph_access.denied(self.caller, error_text(answer), writing=method != "GET")
+        return GraphRefused(
+            f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
+            f"{answer.status_code} {error_text(answer)}",
+            answer.status_code,
+            error_code(answer),
+            error_message(answer),
         )
 
     # --- the source ---------------------------------------------------------------------
@@ -348,7 +217,7 @@ class GraphSource:
         by the size the listing gave (the engine skips those without downloading them)."""
         limit = self.settings.max_size
         fitting = [i for i in page if limit is None or i.size is None or i.size <= limit]
-        return _unknown(fitting, known)
+        return unknown(fitting, known)
 
     def _total(self, folder: str) -> int | None:
         answer = self._request(
@@ -378,21 +247,8 @@ class GraphSource:
                 params.pop("$expand")
                 continue
             params = None  # the nextLink carries everything (§3.1)
-            page: list[SourceItem] = []
-            for message in body.get("value", []):
-                identifier = str(message["id"])
-                page.append(
-                    SourceItem(
-                        key=graph_key(identifier),
-                        source={"id": identifier},
-                        size=_size(message),
-                        received=_date(message.get("receivedDateTime")),
-                        subject=_text(message.get("subject")),
-                        sender=_sender(message.get("from")),
-                    )
-                )
             url = body.get("@odata.nextLink")
-            yield page
+            yield [listed_item(message) for message in body.get("value", [])]
 
     def _warn(self, event: str, message: str, **fields: Any) -> None:
         self.warnings.append(message)
@@ -487,51 +343,6 @@ class GraphSource:
         self.client.close()
 
 
-def _unknown(page: list[SourceItem], known: KnownKeys | None) -> list[SourceItem]:
-    if known is None:
-        return page
-    imported = known([item.key for item in page])
-    return [item for item in page if item.key not in imported]
-
-
-def _size(message: dict[str, Any]) -> int | None:
-    """PR_MESSAGE_SIZE from ``singleValueExtendedProperties``, when Graph gave it."""
-    for prop in message.get("singleValueExtendedProperties") or []:
-        if not isinstance(prop, dict):
-            continue
-        kind, _, tag = str(prop.get("id", "")).partition(" ")
-        try:
-            if kind.lower() == "integer" and int(tag, 16) == 0x0E08:
-                return int(str(prop.get("value")))
-        except ValueError:
-            return None
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _sender(value: Any) -> str | None:
-    """``from.emailAddress`` as ``Name <address>`` (shown for a message that failed)."""
-    address = value.get("emailAddress") if isinstance(value, dict) else None
-    if not isinstance(address, dict):
-        return None
-    mail, name = _text(address.get("address")), _text(address.get("name"))
-    if name and mail and name != mail:
-        return f"{name} <{mail}>"
-    return mail or name
-
-
-def _date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _app_only(spec: MailboxSpec) -> bool:
     return spec.oauth is not None and spec.oauth.grant_type is Grant.CLIENT_CREDENTIALS
 
@@ -571,7 +382,7 @@ def build_graph_source(
         token,
         spec.name,
         renew,
-        throttle=throttle,
+        throttle,
     )
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -46,10 +44,12 @@ class Limits:
         self._lock = threading.Lock()
         self._reduced = False
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self._slots:
-            yield
+    def acquire(self) -> None:
+        """A request slot, held until the request's answer is complete (``release``)."""
+        self._slots.acquire()
+
+    def release(self) -> None:
+        self._slots.release()
 
     def before_session(self, sleep: float = SHORT_WAIT) -> None:
         """Before the first request: wait out a short stored wait, or skip the poll (Throttled)
