@@ -6,6 +6,7 @@ connections) on the same database."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,20 +18,36 @@ from mailintake.config.apply import apply_document
 from mailintake.config.edit import edit_item
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
+from mailintake.oauth.authorize import authorize
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.sources.base import MailSource
 from mailintake.sources.graph import GraphSource
 from mailintake.store.repo import Store
+from mailintake.store.tokens import write_access
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import GRAPH_APP, GRAPH_SECRET, certificate, idp, microsoft_at
+from tests.integration.oauth_support import (
+    ANNA,
+    ANNA_PASSWORD,
+    GRAPH_APP,
+    GRAPH_SECRET,
+    NATIVE_APP,
+    Browser,
+    certificate,
+    configure,
+    idp,
+    mailbox,
+    microsoft_at,
+)
 from tests.integration.test_import_graph import raw
+from tests.integration.test_oauth import interaction
 
 __all__ = ["certificate", "idp"]
 
 SECOND_SECRET = "graph-app-second-secret~789"
+NATIVE_LOOPBACK = "http://localhost/"
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +67,16 @@ def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
 
 @pytest.fixture
 def second(settings: Settings) -> Iterator[Store]:
-    """Another worker's store: its own engine on the same database."""
-    store = open_store(settings)
+    """Another worker's store: its own engine on the same database, named differently so
+    that the database's locks (not this process's own) coordinate the two, as between two
+    processes."""
+    url = settings.database_url or ""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        url = f"sqlite:///{path.parent}/./{path.name}"
+    else:
+        url = f"{url}&application_name=second"
+    store = open_store(Settings(home=settings.home, database_url=url))
     yield store
     store.engine.dispose()
 
@@ -203,3 +228,43 @@ def test_a_retry_after_one_worker_was_given_holds_back_the_other(
     # Another mailbox of the same app is not held back (Graph's limits are per mailbox).
     graph.faults.budget = None
     assert Poller(second, home).poll(other).imported == 1
+
+
+def test_two_workers_spend_a_refresh_token_once(
+    store: Store, second: Store, idp: IdentityProvider
+) -> None:
+    configure(
+        store,
+        idp.base_url,
+        mailbox("user", "authorization_code", client_id=NATIVE_APP, redirect_uri=NATIVE_LOOPBACK),
+    )
+    authorize(TokenManager(store), "user", interaction(Browser(ANNA, ANNA_PASSWORD)))
+    with store.begin() as repo:  # the access token has expired
+        first = repo.grant("user")
+        token = repo.access_token("user", "https://graph.microsoft.com")
+        assert token is not None
+        expired = dataclasses.replace(token, expires_at=dt.datetime.now(dt.UTC))
+        write_access(repo.conn, repo.box, "user", expired)
+    assert first is not None
+    idp.reset_counters()
+    idp.token_delay = 1.0  # both workers are inside the renewal at once
+    got: list[str] = []
+
+    def renew(worker: Store) -> None:
+        got.append(TokenManager(worker).access_token("user"))
+
+    workers = [threading.Thread(target=renew, args=(s,)) for s in (store, second)]
+    try:
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=60)
+    finally:
+        idp.token_delay = 0.0
+    assert [r["grant_type"] for r in idp.token_requests] == ["refresh_token"]
+    assert len(got) == 2
+    assert len(set(got)) == 1  # the second used what the first stored
+    with second.read() as repo:
+        rotated = repo.grant("user")
+    assert rotated is not None
+    assert rotated.refresh_token != first.refresh_token  # the newest one is kept
