@@ -82,6 +82,7 @@ class PollResult:
     # Why the pass did not run though nothing failed (Graph asked every worker to wait):
     # not an error, so no back-off either.
     deferred: str | None = None
+    deferred_until: datetime | None = None  # when the wait ends (the next poll's time)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -168,7 +169,7 @@ class Poller:
                 guard = held.enter_context(PassGuard(self.store, name, owner, self.limits))
                 self._poll(name, owner, guard, result, runtime)
         except Throttled as exc:
-            result.deferred = str(exc)
+            result.deferred, result.deferred_until = str(exc), exc.until
         except AuthError as exc:
             result.error, result.state = str(exc), exc.state
         except MailintakeError as exc:

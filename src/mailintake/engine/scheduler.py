@@ -142,9 +142,11 @@ class Scheduler:
 
     def _done(self, entry: schedule.Claimed, future: Future[PollResult]) -> None:
         name, interval = entry.schedule.name, _interval(entry.schedule)
+        deferred: datetime | None = None
         try:
             result = future.result()
             busy, failed = result.error == BUSY, result.error is not None
+            deferred = result.deferred_until if result.deferred is not None else None
         except Exception as exc:  # isolation: one mailbox's bug never stops the others
             log.error("poll.crashed", mailbox=name, error=str(exc))
             busy, failed = False, True
@@ -155,6 +157,9 @@ class Scheduler:
                     ends = schedule.lease_ends(repo.conn, name)
                     failures = entry.failures
                     next_at = max(ends or now, now) + BUSY_RETRY
+                elif deferred is not None:  # Graph asked every worker to wait: not a failure
+                    failures = entry.failures
+                    next_at = max(deferred, now) + BUSY_RETRY
                 else:
                     failures = entry.failures + 1 if failed else 0
                     delay = interval * (2 ** min(failures, 6) if failed else 1)
