@@ -88,6 +88,7 @@ class Scheduler:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _stopped: threading.Event = field(default_factory=threading.Event)  # polls ended too
     _lagging: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -201,7 +202,7 @@ class Scheduler:
         self._lagging = set(due)
 
     def _keep_beating(self) -> None:
-        while not self._stop.wait(self.heartbeat_every):
+        while not self._stopped.wait(self.heartbeat_every):  # beats while polls finish
             try:
                 self.beat()
             except Exception as exc:  # the database is away: the next beat tries again
@@ -211,6 +212,7 @@ class Scheduler:
 
     def run_forever(self) -> None:
         self._stop.clear()
+        self._stopped.clear()
         self.beat()  # before the first claim: other workers see this one alive
         heart = threading.Thread(target=self._keep_beating, name="heartbeat", daemon=True)
         heart.start()
@@ -220,6 +222,7 @@ class Scheduler:
                 self._loop(pool)
         finally:
             self._stop.set()
+            self._stopped.set()
             heart.join()
             try:
                 with self.store.begin() as repo:
