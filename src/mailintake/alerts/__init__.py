@@ -1,0 +1,1 @@
+"""Alerts: conditions that hold now and the channels that tell a person about them."""
