@@ -42,6 +42,26 @@ def test_matrix_block_is_generated_from_the_matrix() -> None:
 def test_the_complete_example_is_valid() -> None:
     text = DOC.read_text(encoding="utf-8")
     example = text.split("## A complete example", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
-    environ = {"HOOK_TOKEN": "t", "CLAIMS_SECRET": "s", "PROXY_PASSWORD": "p", "ORDERS_SECRET": "o"}
+    environ = {
+        "HOOK_TOKEN": "t",
+        "CLAIMS_SECRET": "s",
+        "PROXY_PASSWORD": "p",
+        "ORDERS_SECRET": "o",
+        "SMTP_PASSWORD": "m",
+    }
     validated = validate_document(yaml.safe_load(example), Context(environ=environ))
     assert [m.name for m in validated.mailboxes] == ["invoices", "claims", "orders"]
+    assert validated.alerts is not None
+    assert [c.name for c in validated.alerts.channels] == ["ops-chat", "ops-mail"]
+
+
+def test_the_alerts_example_is_valid() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    example = text.split("## Alerts", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    environ = {"ALERT_HOOK_TOKEN": "t", "SMTP_PASSWORD": "p"}
+    document = yaml.safe_load(example)
+    document["alerts"]["channels"][1].pop("ca_file")  # a file of the reader's machine
+    validated = validate_document(document, Context(environ=environ))
+    assert validated.alerts is not None
+    assert validated.alerts.reminder_seconds == 86400
+    assert [c.type for c in validated.alerts.channels] == ["webhook", "email"]

@@ -10,6 +10,7 @@ from mailintake.config.validate import SECTIONS, Context, Validated, validate_do
 from mailintake.errors import ConfigError, Conflict
 from mailintake.oauth.servers import BUILTIN_SERVERS
 from mailintake.observability.logging import get_logger
+from mailintake.store import alert_settings
 from mailintake.store.repo import Change, Repo, Store
 
 log = get_logger(__name__)
@@ -24,6 +25,8 @@ def apply_validated(repo: Repo, validated: Validated, *, prune: bool) -> list[Ch
     changes = [repo.put_server(s) for s in validated.servers]
     changes += [repo.put_output(o, templates) for o in validated.outputs]
     changes += [repo.put_mailbox(m, templates) for m in validated.mailboxes]
+    if validated.alerts is not None:
+        changes.append(alert_settings.put(repo.conn, repo.box, validated.alerts, templates))
     if prune:
         changes += _prune(repo, validated)
     for change in changes:
@@ -52,6 +55,8 @@ def _prune(repo: Repo, validated: Validated) -> list[Change]:
                 changes.append(repo.reset_server(server.name))
         else:
             changes.append(repo.delete_server(server.name))
+    if validated.alerts is None and (removed := alert_settings.remove(repo.conn)) is not None:
+        changes.append(removed)
     return changes
 
 

@@ -43,7 +43,7 @@ def field_paths(model: type[BaseModel] = ConfigDocument, prefix: str = "") -> li
     """Every field of the configuration file, e.g. ``mailboxes[].oauth.client_id``."""
     paths: list[str] = []
     for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
+        path = f"{prefix}{info.alias or name}"
         nested = _model_of(info.annotation)
         if nested is None:
             paths.append(path)

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from mailintake.config import checks
 from mailintake.config.models import MailboxSpec, OutputSpec
 from mailintake.oauth.servers import ServerDefinition
+from mailintake.store import alert_settings
 from mailintake.store.repo import Repo
 
 
@@ -65,4 +66,14 @@ def export_document(repo: Repo) -> dict[str, Any]:
     mailboxes = [spec_dict(r.spec) for r in repo.list_mailboxes(reveal=False)]
     if mailboxes:
         document["mailboxes"] = mailboxes
+    alerts = alert_settings.read(repo.conn, repo.box, reveal=False)
+    if alerts is not None:
+        document["alerts"] = redact_urls_of_channels(
+            _plain(alerts.model_dump(by_alias=True, exclude_none=True))
+        )
     return document
+
+
+def redact_urls_of_channels(alerts: dict[str, Any]) -> dict[str, Any]:
+    alerts["channels"] = [redact_urls(c) for c in alerts.get("channels", [])]
+    return alerts

@@ -108,7 +108,59 @@ class MailboxSpec(_Strict):
     proxy: ProxySpec | None = None
 
 
+# --- alerts (config/alerts.py checks them) ------------------------------------------------
+
+ChannelType = Literal["webhook", "email"]
+EmailSecurity = Literal["starttls", "tls", "none"]
+AlertKind = Literal["health", "refresh_token", "client_secret", "certificate"]
+AlertState = Literal["lagging", "needs_person", "failing", "expiring", "expired"]
+DEFAULT_REMINDER_INTERVAL = 86400  # seconds; also the least: a reminder at most daily
+
+
+class ChannelSpec(_Strict):
+    """Where alerts go: a webhook (``url``, ``headers``) or an email (SMTP) destination."""
+
+    name: Name
+    type: ChannelType
+    timeout: Annotated[float, Field(gt=0, le=300)] | None = None
+    url: Text | None = None
+    headers: dict[str, SecretStr] | None = None
+    host: Text | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: EmailSecurity | None = None
+    username: Text | None = None
+    password: SecretStr | None = None
+    sender: Text | None = Field(default=None, alias="from")
+    to: list[Text] | None = None
+    ca_file: Text | None = None
+
+    def secrets(self) -> dict[str, SecretStr]:
+        """The channel's secrets by field path (``password``, ``headers.<name>``)."""
+        found = {f"headers.{k}": v for k, v in (self.headers or {}).items()}
+        if self.password is not None:
+            found["password"] = self.password
+        return found
+
+
+class AlertsSpec(_Strict):
+    kinds: list[AlertKind] | None = None
+    states: list[AlertState] | None = None
+    reminder_interval: int | None = None
+    channels: list[ChannelSpec] = Field(default_factory=list)
+
+    def alerts_on(self, kind: str, state: str) -> bool:
+        """Whether a condition of ``kind`` in ``state`` is to be sent (default: all)."""
+        return (self.kinds is None or kind in self.kinds) and (
+            self.states is None or state in self.states
+        )
+
+    @property
+    def reminder_seconds(self) -> int:
+        return self.reminder_interval or DEFAULT_REMINDER_INTERVAL
+
+
 class ConfigDocument(_Strict):
     authorization_servers: list[ServerSpec] = Field(default_factory=list)
     outputs: list[OutputSpec] = Field(default_factory=list)
     mailboxes: list[MailboxSpec] = Field(default_factory=list)
+    alerts: AlertsSpec | None = None

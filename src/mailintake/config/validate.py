@@ -18,10 +18,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from mailintake.config import resolve
+from mailintake.config.alerts import SECTION as ALERT_SECTION
+from mailintake.config.alerts import parse_alerts
 from mailintake.config.loader import check_shape
 from mailintake.config.models import (
     MAILBOX_SECRET_FIELDS,
     NAME_PATTERN,
+    AlertsSpec,
     ConfigDocument,
     MailboxSpec,
     OutputSpec,
@@ -47,7 +50,7 @@ __all__ = [
 
 REDACTED = "<redacted>"
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-SECTIONS = ("authorization_servers", "outputs", "mailboxes")
+SECTIONS = ("authorization_servers", "outputs", "mailboxes", "alerts")
 MAILBOX_SECRETS = MAILBOX_SECRET_FIELDS
 
 SecretKey = tuple[str, str, str]  # (section, item name, field path)
@@ -74,6 +77,8 @@ class Validated:
     env_templates: Mapping[SecretKey, str]
     # PATH: message lines about what is valid but has no effect
     warnings: tuple[str, ...] = ()
+    # the alerts section; None when the document does not give one
+    alerts: AlertsSpec | None = None
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -276,6 +281,7 @@ def validate_document(raw: Any, ctx: Context) -> Validated:
             holder = getattr(m, section)
             secret = getattr(holder, attr) if holder is not None else None
             _check_redacted(("mailboxes", m.name, path), secret, f"{label}.{path}", ctx, problems)
+    alerts = _alerts(raw, ctx, problems, templates) if raw.get("alerts") is not None else None
     problems.raise_if_any()
     return Validated(
         servers=tuple(s for _, s, _ in server_items),
@@ -283,7 +289,24 @@ def validate_document(raw: Any, ctx: Context) -> Validated:
         mailboxes=tuple(m for _, m, _ in mailbox_items),
         env_templates=templates,
         warnings=tuple(problems.warnings),
+        alerts=alerts,
     )
+
+
+def _alerts(
+    raw: Mapping[str, Any], ctx: Context, problems: Problems, templates: dict[SecretKey, str]
+) -> AlertsSpec | None:
+    def expand(value: Any, label: str) -> tuple[Any, dict[str, str]]:
+        found: dict[str, str] = {}
+        return _expand_env(value, "", ctx.environ, ProblemsAt(problems, label), found), found
+
+    alerts = parse_alerts(raw["alerts"], parse_item, expand, problems, templates)
+    for channel in alerts.channels if alerts is not None else []:
+        label = f"{ALERT_SECTION}[{channel.name}]"
+        for path, value in channel.secrets().items():
+            key = (ALERT_SECTION, channel.name, path)
+            _check_redacted(key, value, f"{label}.{path}", ctx, problems)
+    return alerts
 
 
 def document_of(validated: Validated) -> ConfigDocument:
@@ -291,4 +314,5 @@ def document_of(validated: Validated) -> ConfigDocument:
         authorization_servers=list(validated.servers),
         outputs=list(validated.outputs),
         mailboxes=list(validated.mailboxes),
+        alerts=validated.alerts,
     )

@@ -33,7 +33,9 @@ def keys(conn: Connection) -> frozenset[tuple[str, str, str]]:
 
 
 def _section(kind: str) -> str:
-    return {"mailbox": "mailboxes", "output": "outputs"}.get(kind, kind)
+    return {"mailbox": "mailboxes", "output": "outputs", "alert_channel": "alerts.channels"}.get(
+        kind, kind
+    )
 
 
 def write(

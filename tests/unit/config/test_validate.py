@@ -89,7 +89,10 @@ def test_paths_use_index_when_the_name_is_unusable() -> None:
 
 def test_unknown_fields_and_sections() -> None:
     found = problems({"mailbox": [], "mailboxes": [{"name": "a", "colour": "red"}]})
-    assert "mailbox: unknown section (expected authorization_servers, outputs, mailboxes)" in found
+    assert (
+        "mailbox: unknown section (expected authorization_servers, outputs, mailboxes, alerts)"
+        in found
+    )
     assert "mailboxes[a].colour: unknown field" in found
 
 
@@ -410,7 +413,7 @@ def test_redacted_secret_needs_a_stored_value() -> None:
 def test_empty_and_non_mapping_documents() -> None:
     assert problems(None) == []
     assert problems([1, 2]) == [
-        "(document): must be a mapping with authorization_servers, outputs, mailboxes"
+        "(document): must be a mapping with authorization_servers, outputs, mailboxes, alerts"
     ]
     assert problems({"mailboxes": {"a": 1}}) == ["mailboxes: must be a list"]
     assert problems({"mailboxes": ["x"]}) == ["mailboxes[0]: must be a mapping of fields"]
