@@ -20,6 +20,7 @@
     │     └── MessageUnavailable     the server cannot give one message: it fails alone
     ├── SinkError                    the output refused a message (exit 4)
     │     └── OutputUnavailable      the output failed to take it now (no answer, 5xx)
+    ├── AlertNotSent                 an alert channel did not take an alert (exit 4)
     └── LeaseLost                    another poll took over this mailbox, or its lease ran out
 
 Adapters translate library exceptions into these once, at their edge
@@ -141,6 +142,13 @@ class SinkError(MailintakeError):
 class OutputUnavailable(SinkError):
     """The output did not answer or failed on its side (timeout, 5xx, 408, 429): the same
     message may go through later; several in a row stop a pass (engine.guard)."""
+
+
+class AlertNotSent(MailintakeError):
+    """An alert channel (webhook, SMTP server) did not take an alert; the message says why,
+    without any secret. The alerter tries again at its next evaluation."""
+
+    exit_code = 4
 
 
 class LeaseLost(MailintakeError):

@@ -28,6 +28,16 @@ def http_context() -> ssl.SSLContext:
     return _context("http", *_settings())
 
 
+def context_trusting(ca_file: str | None) -> ssl.SSLContext:
+    """``default_context()``, or one that also trusts the PEM authorities in ``ca_file`` (a
+    private authority's certificate, for a server inside the company)."""
+    if ca_file is None:
+        return default_context()
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def _settings() -> tuple[str | None, str | None]:
     return os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
 

@@ -223,3 +223,28 @@ graph_throttle = Table(
     Column("not_before", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# What was sent about each alert condition to each alert channel (the alerter's memory):
+# `state` is the state last delivered (NULL: nothing yet), so a change of state, a reminder
+# due, or a condition that cleared is one send. A send is claimed first (`claimed_by` until
+# `claimed_until`, on the row's `version`), so several workers send it once.
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("channel", String(64), primary_key=True),
+    Column("mailbox", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(32), nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("since", DateTime(timezone=True), nullable=True),
+    Column("ends_at", DateTime(timezone=True), nullable=True),
+    Column("first_sent_at", DateTime(timezone=True), nullable=True),
+    Column("last_sent_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_tried_at", DateTime(timezone=True), nullable=True),
+)
