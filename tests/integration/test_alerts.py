@@ -322,3 +322,45 @@ def test_two_alerters_on_one_database_send_once(
         assert len(set(subjects(smtp))) == 15 // 3 * 3
     finally:
         other_store.engine.dispose()
+
+
+def test_implicit_tls_and_a_server_that_wants_tls_first(tmp_path: Path) -> None:
+    from mailintake.alerts.email import EmailChannel
+    from mailintake.alerts.message import AlertMessage
+    from mailintake.errors import AlertNotSent
+
+    message = AlertMessage("test", "test", None, "test", "test", "a test", START, START)
+    with smtp_server(tmp_path, implicit_tls=True) as smtp:
+        channel = EmailChannel(
+            "mail",
+            host=smtp.host,
+            port=smtp.port,
+            security="tls",
+            sender="a@example.com",
+            to=["b@example.com"],
+            username=smtp.username,
+            password=smtp.password,
+            ca_file=smtp.ca_file,
+        )
+        channel.send(message)
+        assert [str(m.message["Subject"]) for m in smtp.messages] == ["[mailintake] test alert"]
+        assert smtp.messages[0].login == smtp.username
+    with smtp_server(tmp_path) as smtp:  # STARTTLS required before anything else
+        plain = EmailChannel(
+            "mail",
+            host=smtp.host,
+            port=smtp.port,
+            security="none",
+            sender="a@example.com",
+            to=["b@example.com"],
+            username=smtp.username,
+            password=smtp.password,
+        )
+        with pytest.raises(AlertNotSent) as refused:
+            plain.send(message)
+        # before STARTTLS the server offers no AUTH: the password is never sent in clear
+        assert str(refused.value) == (
+            f"SMTP server 127.0.0.1:{smtp.port}: SMTP AUTH extension not supported by server."
+        )
+        assert smtp.password not in str(refused.value)
+        assert smtp.messages == []

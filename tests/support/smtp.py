@@ -65,8 +65,11 @@ class _Handler:
 
 
 @contextmanager
-def smtp_server(tmp_path: Path, username: str = "alerts") -> Iterator[SmtpServer]:
-    """The server; its password (``.password``) is made afresh for each."""
+def smtp_server(
+    tmp_path: Path, username: str = "alerts", *, implicit_tls: bool = False
+) -> Iterator[SmtpServer]:
+    """The server; its password (``.password``) is made afresh for each. ``implicit_tls``:
+    TLS from the first byte (as on port 465) instead of STARTTLS."""
     password = secrets.token_urlsafe(12)
     key = rsa_key()
     cert = self_signed(key, "127.0.0.1", ip_address="127.0.0.1")
@@ -94,15 +97,21 @@ def smtp_server(tmp_path: Path, username: str = "alerts") -> Iterator[SmtpServer
             )
         return AuthResult(success=False, handled=False)
 
+    tls: dict[str, Any] = (
+        {"ssl_context": context}
+        if implicit_tls
+        else {"tls_context": context, "require_starttls": True}
+    )
     controller = Controller(
         _Handler(server),
         hostname=server.host,
         port=server.port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        auth_require_tls=True,
+        # aiosmtpd counts only STARTTLS as TLS, and warns of AUTH required without it; with
+        # implicit TLS every byte is encrypted, and the test checks who signed in instead
+        auth_required=not implicit_tls,
+        auth_require_tls=not implicit_tls,
         authenticator=authenticate,
+        **tls,
     )
     controller.start()
     try:
