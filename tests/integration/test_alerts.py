@@ -136,6 +136,7 @@ def test_an_alert_is_sent_once_reminded_daily_and_recovered(
     }
     assert hook.requests[0].headers["Authorization"] == f"Bearer {HOOK_TOKEN}"
     assert hook.requests[0].path == "/alerts"
+    assert hook.requests[0].headers["Content-Type"] == "application/json"
     [mail] = smtp.messages
     assert mail.login == smtp.username
     assert mail.sender == "mailintake@example.com"
