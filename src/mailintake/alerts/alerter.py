@@ -92,26 +92,29 @@ class Alerter:
             return built[name]
 
         reminder = timedelta(seconds=settings.reminder_seconds)
-        for condition in wanted.values():
-            for name in channels:
-                record = records.get((condition.key, name))
-                event = _due(condition, record, now, reminder)
-                if event is None or not self._claim(condition, name, record, now):
+        held = {c.key for c in holding}
+        try:
+            for condition in wanted.values():
+                for name in channels:
+                    record = records.get((condition.key, name))
+                    event = _due(condition, record, now, reminder)
+                    if event is None or not self._claim(condition, name, record, now):
+                        continue
+                    outcomes.append(self._send(channel(name), event, condition, now))
+            for (key, name), record in records.items():
+                if key in wanted and name in channels:
                     continue
-                outcomes.append(self._send(channel(name), event, condition, now))
-        for (key, name), record in records.items():
-            if key in wanted and name in channels:
-                continue
-            if record.state is None or name not in channels or key in {c.key for c in holding}:
-                with self.store.begin() as repo:  # nothing owed: never sent, or not wanted
-                    sent.forget(repo.conn, key, name, record.version, now)
-                continue
-            if self._claim(None, name, record, now):
-                outcomes.append(self._recover(channel(name), record, now))
-        for built_channel in built.values():
-            close = getattr(built_channel, "close", None)
-            if close is not None:
-                close()
+                if record.state is None or name not in channels or key in held:
+                    with self.store.begin() as repo:  # nothing owed: never sent, or not wanted
+                        sent.forget(repo.conn, key, name, record.version, now)
+                    continue
+                if self._claim(None, name, record, now):
+                    outcomes.append(self._recover(channel(name), record, now))
+        finally:
+            for built_channel in built.values():
+                close = getattr(built_channel, "close", None)
+                if close is not None:
+                    close()
         return outcomes
 
     def _claim(
