@@ -66,7 +66,7 @@ def measure(messages: list[bytes], root: Path) -> Floor:
         for number in range(start, min(len(messages), start + BATCH)):
             delivery = Delivery("floor", "imap", str(number), {}, messages[number], None)
             temp, final = f"{incoming}/{number}", f"{placed_root}/{number}"
-            _subject, _sender, _sha256, files = writers.write_message(temp, delivery, "now")
+            _subject, _sender, _sha256, files, _id = writers.write_message(temp, delivery, "now")
             written.append((temp, final, files))
         writers.sync_filesystem(root)
         for temp, final, _files in written:

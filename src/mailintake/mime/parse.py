@@ -276,4 +276,14 @@ def subject_and_sender(block: bytes) -> tuple[str | None, str | None]:
     )
 
 
-__all__ = ["Attachment", "Parsed", "parse", "safe_filename", "subject_and_sender"]
+def message_id(block: bytes) -> str | None:
+    """The Message-ID of a header block (what ``BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]``
+    gives), written as ``Parsed.internet_message_id`` has it; None where it has none."""
+    try:
+        message = read_headers(block[:HEADLINE_READ])
+    except Exception:  # the block is not headers: nothing known
+        return None
+    return _text(message, "Message-ID", [])
+
+
+__all__ = ["Attachment", "Parsed", "message_id", "parse", "safe_filename", "subject_and_sender"]

@@ -72,6 +72,7 @@ class Receipt:
     subject: str | None = None  # when the output read the message itself
     sender: str | None = None
     sha256: str | None = None
+    message_id: str | None = None  # with sha256: the output read the message itself
 
 
 class MessageSink(Protocol):

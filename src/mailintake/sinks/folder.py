@@ -280,10 +280,15 @@ class FolderSink:
                     )
                 continue
             parents.add(os.path.dirname(final))
-            subject, sender, sha256, files = summaries[index]
+            subject, sender, sha256, files, message_id = summaries[index]
             placed.extend(f"{final}/{name}" for name in files)
             results[index] = Receipt(
-                batch[index].key, final, subject=subject, sender=sender, sha256=sha256
+                batch[index].key,
+                final,
+                subject=subject,
+                sender=sender,
+                sha256=sha256,
+                message_id=message_id,
             )
         try:
             for parent in parents:

@@ -67,9 +67,9 @@ def why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-# What the import records of a message (subject, sender, sha256), and the files written
-# (relative to its folder).
-Summary = tuple[str | None, str | None, str, list[str]]
+# What the import records of a message (subject, sender, sha256), the files written
+# (relative to its folder), and its Message-ID.
+Summary = tuple[str | None, str | None, str, list[str], str | None]
 
 
 def write_message(
@@ -107,7 +107,7 @@ def write_message(
         )
     document = metadata(delivery, imported_at, attachments)
     _write_file(f"{base}/metadata.json", _json(document).encode("utf-8"))
-    return parsed.subject, parsed.sender, delivery.sha256, files
+    return parsed.subject, parsed.sender, delivery.sha256, files, parsed.internet_message_id
 
 
 def begin(folder: str, raw: Body) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
@@ -17,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from mailintake.store import leases
-from mailintake.store.tables import imports
+from mailintake.store.tables import checkpoints, imports
 
 RECORDED = "recorded"
 ACKNOWLEDGED = "acknowledged"
@@ -38,6 +39,7 @@ class ImportEntry:
     sender: str | None = None
     size: int | None = None
     sha256: str | None = None
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ _RECORDED = (
     "sender",
     "size",
     "sha256",
+    "message_id",
     "error",
     "imported_at",
     "updated_at",
@@ -103,16 +106,78 @@ def statuses(
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
         rows = conn.execute(_STATUSES, {"mailbox": mailbox, "keys": chunk})
-        found.update({r.key: _status(r.status, r.next_try_at, now) for r in rows})
+        found.update({r.key: status_at(r.status, r.next_try_at, now) for r in rows})
     return found
 
 
-def _status(status: str, next_try: datetime | None, now: datetime | None) -> str:
+def status_at(status: str, next_try: datetime | None, now: datetime | None) -> str:
     if status != FAILED or now is None or next_try is None:
         return status
     if next_try.tzinfo is None:  # SQLite gives naive datetimes back
         next_try = next_try.replace(tzinfo=UTC)
     return WAITING if next_try > now else FAILED
+
+
+@dataclass(frozen=True)
+class AllStatuses:
+    """Every key of a mailbox by status: recorded, acknowledged, and the others (failed,
+    waiting, parked, skipped: few) with their status."""
+
+    recorded: set[str]
+    acknowledged: set[str]
+    others: dict[str, str]
+
+    def status(self, key: str) -> str | None:
+        if key in self.acknowledged:
+            return ACKNOWLEDGED
+        return RECORDED if key in self.recorded else self.others.get(key)
+
+
+def all_statuses(conn: Connection, mailbox: str, now: datetime | None = None) -> AllStatuses:
+    """The status of every key of the mailbox, in one query read as plain rows (a listing of
+    tens of thousands of keys is screened with set operations, not a query per chunk)."""
+    acknowledged = set(_first_column(conn, _ACKNOWLEDGED_KEYS, {"mailbox": mailbox}))
+    recorded: set[str] = set()
+    others: dict[str, str] = {}
+    for key, status, next_try in conn.execute(_NOT_ACKNOWLEDGED, {"mailbox": mailbox}).tuples():
+        if status == RECORDED:
+            recorded.add(key)
+        else:
+            others[key] = status_at(status, next_try, now)
+    return AllStatuses(recorded, acknowledged, others)
+
+
+# Nearly every key of a mailbox is acknowledged: those are read as plain values, straight
+# from the database driver (a fifth of what reading them as SQLAlchemy rows costs); the
+# others (recorded but not acknowledged yet, failed, parked, skipped) are few.
+_ACKNOWLEDGED_KEYS = select(imports.c.key).where(
+    imports.c.mailbox == bindparam("mailbox"), imports.c.status == ACKNOWLEDGED
+)
+_NOT_ACKNOWLEDGED = select(imports.c.key, imports.c.status, imports.c.next_try_at).where(
+    imports.c.mailbox == bindparam("mailbox"), imports.c.status != ACKNOWLEDGED
+)
+_COMPILED: dict[tuple[int, str], Any] = {}
+
+
+def _first_column(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """The first column of every row of ``statement``, fetched at once by the driver, in
+    the connection's transaction."""
+    cached = (id(statement), conn.dialect.name)
+    compiled = _COMPILED.get(cached)
+    if compiled is None:
+        compiled = _COMPILED[cached] = statement.compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
+    values = compiled.construct_params(params)
+    arguments: Any = (
+        tuple(values[name] for name in compiled.positiontup) if compiled.positional else values
+    )
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), arguments)
+        return list(map(itemgetter(0), cursor.fetchall()))
+    finally:
+        cursor.close()
 
 
 def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> None:
@@ -134,6 +199,7 @@ def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> No
                 "sender": (entry.sender or "")[:1000] or None,
                 "size": entry.size,
                 "sha256": entry.sha256,
+                "message_id": (entry.message_id or "")[:1000] or None,
                 "error": None,
                 "imported_at": now,
                 "updated_at": now,
@@ -353,4 +419,5 @@ def recent(conn: Connection, mailbox: str | None = None, limit: int = 50) -> lis
 
 def forget_mailbox(conn: Connection, mailbox: str) -> None:
     conn.execute(delete(imports).where(imports.c.mailbox == mailbox))
+    conn.execute(delete(checkpoints).where(checkpoints.c.mailbox == mailbox))
     leases.forget(conn, mailbox)

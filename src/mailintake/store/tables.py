@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -135,6 +138,8 @@ imports = Table(
     Column("sender", Text, nullable=True),
     Column("size", Integer, nullable=True),
     Column("sha256", String(64), nullable=True),
+    # the message's Message-ID (screening a folder recreated on the server: checkpoints)
+    Column("message_id", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("attempts", Integer, nullable=False),  # for a failed message: its tries
     Column("next_try_at", DateTime(timezone=True), nullable=True),  # a failed one, tried again
@@ -142,6 +147,22 @@ imports = Table(
     Column("acknowledged_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("mailbox", "key", name="uq_imports_mailbox_key"),
+    # the few failed or unacknowledged ones of a mailbox, without reading the others
+    Index("ix_imports_mailbox_status", "mailbox", "status"),
+)
+
+# Where a mailbox's import stands in one folder: the folder's UIDVALIDITY and the highest UID
+# at or below which every message is handled (IMAP), or a source's resume token (``cursor``).
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("mailbox", String(64), nullable=False),
+    Column("folder", String(400), nullable=False),
+    Column("uidvalidity", BigInteger, nullable=True),
+    Column("last_uid", BigInteger, nullable=True),
+    Column("cursor", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("mailbox", "folder", name="pk_checkpoints"),
 )
 
 # Who polls a mailbox now: one worker at a time, for a limited time (several workers).
