@@ -48,6 +48,27 @@ def pop3_key(uidl: str) -> str:
     return f"pop3-{key_part(uidl, 100)}"
 
 
+_PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+
+def pop3_keys(uidls: list[str]) -> list[str]:
+    """``pop3_key`` of each UIDL, for a whole listing at once: when every UIDL is plain (as
+    servers make them), checked and joined on the whole text, not one at a time."""
+    if not uidls:
+        return []
+    text = "\n".join(uidls)
+    plain = (
+        text.isascii()
+        and not text.encode("ascii").translate(None, _PLAIN_BYTES).strip(b"\n")
+        and "\n\n" not in text
+        and max(map(len, uidls)) <= 100
+        and not any(edge in f"\n{text}\n" for edge in ("\n.", "\n_", ".\n", "_\n"))
+    )
+    if plain:  # each key is "pop3-" and the UIDL
+        return f"pop3-{text}".replace("\n", "\npop3-").split("\n")
+    return [pop3_key(uidl) for uidl in uidls]
+
+
 def graph_key(identifier: str) -> str:
     """Graph's immutable ids are long and case-sensitive: the key is a hash of the id."""
     return f"graph-{hashlib.sha256(identifier.encode()).hexdigest()[:40]}"

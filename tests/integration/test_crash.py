@@ -7,6 +7,7 @@ over POP3 with deletion (between DELE and QUIT)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from mailintake.config.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.status import mailbox_status
+from mailintake.store import checkpoints
 from mailintake.store.repo import Store
 from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import configure, raw, sign_in
@@ -267,3 +269,56 @@ def test_pop3_killed_between_dele_and_quit_loses_and_keeps_nothing(
         assert sorted(p.read_bytes() for p in written) == sorted(messages), point
         assert dovecot.messages(user) == [], point  # deleted, none left for ever
         assert counts(store, name) == (len(messages), 0, 0), point
+
+
+@pytest.mark.timeout(600)
+def test_killed_between_record_and_checkpoint_imports_nothing_twice(
+    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """The IMAP checkpoint moves past a batch only once it is recorded and acknowledged:
+    killed in between, the next poll lists that batch again and skips it as recorded."""
+    server, dovecot = mail_server, mail_server.dovecot
+    user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(n) for n in range(250)]  # batches of 100, 100 and 50
+    dovecot.deliver_many(user, messages)
+    name, out = "checkpointed", tmp_path / "checkpointed"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": name,
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": user,
+            "after_import": "mark_read",
+            "oauth": server.user_grant(),
+        },
+    )
+    sign_in(store, name, user, server)
+
+    # The second batch is recorded and marked read on the server; the process dies before
+    # it is marked acknowledged and before the checkpoint moves past it.
+    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", "ack.after:2")
+    assert crashed.returncode == -signal.SIGKILL, (crashed.stdout, crashed.stderr)
+    with store.read() as repo:
+        checkpoint = checkpoints.load(repo.conn, name, "INBOX")
+    assert checkpoint is not None
+    assert checkpoint.last_uid == 100
+    assert counts(store, name) == (200, 0, 100)  # recorded: 200; not marked acknowledged: 100
+
+    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    (summary,) = json.loads(again.stdout)["mailboxes"]
+    assert (summary["imported"], summary["skipped"], summary["failed"]) == (50, 100, 0)
+    written = sorted(p.read_bytes() for p in out.glob(f"{name}/*/*/message.eml"))
+    assert written == sorted(messages)
+    assert all("\\Seen" in flags for flags in dovecot.flags(user))
+    assert counts(store, name) == (250, 0, 0)
+    with store.read() as repo:
+        assert checkpoints.load(repo.conn, name, "INBOX") == checkpoints.Checkpoint(
+            "INBOX", checkpoint.uidvalidity, 250
+        )
+    last = run(settings, "-m", "mailintake", "poll", name, "--json")
+    (summary,) = json.loads(last.stdout)["mailboxes"]
+    assert (summary["imported"], summary["skipped"], summary["failed"]) == (0, 0, 0)

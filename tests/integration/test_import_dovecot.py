@@ -137,7 +137,10 @@ def test_import_with_each_after_import_action(
 
     again = Poller(store, home).poll("box")
     assert (again.imported, again.error) == (0, None)
-    assert again.skipped == (5 if action in ("mark_read", "keep") else 0)
+    # IMAP goes on from its checkpoint: it looks at nothing it handled before. POP3 screens
+    # every UIDL the server still lists.
+    kept = protocol == "pop3" and action == "keep"
+    assert again.skipped == (5 if kept else 0)
     assert len(list(out.glob("box/*/*/message.eml"))) == 5
 
 
@@ -235,7 +238,7 @@ def test_poll_and_status_commands(
     assert (summary["imported"], summary["skipped"], summary["failed"]) == (3, 0, 0)
     again = run("poll", "--all")
     assert again.returncode == 0, again.stderr
-    assert "app: imported 0, skipped 3, failed 0" in again.stdout
+    assert "app: imported 0, skipped 0, failed 0" in again.stdout  # nothing new: not listed
     status = json.loads(run("status", "--json").stdout)["mailboxes"][0]
     assert (status["imported"], status["failed"], status["authorization_state"]) == (
         3,

@@ -73,6 +73,10 @@ class KillingSource:
         self.acknowledged_at_commit = inner.acknowledged_at_commit
         self.pause = 0.002 if killer.step == "timer" else 0.0
 
+    def __getattr__(self, name: str) -> Any:
+        """What else the real source offers, as it offers it (IMAP: its checkpoint)."""
+        return getattr(self.inner, name)
+
     def open(self) -> None:
         self.inner.open()
 

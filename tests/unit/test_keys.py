@@ -18,6 +18,7 @@ from mailintake.keys import (
     imap_key_prefix,
     key_part,
     pop3_key,
+    pop3_keys,
 )
 
 migration: Any = importlib.import_module(
@@ -117,3 +118,22 @@ def test_the_migration_gives_the_keys_sources_give(
     former, today = migration.keys_of(imap)
     assert today == f"{imap_key_prefix(identifier, validity)}-{uid}"
     assert former_keys(imap) == ([former] if former != today else [])
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1),
+        max_size=30,
+    )
+)
+def test_a_whole_uidl_listing_gets_the_keys_of_each_uidl(uidls: list[str]) -> None:
+    assert pop3_keys(uidls) == [pop3_key(uidl) for uidl in uidls]
+
+
+def test_a_plain_uidl_listing_is_keyed_at_once() -> None:
+    uidls = [f"{n:08X}5f3a2b1c" for n in range(1, 2001)] + ["a.b-c_d", "x" * 100]
+    assert pop3_keys(uidls) == [f"pop3-{uidl}" for uidl in uidls]
+    edges = [*uidls, "_leading"]
+    assert pop3_keys(edges) == [pop3_key(uidl) for uidl in edges]
+    assert pop3_keys(edges)[-1] != "pop3-_leading"

@@ -1,4 +1,5 @@
-"""``status``: per mailbox, enabled, authorization state, last poll and last error."""
+"""``status``: per mailbox, enabled, authorization state, last poll, last error and the
+last poll's warnings."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def status(
             row["last_error"] or "",
         )
     out.print(table)
+    for row in rows:
+        if row.get("last_warning"):  # what the last poll overcame (a folder recreated…)
+            out.print(f"\n{row['name']}: the last poll says: {row['last_warning']}")
     from mailintake.cli.messages_cmds import print_table
 
     for row in rows:

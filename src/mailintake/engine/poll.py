@@ -37,6 +37,7 @@ from mailintake.engine.batches import (
     batches,
     fetched_batches,
 )
+from mailintake.engine.checkpoint import Position
 from mailintake.engine.factories import build_source
 from mailintake.engine.guard import PassGuard, PassLimits
 from mailintake.engine.retries import Retries, charge
@@ -126,6 +127,7 @@ class _Pass:
     # Marked acknowledged, still listed by a source whose action removes them: done again.
     stale: list[SourceItem] = field(default_factory=list)
     listed: set[str] = field(default_factory=set)  # every key the source listed
+    position: Position | None = None  # where a source that lists from a checkpoint stands
 
 
 @dataclass
@@ -239,6 +241,7 @@ class Poller:
         try:
             source.open()
             self._acknowledge_pending(run)
+            run.position = Position.begin(self.store, name, source, run.now)
             try:
                 self._import(run)
             except MailintakeError:  # a stop in order: what was acknowledged is made final
@@ -246,7 +249,10 @@ class Poller:
                     self._commit(run)
                 raise
             self._commit(run)
-            if not getattr(source, "warnings", None):  # the listing was whole
+            if run.position is not None:
+                run.position.finished(result)
+            # The listing was whole, and said which failures are still on the server.
+            if not getattr(source, "warnings", None) and getattr(source, "complete", True):
                 with self.store.begin() as repo:
                     imports.forget_gone(repo.conn, name, run.listed)
         finally:
@@ -283,29 +289,36 @@ class Poller:
 
     def _import(self, run: _Pass) -> None:
         counted = [0]  # messages to import found so far: the progress bar's total
-        statuses = Statuses(self.store, run.name, run.now)
         result, source = run.result, run.source
+        statuses = Statuses(
+            self.store, run.name, run.now, acknowledged_listed=source.acknowledged_at_commit
+        )
 
         def todo() -> Iterator[SourceItem]:
             """What to import, page by page as the source lists them: a source that lists
             in pages (Graph) has the first ones downloading while the rest are listed."""
+            # What the source left out as imported is counted by ``statuses``.
             for page in source.list_pages(statuses.imported):
                 known = statuses.of([i.key for i in page])
                 run.listed.update(item.key for item in page)
+                counted_there = statuses.left_out
                 for item in page:
                     status = known.get(item.key)
                     if status in (imports.RECORDED, imports.ACKNOWLEDGED):
-                        result.skipped += 1
+                        result.skipped += item.key not in counted_there
                         if status == imports.ACKNOWLEDGED and source.acknowledged_at_commit:
                             run.stale.append(item)
                     elif status in (imports.WAITING, imports.PARKED, imports.SKIPPED):
-                        result.waiting += 1
+                        result.waiting += item.key not in counted_there
                     elif item.size is not None and item.size > run.limit:
                         self._fail(run.name, item, _too_large(item.size, run.limit))
                         result.failed += 1
                     else:
                         counted[0] += 1
                         yield item
+            run.listed = statuses.listed | run.listed if run.listed else statuses.listed
+            result.skipped += statuses.skipped
+            result.waiting += statuses.waiting
 
         # A sink that allows it (the folder output) writes the next batch while this one is
         # made durable, recorded and acknowledged: its writers never wait for the store or
@@ -370,6 +383,8 @@ class Poller:
         try:
             results = writing.future.result() if writing.future is not None else []
             self._deliver(run, writing, results)
+            if run.position is not None:  # recorded and acknowledged: the checkpoint moves
+                run.position.handled(writing.batch)
         finally:
             writing.discard()
         if self.progress is not None:
@@ -444,6 +459,7 @@ def _entry(delivery: Delivery, receipt: Receipt) -> ImportEntry:
         sender=receipt.sender if receipt.sender is not None else delivery.parsed.sender,
         size=delivery.size,
         sha256=receipt.sha256 or delivery.sha256,
+        message_id=(receipt.message_id if receipt.sha256 else delivery.parsed.internet_message_id),
     )
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mailintake.errors import MessageUnavailable
 from mailintake.spool import Body
+from mailintake.store.checkpoints import Checkpoint, Failure
 
 TokenProvider = Callable[[], str]
 # Which of these message keys were imported already (a source may skip work for them).
@@ -70,3 +71,39 @@ class MailSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where the import of a folder stood, for a source that lists from there: the folder's
+    checkpoint (None: never saved), the mailbox's failed and parked messages (tried again
+    from this list, never found by listing the whole folder), and the Message-ID and size of
+    every message imported before (asked for only when the folder was recreated)."""
+
+    saved: Checkpoint | None
+    failures: Sequence[Failure]
+    earlier: Callable[[], set[tuple[str, int]]]
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A source that lists only what is new since a checkpoint (IMAP)."""
+
+    folder: str
+    # Whether the listing said which of the failures are still on the server (False when
+    # the source listed nothing at all: then no failure is forgotten as gone).
+    complete: bool
+    # A sentence for the mailbox's status when the folder was found recreated, else None.
+    recreated: str | None
+    # Messages of a recreated folder found imported before and left out of the listing.
+    matched: int
+
+    def resume(self, resume: Resume) -> None:
+        """Before listing: where to list from."""
+        ...
+
+    def checkpoint(self, handled: Sequence[SourceItem] | None) -> Checkpoint | None:
+        """The checkpoint to save once ``handled`` (a batch of the listing, in order) and every
+        item listed before it are handled: recorded, failed and in the list of failures, or
+        gone; with None, once the whole listing is. None: nothing to save."""
+        ...

@@ -1,6 +1,7 @@
 """IMAP (IMAPClient): XOAUTH2 or OAUTHBEARER, the configured folder, UIDVALIDITY + UID keys,
 ``BODY.PEEK[]`` in batches, and the after-import action as one command per batch. The listing
-and the bodies, read in bulk, go through imap_wire's reader on the same connection."""
+and the bodies, read in bulk, go through imap_wire's reader on the same connection. What is
+listed goes on from the folder's checkpoint (imap_resume): only what is new."""
 
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ from mailintake.errors import (
     SourceError,
 )
 from mailintake.keys import imap_key_prefix
-from mailintake.mime.parse import subject_and_sender
+from mailintake.mime.parse import message_id, subject_and_sender
 from mailintake.net import tls
 from mailintake.observability.logging import get_logger
-from mailintake.sources import unreachable
-from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
+from mailintake.sources import imap_resume, unreachable
+from mailintake.sources.base import Fetched, KnownKeys, Resume, SourceItem, TokenProvider
 from mailintake.sources.imap_narrow import narrowed
 from mailintake.sources.imap_wire import Listed, Wire
+from mailintake.store.checkpoints import Checkpoint
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -67,8 +69,17 @@ class ImapSource:
         self.mailbox = mailbox
         self.client: Any = None
         self.uidvalidity: int | None = None
+        self.uidnext: int | None = None  # as SELECT reported it
+        self.folder = settings.folder
         self._turn = threading.RLock()
         self._suspects: set[int] = set()  # UIDs the listing failed on: fetched alone
+        self._resume: Resume | None = None
+        self._plan: imap_resume.Plan | None = None
+        self._highest = 0  # the highest UID listed
+        self._below = 0  # below UIDNEXT as the listing's SELECT gave it: listed, or gone
+        self.complete = True  # see sources.base.Resumable
+        self.recreated: str | None = None
+        self.matched = 0
 
     def _what(self) -> str:
         s = self.settings
@@ -102,6 +113,8 @@ class ImapSource:
                 f"{self._what()}: cannot open folder '{s.folder}': {exc}{self._folders()}"
             ) from exc
         self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
+        uidnext = selected.get(b"UIDNEXT")
+        self.uidnext = int(uidnext) if uidnext is not None else None
         if s.after_import == AfterImport.MOVE:
             self._check_move_target()
 
@@ -163,19 +176,52 @@ class ImapSource:
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         return [item for page in self.list_pages(known) for item in page]
 
+    def resume(self, resume: Resume) -> None:
+        self._resume = resume
+
     def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
-        """Every message of the folder, a page at a time: one SEARCH, then sizes and dates
-        page by page, so the first messages are imported while the rest are listed. Sizes
-        and dates are asked for only for messages not imported yet."""
+        """The messages of the folder not handled yet (from its checkpoint: imap_resume), a
+        page at a time: one SEARCH, then sizes and dates page by page, so the first messages
+        are imported while the rest are listed. A message ``known`` says is imported already
+        is left out, and asked nothing more."""
+        plan = self._plan = imap_resume.plan(
+            self._resume, self.settings.folder, self.uidvalidity, self.uidnext
+        )
+        if plan.criteria is None:  # nothing new, nothing due: no command at all
+            self.complete = False
+            return
         try:
             with self._turn:  # batches are fetched meanwhile in other threads
-                uids = Wire(self.client._imap).search_all()
+                uids = plan.kept(Wire(self.client._imap).search(plan.criteria))
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
+        self._highest = max(uids, default=0)
+        self._below = (self.uidnext or 1) - 1  # not of a SELECT after signing in again
+        earlier: set[tuple[str, int]] | None = None
+        if plan.former is not None and self._resume is not None:
+            earlier = self._resume.earlier()
         for start in range(0, len(uids), self.list_page):
-            yield self._page(uids[start : start + self.list_page], known)
+            yield self._page(uids[start : start + self.list_page], known, earlier)
+        if plan.former is not None:
+            self.recreated = imap_resume.recreated(
+                self.settings.folder, plan.former, self.uidvalidity, self.matched
+            )
 
-    def _page(self, uids: list[int], known: KnownKeys | None) -> list[SourceItem]:
+    def checkpoint(self, handled: Sequence[SourceItem] | None) -> Checkpoint | None:
+        plan = self._plan
+        if plan is None or plan.criteria is None:
+            return None  # listed nothing: the checkpoint stands
+        if handled is None:  # below UIDNEXT as SELECT gave it, what SEARCH did not find is gone
+            uids = [self._highest, self._below]
+            return imap_resume.advanced(plan, self.folder, self.uidvalidity, uids)
+        if plan.former is not None:  # a recreated folder: saved once the whole pass is done
+            return None
+        uids = [i.source["uid"] for i in handled if i.source.get("uidvalidity") == self.uidvalidity]
+        return imap_resume.advanced(plan, self.folder, self.uidvalidity, uids)
+
+    def _page(
+        self, uids: list[int], known: KnownKeys | None, earlier: set[tuple[str, int]] | None
+    ) -> list[SourceItem]:
         prefix = self._key_prefix()
         keys = {uid: f"{prefix}-{uid}" for uid in uids}
         done = known(list(keys.values())) if known is not None else set()
@@ -183,12 +229,15 @@ class ImapSource:
         # One command at a time on the connection (batches are fetched meanwhile in other
         # threads), on the connection of now: fetching may have signed in again. A message
         # the server fails on is listed without size and date (fetching it tells more).
+        sizes = self._sizes_and_ids if earlier else self._sizes
         with self._turn:
-            info, failed = narrowed(wanted, self._sizes, self._reconnect)
+            info, failed = narrowed(wanted, sizes, self._reconnect)
         self._suspects.update(failed)
         items = []
-        for uid in uids:
+        for uid in wanted:
             listed = info.get(uid)
+            if earlier and listed is not None and self._imported_before(listed, earlier):
+                continue
             items.append(
                 SourceItem(
                     key=keys[uid],
@@ -269,6 +318,17 @@ class ImapSource:
 
     def _sizes(self, uids: list[int], into: dict[int, Listed]) -> None:
         Wire(self.client._imap).sizes_and_dates(uids, into)
+
+    def _sizes_and_ids(self, uids: list[int], into: dict[int, Listed]) -> None:
+        Wire(self.client._imap).sizes_and_dates(uids, into, message_ids=True)
+
+    def _imported_before(self, listed: Listed, earlier: set[tuple[str, int]]) -> bool:
+        """A message of a recreated folder whose Message-ID and size match one imported."""
+        found = message_id(listed.header) if listed.header else None
+        if found is None or listed.size is None or (found, listed.size) not in earlier:
+            return False
+        self.matched += 1
+        return True
 
     def _reconnect(self, cause: Exception) -> None:
         """The session ended under a command: sign in again (raises when that fails: the

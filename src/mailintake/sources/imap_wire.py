@@ -1,7 +1,7 @@
 """The IMAP commands an import sends in bulk, read with a small purpose-built reader on the
-connection IMAPClient opened and signed in (RFC 9051 §7; RFC 3501 §7): ``UID SEARCH ALL``,
-``UID FETCH`` of sizes and dates, and ``UID FETCH`` of whole messages, whose literals
-(``{n}`` then n bytes) are read with one ``read(n)`` each.
+connection IMAPClient opened and signed in (RFC 9051 §7; RFC 3501 §7): ``UID SEARCH``,
+``UID FETCH`` of sizes and dates (and Message-IDs), and ``UID FETCH`` of whole messages,
+whose literals (``{n}`` then n bytes) are read with one ``read(n)`` each.
 
 Untagged responses the server adds on its own (``EXISTS``, ``EXPUNGE``, a ``FETCH`` of flags
 changed by another session) are read and left aside; a tagged ``NO`` or ``BAD`` raises
@@ -62,6 +62,7 @@ class Listed:
     uid: int
     size: int | None
     received: datetime | None
+    header: bytes | None = None  # the Message-ID field, when it was asked for
 
 
 def uid_set(uids: Iterable[int]) -> str:
@@ -179,17 +180,26 @@ class Wire:
 
     def search_all(self) -> list[int]:
         """``UID SEARCH ALL``: every UID of the selected folder."""
+        return self.search("ALL")
+
+    def search(self, criteria: str) -> list[int]:
+        """``UID SEARCH criteria`` (``ALL``, ``UID 7,12:*``): the UIDs found, in order."""
         uids: list[int] = []
-        for response in self.command("UID SEARCH ALL"):
+        for response in self.command(f"UID SEARCH {criteria}"):
             text = response.text
             if text[2:8].upper() == b"SEARCH":
                 uids.extend(int(word) for word in text[8:].split() if word.isdigit())
         return sorted(uids)
 
     def sizes_and_dates(
-        self, uids: Iterable[int], into: dict[int, Listed] | None = None
+        self,
+        uids: Iterable[int],
+        into: dict[int, Listed] | None = None,
+        *,
+        message_ids: bool = False,
     ) -> dict[int, Listed]:
-        """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``. A message's items may come in
+        """``UID FETCH set (UID RFC822.SIZE INTERNALDATE)``, with ``message_ids`` also
+        ``BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]`` (``Listed.header``). A message's items may come in
         several FETCH responses, and one that another session caused (``* 3 FETCH (UID 7
         FLAGS (\\Seen))``) may come after them: a response tells only the items it holds.
         What comes is put into ``into`` as it arrives (kept when the command then fails)."""
@@ -197,7 +207,10 @@ class Wire:
         wanted = uid_set(uids)
         if not wanted:
             return found
-        for response in self.responses(f"UID FETCH {wanted} (UID RFC822.SIZE INTERNALDATE)"):
+        items = "UID RFC822.SIZE INTERNALDATE"
+        if message_ids:
+            items += " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+        for response in self.responses(f"UID FETCH {wanted} ({items})"):
             text = response.text
             found_uid = _UID.search(text)
             if not _FETCH.match(text) or found_uid is None:
@@ -205,7 +218,8 @@ class Wire:
             uid = int(found_uid.group(1))
             size = _SIZE.search(text)
             date = _DATE.search(text)
-            if size is None and date is None:  # flags changed: nothing this listing asked
+            header = _header_fields(response) if message_ids else None
+            if size is None and date is None and header is None:  # flags changed
                 continue
             earlier = found.get(uid, Listed(uid, None, None))
             found[uid] = Listed(
@@ -214,6 +228,7 @@ class Wire:
                 internaldate(date.group(1).decode("ascii", "replace"))
                 if date
                 else earlier.received,
+                header if header is not None else earlier.header,
             )
         return found
 
@@ -242,6 +257,17 @@ class Wire:
             if _FETCH.match(response.lines[0]) and response.literals and found is None:
                 found = response.literals[0]
         return found
+
+
+_FIELDS_LITERAL = re.compile(rb"[( ]BODY\[HEADER\.FIELDS \([^)]*\)\] \{\d+\+?\}\r?\n?$", re.I)
+
+
+def _header_fields(response: Response) -> bytes | None:
+    """The ``BODY[HEADER.FIELDS (…)]`` literal of a FETCH response, if it has one."""
+    for line, literal in zip(response.lines, response.literals, strict=False):
+        if _FIELDS_LITERAL.search(line):
+            return literal
+    return None
 
 
 def _unquoted(text: bytes) -> bytes:

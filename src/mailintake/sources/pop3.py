@@ -23,7 +23,7 @@ from mailintake.errors import (
     NetworkError,
     SourceError,
 )
-from mailintake.keys import pop3_key
+from mailintake.keys import pop3_keys
 from mailintake.mime.parse import subject_and_sender
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
@@ -57,7 +57,8 @@ class Pop3Source:
         self.client: poplib.POP3 | None = None
         self._pipe: Pipe | None = None
         self._turn = threading.Lock()
-        self._numbers: dict[str, int] = {}
+        self._numbers: dict[str, int] = {}  # message number by UIDL: those to fetch
+        self._uidl_lines: list[bytes] | None = None  # the last UIDL answer
         # DELE waits for QUIT
         self.acknowledged_at_commit = settings.after_import == AfterImport.DELETE
 
@@ -104,10 +105,25 @@ class Pop3Source:
         yield self.list_items(known)  # UIDL and LIST answer for the whole mailbox at once
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
-        assert self.client is not None
+        """The messages of the mailbox not imported yet (all of them without ``known``). The
+        UIDL answer is screened at once (screen); sizes (LIST) are asked for only when
+        something is new."""
+        assert self._pipe is not None
         try:
-            _, lines, _ = self.client.uidl()
-            _, sizes, _ = self.client.list()
+            with self._turn:
+                lines = self._pipe.listing("UIDL")
+        except (OSError, poplib.error_proto) as exc:
+            raise SourceError(f"{self._what()}: listing: {exc}") from exc
+        self._uidl_lines = lines
+        numbers, uidls, keys = screen(lines)
+        done = known(keys) if known is not None else set()
+        self._numbers = {}
+        new = [i for i in range(len(keys)) if keys[i] not in done] if len(done) < len(keys) else []
+        if not new:
+            return []
+        try:
+            with self._turn:
+                sizes = self._pipe.listing("LIST")
         except (OSError, poplib.error_proto) as exc:
             raise SourceError(f"{self._what()}: listing: {exc}") from exc
         size_of = {}
@@ -116,16 +132,10 @@ class Pop3Source:
             if len(words) >= 2 and words[0].isdigit() and words[1].isdigit():
                 size_of[int(words[0])] = int(words[1])
         items = []
-        self._numbers.clear()
-        for line in lines:
-            number, _, uidl = line.decode(errors="replace").partition(" ")
-            self._numbers[uidl] = int(number)
+        for i in new:
+            number = self._numbers[uidls[i]] = int(numbers[i])
             items.append(
-                SourceItem(
-                    key=pop3_key(uidl),
-                    source={"uidl": uidl},
-                    size=size_of.get(int(number)),
-                )
+                SourceItem(key=keys[i], source={"uidl": uidls[i]}, size=size_of.get(number))
             )
         return items
 
@@ -184,18 +194,27 @@ class Pop3Source:
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
         if self.settings.after_import != AfterImport.DELETE or self._pipe is None:
             return
-        if not self._numbers:  # not listed yet (what an earlier pass left to acknowledge)
-            self.list_items()
-        numbers = [
-            number
-            for source in sources
-            if (number := self._numbers.get(str(source.get("uidl")))) is not None
-        ]
+        wanted = [str(source.get("uidl")) for source in sources]
+        if any(uidl not in self._numbers for uidl in wanted):  # not to fetch: known ones
+            self._number_all()
+        numbers = [number for uidl in wanted if (number := self._numbers.get(uidl)) is not None]
         try:
             with self._turn:
                 self._pipe.delete(numbers)
         except (OSError, poplib.error_proto) as exc:
             raise SourceError(f"{self._what()}: DELE: {exc}") from exc
+
+    def _number_all(self) -> None:
+        """The message number of every UIDL (what an earlier pass left to acknowledge)."""
+        if self._uidl_lines is None:  # not listed yet in this session
+            assert self._pipe is not None
+            try:
+                with self._turn:
+                    self._uidl_lines = self._pipe.listing("UIDL")
+            except (OSError, poplib.error_proto) as exc:
+                raise SourceError(f"{self._what()}: listing: {exc}") from exc
+        numbers, uidls, _keys = screen(self._uidl_lines, keys=False)
+        self._numbers.update(zip(uidls, map(int, numbers), strict=True))
 
     def commit(self) -> None:
         """QUIT: the server deletes what DELE marked (RFC 1939 §6, the UPDATE state) and
@@ -221,6 +240,21 @@ class Pop3Source:
                     self.client.close()
                 self.client = None
                 self._pipe = None
+
+
+def screen(lines: list[bytes], *, keys: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """The message numbers, UIDLs and message keys of a UIDL answer (``n uidl`` a line, RFC
+    1939 §7), read as one text: what a poll costs per message kept on the server."""
+    words = b" ".join(lines).decode("ascii", "replace").split()
+    numbers, uidls = words[0::2], words[1::2]
+    if len(words) != 2 * len(lines) or not "".join(numbers).isdigit():
+        numbers, uidls = [], []  # not one number and one UIDL a line: read line by line
+        for line in lines:
+            number, _, uidl = line.decode(errors="replace").strip().partition(" ")
+            if number.isdigit() and uidl.strip():
+                numbers.append(number)
+                uidls.append(uidl.strip())
+    return numbers, uidls, pop3_keys(uidls) if keys else []
 
 
 def _command(client: poplib.POP3, line: str) -> bytes:
