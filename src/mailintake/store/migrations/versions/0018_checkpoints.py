@@ -6,8 +6,8 @@ UIDVALIDITY) is screened by Message-ID and size against what was imported before
 records are found by mailbox and status (``ix_imports_mailbox_status``): a poll with nothing
 new reads the few failed or unacknowledged ones, not every message kept on the server.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
