@@ -365,3 +365,31 @@ def test_implicit_tls_and_a_server_that_wants_tls_first(tmp_path: Path) -> None:
         )
         assert smtp.password not in str(refused.value)
         assert smtp.messages == []
+
+
+def test_the_loop_outlives_a_failed_evaluation(
+    store: Store, hook: Receiver, smtp: SmtpServer
+) -> None:
+    from mailintake.alerts.runner import AlertLoop
+
+    configure_alerts(store, hook, smtp)
+    evaluated = threading.Event()
+    calls: list[int] = []
+
+    def conditions(_store: Store, _now: datetime) -> list[Condition]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        evaluated.set()
+        return [failing()]
+
+    loop = AlertLoop(Alerter(store, conditions, build_channel), period=0.05)
+    thread = loop.start()
+    try:
+        assert evaluated.wait(60)
+    finally:
+        loop.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert events(hook) == [("alert", "health:invoices", "failing")]
+    assert len(smtp.messages) == 1

@@ -22,6 +22,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "config": {"engine", "web", "cli", "sources", "sinks"},
     "oauth": {"engine", "web", "cli", "sources", "sinks"},
     "engine": {"web", "cli"},
+    "alerts": {"engine", "web", "cli", "sources", "sinks"},
     "observability": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "errors": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "crypto": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},

@@ -15,6 +15,7 @@ import typer
 
 from mailintake.cli import (
     admin_cmds,
+    alerts_cmds,
     authorize_cmd,
     check_cmd,
     config_cmds,
@@ -81,6 +82,7 @@ app.add_typer(items.group("output"), name="outputs")
 app.add_typer(secrets_cmds.app, name="secrets")
 app.add_typer(admin_cmds.app, name="admin")
 app.add_typer(messages_cmds.app, name="messages")
+app.add_typer(alerts_cmds.app, name="alerts")
 
 
 def redact_text(text: str) -> str:
