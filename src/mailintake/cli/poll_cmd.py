@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from mailintake.engine.poll import Poller, PollResult
+    from mailintake.observability.exposition import MetricsServer
 
 
 def register(app: typer.Typer) -> None:
@@ -105,6 +106,25 @@ def worker(
             help="The host name in this worker's id and its leases (default: the host's).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="MAILINTAKE_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: "
+            "$MAILINTAKE_METRICS_PORT, else not served; 0 picks a free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="MAILINTAKE_METRICS_HOST",
+            help="Address the metrics are served on (with --metrics-port).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database: each mailbox is polled by one of them per interval)."""
@@ -114,6 +134,8 @@ def worker(
     from mailintake.store import leases
 
     cli = state(ctx)
+    if metrics_port is not None:  # served until the process ends
+        serve_metrics(metrics_host, metrics_port)
     with ImportRuntime() as runtime:  # this process imports
         poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=concurrency, host=name or leases.host_name())
@@ -126,3 +148,17 @@ def worker(
             scheduler.run_forever()
         except KeyboardInterrupt:
             scheduler.stop()
+
+
+def serve_metrics(host: str, port: int) -> MetricsServer:
+    """The worker's /metrics, started; a port that cannot be had is the user's to change."""
+    from mailintake.observability.exposition import MetricsServer, Scrape
+
+    try:
+        served = MetricsServer(host, port, Scrape()).start()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([f"--metrics-port: cannot listen on {host}:{port}: {reason}"]) from exc
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"mailintake worker: metrics on http://{shown}:{served.port}/metrics", markup=False)
+    return served
