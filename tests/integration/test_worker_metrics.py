@@ -4,6 +4,7 @@ and answers Prometheus scrapes over HTTP with what it did."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,6 +134,7 @@ def test_worker_serves_what_it_polled(
     finally:
         store.engine.dispose()
     port = free_port()
+    started = time.time()
     worker = start_worker(fleet_settings, "--concurrency", "3", "--metrics-port", str(port))
     stopped.append(worker)
     url = f"http://127.0.0.1:{port}/metrics"
@@ -149,12 +151,23 @@ def test_worker_serves_what_it_polled(
         outcome="ok",
     ) == 1  # fmt: skip
     assert len(list(out.glob("metered/*/*/message.eml"))) == 3
+    assert value(found, "mailintake_poll_concurrency") == 3
+    assert 0 <= value(found, "mailintake_polls_running") <= 3  # type: ignore[operator]
+    assert value(found, "mailintake_mailbox_lag_seconds", mailbox="metered") is not None
+    ((beat, at),) = [
+        (dict(labels)["worker"], v)
+        for (name, labels), v in found.items()
+        if name == "mailintake_worker_heartbeat_timestamp_seconds"
+    ]
+    assert re.fullmatch(rf"[^:]+:{worker.pid}:[0-9a-f]{{12}}", beat), beat
+    assert started - 5 <= at <= time.time() + 5
     assert httpx2.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
 
     worker.send_signal(signal.SIGINT)  # Ctrl-C: the worker stops, and so does its /metrics
     _, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     assert f"metrics on http://127.0.0.1:{port}/metrics" in err
+    assert f"mailintake worker {beat}: polling" in err
     with pytest.raises(httpx2.TransportError):
         httpx2.get(url, timeout=5)
 

@@ -11,10 +11,13 @@ from mailintake.cli.context import err, out, print_json, state
 from mailintake.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.progress import TaskID
 
     from mailintake.engine.poll import Poller, PollResult
     from mailintake.observability.exposition import MetricsServer
+    from mailintake.store.repo import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -135,7 +138,7 @@ def worker(
 
     cli = state(ctx)
     if metrics_port is not None:  # served until the process ends
-        serve_metrics(metrics_host, metrics_port)
+        serve_metrics(metrics_host, metrics_port, cli.store)
     with ImportRuntime() as runtime:  # this process imports
         poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=concurrency, host=name or leases.host_name())
@@ -150,15 +153,18 @@ def worker(
             scheduler.stop()
 
 
-def serve_metrics(host: str, port: int) -> MetricsServer:
+def serve_metrics(host: str, port: int, store: Callable[[], Store]) -> MetricsServer:
     """The worker's /metrics, started; a port that cannot be had is the user's to change."""
-    from mailintake.observability.exposition import MetricsServer, Scrape
+    from mailintake.engine.heartbeats import fleet_scrape
+    from mailintake.observability.exposition import MetricsServer
 
     try:
-        served = MetricsServer(host, port, Scrape()).start()
+        served = MetricsServer(host, port)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError([f"--metrics-port: cannot listen on {host}:{port}: {reason}"]) from exc
+    served.scrape = fleet_scrape(store())
+    served.start()
     shown = f"[{host}]" if ":" in host else host
     err.print(f"mailintake worker: metrics on http://{shown}:{served.port}/metrics", markup=False)
     return served
