@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from mailintake.observability import metrics
+from mailintake.observability.exposition import HeartbeatCollector, Scrape
 from tests.conftest import service_missing
 from tests.deploy.metric_names import known, queried
 
@@ -78,3 +80,23 @@ def test_the_rules_query_only_metrics_mailintake_serves() -> None:
         "mailintake_poll_concurrency",
         "mailintake_messages_total",
     }
+
+
+def test_what_mailintake_serves_passes_promtool_check_metrics() -> None:
+    """Prometheus's own linter of the exposition format and of metric naming."""
+    metrics.POLLS.labels("lint-check", "ok").inc()
+    metrics.POLL_SECONDS.labels("lint-check").observe(0.25)
+    metrics.MESSAGES.labels("lint-check", "imported").inc(2)
+    metrics.TOKENS.labels("lint-check", "client_credentials", "ok").inc()
+    beats = HeartbeatCollector(lambda: {"host-a:41:aaaaaaaaaaaa": 1_796_000_000.0})
+    body = Scrape(metrics.REGISTRY, beats).render()
+    assert b"mailintake_worker_heartbeat_timestamp_seconds{" in body
+    tool = shutil.which("promtool")
+    if tool is None:
+        service_missing("promtool (Debian package prometheus; `make services` installs it)")
+        raise AssertionError("unreachable")
+    result = subprocess.run(
+        [tool, "check", "metrics"], input=body, capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+    assert result.stdout + result.stderr == b""  # no lint finding either
