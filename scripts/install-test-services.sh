@@ -9,9 +9,12 @@
 # Dovecot (dovecot-core, -imapd, -pop3d) is the IMAP/POP3 server of the mail tests; they run
 # their own `dovecot -F -c CONFIG` on free ports (sandbox/dovecot/launch.py), so the system
 # Dovecot (ports 143/110/993/995) is likewise kept from starting and disabled.
+# prometheus brings promtool, which checks and unit-tests deploy/prometheus's alerting rules;
+# no Prometheus server is needed, so the system service (port 9090) is kept from starting
+# and disabled too.
 set -eu
 missing=""
-: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy dovecot-core dovecot-imapd dovecot-pop3d chromium fonts-dejavu-core}"
+: "${MAILINTAKE_TEST_PACKAGES:=postgresql-client tinyproxy dovecot-core dovecot-imapd dovecot-pop3d chromium fonts-dejavu-core prometheus}"
 for pkg in $MAILINTAKE_TEST_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
@@ -48,6 +51,15 @@ case " $missing " in
         systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
     else
         update-rc.d dovecot disable >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
+case " $missing " in
+*" prometheus "*)
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    else
+        update-rc.d prometheus disable >/dev/null 2>&1 || true
     fi
     ;;
 esac

@@ -113,9 +113,13 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the click usage errors, and the unexpected
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
+        # Typer raises its own copies of click's usage errors (typer._click); both show
+        # what was wrong with the command line.
+        if isinstance(exc, click.ClickException | typer.exceptions.TyperException):
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+                sys.exit(2)
         if os.environ.get("MAILINTAKE_DEBUG"):
             raise
         message = redact_text(f"{exc.__class__.__name__}: {exc}")

@@ -11,9 +11,13 @@ from mailintake.cli.context import err, out, print_json, state
 from mailintake.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.progress import TaskID
 
     from mailintake.engine.poll import Poller, PollResult
+    from mailintake.observability.exposition import MetricsServer
+    from mailintake.store.repo import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -105,6 +109,25 @@ def worker(
             help="The host name in this worker's id and its leases (default: the host's).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="MAILINTAKE_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: "
+            "$MAILINTAKE_METRICS_PORT, else not served; 0 picks a free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="MAILINTAKE_METRICS_HOST",
+            help="Address the metrics are served on (with --metrics-port).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Poll every enabled mailbox at its interval until stopped (several workers may share
     one PostgreSQL database: each mailbox is polled by one of them per interval)."""
@@ -119,6 +142,8 @@ def worker(
     if name:  # every owner id this process makes, and whose it recognises as its host's
         os.environ["MAILINTAKE_WORKER_NAME"] = name
     cli = state(ctx)
+    if metrics_port is not None:  # served until the process ends
+        serve_metrics(metrics_host, metrics_port, cli.store)
     with ImportRuntime() as runtime:  # this process imports
         poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=concurrency, host=leases.host_name())
@@ -132,3 +157,20 @@ def worker(
             scheduler.run_forever()
         except KeyboardInterrupt:
             scheduler.stop()
+
+
+def serve_metrics(host: str, port: int, store: Callable[[], Store]) -> MetricsServer:
+    """The worker's /metrics, started; a port that cannot be had is the user's to change."""
+    from mailintake.engine.heartbeats import fleet_scrape
+    from mailintake.observability.exposition import MetricsServer
+
+    try:
+        served = MetricsServer(host, port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([f"--metrics-port: cannot listen on {host}:{port}: {reason}"]) from exc
+    served.scrape = fleet_scrape(store())
+    served.start()
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"mailintake worker: metrics on http://{shown}:{served.port}/metrics", markup=False)
+    return served

@@ -10,11 +10,13 @@ from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
 from mailintake import __version__
+from mailintake.engine.heartbeats import heartbeat_collector
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
+from mailintake.observability.exposition import Scrape
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
@@ -101,8 +103,10 @@ def create_app(
     )
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+    def prometheus(store: StoreDep) -> Response:
+        # the process's own metrics, and the workers' heartbeats read from the store now
+        body = Scrape(metrics.REGISTRY, heartbeat_collector(store)).render()
+        return Response(body, media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", include_in_schema=False)
     def liveness(store: StoreDep) -> dict[str, Any]:
