@@ -29,4 +29,14 @@ class AfterImport(StrEnum):
     KEEP = "keep"
 
 
-__all__ = ["AfterImport", "AuthState"]
+class Health(StrEnum):
+    """A mailbox's health at a glance (mailintake.health decides it)."""
+
+    HEALTHY = "healthy"
+    LAGGING = "lagging"  # no successful poll for 3 intervals
+    NEEDS_PERSON = "needs_person"  # its authorization state waits for a person
+    FAILING = "failing"  # 3 or more polls in a row failed
+    DISABLED = "disabled"
+
+
+__all__ = ["AfterImport", "AuthState", "Health"]

@@ -7,14 +7,43 @@ from typing import Any
 
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.scheduler import waits_for_a_person
+from mailintake.health import assess_now
+from mailintake.health.expiry import Expiry, expiries
 from mailintake.store import imports, schedule, workers
+from mailintake.store.health import facts
 from mailintake.store.repo import Repo
 
 ZERO = {"imported": 0, "failed": 0, "pending": 0, "parked": 0, "skipped": 0}
 
 
-def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _next_ends(found: list[Expiry], now: datetime) -> dict[str, dict[str, Any]]:
+    """Per mailbox, its earliest known end: kind, when, expiring/expired/None, what to do."""
+    earliest: dict[str, Expiry] = {}
+    for e in found:
+        if e.mailbox not in earliest or e.ends_at < earliest[e.mailbox].ends_at:
+            earliest[e.mailbox] = e
+    return {
+        name: {
+            "kind": e.kind,
+            "ends_at": e.ends_at.isoformat(),
+            "state": e.state(now),
+            "detail": e.what,
+            "action": e.action,
+        }
+        for name, e in earliest.items()
+    }
+
+
+def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
     counts = imports.counts(repo.conn)
+    health = {a.mailbox: a for a in assess_now(repo.conn, now)}
+    polls = {f.name: f for f in facts(repo.conn)}
+    ends = _next_ends(expiries(repo), now)
     return [
         {
             "name": r.spec.name,
@@ -27,6 +56,15 @@ def mailbox_status(repo: Repo) -> list[dict[str, Any]]:
             "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
             "last_error": r.last_error,
             "last_warning": r.last_warning,
+            # healthy | lagging | needs_person | failing | disabled, why, since, what to do
+            "health": str(health[r.spec.name].health),
+            "health_reason": health[r.spec.name].reason,
+            "health_since": _iso(health[r.spec.name].since),
+            "health_action": health[r.spec.name].action or None,
+            "last_success_at": _iso(polls[r.spec.name].last_success_at),
+            "failures_in_a_row": polls[r.spec.name].failures_in_a_row,
+            # the earliest known end (refresh token, client secret, certificate), if any
+            "next_expiry": ends.get(r.spec.name),
             **counts.get(r.spec.name, ZERO),
             # what could not be imported and waits for its next try or a person
             "failed_messages": imports.problems(

@@ -169,6 +169,12 @@ def test_graph_mailbox_with_client_credentials(page: Page, sandbox: Sandbox) -> 
     page.goto("/")
     expect(page.locator("article[data-mailbox=claims] .imported")).to_have_text("1")
     expect(page.locator("article[data-mailbox=invoices] .imported")).to_have_text("3")
+    expect(page.locator("#health-counts [data-health=healthy] strong")).to_have_text("2")
+    expect(page.locator("#health-counts [data-health=failing] strong")).to_have_text("0")
+    expect(page.locator("article[data-mailbox=claims] .health")).to_have_text("healthy")
+    expect(page.locator("#attention")).to_have_count(0)
+    expect(page.locator("#activity")).to_contain_text("4 imported")
+    expect(page.locator("#activity svg rect.bar-imported").first).to_be_attached()
     screenshot(page, "08-dashboard")
 
 
@@ -246,6 +252,9 @@ def test_password_change_then_authorize_again(page: Page, sandbox: Sandbox) -> N
     screenshot(page, "10-reauthorization-required")
     page.goto("/")
     expect(page.locator("#attention")).to_contain_text("invoices")
+    person = page.locator("#attention li[data-mailbox=invoices][data-health=needs_person]")
+    expect(person).to_contain_text("What to do: authorize it again")
+    expect(page.locator("#health-counts [data-health=needs_person] strong")).to_have_text("1")
     page.goto("/mailboxes/invoices")
     sign_in_in_popup(page, "#banner [data-authorize]", NEW_PASSWORD)
     expect(page.locator("#banner")).to_have_count(0)

@@ -280,3 +280,29 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     assert f"serving on http://127.0.0.1:{port}" in stderr
+
+
+def test_status_shows_health_and_the_next_end(cli: Cli, tmp_path: Path) -> None:
+    import datetime as dt
+
+    file = config(tmp_path)
+    doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).date().isoformat()
+    doc["mailboxes"][0]["oauth"]["client_secret_expires"] = soon
+    doc["mailboxes"][1]["enabled"] = False
+    file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert cli("apply", str(file)).returncode == 0
+    exported = yaml.safe_load(cli("export").stdout)
+    assert exported["mailboxes"][1]["oauth"]["client_secret_expires"] == soon
+
+    rows = {m["name"]: m for m in json.loads(cli("status", "--json").stdout)["mailboxes"]}
+    assert rows["claims"]["health"] == "disabled"
+    invoices = rows["invoices"]
+    assert (invoices["health"], invoices["failures_in_a_row"]) == ("healthy", 0)
+    assert invoices["health_since"]
+    assert invoices["next_expiry"]["kind"] == "client_secret"
+    assert invoices["next_expiry"]["state"] == "expiring"
+    assert invoices["next_expiry"]["ends_at"].startswith(soon)
+    text = cli("status").stdout
+    assert f"invoices: client secret ends {soon} 00:00 UTC" in text
+    assert "what to do: create a new client secret" in text

@@ -356,3 +356,62 @@ def test_test_connection_goes_through_the_real_proxy(
     assert "proxy" in refused.lower(), refused
     assert "not-the-proxy-password" not in refused
     assert proxy.password not in refused
+
+
+def test_dashboard_shows_health_ends_and_activity(
+    ui: TestClient, ui_store: tuple[Settings, Store]
+) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    from mailintake.store import health as health_store
+    from mailintake.store import imports
+    from mailintake.store.imports import ImportEntry
+
+    store = ui_store[1]
+    soon = (date.today() + timedelta(days=5)).isoformat()
+    answer = ui.post("/mailboxes/new", data=graph_form(**{"oauth.client_secret_expires": soon}))
+    assert answer.status_code in (200, 303), answer.text
+    assert soon in ui.get("/mailboxes/claims/edit").text  # the form shows it again
+    for name in ("orders", "invoices"):
+        ui.post("/mailboxes/new", data=graph_form(name=name))
+    now = datetime.now(UTC)
+    with store.begin() as repo:
+        repo.set_auth_state("orders", "reauthorization_required", "AADSTS50173: sign in again")
+        for _ in range(3):
+            repo.set_poll_result("invoices", "connection refused")
+            health_store.record_poll(repo.conn, "invoices", "connection refused", now)
+        imports.record(repo.conn, "claims", [ImportEntry(f"k{n}", {"id": n}) for n in range(4)])
+        imports.failed(repo.conn, "claims", "bad", {"id": "bad"}, "gone")
+    page = ui.get("/").text
+    assert_no_inline_code(page)
+    counts = dict(re.findall(r'data-health="(\w+)"><strong>(\d+)</strong>', page))
+    assert counts == {
+        "needs_person": "1",
+        "failing": "1",
+        "lagging": "0",
+        "disabled": "0",
+        "healthy": "1",
+    }
+    attention = page[page.index('id="attention"') : page.index('id="ends"')]
+    listed = re.findall(r'<li data-mailbox="(\w+)" data-health="(\w+)"', attention)
+    assert listed == [("orders", "needs_person"), ("invoices", "failing")]  # a person first
+    assert "AADSTS50173: sign in again" in attention
+    assert "mailintake authorize orders" in attention  # what to do
+    assert "3 polls in a row failed; the last: connection refused" in attention
+    ends = page[page.index('id="ends"') : page.index('id="activity"')]
+    assert 'data-mailbox="claims" data-kind="client_secret" data-expiry="expiring"' in ends
+    assert "oauth.client_secret_expires" in ends
+    chart = page[page.index('id="activity"') :]
+    assert "4 imported" in chart
+    assert "1 failed" in chart
+    assert len(re.findall(r'<rect class="bar bar-imported"', chart)) == 1  # one hour, 4 bars high
+    assert re.search(r"<title>[^<]*: 4 imported</title>", chart)
+    assert re.search(r"<title>[^<]*: 1 failed</title>", chart)
+    invoices = ui.get("/mailboxes/invoices").text
+    assert 'data-health="failing"' in invoices
+    assert "What to do: fix what the last error says" in invoices
+    claims = ui.get("/mailboxes/claims").text
+    assert 'id="next-expiry" class="warning"' in claims
+    assert f"its client secret expires on {soon}" in claims
+    listing = ui.get("/mailboxes").text
+    assert 'data-health="needs_person"' in listing

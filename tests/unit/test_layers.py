@@ -23,6 +23,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "oauth": {"engine", "web", "cli", "sources", "sinks"},
     "engine": {"web", "cli"},
     "alerts": {"engine", "web", "cli", "sources", "sinks"},
+    "health": {"engine", "web", "cli", "sources", "sinks"},
     "observability": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "errors": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "crypto": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},

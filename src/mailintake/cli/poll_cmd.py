@@ -137,6 +137,10 @@ def worker(
     from mailintake.engine.poll import Poller
     from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
+    from mailintake.health import gauge_source
+    from mailintake.health.keepalive import HealthLoop
+    from mailintake.oauth.tokens import TokenManager
+    from mailintake.observability import metrics
     from mailintake.store import leases
 
     if name:  # every owner id this process makes, and whose it recognises as its host's
@@ -145,8 +149,13 @@ def worker(
     if metrics_port is not None:  # served until the process ends
         serve_metrics(metrics_host, metrics_port, cli.store)
     with ImportRuntime() as runtime:  # this process imports
-        poller = Poller(cli.store(), cli.settings().home, runtime=runtime)
+        store = cli.store()
+        poller = Poller(store, cli.settings().home, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=concurrency, host=leases.host_name())
+        # health recorded, idle refresh tokens kept alive, health gauges read on scrape
+        checks = HealthLoop(store, poller.tokens or TokenManager(store))
+        metrics.watch_health(gauge_source(store))
+        checks.start()
         err.print(
             f"mailintake worker {scheduler.id}: polling up to {concurrency} mailboxes at once; "
             "stop with Ctrl-C or SIGTERM (the polls under way finish first)",
@@ -157,6 +166,8 @@ def worker(
             scheduler.run_forever()
         except KeyboardInterrupt:
             scheduler.stop()
+        finally:
+            checks.stop()
 
 
 def serve_metrics(host: str, port: int, store: Callable[[], Store]) -> MetricsServer:

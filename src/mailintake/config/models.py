@@ -8,9 +8,10 @@ here so that one missing value never hides the other problems in the same mailbo
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, StringConstraints
 
 from mailintake.config.matrix import Grant, Protocol
 from mailintake.enums import AfterImport
@@ -24,6 +25,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Security = Literal["ssl", "starttls", "none"]
 OutputType = Literal["folder", "webhook"]
 Push = Literal["auto", "off"]
+PublishingStatus = Literal["testing", "production"]
+# A date, kept and exported as its ISO text (2027-06-30).
+IsoDate = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
 
 
 class _Strict(BaseModel):
@@ -73,11 +77,17 @@ class OAuthSpec(_Strict):
     tenant_id: Text | None = None
     client_id: Text | None = None
     client_secret: SecretStr | None = None
+    # The date the client secret stops working, as the app registration shows it: health
+    # warns ahead of it (mailintake.health.expiry).
+    client_secret_expires: IsoDate | None = None
     client_certificate: Text | None = None
     client_certificate_key: Text | None = None
     client_certificate_password: SecretStr | None = None
     redirect_uri: Text | None = None
     password: SecretStr | None = None
+    # Google: the app's OAuth consent screen publishing status; in "testing" refresh tokens
+    # expire seven days after consent (health warns ahead of it).
+    publishing_status: PublishingStatus | None = None
 
 
 class ProxySpec(_Strict):

@@ -30,6 +30,7 @@ from mailintake.config.problems import Problems
 from mailintake.enums import AfterImport
 from mailintake.oauth.servers import (
     BUILTIN_SERVERS,
+    GOOGLE_TOKEN_HOSTS,
     MICROSOFT_LOGIN_HOSTS,
     ServerDefinition,
     server_from_dict,
@@ -262,6 +263,7 @@ def _check_oauth(
         return
     _check_matrix(spec, p, bad, server, grant, problems)
     _check_certificate(oauth, p, grant, problems)
+    _check_known_ends(oauth, p, server, problems)
     _check_values(spec, p, server, grant, problems)
 
 
@@ -329,6 +331,24 @@ def _check_certificate(oauth: OAuthSpec, p: str, grant: Grant, problems: Problem
             problems.add(f"{p}.oauth.{key}", f"'{value}' must be an absolute path")
         elif not file.is_file():
             problems.add(f"{p}.oauth.{key}", f"no such file: {file}")
+
+
+def _check_known_ends(
+    oauth: OAuthSpec, p: str, server: ServerDefinition, problems: Problems
+) -> None:
+    """Settings health warns ahead of: the client secret's expiry date applies where a
+    client secret is given; the publishing status to Google's apps only."""
+    if oauth.client_secret_expires is not None and not _given(oauth.client_secret):
+        problems.add(f"{p}.oauth.client_secret_expires", "only used with client_secret (remove it)")
+    if oauth.publishing_status is not None:
+        from urllib.parse import urlsplit
+
+        endpoint = (oauth.token_endpoint or server.token_endpoint or "").replace("{tenant}", "t")
+        if server.name != "GOOGLE" and urlsplit(endpoint).hostname not in GOOGLE_TOKEN_HOSTS:
+            problems.add(
+                f"{p}.oauth.publishing_status",
+                "only used with Google's authorization server (GOOGLE; remove it)",
+            )
 
 
 def _check_values(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailintake import health
 from mailintake.config import resolve
 from mailintake.engine.batches import (
     BATCH,
@@ -57,6 +58,7 @@ from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
 from mailintake.sources.base import Fetched, MailSource, SourceItem
 from mailintake.sources.pop3 import header_date
 from mailintake.spool import Body
+from mailintake.store import health as health_store
 from mailintake.store import imports, leases, throttle
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Repo, Store
@@ -185,6 +187,8 @@ class Poller:
                     throttle.note_deferred(repo.conn, name, result.deferred)
                 else:
                     repo.set_poll_result(name, result.error, "; ".join(result.warnings) or None)
+                    health_store.record_poll(repo.conn, name, result.error, self.clock())
+                    health.record(repo.conn, self.clock(), name)
                 leases.release(repo.conn, name, owner)
         metrics.POLLS.labels(name, "failed" if result.error else "ok").inc()
         metrics.POLL_SECONDS.labels(name).observe(time.monotonic() - started)

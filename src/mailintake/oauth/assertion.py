@@ -190,6 +190,21 @@ def load_certificate(
     return ClientCertificate(cert, key)
 
 
+def certificate_not_after(cert_path: Path, password: str | None = None) -> datetime:
+    """When the certificate in ``cert_path`` (PEM, or PKCS#12 unlocked by ``password``)
+    ends: its notValidAfter, read even when it has passed (health warns ahead of it)."""
+    data = _read(cert_path, CERT_FIELD)
+    if _is_pem(data):
+        try:
+            return x509.load_pem_x509_certificate(data).not_valid_after_utc
+        except ValueError:
+            raise _problem(
+                f"{CERT_FIELD}: the PEM certificate in {cert_path} cannot be read"
+            ) from None
+    _, cert = _load_pkcs12(data, password.encode() if password else None, cert_path)
+    return cert.not_valid_after_utc
+
+
 def client_assertion(
     cert: ClientCertificate,
     client_id: str,

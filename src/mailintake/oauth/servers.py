@@ -113,6 +113,10 @@ MICROSOFT_LOGIN_HOSTS = frozenset(
 )
 
 
+# Google's token and sign-in hosts (oauth-facts §4.1).
+GOOGLE_TOKEN_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com"})
+
+
 def server_from_dict(data: Mapping[str, Any], *, builtin: bool = False) -> ServerDefinition:
     def scope_map(raw: Any) -> ScopeMap:
         return _scopes(**{k: list(v) for k, v in (raw or {}).items() if v is not None})

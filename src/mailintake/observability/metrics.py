@@ -3,7 +3,14 @@ requests and their outcomes — served at ``/metrics`` by ``mailintake serve``."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mailintake.observability.logging import get_logger
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -49,6 +56,60 @@ MAILBOX_LAG = Gauge(
     ["mailbox"],
     registry=REGISTRY,
 )
+
+
+class HealthNumbers(Protocol):
+    @property
+    def health(self) -> Mapping[str, int]: ...
+
+    @property
+    def expiry_seconds(self) -> Sequence[tuple[str, str, float]]: ...
+
+
+class _HealthCollector(Collector):
+    def __init__(self) -> None:
+        self.source: Callable[[], HealthNumbers] | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # read at scrape time only: registering reads no store
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        try:
+            numbers = self.source()
+        except Exception as exc:  # a scrape never fails for the store: the gauges are absent
+            get_logger(__name__).warning("metrics.health_unavailable", error=str(exc))
+            return
+        mailboxes = GaugeMetricFamily(
+            "mailintake_mailboxes", "Mailboxes per health state", labels=["health"]
+        )
+        for health, count in numbers.health.items():
+            mailboxes.add_metric([health], count)
+        yield mailboxes
+        ends = GaugeMetricFamily(
+            "mailintake_expiry_seconds",
+            "Seconds until a known end (refresh token, client secret, certificate)",
+            labels=["mailbox", "kind"],
+        )
+        for mailbox, kind, seconds in numbers.expiry_seconds:
+            ends.add_metric([mailbox, kind], seconds)
+        yield ends
+        if numbers.expiry_seconds:
+            yield GaugeMetricFamily(
+                "mailintake_earliest_expiry_seconds",
+                "Seconds until the earliest known end",
+                value=min(seconds for _, _, seconds in numbers.expiry_seconds),
+            )
+
+
+HEALTH = _HealthCollector()
+REGISTRY.register(HEALTH)
+
+
+def watch_health(source: Callable[[], HealthNumbers] | None) -> None:
+    """Expose the health gauges from ``source`` (None: stop exposing them)."""
+    HEALTH.source = source
 
 
 def render() -> bytes:

@@ -65,6 +65,13 @@ mailboxes = Table(
     Column("last_poll_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_warning", Text, nullable=True),  # the last poll's warnings, if any
+    # Health (mailintake.health): the last poll that succeeded, the failed polls since then
+    # and when the first of them was, and the health last recorded with when it began.
+    Column("last_success_at", DateTime(timezone=True), nullable=True),
+    Column("failures_in_a_row", Integer, nullable=False, server_default="0"),
+    Column("first_failure_at", DateTime(timezone=True), nullable=True),
+    Column("health", String(16), nullable=True),
+    Column("health_since", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The scheduler's (store/schedule.py): when the next poll is due (NULL: now), failed

@@ -14,6 +14,8 @@ from mailintake.engine.heartbeats import heartbeat_collector
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
+from mailintake.health import gauge_source
+from mailintake.health.keepalive import HealthLoop
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
 from mailintake.observability.exposition import Scrape
@@ -77,12 +79,20 @@ def create_app(
         if owned:
             services.runtime.start()
         running = None
+        checks = None
+        metrics.watch_health(gauge_source(services.store))
         try:
             if scheduler:
                 running = Scheduler(Poller(services.store, settings.home, runtime=services.runtime))
                 running.start()
+                assert services.tokens is not None
+                checks = HealthLoop(services.store, services.tokens)
+                checks.start()
             yield
         finally:
+            metrics.watch_health(None)
+            if checks is not None:
+                checks.stop()
             if running is not None:
                 running.stop()
             if owned:

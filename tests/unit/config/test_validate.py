@@ -494,3 +494,20 @@ def test_max_message_size_takes_units() -> None:
     assert problems({"mailboxes": [box]}) == [
         "mailboxes[box].max_message_size: 'lots' is not a size: give bytes or e.g. 50MB, 1GB"
     ]
+
+
+def test_client_secret_expiry_date_and_google_publishing_status() -> None:
+    assert problems(imap_box(client_secret="s", client_secret_expires="2027-06-30")) == []
+    assert problems(imap_box(client_secret_expires="2027-06-30")) == [
+        "mailboxes[a].oauth.client_secret_expires: only used with client_secret (remove it)"
+    ]
+    wrong = problems(imap_box(client_secret="s", client_secret_expires="30.06.2027"))
+    assert len(wrong) == 1
+    assert wrong[0].startswith("mailboxes[a].oauth.client_secret_expires: ")
+    google = imap_box(authorization_server="GOOGLE", publishing_status="testing")
+    del google["mailboxes"][0]["oauth"]["tenant_id"]
+    assert problems(google) == []
+    assert problems(imap_box(publishing_status="testing")) == [
+        "mailboxes[a].oauth.publishing_status: only used with Google's authorization server "
+        "(GOOGLE; remove it)"
+    ]

@@ -38,6 +38,8 @@ TEXT_FIELDS = (
     "oauth.tenant_id",
     "oauth.client_id",
     "oauth.redirect_uri",
+    "oauth.client_secret_expires",
+    "oauth.publishing_status",
     "proxy.address",
     "proxy.username",
 )

@@ -1,19 +1,15 @@
-"""Token expiry and refresh-token age, with a warning before a refresh token dies."""
+"""Token expiry and refresh-token age, with a warning before a refresh token dies (its
+limit per authorization server: mailintake.health.expiry)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from mailintake.errors import MailintakeError
+from mailintake.health.expiry import refresh_expiry
 from mailintake.oauth.tokens import load_auth, stored_access
 from mailintake.store.repo import Repo
-
-# Microsoft refresh tokens expire after 90 days without use (oauth-facts §1.7; AADSTS700082);
-# a mailbox that polls renews its refresh token at least once an hour, so an old one means
-# polling stopped. Warn two weeks before.
-REFRESH_TOKEN_INACTIVITY = timedelta(days=90)
-REFRESH_TOKEN_WARNING = timedelta(days=76)
 
 
 def token_info(repo: Repo, name: str, now: datetime | None = None) -> dict[str, Any]:
@@ -37,13 +33,14 @@ def token_info(repo: Repo, name: str, now: datetime | None = None) -> dict[str, 
         info["access_expires_at"] = token.expires_at
         info["access_expired"] = token.expires_at <= now
     if grant is not None and grant.refresh_obtained_at is not None:
-        age = now - grant.refresh_obtained_at
         info["refresh_obtained_at"] = grant.refresh_obtained_at
-        info["refresh_age_days"] = age.days
-        info["refresh_dies_at"] = grant.refresh_obtained_at + REFRESH_TOKEN_INACTIVITY
-        if age >= REFRESH_TOKEN_WARNING:
-            info["refresh_warning"] = (
-                f"the refresh token is {age.days} days old and expires after 90 days without "
-                "use: poll this mailbox, or authorize again"
-            )
+        info["refresh_age_days"] = (now - grant.refresh_obtained_at).days
+        end = refresh_expiry(repo, name)
+        if end is not None:
+            info["refresh_dies_at"] = end.ends_at
+            if end.state(now):
+                verb = "ended" if end.state(now) == "expired" else "ends"
+                info["refresh_warning"] = (
+                    f"{end.what}: it {verb} {end.ends_at:%Y-%m-%d %H:%M} UTC; {end.action}"
+                )
     return info
