@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,13 +70,28 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@functools.cache
+def _head() -> str | None:
+    """The newest revision (reading the migration scripts once per process)."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (safe with several processes at once: on
     PostgreSQL the others wait on an advisory lock until the first is done). A schema newer
-    than this code (another host runs a newer mailintake) is refused: Conflict."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    than this code (another host runs a newer mailintake) is refused: Conflict. A store
+    already at the newest revision is only read: the migration scripts are not run."""
+    config = _config()
     try:
+        with engine.connect() as connection:
+            if MigrationContext.configure(connection).get_current_revision() == _head():
+                return
         with _sqlite_file_lock(engine), engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
