@@ -47,6 +47,12 @@ class CliState:
             return self.store()
         return None
 
+    def close(self) -> None:
+        """Close the store's connections (when the command ends)."""
+        if self._store is not None:
+            self._store.engine.dispose()
+            self._store = None
+
 
 def state(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj

@@ -68,6 +68,7 @@ def main(
 
     configure_logging(log_level, json=log_json)
     ctx.obj = CliState(home=home, database_url=database_url)
+    ctx.call_on_close(ctx.obj.close)
 
 
 config_cmds.register(app)
