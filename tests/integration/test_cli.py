@@ -1,4 +1,5 @@
-"""The ``mailintake`` command as a user runs it: a real process, its output and exit codes."""
+"""The ``mailintake`` command as a user runs it: its output and exit codes (run in the test's
+process, tests/support/cli.py; ``serve`` and a refused secret key in a real process)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.cli import Completed, run_cli
 from tests.support.documents import TENANT, claims_mailbox, folder_output, invoices_mailbox
 
 CLIENT_SECRET = "cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
@@ -24,16 +26,8 @@ class Cli:
         self.home = home
         self.env = env
 
-    def __call__(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailintake", "--log-level", "debug", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=120,
-            check=False,
-        )
+    def __call__(self, *args: str, input: str | None = None) -> Completed:
+        return run_cli(["--log-level", "debug", *args], env=self.env, input=input)
 
 
 @pytest.fixture

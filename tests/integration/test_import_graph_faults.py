@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import email.policy
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
@@ -38,6 +36,7 @@ from tests.integration.oauth_support import (
     idp,
 )
 from tests.integration.test_import_graph import configure, raw
+from tests.support.cli import run_cli
 
 __all__ = ["certificate", "idp"]
 
@@ -320,14 +319,7 @@ def test_mailintake_poll_prints_the_warning(
     configure(store, idp, graph.base_url, tmp_path / "out", username=address)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, COLUMNS="300")
-    done = subprocess.run(
-        [sys.executable, "-m", "mailintake", "poll", "claims"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(["poll", "claims"], env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
         "claims: imported 4, skipped 0, failed 0; warning: claims: Graph listed 2 of the 4 "

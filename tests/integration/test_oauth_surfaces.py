@@ -39,6 +39,7 @@ from tests.integration.oauth_support import (
     idp,
     mailbox,
 )
+from tests.support.cli import run_cli
 
 __all__ = ["certificate", "idp"]  # fixtures
 
@@ -305,11 +306,9 @@ def test_a_device_code_address_that_is_not_https_is_refused(
     assert "user_code" not in refused.json()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
-    cli = subprocess.run(
-        [sys.executable, "-m", "mailintake", "authorize", "device", "--device-code",
-         "--no-browser", "--timeout", "5"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    cli = run_cli(
+        ["authorize", "device", "--device-code", "--no-browser", "--timeout", "5"], env=env
+    )
     assert cli.returncode == 4, cli.stderr
     assert "not an https:// address" in cli.stderr
     assert "ABCD-EFGH" not in cli.stdout + cli.stderr  # nothing to open was shown
