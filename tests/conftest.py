@@ -1,24 +1,50 @@
-"""Shared fixtures: an isolated home, settings, and a store on SQLite or PostgreSQL."""
+"""Shared fixtures: an isolated home, settings, and a store on SQLite or PostgreSQL.
+
+Which database a test gets: a test that uses ``database_url`` (through ``settings`` or
+``store``) runs on SQLite, except
+
+- tests marked ``both_databases`` (storage and durability: the store, leases, import records,
+  migrations, crashes, concurrency), which run once on SQLite and once on PostgreSQL;
+- tests marked ``postgres``, which run on PostgreSQL only.
+
+A whole module is marked with ``pytestmark = pytest.mark.both_databases``.
+
+With several test processes (``pytest -n N``, as ``make test`` runs them) each test goes to
+whichever process is free, except the tests of the modules in ``IN_ORDER_MODULES``, which run
+one after the other in one process (their steps build on one shared state). Tests marked
+``slow`` are started first, so that the last minutes are not spent waiting for one of them.
+Services started once (``mail_server``, session-scoped) are started once per process.
+
+Migrations run once per test process: the ``store`` fixture starts from a copy of a migrated
+SQLite file, or, on PostgreSQL, from a fresh schema given the statements the migrations ran
+once (``settings`` alone gives an empty database, for the tests of migrations themselves).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from mailintake.store.db import create_db_engine, migrate
 from mailintake.store.repo import Store
 
 POSTGRES_URL = os.environ.get(
     "MAILINTAKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_SERVICES = os.environ.get("MAILINTAKE_REQUIRE_SERVICES") == "1"
+# Modules whose tests are steps of one story on a shared module-scoped state.
+IN_ORDER_MODULES = frozenset({"tests/e2e/test_web_admin.py"})
 
 
 def service_missing(reason: str) -> None:
@@ -28,6 +54,38 @@ def service_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The databases a test runs on (see the module's docstring)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("both_databases"):
+        databases = ["sqlite", "postgresql"]
+    elif metafunc.definition.get_closest_marker("postgres"):
+        databases = ["postgresql"]
+    else:
+        databases = ["sqlite"]
+    metafunc.parametrize("database_url", databases, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first (the order is otherwise kept)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's scheduling by scope, where a test is its own scope unless its module is
+    one of ``IN_ORDER_MODULES``. (``--dist loadgroup`` would read ``xdist_group`` marks, but
+    cannot rename the tests it groups under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in IN_ORDER_MODULES else nodeid
+
+    return Scheduling(config, log)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
@@ -35,6 +93,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MAILINTAKE_HOME", str(home))
     return home
+
+
+def _schema_url(schema: str) -> str:
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture
@@ -48,18 +111,17 @@ def postgres_url() -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         service_missing(f"PostgreSQL at {POSTGRES_URL}: {exc.orig}")
-    sep = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        yield _schema_url(schema)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, home: Path) -> str:
-    """Each storage test runs on both databases."""
+    """SQLite in the home, or PostgreSQL in a schema of its own (see pytest_generate_tests)."""
     if request.param == "sqlite":
         return f"sqlite:///{home / 'mailintake.db'}"
     url: str = request.getfixturevalue("postgres_url")
@@ -72,8 +134,78 @@ def settings(home: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     return Settings(home=home, database_url=database_url)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the newest revision, once per test process."""
+    path = tmp_path_factory.mktemp("template") / "mailintake.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()  # the last connection checkpoints the write-ahead log into the file
+    return path
+
+
+Statement = tuple[str, Any, bool]  # SQL, parameters, executemany
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> list[Statement]:
+    """The statements the migrations run on an empty PostgreSQL schema, recorded once per
+    test process (in a schema dropped afterwards) to be run again in each test's schema."""
+    schema = f"template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        service_missing(f"PostgreSQL at {POSTGRES_URL}: {exc.orig}")
+    recorded: list[Statement] = []
+    engine = create_db_engine(_schema_url(schema))
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> None:
+        recorded.append((statement, parameters, many))
+
+    try:
+        event.listen(engine, "before_cursor_execute", record)
+        migrate(engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    assert all(schema not in statement for statement, _, _ in recorded), "schema named in SQL"
+    return recorded
+
+
+def _replay(url: str, statements: list[Statement]) -> None:
+    engine: Engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cursor = conn.connection.cursor()
+            for statement, parameters, many in statements:
+                if many:
+                    cursor.executemany(statement, parameters)
+                else:
+                    cursor.execute(statement, parameters)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
+def store(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The settings' database at the newest revision (from the process's template) and open."""
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        path = Path(url.database)
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    elif url.get_backend_name() == "postgresql":
+        _replay(settings.resolved_database_url, request.getfixturevalue("postgres_template"))
     store = open_store(settings)
     yield store
     store.engine.dispose()

@@ -9,6 +9,7 @@ import email.policy
 import time
 from email.message import EmailMessage
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import (
@@ -26,6 +27,10 @@ from tests.e2e.conftest import (
     Sandbox,
     screenshot,
 )
+
+# Steps on one browser page, in order (tests/conftest.py: IN_ORDER_MODULES); long: started
+# first when the tests run in several processes.
+pytestmark = pytest.mark.slow
 
 NEW_PASSWORD = "Alice-Changed-Password-2!"
 IMAP_SCOPES = "https://outlook.office365.com/IMAP.AccessAsUser.All offline_access"

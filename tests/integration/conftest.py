@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration tests: an API token for the REST API."""
+"""Fixtures shared by the integration tests: an API token for the REST API, and the services
+started once per test process (Dovecot with its identity provider: ``mail_server``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import pytest
 
 from mailintake.store.admin import create_api_token
 from mailintake.store.repo import Store
+from tests.support.dovecot import mail_server
+
+__all__ = ["mail_server"]  # fixtures
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The REST API under /api/v1, on SQLite and PostgreSQL: same validation as the CLI."""
+"""The REST API under /api/v1: same validation as the CLI."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from mailintake.store.repo import Store
 from tests.integration.test_pipeline import MemoryMailbox, MemorySource, mailbox, message
 from tests.integration.test_webhook import Receiver, receiver
 
+pytestmark = pytest.mark.both_databases  # storage and durability
+
 __all__ = ["receiver"]
 
 MESSAGES = 30

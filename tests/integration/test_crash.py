@@ -26,9 +26,11 @@ from mailintake.store.repo import Store
 from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import configure, raw, sign_in
 from tests.integration.test_webhook import Receiver, receiver
-from tests.support.dovecot import DOMAIN, MailServer, mail_server
+from tests.support.dovecot import DOMAIN, MailServer
 
-__all__ = ["mail_server", "receiver"]
+pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
+
+__all__ = ["receiver"]
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 500  # five batches of 100
@@ -63,51 +65,55 @@ def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("number", "point"), list(enumerate(POINTS)), ids=POINTS)
 def test_sigkill_at_any_point_loses_and_doubles_nothing(
-    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+    store: Store,
+    settings: Settings,
+    tmp_path: Path,
+    mail_server: MailServer,
+    number: int,
+    point: str,
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
-    for number, point in enumerate(POINTS):
-        user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-        messages = [raw(n) for n in range(MESSAGES)]
-        dovecot.deliver_many(user, messages)
-        dovecot.create_folder(user, "Processed")
-        name, out = f"box{number}", tmp_path / f"out{number}"
-        configure(
-            store,
-            server,
-            out,
-            {
-                "name": name,
-                "protocol": "imap",
-                "port": dovecot.imap_port,
-                "username": user,
-                "after_import": "move",
-                "move_to": "Processed",
-                "oauth": server.user_grant(),
-            },
-        )
-        sign_in(store, name, user, server)
+    user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(n) for n in range(MESSAGES)]
+    dovecot.deliver_many(user, messages)
+    dovecot.create_folder(user, "Processed")
+    name, out = f"box{number}", tmp_path / f"out{number}"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": name,
+            "protocol": "imap",
+            "port": dovecot.imap_port,
+            "username": user,
+            "after_import": "move",
+            "move_to": "Processed",
+            "oauth": server.user_grant(),
+        },
+    )
+    sign_in(store, name, user, server)
 
-        crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point)
-        assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
+    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point)
+    assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
 
-        again = run(settings, "-m", "mailintake", "poll", name, "--json")
-        assert again.returncode == 0, (point, again.stdout, again.stderr)
+    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    assert again.returncode == 0, (point, again.stdout, again.stderr)
 
-        written = sorted(out.glob(f"{name}/*/*/message.eml"))
-        assert len(written) == MESSAGES, point
-        assert sorted(p.read_bytes() for p in written) == sorted(messages), point
-        assert list((out / ".incoming" / name).iterdir()) == [], point  # no half-written copy
-        assert dovecot.messages(user) == [], point
-        assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
-        with store.read() as repo:
-            status = next(row for row in mailbox_status(repo) if row["name"] == name)
-        assert (status["imported"], status["failed"], status["pending"]) == (MESSAGES, 0, 0), (
-            point,
-            status,
-        )
+    written = sorted(out.glob(f"{name}/*/*/message.eml"))
+    assert len(written) == MESSAGES, point
+    assert sorted(p.read_bytes() for p in written) == sorted(messages), point
+    assert list((out / ".incoming" / name).iterdir()) == [], point  # no half-written copy
+    assert dovecot.messages(user) == [], point
+    assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
+    with store.read() as repo:
+        status = next(row for row in mailbox_status(repo) if row["name"] == name)
+    assert (status["imported"], status["failed"], status["pending"]) == (MESSAGES, 0, 0), (
+        point,
+        status,
+    )
 
 
 def crash_then_recover(
@@ -164,24 +170,30 @@ def imap_box(
 CONCURRENT_POINTS = ["fetched:150", "deliver.after:2", "ack.before:2", "ack.after:1", "timer:400"]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("number", "point"), list(enumerate(CONCURRENT_POINTS)), ids=CONCURRENT_POINTS
+)
 def test_two_passes_at_once_killed_anywhere_lose_and_double_nothing(
-    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+    store: Store,
+    settings: Settings,
+    tmp_path: Path,
+    mail_server: MailServer,
+    number: int,
+    point: str,
 ) -> None:
     dovecot = mail_server.dovecot
-    for number, point in enumerate(CONCURRENT_POINTS):
-        messages = [raw(n) for n in range(250)]
-        name, out = f"two{number}", tmp_path / f"two{number}"
-        user = imap_box(store, mail_server, name, messages, {"type": "folder", "path": str(out)})
-        again = crash_then_recover(settings, name, point, "--passes", "2")
-        assert "another poll of this mailbox is running" in again.stdout, again.stdout
+    messages = [raw(n) for n in range(250)]
+    name, out = f"two{number}", tmp_path / f"two{number}"
+    user = imap_box(store, mail_server, name, messages, {"type": "folder", "path": str(out)})
+    again = crash_then_recover(settings, name, point, "--passes", "2")
+    assert "another poll of this mailbox is running" in again.stdout, again.stdout
 
-        written = sorted(out.glob(f"{name}/*/*/message.eml"))
-        assert sorted(p.read_bytes() for p in written) == sorted(messages), point
-        assert list((out / ".incoming" / name).iterdir()) == [], point
-        assert dovecot.messages(user) == [], point
-        assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
-        assert counts(store, name) == (len(messages), 0, 0), point
+    written = sorted(out.glob(f"{name}/*/*/message.eml"))
+    assert sorted(p.read_bytes() for p in written) == sorted(messages), point
+    assert list((out / ".incoming" / name).iterdir()) == [], point
+    assert dovecot.messages(user) == [], point
+    assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
+    assert counts(store, name) == (len(messages), 0, 0), point
 
 
 # The receiver hangs (answers after 1 s, the importer waits 0.3 s) on every try of one message
@@ -189,86 +201,90 @@ def test_two_passes_at_once_killed_anywhere_lose_and_double_nothing(
 HANGING_POINTS = ["deliver.after:1", "deliver.after:3", "ack.before:2", "ack.after:2", "timer:900"]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("number", "point"), list(enumerate(HANGING_POINTS)), ids=HANGING_POINTS)
 def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
-    store: Store, settings: Settings, mail_server: MailServer, receiver: Receiver
+    store: Store,
+    settings: Settings,
+    mail_server: MailServer,
+    receiver: Receiver,
+    number: int,
+    point: str,
 ) -> None:
     dovecot = mail_server.dovecot
     receiver.fail_first = 0
-    for number, point in enumerate(HANGING_POINTS):
-        messages = [raw(n) for n in range(250)]
-        name = f"hook{number}"
-        user = imap_box(
-            store, mail_server, name, messages, {"type": "webhook", "url": receiver.url}
-        )
-        receiver.hang = 1.0
-        receiver.hangs = lambda key: int(key.rsplit("-", 1)[1]) % 25 == 7  # by UID
-        crashed = run(
-            settings,
-            "-m",
-            "tests.support.crash_poll",
-            name,
-            "--kill-at",
-            point,
-            "--webhook-wait",
-            "0.3",
-        )
-        assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
-        hung = {
-            key for key in receiver.tries if key.startswith(f"{name}/") and receiver.hanging(key)
-        }
-        # A kill at a moment (timer:) may come before the first message that hangs.
-        assert hung or point.startswith("timer:"), point  # it hung for some
-        receiver.hang = 0.0  # back: the rest goes through
-        again = run(settings, "-m", "mailintake", "poll", name, "--json")
-        assert again.returncode == 0, (point, again.stdout, again.stderr)
+    messages = [raw(n) for n in range(250)]
+    name = f"hook{number}"
+    user = imap_box(store, mail_server, name, messages, {"type": "webhook", "url": receiver.url})
+    receiver.hang = 1.0
+    receiver.hangs = lambda key: int(key.rsplit("-", 1)[1]) % 25 == 7  # by UID
+    crashed = run(
+        settings,
+        "-m",
+        "tests.support.crash_poll",
+        name,
+        "--kill-at",
+        point,
+        "--webhook-wait",
+        "0.3",
+    )
+    assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
+    hung = {key for key in receiver.tries if key.startswith(f"{name}/") and receiver.hanging(key)}
+    # A kill at a moment (timer:) may come before the first message that hangs.
+    assert hung or point.startswith("timer:"), point  # it hung for some
+    receiver.hang = 0.0  # back: the rest goes through
+    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    assert again.returncode == 0, (point, again.stdout, again.stderr)
 
-        kept: dict[str, bytes] = {}  # the receiver keeps one copy per Idempotency-Key
-        for key, body in receiver.seen:
-            if key.startswith(f"{name}/"):
-                message = base64.b64decode(str(body["message"]))
-                assert kept.setdefault(key, message) == message, point  # a repeat is the same
-        assert sorted(kept.values()) == sorted(messages), point
-        assert hung <= set(kept), point  # what hung went through later
-        assert dovecot.messages(user) == [], point
-        assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
-        assert counts(store, name) == (len(messages), 0, 0), point
+    kept: dict[str, bytes] = {}  # the receiver keeps one copy per Idempotency-Key
+    for key, body in receiver.seen:
+        if key.startswith(f"{name}/"):
+            message = base64.b64decode(str(body["message"]))
+            assert kept.setdefault(key, message) == message, point  # a repeat is the same
+    assert sorted(kept.values()) == sorted(messages), point
+    assert hung <= set(kept), point  # what hung went through later
+    assert dovecot.messages(user) == [], point
+    assert sorted(dovecot.messages(user, "Processed")) == sorted(messages), point
+    assert counts(store, name) == (len(messages), 0, 0), point
 
 
 # POP3 deletes at QUIT: killed before it (after DELE), and around the batches before that.
 POP3_POINTS = ["commit:1", "ack.after:2", "deliver.after:2"]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("number", "point"), list(enumerate(POP3_POINTS)), ids=POP3_POINTS)
 def test_pop3_killed_between_dele_and_quit_loses_and_keeps_nothing(
-    store: Store, settings: Settings, tmp_path: Path, mail_server: MailServer
+    store: Store,
+    settings: Settings,
+    tmp_path: Path,
+    mail_server: MailServer,
+    number: int,
+    point: str,
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
-    for number, point in enumerate(POP3_POINTS):
-        user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-        messages = [raw(n) for n in range(250)]
-        dovecot.deliver_many(user, messages)
-        name, out = f"pop{number}", tmp_path / f"pop{number}"
-        configure(
-            store,
-            server,
-            out,
-            {
-                "name": name,
-                "protocol": "pop3",
-                "port": dovecot.pop3_port,
-                "username": user,
-                "after_import": "delete",
-                "oauth": server.user_grant(),
-            },
-        )
-        sign_in(store, name, user, server)
-        crash_then_recover(settings, name, point)
+    user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
+    messages = [raw(n) for n in range(250)]
+    dovecot.deliver_many(user, messages)
+    name, out = f"pop{number}", tmp_path / f"pop{number}"
+    configure(
+        store,
+        server,
+        out,
+        {
+            "name": name,
+            "protocol": "pop3",
+            "port": dovecot.pop3_port,
+            "username": user,
+            "after_import": "delete",
+            "oauth": server.user_grant(),
+        },
+    )
+    sign_in(store, name, user, server)
+    crash_then_recover(settings, name, point)
 
-        written = sorted(out.glob(f"{name}/*/*/message.eml"))
-        assert sorted(p.read_bytes() for p in written) == sorted(messages), point
-        assert dovecot.messages(user) == [], point  # deleted, none left for ever
-        assert counts(store, name) == (len(messages), 0, 0), point
+    written = sorted(out.glob(f"{name}/*/*/message.eml"))
+    assert sorted(p.read_bytes() for p in written) == sorted(messages), point
+    assert dovecot.messages(user) == [], point  # deleted, none left for ever
+    assert counts(store, name) == (len(messages), 0, 0), point
 
 
 @pytest.mark.timeout(600)

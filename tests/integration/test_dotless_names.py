@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import insert, select
@@ -22,6 +23,8 @@ from mailintake.store.tables import (
     outputs,
     secrets,
 )
+
+pytestmark = pytest.mark.both_databases  # storage and durability
 
 NOW = datetime.now(UTC)
 SERVER = {

@@ -22,12 +22,9 @@ from tests.support.dovecot import (
     DOMAIN,
     MailServer,
     answer_once,
-    mail_server,
     oauthbearer,
     xoauth2,
 )
-
-__all__ = ["mail_server"]  # fixtures
 
 
 def message(subject: str, body: str = "Hello.") -> bytes:

@@ -21,15 +21,7 @@ from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import (
-    MailServer,
-    answer_once,
-    mail_server,
-    opened,
-    xoauth2,
-)
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import MailServer, answer_once, opened, xoauth2
 
 AWKWARD = [
     b"Subject: plain\r\n\r\nhello\r\n",

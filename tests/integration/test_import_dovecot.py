@@ -19,15 +19,10 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.integration.oauth_support import Browser, microsoft_at
-from tests.support.dovecot import (
-    DAEMON_APP,
-    DAEMON_SECRET,
-    DOMAIN,
-    MailServer,
-    mail_server,
-)
+from tests.support.cli import Completed, run_cli
+from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
 
-__all__ = ["mail_server"]
+pytestmark = pytest.mark.both_databases  # storage and durability
 
 
 def raw(n: int) -> bytes:
@@ -200,8 +195,6 @@ def test_poll_and_status_commands(
 ) -> None:
     import json
     import os
-    import subprocess
-    import sys
 
     server, dovecot = mail_server, mail_server.dovecot
     mailbox = server.add_user(f"cli-{uuid.uuid4().hex[:8]}@{DOMAIN}")
@@ -222,15 +215,8 @@ def test_poll_and_status_commands(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailintake", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def run(*args: str) -> Completed:
+        return run_cli(args, env=env)
 
     polled = run("poll", "app", "--json")
     assert polled.returncode == 0, polled.stderr

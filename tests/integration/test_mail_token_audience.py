@@ -13,16 +13,7 @@ import pytest
 from mailintake.config.apply import apply_document
 from mailintake.engine.check import check_mailbox
 from mailintake.store.repo import Store
-from tests.support.dovecot import (
-    DAEMON_APP,
-    DAEMON_SECRET,
-    DOMAIN,
-    OUTLOOK_APP_SCOPE,
-    MailServer,
-    mail_server,
-)
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, OUTLOOK_APP_SCOPE, MailServer
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 

@@ -17,9 +17,11 @@ from mailintake.store.tables import access_tokens, imports, leases, oauth_grants
 from tests.integration.test_api import api
 from tests.integration.test_import_dovecot import configure, imported, raw
 from tests.support.documents import claims_mailbox, folder_output
-from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer, mail_server
+from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 
-__all__ = ["api", "mail_server"]
+pytestmark = pytest.mark.both_databases  # storage and durability
+
+__all__ = ["api"]
 
 NOW = datetime.now(UTC)
 

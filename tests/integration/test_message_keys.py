@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import insert, select
@@ -23,9 +24,9 @@ from mailintake.store.db import MIGRATIONS, create_db_engine
 from mailintake.store.repo import Store
 from mailintake.store.tables import imports
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import MailServer, mail_server
+from tests.support.dovecot import MailServer
 
-__all__ = ["mail_server"]
+pytestmark = pytest.mark.both_databases  # storage and durability
 
 SIX = ["AAMk+x1", "AAMk/x1", "AAMk=x1", "AAMk_x1", "AAMk+/x1", ".AAMk_x1."]
 DAY = datetime(2026, 11, 24, 9, tzinfo=UTC)  # the Date of raw(n): the day folder of POP3

@@ -1,5 +1,5 @@
 """Every grant end to end against the sandbox identity provider (Entra-compatible), and what
-the administrator sees when it says no. Runs on SQLite and PostgreSQL."""
+the administrator sees when it says no."""
 
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ from tests.integration.test_concurrent_polls import configure
 from tests.integration.test_pipeline import MemoryMailbox, MemorySource, message
 from tests.integration.test_webhook import Receiver, receiver
 
+pytestmark = pytest.mark.both_databases  # storage and durability
+
 __all__ = ["receiver"]
 
 WAIT = 0.3  # how long the sender waits for an answer; a hanging receiver answers after 1 s

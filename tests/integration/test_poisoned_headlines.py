@@ -10,9 +10,7 @@ import pytest
 from mailintake.errors import MessageUnavailable
 from tests.integration.test_imap_fetch import source_for
 from tests.integration.test_poisoned_messages import message_file
-from tests.support.dovecot import MailServer, mail_server
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import MailServer
 
 
 def message(n: int) -> bytes:

@@ -20,9 +20,7 @@ from mailintake.store import imports
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import MailServer, mail_server
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import MailServer
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 

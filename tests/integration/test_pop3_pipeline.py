@@ -23,9 +23,7 @@ from mailintake.status import mailbox_status
 from mailintake.store import imports
 from mailintake.store.repo import Store
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.support.dovecot import MailServer, mail_server, opened
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import MailServer, opened
 
 DOTTED = [
     b"Subject: dots\r\n\r\n.\r\n..\r\n...\r\n.leading\r\nmid . dot\r\n\r\n.\r\n",

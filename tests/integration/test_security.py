@@ -1,4 +1,4 @@
-"""The web admin's security layer on SQLite and PostgreSQL: sign-in, API tokens, refusal of
+"""The web admin's security layer: sign-in, API tokens, refusal of
 cross-site changes, security headers, and no secret in any answer or in the database."""
 
 from __future__ import annotations

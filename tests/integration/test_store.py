@@ -28,6 +28,8 @@ from tests.support.documents import (
     webhook_output,
 )
 
+pytestmark = pytest.mark.both_databases  # storage and durability
+
 CLIENT_SECRET = "cs-Zq8~Vb1Lr3NtKm7Pw2Xy"
 PASSWORD = "pw-Hk4Jd9Tg6Ws1Qe5Rv8"
 PROXY_PASSWORD = "pp-Bn3Mc7Fx2Lz6Ya9Ut4"

@@ -1,13 +1,12 @@
 """The Dovecot test server as pytest sees it: the ``mail_server`` fixture (one identity
-provider and one Dovecot per test module), ``MailServer`` (tokens for the test's users), the
-SASL client responses, and the names of ``sandbox.dovecot``, where the server itself lives::
+provider and one Dovecot per test process, registered in tests/integration/conftest.py),
+``MailServer`` (tokens for the test's users), the SASL client responses, and the names of
+``sandbox.dovecot``, where the server itself lives::
 
-    from tests.support.dovecot import DOMAIN, MailServer, answer_once, mail_server, xoauth2
-
-    __all__ = ["mail_server"]  # fixtures
+    from tests.support.dovecot import DOMAIN, MailServer, answer_once, xoauth2
 
     def test_it(mail_server: MailServer) -> None:
-        user = mail_server.add_user(f"someone@{DOMAIN}")  # or ALICE / BOB, shared by the module
+        user = mail_server.fresh_user()  # a mailbox of its own: the server is shared
         mail_server.dovecot.deliver(user, b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
         token = mail_server.token(user)  # password grant, public client MAIL_APP
         with imaplib.IMAP4(mail_server.dovecot.host, mail_server.dovecot.imap_port) as imap:
@@ -193,9 +192,11 @@ class MailServer:
         return token
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mail_server() -> Iterator[MailServer]:
-    """The sandbox identity provider and a Dovecot wired to it (one per test module). Its
+    """The sandbox identity provider and a Dovecot wired to it, shared by every test of the
+    process: a test works in mailboxes of its own (``fresh_user``), and changes to the
+    identity provider name the user they apply to. Its
     folder is its own (not pytest's numbered temporary folders, which another pytest run on
     the machine may clean up while this one still uses them)."""
     idp = build_mail_idp()
