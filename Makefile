@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit services bench clean demo screenshots lock
+.PHONY: run test pytest lint typecheck unit services bench clean demo screenshots lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,17 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test services lint typecheck
-	$(BIN)/python -m pytest
+# Lint, types and the tests run side by side (each one's output printed when it ends); any
+# failure fails `make test`. The tests run in PYTEST_WORKERS processes and end with the
+# coverage of src/mailintake; compiled modules are kept (__pycache__), so that the workers and
+# the commands the tests start do not compile the same sources again.
+PYTEST_WORKERS ?= 4
+test: $(VENV)/.installed-test services
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint typecheck pytest
+
+pytest: $(VENV)/.installed-test
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=15 \
+	    --cov --cov-report=term
 
 # Refreshes the web admin's pictures in docs/images/web-admin (test runs never write in docs/).
 screenshots: $(VENV)/.installed-test services
