@@ -20,7 +20,7 @@ from mailintake.store.repo import Store
 from tests.integration.test_pipeline import MemoryMailbox, MemorySource, mailbox, message
 from tests.integration.test_webhook import Receiver, receiver
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 __all__ = ["receiver"]
 

@@ -24,7 +24,7 @@ from mailintake.store.tables import (
     secrets,
 )
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 NOW = datetime.now(UTC)
 SERVER = {

@@ -22,7 +22,7 @@ from tests.integration.oauth_support import Browser, microsoft_at
 from tests.support.cli import Completed, run_cli
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 
 def raw(n: int) -> bytes:

@@ -19,7 +19,7 @@ from tests.integration.test_import_dovecot import configure, imported, raw
 from tests.support.documents import claims_mailbox, folder_output
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 __all__ = ["api"]
 

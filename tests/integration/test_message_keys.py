@@ -26,7 +26,7 @@ from mailintake.store.tables import imports
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import MailServer
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 SIX = ["AAMk+x1", "AAMk/x1", "AAMk=x1", "AAMk_x1", "AAMk+/x1", ".AAMk_x1."]
 DAY = datetime(2026, 11, 24, 9, tzinfo=UTC)  # the Date of raw(n): the day folder of POP3

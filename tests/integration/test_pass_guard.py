@@ -27,7 +27,7 @@ from tests.integration.test_concurrent_polls import configure
 from tests.integration.test_pipeline import MemoryMailbox, MemorySource, message
 from tests.integration.test_webhook import Receiver, receiver
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 __all__ = ["receiver"]
 

@@ -32,7 +32,7 @@ from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.support.malformed import malformed
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 
 def message(n: int, attachment: bytes | None = None) -> bytes:

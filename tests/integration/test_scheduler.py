@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailintake.config.apply import apply_document
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.poll import Poller, PollResult
@@ -28,6 +30,8 @@ from tests.integration.test_pipeline import (
     poller,
     setup,
 )
+
+pytestmark = pytest.mark.both_databases
 
 __all__ = ["box"]
 

@@ -21,7 +21,7 @@ from mailintake.store.tables import sign_in_failures
 from mailintake.web.app import create_app
 from mailintake.web.security import SESSION_COOKIE
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 ADMIN_PASSWORD = "thr-Pw4~Nc8Lq2Zs6Vb"
 ORIGIN = "http://testserver"

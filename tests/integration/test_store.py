@@ -28,7 +28,7 @@ from tests.support.documents import (
     webhook_output,
 )
 
-pytestmark = pytest.mark.both_databases  # storage and durability
+pytestmark = pytest.mark.both_databases
 
 CLIENT_SECRET = "cs-Zq8~Vb1Lr3NtKm7Pw2Xy"
 PASSWORD = "pw-Hk4Jd9Tg6Ws1Qe5Rv8"

@@ -16,6 +16,8 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.db import _MIGRATION_LOCK, MIGRATIONS, create_db_engine, migrate
 
+pytestmark = pytest.mark.both_databases
+
 
 def head(url: str) -> str:
     engine = create_db_engine(url)

@@ -30,9 +30,7 @@ from mailintake.store import leases, workers
 from mailintake.store.repo import Store
 from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import raw
-from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer, mail_server
-
-__all__ = ["mail_server"]
+from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
