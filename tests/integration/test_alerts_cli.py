@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.cli import Completed, run_cli
 from tests.support.http_receiver import Receiver, http_receiver
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -27,17 +26,10 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
         yield server
 
 
-def run(home: Path, database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(home: Path, database_url: str, *args: str, **env: str) -> Completed:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     environ.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, **env)
-    return subprocess.run(
-        [sys.executable, "-m", "mailintake", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(args, env=environ)
 
 
 def test_alerts_test_says_ok_or_why_per_channel(

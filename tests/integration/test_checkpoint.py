@@ -8,10 +8,10 @@ mailbox's status says so."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller
@@ -22,9 +22,10 @@ from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.integration.test_poisoned_messages import Clock, cure, message_file, poison
-from tests.support.dovecot import MailServer, mail_server
+from tests.support.cli import run_cli
+from tests.support.dovecot import MailServer
 
-__all__ = ["mail_server"]
+pytestmark = pytest.mark.both_databases
 
 
 class Commands:
@@ -217,14 +218,7 @@ def test_a_recreated_folder_imports_nothing_twice_and_says_so(
     )
     assert result.warnings == [said]
     assert status(store)["last_warning"] == said
-    shown = subprocess.run(
-        [sys.executable, "-m", "mailintake", "status"],
-        env={**os.environ, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    shown = run_cli(["status"], env={**os.environ, "COLUMNS": "200"})
     assert shown.returncode == 0, shown.stderr
     assert f"box: the last poll says: {said}" in " ".join(shown.stdout.split())
     assert saved(store) == checkpoints.Checkpoint("INBOX", before + 7, 7)

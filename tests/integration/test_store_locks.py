@@ -13,6 +13,8 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def second(settings: Settings) -> Iterator[Store]:
