@@ -23,10 +23,8 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import raw
-from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer, mail_server
+from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 from tests.support.proxy import free_port
-
-__all__ = ["mail_server"]
 
 ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
