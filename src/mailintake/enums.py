@@ -34,7 +34,7 @@ class Health(StrEnum):
 
     HEALTHY = "healthy"
     LAGGING = "lagging"  # no successful poll for 3 intervals
-    NEEDS_PERSON = "needs_person"  # its authorization state waits for a person
+    NEEDS_PERSON = "needs_a_person"  # its authorization state waits for a person
     FAILING = "failing"  # 3 or more polls in a row failed
     DISABLED = "disabled"
 

@@ -56,7 +56,7 @@ def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, An
             "last_poll_at": r.last_poll_at.isoformat() if r.last_poll_at else None,
             "last_error": r.last_error,
             "last_warning": r.last_warning,
-            # healthy | lagging | needs_person | failing | disabled, why, since, what to do
+            # healthy | lagging | needs_a_person | failing | disabled, why, since, what to do
             "health": str(health[r.spec.name].health),
             "health_reason": health[r.spec.name].reason,
             "health_since": _iso(health[r.spec.name].since),

@@ -160,10 +160,10 @@ def test_an_alert_is_sent_once_reminded_daily_and_recovered(
     clock.now += timedelta(hours=1)
     assert alerter.evaluate() == []
 
-    conditions.holding = [failing(state="needs_person")]  # the same key, another state
+    conditions.holding = [failing(state="needs_a_person")]  # the same key, another state
     assert {(o.channel, o.event, o.state) for o in alerter.evaluate()} == {
-        ("ops-hook", "alert", "needs_person"),
-        ("ops-mail", "alert", "needs_person"),
+        ("ops-hook", "alert", "needs_a_person"),
+        ("ops-mail", "alert", "needs_a_person"),
     }
     conditions.holding = []
     assert {(o.channel, o.event) for o in alerter.evaluate()} == {
@@ -174,14 +174,14 @@ def test_an_alert_is_sent_once_reminded_daily_and_recovered(
     assert events(hook) == [
         ("alert", "health:invoices", "failing"),
         ("reminder", "health:invoices", "failing"),
-        ("alert", "health:invoices", "needs_person"),
-        ("recovered", "health:invoices", "needs_person"),
+        ("alert", "health:invoices", "needs_a_person"),
+        ("recovered", "health:invoices", "needs_a_person"),
     ]
     assert subjects(smtp) == [
         "[mailintake] failing: mailbox invoices",
         "[mailintake] still failing: mailbox invoices",
-        "[mailintake] needs_person: mailbox invoices",
-        "[mailintake] recovered: mailbox invoices (was needs_person)",
+        "[mailintake] needs_a_person: mailbox invoices",
+        "[mailintake] recovered: mailbox invoices (was needs_a_person)",
     ]
     assert smtp.refused_logins == []
 

@@ -117,7 +117,7 @@ def test_failing_after_three_failed_polls_and_healthy_after_a_success(
     ]
 
 
-def test_needs_person_after_a_refusal(
+def test_needs_a_person_after_a_refusal(
     store: Store, home: Path, tmp_path: Path, idp: IdentityProvider, graph: GraphEmulator
 ) -> None:
     configure(
@@ -129,11 +129,11 @@ def test_needs_person_after_a_refusal(
     result = Poller(store, home).poll("old")
     assert result.state is not None
     status = row(store, "old")
-    assert status["health"] == "needs_person"
+    assert status["health"] == "needs_a_person"
     assert "7000222" in status["health_reason"]  # the client secret expired
     assert status["health_action"]
     (condition,) = [c for c in active_conditions(store, dt.datetime.now(dt.UTC))]
-    assert (condition.key, condition.state) == ("health:old", "needs_person")
+    assert (condition.key, condition.state) == ("health:old", "needs_a_person")
     assert "7000222" in condition.summary
 
 

@@ -386,7 +386,7 @@ def test_dashboard_shows_health_ends_and_activity(
     assert_no_inline_code(page)
     counts = dict(re.findall(r'data-health="(\w+)"><strong>(\d+)</strong>', page))
     assert counts == {
-        "needs_person": "1",
+        "needs_a_person": "1",
         "failing": "1",
         "lagging": "0",
         "disabled": "0",
@@ -394,7 +394,7 @@ def test_dashboard_shows_health_ends_and_activity(
     }
     attention = page[page.index('id="attention"') : page.index('id="ends"')]
     listed = re.findall(r'<li data-mailbox="(\w+)" data-health="(\w+)"', attention)
-    assert listed == [("orders", "needs_person"), ("invoices", "failing")]  # a person first
+    assert listed == [("orders", "needs_a_person"), ("invoices", "failing")]  # a person first
     assert "AADSTS50173: sign in again" in attention
     assert "mailintake authorize orders" in attention  # what to do
     assert "3 polls in a row failed; the last: connection refused" in attention
@@ -414,4 +414,4 @@ def test_dashboard_shows_health_ends_and_activity(
     assert 'id="next-expiry" class="warning"' in claims
     assert f"its client secret expires on {soon}" in claims
     listing = ui.get("/mailboxes").text
-    assert 'data-health="needs_person"' in listing
+    assert 'data-health="needs_a_person"' in listing

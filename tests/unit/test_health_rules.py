@@ -1,4 +1,4 @@
-"""The health rules on a controllable clock: disabled, needs_person, failing after three
+"""The health rules on a controllable clock: disabled, needs_a_person, failing after three
 failed polls in a row, lagging after three intervals without a successful poll, healthy;
 and since when, kept while the health stays the same."""
 
@@ -80,7 +80,7 @@ def test_failing_from_the_third_failed_poll_in_a_row() -> None:
     assert a.reason == "3 polls in a row failed; the last: connection refused"
 
 
-def test_needs_person_for_the_states_that_wait_for_one() -> None:
+def test_needs_a_person_for_the_states_that_wait_for_one() -> None:
     for state in (
         AuthState.REAUTHORIZATION_REQUIRED,
         AuthState.PASSWORD_UPDATE_REQUIRED,

@@ -123,7 +123,7 @@ class MailboxSpec(_Strict):
 ChannelType = Literal["webhook", "email"]
 EmailSecurity = Literal["starttls", "tls", "none"]
 AlertKind = Literal["health", "refresh_token", "client_secret", "certificate"]
-AlertState = Literal["lagging", "needs_person", "failing", "expiring", "expired"]
+AlertState = Literal["lagging", "needs_a_person", "failing", "expiring", "expired"]
 DEFAULT_REMINDER_INTERVAL = 86400  # seconds; also the least: a reminder at most daily
 
 

@@ -3,7 +3,7 @@ and what a person does about it. Pure: no store, no clock of its own.
 
 In order, the first that applies:
 - disabled: the mailbox is not enabled;
-- needs_person: its authorization state waits for a person (signing in, a new password, a
+- needs_a_person: its authorization state waits for a person (signing in, a new password, a
   settings fix) — polling stops until then;
 - failing: ``FAILING_AFTER`` or more polls in a row failed;
 - lagging: no successful poll for ``LAGGING_INTERVALS`` poll intervals;

@@ -53,7 +53,7 @@ def test_a_valid_section_with_its_defaults() -> None:
 def test_no_section_is_none_and_kinds_and_states_choose() -> None:
     assert validate_document({}, Context()).alerts is None
     alerts = validate_document(
-        {"alerts": {"kinds": ["health"], "states": ["failing", "needs_person"]}}, Context()
+        {"alerts": {"kinds": ["health"], "states": ["failing", "needs_a_person"]}}, Context()
     ).alerts
     assert alerts is not None
     assert alerts.alerts_on("health", "failing")

@@ -1,4 +1,4 @@
-"""Each mailbox's health (healthy, lagging, needs_person, failing, disabled) and what it is
+"""Each mailbox's health (healthy, lagging, needs_a_person, failing, disabled) and what it is
 decided from: when a poll last succeeded, how many polls in a row failed and since when,
 and the health last recorded with the time it began.
 
