@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from mailintake.config.apply import apply_document
 from mailintake.config.models import MailboxSpec
@@ -21,6 +22,7 @@ from mailintake.settings import Settings
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.store import leases, schedule, workers
 from mailintake.store.repo import Store
+from mailintake.store.tables import mailboxes
 from tests.integration.test_pipeline import (
     MemoryMailbox,
     MemorySource,
@@ -235,6 +237,52 @@ def test_two_workers_claim_each_mailbox_once(postgres_url: str, home: Path) -> N
                 lambda _m: False,
             )
         assert sorted(c.schedule.name for c in taken) == mine
+    finally:
+        store.engine.dispose()
+
+
+def test_a_dead_workers_mailboxes_come_before_those_overdue(postgres_url: str, home: Path) -> None:
+    """A busy survivor takes a dead worker's polls first: their due time was moved one
+    interval on when claimed, yet they must not wait behind every overdue mailbox."""
+    store = open_store(Settings(home=home, database_url=postgres_url))
+    try:
+        names = [f"m{n:02d}" for n in range(8)]
+        apply_document(
+            store,
+            {
+                "outputs": [{"name": "capture", "type": "folder", "path": str(home / "o")}],
+                "mailboxes": [mailbox(n) for n in names],
+            },
+            {},
+        )
+        authorized(store, *names)
+        later = T0 + timedelta(seconds=90)
+        with store.begin() as repo:
+            workers.beat(repo.conn, "a:1:x", "a", T0, T0, 4, 4)
+            workers.beat(repo.conn, "b:2:y", "b", T0, later, 4, 0)
+            dead = [
+                c.schedule.name
+                for c in schedule.claim(
+                    repo.conn, "a:1:x", 4, T0, T0, lambda _m: 60.0, lambda _m: False
+                )
+            ]
+            repo.conn.execute(  # overdue for longer than the dead worker's claims
+                update(mailboxes)
+                .where(mailboxes.c.name.in_(names[4:]))
+                .values(next_poll_at=T0 - timedelta(seconds=100), polled_by=None)
+            )
+        with store.begin() as repo:
+            taken = schedule.claim(
+                repo.conn,
+                "b:2:y",
+                4,
+                later,
+                later - workers.DEAD_AFTER,
+                lambda _m: 60.0,
+                lambda _m: False,
+            )
+        assert dead == names[:4]
+        assert sorted(c.schedule.name for c in taken) == dead
     finally:
         store.engine.dispose()
 

@@ -5,7 +5,7 @@ time forward in the same transaction, so no other worker picks them (PostgreSQL:
 writers, one host).
 
 A mailbox whose poll belongs to a worker that stopped beating (store/workers.py) is due again
-at once: its poll is taken over as soon as its lease expires."""
+at once, before every other due mailbox: its poll is taken over as soon as its lease expires."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select, update
 
 from mailintake.store.mailboxes import Schedule, schedule_of
 from mailintake.store.tables import leases, mailboxes, workers
@@ -50,12 +50,13 @@ def claim(
     as their authorization state changes (``MailboxQueries.set_auth_state``)."""
     if limit <= 0:
         return []
+    orphaned = _orphaned(live_since)
     due = or_(
         and_(
             mailboxes.c.polled_by.is_(None),
             or_(mailboxes.c.next_poll_at.is_(None), mailboxes.c.next_poll_at <= now),
         ),
-        _orphaned(live_since),
+        orphaned,
     )
     query = (
         select(
@@ -67,7 +68,13 @@ def claim(
             mailboxes.c.next_poll_at,
         )
         .where(mailboxes.c.enabled.is_(True), due)
-        .order_by(mailboxes.c.next_poll_at.asc().nulls_first(), mailboxes.c.name)
+        # A dead worker's polls first: their due time was moved one interval on when it
+        # claimed them, so by it they would wait behind every mailbox overdue now.
+        .order_by(
+            case((orphaned, 0), else_=1),
+            mailboxes.c.next_poll_at.asc().nulls_first(),
+            mailboxes.c.name,
+        )
         .limit(limit)  # no more: a row read here stays locked until the claim commits
     )
     if conn.dialect.name == "postgresql":
