@@ -7,9 +7,16 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mailintake.alerts.alerter import Alerter, ChannelFactory, Outcome, build_channel
+from mailintake.alerts.alerter import (
+    Alerter,
+    ChannelFactory,
+    ConditionsProvider,
+    Outcome,
+    build_channel,
+)
 from mailintake.alerts.message import AlertMessage
 from mailintake.errors import AlertNotSent
+from mailintake.health import active_conditions
 from mailintake.observability.logging import get_logger
 from mailintake.store import alert_settings
 from mailintake.store.repo import Store
@@ -20,6 +27,15 @@ PERIOD = 60.0  # seconds between evaluations
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def alerter_for(
+    store: Store,
+    conditions: ConditionsProvider = active_conditions,
+    channels: ChannelFactory = build_channel,
+) -> Alerter:
+    """The alerter on the health conditions (``mailintake.health.active_conditions``)."""
+    return Alerter(store, conditions, channels)
 
 
 @dataclass

@@ -134,6 +134,7 @@ def worker(
     import os
     import signal
 
+    from mailintake.alerts.runner import AlertLoop, alerter_for
     from mailintake.engine.poll import Poller
     from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
@@ -162,11 +163,14 @@ def worker(
             markup=False,
         )
         signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+        alerts = AlertLoop(alerter_for(poller.store))  # every minute: by webhook and email
+        alerts.start()
         try:
             scheduler.run_forever()
         except KeyboardInterrupt:
             scheduler.stop()
         finally:
+            alerts.stop()
             checks.stop()
 
 

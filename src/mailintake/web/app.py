@@ -10,6 +10,7 @@ from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
 from mailintake import __version__
+from mailintake.alerts.runner import AlertLoop, alerter_for
 from mailintake.engine.heartbeats import heartbeat_collector
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import ImportRuntime
@@ -80,6 +81,7 @@ def create_app(
             services.runtime.start()
         running = None
         checks = None
+        alerts = None
         metrics.watch_health(gauge_source(services.store))
         try:
             if scheduler:
@@ -88,9 +90,13 @@ def create_app(
                 assert services.tokens is not None
                 checks = HealthLoop(services.store, services.tokens)
                 checks.start()
+                alerts = AlertLoop(alerter_for(services.store))  # every minute
+                alerts.start()
             yield
         finally:
             metrics.watch_health(None)
+            if alerts is not None:
+                alerts.stop()
             if checks is not None:
                 checks.stop()
             if running is not None:

@@ -1,0 +1,158 @@
+"""Alerts on real conditions: a Graph mailbox whose polls fail three times becomes failing,
+which reaches the webhook receiver and the SMTP server once (and ``mailintake alerts`` lists
+it); fixed, it is "recovered"."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailintake.alerts.runner import alerter_for
+from mailintake.config.apply import apply_document
+from mailintake.engine.poll import Poller
+from mailintake.settings import Settings
+from mailintake.store.repo import Store
+from sandbox.graph import GraphEmulator
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import GRAPH_APP, GRAPH_SECRET, certificate, idp, microsoft_at
+from tests.support.http_receiver import Receiver, http_receiver
+from tests.support.smtp import SmtpServer, smtp_server
+
+__all__ = ["certificate", "idp"]  # fixtures
+
+
+@pytest.fixture(scope="module")
+def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    emulator = GraphEmulator(idp)
+    with emulator.serve():
+        yield emulator
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with http_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    with smtp_server(tmp_path) as server:
+        yield server
+
+
+def alerts_section(hook: Receiver, smtp: SmtpServer) -> dict[str, Any]:
+    return {
+        "channels": [
+            {"name": "ops-hook", "type": "webhook", "url": hook.url},
+            {
+                "name": "ops-mail",
+                "type": "email",
+                "host": smtp.host,
+                "port": smtp.port,
+                "username": smtp.username,
+                "password": "${env:SMTP_PASSWORD}",
+                "from": "mailintake@example.com",
+                "to": ["ops@example.com"],
+                "ca_file": smtp.ca_file,
+            },
+        ]
+    }
+
+
+def test_a_failing_mailbox_alerts_once_and_recovers(
+    store: Store,
+    settings: Settings,
+    home: Path,
+    tmp_path: Path,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    hook: Receiver,
+    smtp: SmtpServer,
+) -> None:
+    address = f"claims-{tmp_path.name[-8:]}@contoso.onmicrosoft.com"
+    document = {
+        "authorization_servers": [microsoft_at(idp.base_url)],
+        "outputs": [{"name": "capture", "type": "folder", "path": str(tmp_path / "out")}],
+        "mailboxes": [
+            {
+                "name": "claims",
+                "protocol": "graph",
+                "graph_url": graph.base_url,
+                "username": address,
+                "output": "capture",
+                "oauth": {
+                    "grant_type": "client_credentials",
+                    "tenant_id": "0b6a6d2e-1234-4c1e-9b5e-123456789abc",
+                    "client_id": GRAPH_APP,
+                    "client_secret": GRAPH_SECRET,
+                },
+            }
+        ],
+        "alerts": alerts_section(hook, smtp),
+    }
+    apply_document(store, document, {"SMTP_PASSWORD": smtp.password})
+    alerter = alerter_for(store)
+    poller = Poller(store, home)
+    for _ in range(2):
+        assert poller.poll("claims").error is not None  # Graph: no such mailbox yet
+        assert alerter.evaluate() == []  # one or two failed polls are no alert
+    assert poller.poll("claims").error is not None
+    sent = alerter.evaluate()
+    assert sorted((o.channel, o.event, o.state, o.ok) for o in sent) == [
+        ("ops-hook", "alert", "failing", True),
+        ("ops-mail", "alert", "failing", True),
+    ]
+    [request] = hook.requests
+    assert request.body["key"] == "health:claims"
+    assert request.body["mailbox"] == "claims"
+    assert "3 polls in a row failed" in request.body["summary"]
+    [mail] = smtp.messages
+    assert mail.message["Subject"] == "[mailintake] failing: mailbox claims"
+    assert "3 polls in a row failed" in mail.message.get_content()
+
+    assert poller.poll("claims").error is not None  # still failing: no second alert
+    assert alerter.evaluate() == []
+    listed = run(home, settings.database_url or "", "alerts", "--json")
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert [(c["key"], c["state"], c["alerts"]) for c in document["conditions"]] == [
+        ("health:claims", "failing", True)
+    ]
+    assert sorted((r["channel"], r["state"]) for r in document["sent"]) == [
+        ("ops-hook", "failing"),
+        ("ops-mail", "failing"),
+    ]
+
+    graph.add_mailbox(address)
+    assert poller.poll("claims").error is None
+    recovered = alerter.evaluate()
+    assert sorted((o.channel, o.event, o.ok) for o in recovered) == [
+        ("ops-hook", "recovered", True),
+        ("ops-mail", "recovered", True),
+    ]
+    assert [r.body["event"] for r in hook.requests] == ["alert", "recovered"]
+    assert [str(m.message["Subject"]) for m in smtp.messages] == [
+        "[mailintake] failing: mailbox claims",
+        "[mailintake] recovered: mailbox claims (was failing)",
+    ]
+    assert alerter.evaluate() == []
+
+
+def run(home: Path, database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    environ.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, **env)
+    return subprocess.run(
+        [sys.executable, "-m", "mailintake", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
