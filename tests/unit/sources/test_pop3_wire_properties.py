@@ -263,6 +263,7 @@ def test_the_multi_line_uidl_and_list_answers_list_every_message(
         Pop3Settings("scripted", 110, "none", "user", "user", "keep"), lambda: "token", "box"
     )
     source.client = ScriptedPOP3(connection)
+    source._pipe = Pipe(source.client, pipelining=False)
     items = source.list_items()
     assert [(i.source["uidl"], i.size) for i in items] == listed
     assert len({i.key for i in items}) == len(items)
@@ -312,6 +313,7 @@ def test_a_list_line_may_say_more_after_the_size(sizes: list[int], extra: bytes)
         Pop3Settings("scripted", 110, "none", "user", "user", "keep"), lambda: "token", "box"
     )
     source.client = ScriptedPOP3(connection)
+    source._pipe = Pipe(source.client, pipelining=False)
     assert [i.size for i in source.list_items()] == sizes
 
 
