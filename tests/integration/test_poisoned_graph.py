@@ -200,16 +200,16 @@ def test_a_person_lists_retries_and_skips_through_the_cli_and_the_api(
     skipped = api.post(f"/api/v1/mailboxes/claims/messages/{keys[ids[2]]}/skip")
     assert skipped.status_code == 200
     assert skipped.json()["message"]["status"] == "skipped"
-    assert api.post("/api/v1/mailboxes/claims/messages/nope/skip").status_code == 404
+    assert api.post("/api/v1/mailboxes/claims/messages/no-such-key/skip").status_code == 404
     assert api.get("/api/v1/mailboxes/nobody/messages").status_code == 404
 
     graph.faults.reset()  # what kept the first one from converting is fixed
     retried = cli("messages", "retry", "claims", keys[ids[1]])
     assert retried.returncode == 0, retried.stderr
     assert "is tried again at the next pass" in retried.stdout
-    unknown = cli("messages", "skip", "claims", "nope")
+    unknown = cli("messages", "skip", "claims", "no-such-key")
     assert unknown.returncode == 2
-    assert "no message nope" in unknown.stderr + unknown.stdout
+    assert "no message no-such-key" in unknown.stderr + unknown.stdout
 
     result = poller.poll("claims")  # within a minute: retry-now needs no wait
     assert (result.imported, result.failed, result.waiting) == (1, 0, 1)  # skipped: waits
