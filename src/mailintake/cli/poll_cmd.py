@@ -162,7 +162,11 @@ def worker(
             "stop with Ctrl-C or SIGTERM (the polls under way finish first)",
             markup=False,
         )
-        signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+        # Ctrl-C and SIGTERM ask the loop to stop between steps; a KeyboardInterrupt raised
+        # in the middle of a step could leave a lock or a transaction half done, and the
+        # worker would then hang while it waits for its polls to end.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, lambda *_: scheduler.stop())
         alerts = AlertLoop(alerter_for(poller.store))  # every minute: by webhook and email
         alerts.start()
         try:
