@@ -46,7 +46,12 @@ def gone_within(pids: Iterable[int], seconds: float) -> list[int]:
 def worker_pids(runtime: ImportRuntime) -> list[int]:
     pool = runtime.writers.get()
     assert pool is not None
+    # Two tasks at once: a pool that starts its processes on demand starts both (one task
+    # at a time may be served by the first alone).
+    busy = [pool.submit(time.sleep, 0.5) for _ in range(2)]
     assert pool.submit(os.getpid).result(timeout=30) != os.getpid()
+    for task in busy:
+        task.result(timeout=30)
     pids = list(pool._processes)  # the processes under test
     assert len(pids) == 2
     assert all(running(p) for p in pids)
