@@ -11,7 +11,8 @@ Prints, measured in one run, each next to its target:
   per hour, over a window in which nothing new is appended;
 - database statements per poll, counted in the worker by a SQLAlchemy listener that the
   benchmark's wrapper adds (benchmarks/fleet_worker.py; the product counts nothing), and
-  transactions per poll from PostgreSQL's pg_stat_database (the benchmark's own database);
+  transactions and connections opened per poll from PostgreSQL's pg_stat_database (the
+  benchmark's own database);
 - token requests per poll, and over the run against one per grant per token lifetime;
 - the takeover time: from the kill -9 of the second worker (on a host name of its own)
   until every mailbox it held is polled by the other;
@@ -122,11 +123,13 @@ class Run:
         )
         statements = sum(last.statements.values()) - sum(first.statements.values())
         transactions = last.transactions - first.transactions
+        sessions = last.sessions - first.sessions
         tokens = last.tokens - first.tokens
         print(
             f"  per poll: {per(statements, len(passes))} SQL statements (counted in the "
-            f"workers), {per(transactions, len(passes))} database transactions "
-            f"(pg_stat_database), {per(tokens, len(passes))} token requests ({tokens} in all)"
+            f"workers), {per(transactions, len(passes))} database transactions and "
+            f"{per(sessions, len(passes))} connections opened (pg_stat_database), "
+            f"{per(tokens, len(passes))} token requests ({tokens} in all)"
         )
         workers = sum(last.cpu.values()) - sum(first.cpu.get(k, 0.0) for k in last.cpu)
         print(

@@ -204,14 +204,16 @@ class Database:
     def drop(self) -> None:
         self._run("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
-    def transactions(self) -> int:
+    def transactions(self) -> tuple[int, int]:
+        """Transactions, and sessions (connections) opened, in this database so far."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute("SELECT pg_stat_clear_snapshot()")
             row = conn.execute(
-                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                "SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database "
+                "WHERE datname = %s",
                 (self.name,),
             ).fetchone()
-        return int(row[0]) if row else 0
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def held_by(self, url: str, host: str) -> set[str]:
         """The mailboxes whose poll belongs to a worker on ``host`` now: the lease of a poll
@@ -260,6 +262,7 @@ class Sample:
     cpu: dict[str, float]
     statements: dict[str, int]
     transactions: int
+    sessions: int  # database connections opened
     tokens: int
     stand_ins: float  # CPU seconds of this process: the identity provider, the Graph emulator
     dovecot: float  # of Dovecot's processes
@@ -271,7 +274,7 @@ def sample(workers: list[Worker], database: Database, tokens: int, dovecot: int)
         time.time(),
         {w.label: w.cpu_seconds() for w in workers},
         {w.label: w.statements() for w in workers},
-        database.transactions(),
+        *database.transactions(),
         tokens,
         own.user + own.system,
         cpu.tree_seconds(dovecot),

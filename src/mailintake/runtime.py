@@ -12,10 +12,15 @@ from mailintake.store.db import create_db_engine, migrate
 from mailintake.store.repo import Store, read_key_check
 
 
-def open_store(settings: Settings) -> Store:
-    """Open (and migrate) the database, and check the secret key is the one it was used with."""
+def open_store(settings: Settings, connections: int | None = None) -> Store:
+    """Open (and migrate) the database, and check the secret key is the one it was used with.
+
+    ``connections``: how many the process keeps open at most between transactions (a worker:
+    one per poll it runs at once, and its own loops); more are opened in a burst and closed
+    after. Left to SQLAlchemy's default (5) otherwise."""
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    engine = create_db_engine(settings.resolved_database_url)
+    pool = {} if connections is None else {"pool_size": connections, "max_overflow": connections}
+    engine = create_db_engine(settings.resolved_database_url, **pool)
     try:
         migrate(engine)
         store = Store(engine, _box(settings, engine))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class CliState:
     home: Path | None = None
     database_url: str | None = None
+    connections: int | None = None  # kept open by the store (a worker's polls at once)
     _store: Store | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -37,7 +38,7 @@ class CliState:
         from mailintake.runtime import open_store
 
         if self._store is None:
-            self._store = open_store(self.settings())
+            self._store = open_store(self.settings(), self.connections)
         return self._store
 
     def store_if_present(self) -> Store | None:

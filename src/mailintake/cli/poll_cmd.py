@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mailintake.observability.exposition import MetricsServer
     from mailintake.store.repo import Store
 
+OWN_CONNECTIONS = 4  # a worker's heartbeat, scheduler, health and alert loops
+
 
 def register(app: typer.Typer) -> None:
     app.command("poll")(poll)
@@ -147,6 +149,10 @@ def worker(
     if name:  # every owner id this process makes, and whose it recognises as its host's
         os.environ["MAILINTAKE_WORKER_NAME"] = name
     cli = state(ctx)
+    # A connection per poll, and for the heartbeat, the scheduler, health and alert loops
+    # and the metrics: connections opened and closed again for every transaction of a busy
+    # worker cost the database a process each.
+    cli.connections = concurrency + OWN_CONNECTIONS
     if metrics_port is not None:  # served until the process ends
         serve_metrics(metrics_host, metrics_port, cli.store)
     with ImportRuntime() as runtime:  # this process imports
