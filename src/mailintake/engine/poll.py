@@ -14,6 +14,9 @@ before the next message when the lease is lost or its output keeps failing (engi
 A message the server cannot give (MessageUnavailable) fails alone: it is recorded with its
 reason and tried again on its own back-off, parked after too many tries (engine.retries);
 the pass goes on with the others.
+
+How the messages travel through these steps, batches fetched ahead and overlapping
+deliveries, or one at a time for reference, is engine.pipeline's.
 """
 
 from __future__ import annotations
@@ -21,9 +24,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +36,12 @@ from mailintake.engine.batches import (
     BATCH_BYTES,
     Statuses,
     Writing,
-    batches,
-    fetched_batches,
 )
 from mailintake.engine.checkpoint import Position
 from mailintake.engine.factories import build_source
 from mailintake.engine.guard import PassGuard, PassLimits
+from mailintake.engine.outcome import BUSY, PollResult
+from mailintake.engine.pipeline import Importer, Pass, pipelined
 from mailintake.engine.retries import Retries, charge
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.errors import (
@@ -66,70 +67,12 @@ from mailintake.store.repo import Repo, Store
 __all__ = ["BATCH", "BATCH_BYTES", "BUSY", "PollResult", "Poller"]
 
 log = get_logger(__name__)
-BUSY = "another poll of this mailbox is running"
-
-
-@dataclass
-class PollResult:
-    mailbox: str
-    imported: int = 0
-    skipped: int = 0
-    failed: int = 0
-    # Failed before and not tried in this pass: their next try is later, they are parked,
-    # or a person skipped them (``mailintake messages NAME``).
-    waiting: int = 0
-    error: str | None = None
-    state: str | None = None  # the authorization state when a person must act
-    # What the pass overcame but someone should know (a source's ``warnings``).
-    warnings: list[str] = field(default_factory=list)
-    # Why the pass did not run though nothing failed (Graph asked every worker to wait):
-    # not an error, so no back-off either.
-    deferred: str | None = None
-    deferred_until: datetime | None = None  # when the wait ends (the next poll's time)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "mailbox": self.mailbox,
-            "imported": self.imported,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "waiting": self.waiting,
-            "error": self.error,
-            "authorization_state": self.state,
-            "warnings": list(self.warnings),
-            "deferred": self.deferred,
-        }
-
-
 Progress = Callable[[str, int, int], None]  # mailbox, done, total
 
 
 def _pass_runtime() -> ImportRuntime:
     """A pass's own runtime: the interpreter is left alone, the writers start when needed."""
     return ImportRuntime(switch_interval=None, warm=False)
-
-
-@dataclass
-class _Pass:
-    """One pass's parts, and what it has to finish."""
-
-    name: str
-    owner: str
-    protocol: str
-    limit: int  # max_message_size
-    result: PollResult
-    guard: PassGuard
-    source: MailSource
-    sink: MessageSink
-    paced: bool  # the output asks the guard before each message
-    retries: Retries  # when a message that failed on its own is tried again
-    now: datetime  # when the pass began: what back-off is counted from
-    # Acknowledged on the server, final at the source's commit: marked after it.
-    unconfirmed: list[str] = field(default_factory=list)
-    # Marked acknowledged, still listed by a source whose action removes them: done again.
-    stale: list[SourceItem] = field(default_factory=list)
-    listed: set[str] = field(default_factory=set)  # every key the source listed
-    position: Position | None = None  # where a source that lists from a checkpoint stands
 
 
 @dataclass
@@ -151,6 +94,9 @@ class Poller:
     # What the importing process holds (its owner, a command, starts and closes it); without
     # one, each pass makes its own, closed when the pass ends.
     runtime: ImportRuntime | None = None
+    # How the messages travel through the steps below (engine.pipeline): batches fetched
+    # ahead and overlapping deliveries; ``sequential`` is the one-at-a-time reference.
+    importer: Importer = pipelined
     _tokens: TokenManager = field(init=False)
 
     def __post_init__(self) -> None:
@@ -229,7 +175,7 @@ class Poller:
         paced = isinstance(sink, PacedSink)
         if isinstance(sink, PacedSink):
             sink.pace(guard)
-        run = _Pass(
+        run = Pass(
             name,
             owner,
             spec.protocol.value if spec.protocol else "",
@@ -247,7 +193,7 @@ class Poller:
             self._acknowledge_pending(run)
             run.position = Position.begin(self.store, name, source, run.now)
             try:
-                self._import(run)
+                self.importer(self, run)
             except MailintakeError:  # a stop in order: what was acknowledged is made final
                 with contextlib.suppress(MailintakeError):
                     self._commit(run)
@@ -264,14 +210,14 @@ class Poller:
             source.close()
             sink.close()
 
-    def _acknowledge_pending(self, run: _Pass) -> None:
+    def _acknowledge_pending(self, run: Pass) -> None:
         with self.store.read() as repo:
             pending = imports.pending_acknowledgements(repo.conn, run.name)
         if pending:
             run.source.acknowledge([p.source for p in pending])
             self._acknowledged(run, [p.key for p in pending])
 
-    def _acknowledged(self, run: _Pass, keys: list[str]) -> None:
+    def _acknowledged(self, run: Pass, keys: list[str]) -> None:
         """Mark them acknowledged now, or after the source's commit when that makes the
         action final."""
         if run.source.acknowledged_at_commit:
@@ -280,7 +226,7 @@ class Poller:
         with self.store.begin() as repo:
             imports.acknowledged(repo.conn, run.name, keys)
 
-    def _commit(self, run: _Pass) -> None:
+    def _commit(self, run: Pass) -> None:
         if run.stale:  # marked acknowledged before, but the server still has them
             log.warning("message.acknowledged_again", mailbox=run.name, count=len(run.stale))
             run.source.acknowledge([item.source for item in run.stale])
@@ -291,66 +237,37 @@ class Poller:
                 imports.acknowledged(repo.conn, run.name, run.unconfirmed)
             run.unconfirmed.clear()
 
-    def _import(self, run: _Pass) -> None:
-        counted = [0]  # messages to import found so far: the progress bar's total
+    def wanted(self, run: Pass, statuses: Statuses, counted: list[int]) -> Iterator[SourceItem]:
+        """What to import, page by page as the source lists them: a source that lists in
+        pages (Graph) has the first ones downloading while the rest are listed. Known keys
+        are counted (skipped, waiting), those over the size limit fail at once; ``counted[0]``
+        is how many are to import so far (the progress bar's total)."""
         result, source = run.result, run.source
-        statuses = Statuses(
-            self.store, run.name, run.now, acknowledged_listed=source.acknowledged_at_commit
-        )
+        # What the source left out as imported is counted by ``statuses``.
+        for page in source.list_pages(statuses.imported):
+            known = statuses.of([i.key for i in page])
+            run.listed.update(item.key for item in page)
+            counted_there = statuses.left_out
+            for item in page:
+                status = known.get(item.key)
+                if status in (imports.RECORDED, imports.ACKNOWLEDGED):
+                    result.skipped += item.key not in counted_there
+                    if status == imports.ACKNOWLEDGED and source.acknowledged_at_commit:
+                        run.stale.append(item)
+                elif status in (imports.WAITING, imports.PARKED, imports.SKIPPED):
+                    result.waiting += item.key not in counted_there
+                elif item.size is not None and item.size > run.limit:
+                    self._fail(run.name, item, _too_large(item.size, run.limit))
+                    result.failed += 1
+                else:
+                    counted[0] += 1
+                    yield item
+        run.listed = statuses.listed | run.listed if run.listed else statuses.listed
+        result.skipped += statuses.skipped
+        result.waiting += statuses.waiting
 
-        def todo() -> Iterator[SourceItem]:
-            """What to import, page by page as the source lists them: a source that lists
-            in pages (Graph) has the first ones downloading while the rest are listed."""
-            # What the source left out as imported is counted by ``statuses``.
-            for page in source.list_pages(statuses.imported):
-                known = statuses.of([i.key for i in page])
-                run.listed.update(item.key for item in page)
-                counted_there = statuses.left_out
-                for item in page:
-                    status = known.get(item.key)
-                    if status in (imports.RECORDED, imports.ACKNOWLEDGED):
-                        result.skipped += item.key not in counted_there
-                        if status == imports.ACKNOWLEDGED and source.acknowledged_at_commit:
-                            run.stale.append(item)
-                    elif status in (imports.WAITING, imports.PARKED, imports.SKIPPED):
-                        result.waiting += item.key not in counted_there
-                    elif item.size is not None and item.size > run.limit:
-                        self._fail(run.name, item, _too_large(item.size, run.limit))
-                        result.failed += 1
-                    else:
-                        counted[0] += 1
-                        yield item
-            run.listed = statuses.listed | run.listed if run.listed else statuses.listed
-            result.skipped += statuses.skipped
-            result.waiting += statuses.waiting
-
-        # A sink that allows it (the folder output) writes the next batch while this one is
-        # made durable, recorded and acknowledged: its writers never wait for the store or
-        # the server. Each batch still goes deliver → record → acknowledge, in order.
-        overlap = max(1, run.sink.overlapping_batches)
-        writing: deque[Writing] = deque()
-        with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
-            try:
-                for start, batch, fetched in fetched_batches(
-                    source, batches(todo(), self.batch_bytes)
-                ):
-                    run.guard.check()  # before another batch goes out
-                    deliveries, oversized, unavailable = self._screen(run, fetched)
-                    future = writers.submit(run.sink.deliver, deliveries) if deliveries else None
-                    writing.append(
-                        Writing(start, batch, deliveries, oversized, future, unavailable)
-                    )
-                    while len(writing) >= overlap:
-                        self._finish(run, writing.popleft(), counted[0])
-                while writing:
-                    self._finish(run, writing.popleft(), counted[0])
-            finally:
-                for abandoned in writing:  # an error stopped the pass: their files still go
-                    abandoned.wait()
-                    abandoned.discard()
-
-    def _screen(
-        self, run: _Pass, fetched: list[tuple[SourceItem, Fetched]]
+    def screen(
+        self, run: Pass, fetched: list[tuple[SourceItem, Fetched]]
     ) -> tuple[list[Delivery], list[Delivery], list[str]]:
         """The batch's deliveries, those over the size limit (recorded as failed), and the
         keys of the messages the server could not give (charged a try each)."""
@@ -383,7 +300,7 @@ class Poller:
             run.result.failed += 1
         return [d for d in deliveries if d.size <= run.limit], oversized, unavailable
 
-    def _finish(self, run: _Pass, writing: Writing, total: int) -> None:
+    def finish(self, run: Pass, writing: Writing, total: int) -> None:
         try:
             results = writing.future.result() if writing.future is not None else []
             self._deliver(run, writing, results)
@@ -394,7 +311,7 @@ class Poller:
         if self.progress is not None:
             self.progress(run.name, writing.start + len(writing.batch), total)
 
-    def _deliver(self, run: _Pass, writing: Writing, results: list[Receipt | Exception]) -> None:
+    def _deliver(self, run: Pass, writing: Writing, results: list[Receipt | Exception]) -> None:
         """One delivered batch: record → acknowledge → mark acknowledged. Messages the guard
         kept from being sent stay on the server; the pass then stops with its reason."""
         result = run.result
@@ -430,7 +347,7 @@ class Poller:
         if halt is not None:
             raise halt
 
-    def _charge(self, run: _Pass, item: SourceItem, reason: str) -> None:
+    def _charge(self, run: Pass, item: SourceItem, reason: str) -> None:
         """A message the server could not give: one more try, the next later, or parked."""
         with self.store.begin() as repo:
             charge(repo.conn, run.name, item, reason, run.retries, run.now)
