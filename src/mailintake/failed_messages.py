@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from mailintake.errors import NotFound
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.store.repo import Store
 
-ACTIONS = {"retry": imports.retry_now, "skip": imports.skip}
+ACTIONS = {"retry": import_views.retry_now, "skip": import_views.skip}
 
 
 def listing(store: Store, mailbox: str) -> list[dict[str, Any]]:
@@ -18,7 +18,7 @@ def listing(store: Store, mailbox: str) -> list[dict[str, Any]]:
     mailbox of no such name)."""
     with store.read() as repo:
         repo.get_mailbox(mailbox)
-        return imports.problems(repo.conn, mailbox)
+        return import_views.problems(repo.conn, mailbox)
 
 
 def act(store: Store, mailbox: str, key: str, action: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def act(store: Store, mailbox: str, key: str, action: str) -> dict[str, Any]:
                 f"{mailbox}: no message {key} among those that could not be imported "
                 f"(see mailintake messages {mailbox})"
             )
-        return imports.problems(repo.conn, mailbox, key=key)[0]
+        return import_views.problems(repo.conn, mailbox, key=key)[0]
 
 
 __all__ = ["ACTIONS", "act", "listing"]

@@ -9,7 +9,7 @@ from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.health import assess_now
 from mailintake.health.expiry import Expiry, expiries
-from mailintake.store import imports, schedule, workers
+from mailintake.store import import_views, imports, schedule, workers
 from mailintake.store.health import facts
 from mailintake.store.repo import Repo
 
@@ -40,7 +40,7 @@ def _next_ends(found: list[Expiry], now: datetime) -> dict[str, dict[str, Any]]:
 
 def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
-    counts = imports.counts(repo.conn)
+    counts = import_views.counts(repo.conn)
     health = {a.mailbox: a for a in assess_now(repo.conn, now)}
     polls = {f.name: f for f in facts(repo.conn)}
     ends = _next_ends(expiries(repo), now)
@@ -67,7 +67,7 @@ def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, An
             "next_expiry": ends.get(r.spec.name),
             **counts.get(r.spec.name, ZERO),
             # what could not be imported and waits for its next try or a person
-            "failed_messages": imports.problems(
+            "failed_messages": import_views.problems(
                 repo.conn, r.spec.name, statuses=(imports.FAILED, imports.PARKED), limit=20
             ),
         }

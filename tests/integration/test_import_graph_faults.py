@@ -22,7 +22,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.graph import GraphSettings, GraphSource
 from mailintake.status import mailbox_status
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
@@ -402,7 +402,7 @@ def test_value_failing_for_one_message_names_it(
     result = Poller(store, home).poll("claims")
     assert (result.imported, result.failed, result.error) == (1, 1, None)  # it fails alone
     with store.read() as repo:
-        [listed] = imports.problems(repo.conn, "claims")
+        [listed] = import_views.problems(repo.conn, "claims")
     named = f"/messages/{quote(ids[1], safe='')}/$value: HTTP 500 ErrorMimeContentConversionFailed"
     assert named in listed["reason"]
 

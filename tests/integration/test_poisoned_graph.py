@@ -18,7 +18,7 @@ from mailintake.engine.poll import Poller
 from mailintake.errors import MessageUnavailable, NetworkError
 from mailintake.sources.base import MailSource
 from mailintake.sources.graph import GraphSettings, GraphSource, build_graph_source
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.graph.faults import LargeValues
@@ -70,7 +70,7 @@ def test_messages_graph_cannot_give_fail_alone(
     with store.read() as repo:
         listed = {
             p["reason"].split("message ")[1][: len(ids[2])]: p
-            for p in imports.problems(repo.conn, "claims")
+            for p in import_views.problems(repo.conn, "claims")
         }
     assert set(listed) == set(ids[2:5])
     assert "HTTP 500 ErrorMimeContentConversionFailed" in listed[ids[2]]["reason"]
@@ -98,7 +98,7 @@ def test_messages_graph_cannot_give_fail_alone(
     again = Poller(store, home, source_factory=quick).poll("claims")
     assert (again.imported, again.error) == (0, None)
     with store.read() as repo:
-        left = imports.problems(repo.conn, "claims")
+        left = import_views.problems(repo.conn, "claims")
     assert len(left) == 2  # no longer listed as failed
     assert not any(ids[3] in p["reason"] for p in left)
 
@@ -126,7 +126,7 @@ def test_a_large_message_whose_value_never_arrives_fails_alone(
     assert (result.imported, result.failed, result.error) == (5, 1, None)
     assert len(list(out.glob("claims/*/*/message.eml"))) == 5
     with store.read() as repo:
-        [listed] = imports.problems(repo.conn, "claims")
+        [listed] = import_views.problems(repo.conn, "claims")
     assert ids[3] in listed["reason"]
     assert "kept failing to give message" in listed["reason"], listed["reason"]
     said = "Server disconnected" if fault == "drop" else "answered 504, 504, 504"

@@ -16,7 +16,7 @@ import pytest
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.sources.base import MailSource, TokenProvider
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
 from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
@@ -61,7 +61,7 @@ def cure(dovecot: Dovecot, user: str, message: bytes) -> None:
 
 def problems(store: Store, name: str = "box") -> list[dict[str, Any]]:
     with store.read() as repo:
-        return imports.problems(repo.conn, name)
+        return import_views.problems(repo.conn, name)
 
 
 def counts(result: PollResult) -> tuple[int, int, int, str | None]:
@@ -133,7 +133,7 @@ def test_a_poisoned_message_fails_alone_is_retried_with_back_off_then_parked(
 
     cure(dovecot, user, poisoned)  # a person fixed it and says: retry now
     with store.begin() as repo:
-        assert imports.retry_now(repo.conn, "box", listed["key"])
+        assert import_views.retry_now(repo.conn, "box", listed["key"])
     assert counts(poller.poll("box")) == (1, 0, 0, None)
     assert imported(out, "box") == set(messages + later)
     assert problems(store) == []

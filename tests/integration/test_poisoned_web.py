@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from mailintake.settings import Settings
-from mailintake.store import imports
+from mailintake.store import import_views, imports
 from mailintake.store.repo import Store
 from tests.integration.test_web_ui import graph_form, notice_of, ui, ui_store
 
@@ -43,13 +43,13 @@ def test_failed_and_parked_messages_are_listed_with_retry_and_skip(
     retried = ui.post("/mailboxes/claims/messages/graph-AAk1/retry")
     assert notice_of(retried.text) == "The message is tried again at the next poll"
     with store.read() as repo:
-        [row] = imports.problems(repo.conn, "claims")
+        [row] = import_views.problems(repo.conn, "claims")
     assert (row["status"], row["next_try_at"]) == ("failed", None)
     assert "next poll" in retried.text
 
     skipped = ui.post("/mailboxes/claims/messages/graph-AAk1/skip")
     assert notice_of(skipped.text) == "The message is skipped: never imported, never tried again"
     with store.read() as repo:
-        [row] = imports.problems(repo.conn, "claims")
+        [row] = import_views.problems(repo.conn, "claims")
     assert row["status"] == "skipped"
     assert ui.post("/mailboxes/claims/messages/nope/skip").status_code == 404

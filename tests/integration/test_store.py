@@ -301,7 +301,7 @@ def test_import_records_of_a_batch(store: Store) -> None:
     given."""
     from datetime import timedelta
 
-    from mailintake.store import imports, leases
+    from mailintake.store import import_views, imports, leases
     from mailintake.store.imports import ImportEntry
 
     source = {"folder": "INBOX", "uidvalidity": 7, "uid": 1}
@@ -328,7 +328,7 @@ def test_import_records_of_a_batch(store: Store) -> None:
             "k2",
             "k3",
         ]
-        rows = {r["key"]: r for r in imports.recent(repo.conn, "box")}
+        rows = {r["key"]: r for r in import_views.recent(repo.conn, "box")}
     assert rows["k1"]["error"] is None
     assert rows["k1"]["location"] == "/out/k1"
     assert rows["k1"]["subject"] == "Subject 1"

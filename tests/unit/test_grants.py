@@ -11,6 +11,7 @@ import pytest
 from mailintake import errors
 from mailintake.config.matrix import Grant
 from mailintake.errors import AuthError, NetworkError
+from mailintake.oauth import device as device_grant
 from mailintake.oauth import diagnose, grants
 from mailintake.oauth.authorize import callback_params, is_loopback
 from mailintake.oauth.grants import ClientCredentials, Endpoint
@@ -132,7 +133,7 @@ def test_device_polling_waits_while_the_sign_in_is_pending() -> None:
         httpx2.Response(200, json={"access_token": "at", "expires_in": 60}),
     ]
     slept: list[float] = []
-    device = grants.DeviceCode(
+    device = device_grant.DeviceCode(
         device_code="dc",
         user_code="ABCD",
         verification_uri="https://login.example.com/device",
@@ -141,7 +142,7 @@ def test_device_polling_waits_while_the_sign_in_is_pending() -> None:
         message="sign in",
         scopes=("Mail.Read",),
     )
-    answer = grants.poll_device(
+    answer = device_grant.poll_device(
         endpoint(httpx2.MockTransport(lambda _r: answers.pop(0)), Grant.DEVICE_CODE),
         device,
         sleep=slept.append,
@@ -228,10 +229,10 @@ def test_the_device_code_address_must_be_https(uri: str | None, accepted: bool) 
     device = endpoint(httpx2.MockTransport(handle), Grant.DEVICE_CODE, ClientCredentials("c"))
     start = "https://login.example.com/tenant/oauth2/v2.0/devicecode"
     if accepted:
-        assert grants.start_device(device, start, ("Mail.Read",)).verification_uri == uri
+        assert device_grant.start_device(device, start, ("Mail.Read",)).verification_uri == uri
         return
     with pytest.raises(NetworkError) as refused:
-        grants.start_device(device, start, ("Mail.Read",))
+        device_grant.start_device(device, start, ("Mail.Read",))
     assert str(refused.value).startswith(
         f"box: the device authorization endpoint answered verification_uri '{uri}', "
         "which is not an https:// address"

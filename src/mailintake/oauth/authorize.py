@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from mailintake.config.matrix import Grant
 from mailintake.enums import AuthState
 from mailintake.errors import AuthError, ConfigError
+from mailintake.oauth import device as device_grant
 from mailintake.oauth import diagnose, grants
 from mailintake.oauth.grants import CodeRequest
 from mailintake.oauth.loopback import LoopbackListener
@@ -169,13 +170,13 @@ def _authorize_device(
         )
     try:
         with manager.endpoint(auth, "authorize") as endpoint:
-            device = grants.start_device(
+            device = device_grant.start_device(
                 endpoint, auth.device_authorization_endpoint, auth.request_scopes
             )
             interaction.show(device.message)
             if interaction.open_url is not None:
                 interaction.open_url(device.verification_uri)
-            response = grants.poll_device(endpoint, device, sleep=time.sleep)
+            response = device_grant.poll_device(endpoint, device, sleep=time.sleep)
     except AuthError as exc:
         _record(manager, auth.mailbox, exc.state, str(exc))
         raise

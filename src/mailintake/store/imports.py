@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -48,7 +48,7 @@ class Pending:
     source: dict[str, Any]
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -184,7 +184,7 @@ def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> No
     """Record delivered messages: one statement for the batch, in one transaction."""
     if not entries:
         return
-    now = _now()
+    now = utcnow()
     conn.execute(
         _record_statement(conn.dialect.name),
         [
@@ -210,7 +210,7 @@ def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> No
 
 
 def acknowledged(conn: Connection, mailbox: str, keys: Sequence[str]) -> None:
-    now = _now()
+    now = utcnow()
     for start in range(0, len(keys), 500):
         chunk = list(keys[start : start + 500])
         conn.execute(_ACKNOWLEDGED, {"in_mailbox": mailbox, "keys": chunk, "now": now})
@@ -231,7 +231,7 @@ def failed(
 ) -> None:
     """A message that stays on the server: recorded with the reason, shown in status; tried
     again at ``next_try`` (None: at the next pass), or ``parked`` until a person acts."""
-    now = _now()
+    now = utcnow()
     status = PARKED if parked else FAILED
     values: dict[str, Any] = {
         "error": error[:2000],
@@ -298,72 +298,6 @@ def tries(conn: Connection, mailbox: str, key: str) -> int:
     return int(value or 0)
 
 
-def problems(
-    conn: Connection,
-    mailbox: str,
-    *,
-    statuses: Sequence[str] = PROBLEMS,
-    key: str | None = None,
-    limit: int = 500,
-) -> list[dict[str, Any]]:
-    """A mailbox's failed, parked and skipped messages (or those of ``statuses``; the one
-    of ``key``), the newest first."""
-    query = select(imports).where(
-        imports.c.mailbox == mailbox, imports.c.status.in_(list(statuses))
-    )
-    if key is not None:
-        query = query.where(imports.c.key == key)
-    rows = conn.execute(
-        query.order_by(imports.c.updated_at.desc(), imports.c.id.desc()).limit(limit)
-    )
-    return [
-        {
-            "key": r.key,
-            "status": r.status,
-            "subject": r.subject,
-            "from": r.sender,
-            "size": r.size,
-            "reason": r.error,
-            "tries": r.attempts,
-            "next_try_at": _iso(r.next_try_at) if r.status == FAILED else None,
-            "updated_at": _iso(r.updated_at),
-        }
-        for r in rows
-    ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-def retry_now(conn: Connection, mailbox: str, key: str) -> bool:
-    """A failed, parked or skipped message is tried at the next pass (False: no such one).
-    Its tries are kept: failing again parks it again at once."""
-    return _settle_problem(conn, mailbox, key, FAILED)
-
-
-def skip(conn: Connection, mailbox: str, key: str) -> bool:
-    """A person gives up on a failed or parked message: never imported, never tried again,
-    still listed as skipped (False: no such one)."""
-    return _settle_problem(conn, mailbox, key, SKIPPED)
-
-
-def _settle_problem(conn: Connection, mailbox: str, key: str, status: str) -> bool:
-    """Give a message that could not be imported ``status``, with no try scheduled."""
-    changed = conn.execute(
-        update(imports)
-        .where(
-            imports.c.mailbox == mailbox,
-            imports.c.key == key,
-            imports.c.status.in_(PROBLEMS),
-        )
-        .values(status=status, next_try_at=None, updated_at=_now())
-    )
-    return bool(changed.rowcount)
-
-
 def pending_acknowledgements(conn: Connection, mailbox: str) -> list[Pending]:
     rows = conn.execute(
         select(imports.c.key, imports.c.source)
@@ -371,50 +305,6 @@ def pending_acknowledgements(conn: Connection, mailbox: str) -> list[Pending]:
         .order_by(imports.c.id)
     )
     return [Pending(r.key, dict(r.source)) for r in rows]
-
-
-def counts(conn: Connection) -> dict[str, dict[str, int]]:
-    rows = conn.execute(
-        select(imports.c.mailbox, imports.c.status, func.count()).group_by(
-            imports.c.mailbox, imports.c.status
-        )
-    )
-    result: dict[str, dict[str, int]] = {}
-    for mailbox, status, number in rows:
-        entry = result.setdefault(
-            mailbox, {"imported": 0, "failed": 0, "pending": 0, "parked": 0, "skipped": 0}
-        )
-        if status in (FAILED, PARKED):  # failed counts every message not imported on its own
-            entry["failed"] += number
-            if status == PARKED:
-                entry["parked"] += number
-        elif status == SKIPPED:
-            entry["skipped"] += number
-        else:
-            entry["imported"] += number
-            if status == RECORDED:
-                entry["pending"] += number
-    return result
-
-
-def recent(conn: Connection, mailbox: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    query = select(imports).order_by(imports.c.updated_at.desc()).limit(limit)
-    if mailbox is not None:
-        query = query.where(imports.c.mailbox == mailbox)
-    return [
-        {
-            "mailbox": r.mailbox,
-            "key": r.key,
-            "status": r.status,
-            "subject": r.subject,
-            "from": r.sender,
-            "size": r.size,
-            "location": r.location,
-            "error": r.error,
-            "imported_at": r.imported_at.isoformat() if r.imported_at else None,
-        }
-        for r in conn.execute(query)
-    ]
 
 
 def forget_mailbox(conn: Connection, mailbox: str) -> None:

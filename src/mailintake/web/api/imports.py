@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from mailintake.engine.check import check_mailbox
 from mailintake.engine.poll import Poller
 from mailintake.failed_messages import act, listing
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.web.deps import StoreDep, services
 
 router = APIRouter(tags=["imports"])
@@ -20,7 +20,7 @@ def recent(store: StoreDep, mailbox: str | None = None, limit: int = 50) -> dict
     with store.read() as repo:
         if mailbox is not None:
             repo.get_mailbox(mailbox)  # 404 for an unknown name
-        return {"imports": imports.recent(repo.conn, mailbox, max(1, min(limit, 500)))}
+        return {"imports": import_views.recent(repo.conn, mailbox, max(1, min(limit, 500)))}
 
 
 @router.get(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from mailintake.config.matrix import Grant
 from mailintake.enums import AuthState
 from mailintake.errors import AuthError, ConfigError, MailintakeError
-from mailintake.oauth import grants
+from mailintake.oauth import device as device_grant
 from mailintake.oauth.authorize import callback_params, complete_code, start_code
 from mailintake.oauth.grants import CodeRequest
 from mailintake.oauth.tokens import MailboxAuth, TokenManager, load_auth
@@ -195,7 +195,7 @@ def _start_device(manager: TokenManager, auth: MailboxAuth, flows: Flows) -> dic
             [f"mailboxes[{auth.mailbox}].oauth.device_authorization_endpoint: not set"]
         )
     with manager.endpoint(auth, "authorize") as endpoint:
-        device = grants.start_device(
+        device = device_grant.start_device(
             endpoint, auth.device_authorization_endpoint, auth.request_scopes
         )
     state = DeviceState(device.user_code, device.verification_uri, device.message)
@@ -205,7 +205,7 @@ def _start_device(manager: TokenManager, auth: MailboxAuth, flows: Flows) -> dic
     def poll() -> None:
         try:
             with manager.endpoint(auth, "authorize") as endpoint:
-                response = grants.poll_device(endpoint, device)
+                response = device_grant.poll_device(endpoint, device)
             state.outcome = manager.store_authorization(auth.mailbox, response).as_dict()
         except AuthError as exc:
             with manager.store.begin() as repo:

@@ -13,7 +13,7 @@ from mailintake.enums import Health
 from mailintake.health import refresh
 from mailintake.health.rules import ORDER
 from mailintake.status import mailbox_status
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.store.health import activity
 from mailintake.web.deps import StoreDep
 from mailintake.web.ui.activity_chart import HOURS, chart, hourly
@@ -34,7 +34,7 @@ def dashboard(request: Request, store: StoreDep) -> HTMLResponse:
         rows = mailbox_status(repo, now)
         for row in rows:
             row["tokens"] = token_info(repo, row["name"])
-        recent = imports.recent(repo.conn, None, 20)
+        recent = import_views.recent(repo.conn, None, 20)
         done = activity(repo.conn, now - timedelta(hours=HOURS))
     attention = sorted(
         (r for r in rows if r["health"] in ATTENTION),
@@ -65,7 +65,7 @@ def import_log(
     with store.read() as repo:
         names = [r.spec.name for r in repo.list_mailboxes()]
         chosen = mailbox if mailbox in names else None
-        rows = imports.recent(repo.conn, chosen, 500)
+        rows = import_views.recent(repo.conn, chosen, 500)
     if status == "failed":
         rows = [r for r in rows if r["status"] == "failed"]
     context = {

@@ -17,7 +17,7 @@ from mailintake.failed_messages import act
 from mailintake.net.http import build_client, translate
 from mailintake.oauth.tokens import load_auth
 from mailintake.status import mailbox_status
-from mailintake.store import imports
+from mailintake.store import import_views
 from mailintake.web.deps import EnvDep, StoreDep, services
 from mailintake.web.ui.notices import notice_url
 from mailintake.web.ui.render import go, page
@@ -39,8 +39,8 @@ def show_mailbox(request: Request, store: StoreDep, name: str) -> HTMLResponse:
         repo.get_mailbox(name)
         row = next(r for r in mailbox_status(repo) if r["name"] == name)
         tokens = token_info(repo, name)
-        recent = imports.recent(repo.conn, name, 20)
-        problems = imports.problems(repo.conn, name, limit=100)
+        recent = import_views.recent(repo.conn, name, 20)
+        problems = import_views.problems(repo.conn, name, limit=100)
     item = current_item(store, "mailbox", name)
     context: dict[str, Any] = {
         "nav": "mailboxes",
