@@ -10,12 +10,14 @@ works (https://github.com/MicrosoftDocs/entra-docs/pull/1301), and MSAL keeps RS
 ``x5t`` as its fallback (msal/application.py, oauth-facts §1.4 [M1]; and
 https://github.com/AzureAD/microsoft-authentication-library-for-dotnet/issues/6125): both
 forms are made here (``PS256_FORM``, ``RS256_FORM``); the token request tries the other one
-once after AADSTS700027 (``mailintake.oauth.grants``)."""
+once after AADSTS700027 (``mailintake.oauth.grants``).
+
+The JWT is signed by joserfc, the JOSE library of Authlib's authors that Authlib's own
+``authlib.jose`` (deprecated) gives way to."""
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,8 +27,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from mailintake.errors import ConfigError
 
@@ -233,13 +237,5 @@ def client_assertion(
         "iat": issued,
         "exp": issued + lifetime,
     }
-    signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-    )
-    scheme: padding.AsymmetricPadding = (
-        padding.PKCS1v15()
-        if form == RS256_FORM
-        else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
-    )
-    signature = cert.key.sign(signing_input.encode(), scheme, hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
+    algorithm = header["alg"]
+    return jwt.encode(header, claims, RSAKey.import_key(cert.key), algorithms=[algorithm])
