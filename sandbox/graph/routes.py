@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, request
 
-from sandbox.graph import handlers
+from sandbox.graph import handlers, subscription_routes
 from sandbox.graph.auth import authenticate, authorize, me_without_user
 from sandbox.graph.context import Context
 from sandbox.graph.errors import GraphError, bad_request, invalid_user, too_many_requests
@@ -111,12 +111,12 @@ def preferences() -> dict[str, str]:
 def build_app(emulator: GraphEmulator) -> Flask:
     app = Flask("sandbox.graph")
 
-    @app.route("/v1.0/<path:rest>", methods=METHODS)
-    def graph(rest: str) -> Response:
+    def answer(work: Callable[[], Response]) -> Response:
+        """``work``'s response, or the GraphError it raised in Graph's shape; request ids."""
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id", request_id)
         try:
-            response = _serve(emulator, rest)
+            response = work()
         except GraphError as error:
             date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
             body = error.body(request_id, client_request_id, date)
@@ -128,6 +128,11 @@ def build_app(emulator: GraphEmulator) -> Flask:
         response.headers["client-request-id"] = client_request_id
         return response
 
+    @app.route("/v1.0/<path:rest>", methods=METHODS)
+    def graph(rest: str) -> Response:
+        return answer(lambda: _serve(emulator, rest))
+
+    subscription_routes.register(app, emulator, answer)
     return app
 
 

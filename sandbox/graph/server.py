@@ -18,6 +18,7 @@ from sandbox.graph.errors import mailbox_concurrency
 from sandbox.graph.faults import Faults
 from sandbox.graph.model import ROOT, Folder, Mailbox, Store
 from sandbox.graph.routes import build_app
+from sandbox.graph.subscriptions import Subscriptions
 from sandbox.idp import IdentityProvider
 from sandbox.serving import ServedInThread
 
@@ -108,6 +109,9 @@ class GraphEmulator(ServedInThread):
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._stats: dict[str, Any] = {}
         self.reset_stats()
+        # Change notifications (sandbox/graph/subscriptions.py): ``subscriptions.lifecycle``
+        # sends lifecycle notifications, ``subscriptions.clock`` decides expiry.
+        self.subscriptions = Subscriptions(self)
         self.flask = build_app(self)
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
@@ -176,10 +180,13 @@ class GraphEmulator(ServedInThread):
         is_read: bool = False,
         received: datetime | None = None,
     ) -> str:
-        """Puts a message in the mailbox; returns its immutable id."""
+        """Puts a message in the mailbox (its subscriptions are notified); returns its
+        immutable id."""
         box = self._box(mailbox)
         target = self._folder(box, folder)
-        return self.store.deliver(box, raw, target, is_read=is_read, received=received).immutable_id
+        message = self.store.deliver(box, raw, target, is_read=is_read, received=received)
+        self.subscriptions.message_created(box, message)
+        return message.immutable_id
 
     def messages(self, mailbox: str, folder: str | None = "inbox") -> list[dict[str, Any]]:
         """The messages of a folder (all folders with None), in delivery order."""
