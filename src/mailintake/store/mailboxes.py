@@ -15,7 +15,7 @@ from mailintake.config.models import MAILBOX_SECRET_FIELDS, MailboxSpec
 from mailintake.config.validate import SecretKey
 from mailintake.enums import AuthState
 from mailintake.errors import NotFound
-from mailintake.store import imports, secrets, tokens
+from mailintake.store import graph_subscriptions, imports, secrets, tokens
 from mailintake.store.base import Change, RepoBase, dump, now
 from mailintake.store.tables import mailboxes
 
@@ -155,13 +155,16 @@ class MailboxQueries(RepoBase):
 
     def delete_mailbox(self, name: str) -> Change:
         """Delete the mailbox and everything kept under its name, in this transaction: its
-        secrets, tokens, import records and lease. A mailbox created later with the same name
-        starts afresh (its messages are imported again), as the one deleted never existed."""
+        secrets, tokens, import records, lease and Graph subscription record. A mailbox created
+        later with the same name starts afresh (its messages are imported again), as the one
+        deleted never existed. Its Graph subscription itself is deleted before, by whoever
+        deletes the mailbox (engine.graph_push.unsubscribe): Graph needs its credentials."""
         self.get_mailbox(name)
         self.conn.execute(delete(mailboxes).where(mailboxes.c.name == name))
         secrets.remove(self.conn, "mailbox", name)
         tokens.forget(self.conn, name)
         imports.forget_mailbox(self.conn, name)
+        graph_subscriptions.forget(self.conn, name)
         return Change("mailbox", name, "deleted")
 
     def set_auth_state(self, name: str, state: str, detail: str | None) -> None:

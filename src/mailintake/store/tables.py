@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -275,4 +276,19 @@ alert_state = Table(
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Column("last_tried_at", DateTime(timezone=True), nullable=True),
+)
+
+# Microsoft Graph change-notification subscriptions (store/graph_subscriptions.py), one per
+# mailbox: Graph's id (NULL: to be created again), the URL it notifies, when it expires, and
+# whether Graph asked for it to be renewed now. Its clientState is in `secrets`, encrypted.
+graph_subscriptions = Table(
+    "graph_subscriptions",
+    metadata,
+    Column("mailbox", String(64), primary_key=True),
+    Column("folder", String(400), nullable=False),
+    Column("subscription_id", String(128), nullable=True, unique=True),
+    Column("notification_url", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("renew_now", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

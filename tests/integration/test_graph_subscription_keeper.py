@@ -1,0 +1,184 @@
+"""Keeping Graph subscriptions (engine.graph_push) against the emulator, with the clock passed
+in: creation with a secret clientState kept encrypted, renewal before expiry, one keeper per
+subscription when several run on one database, push off, removal of the mailbox."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailintake.config.export import export_document
+from mailintake.engine.graph_push import RENEW_BEFORE, GraphPush, unsubscribe
+from mailintake.oauth.tokens import TokenManager
+from mailintake.sources.graph_subscriptions import LIFETIME
+from mailintake.store import graph_subscriptions as stored
+from mailintake.store.repo import Store
+from mailintake.store.tables import graph_subscriptions, secrets
+from sandbox.graph import GraphEmulator
+from sandbox.idp import IdentityProvider
+from tests.integration.oauth_support import DOMAIN, certificate, idp
+from tests.support.graph_push import configure
+from tests.support.webhook_endpoint import Endpoint, webhook_endpoint
+
+pytestmark = pytest.mark.both_databases
+__all__ = ["certificate", "idp"]  # fixtures
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    emulator = GraphEmulator(idp)
+    with emulator.serve():
+        yield emulator
+
+
+@pytest.fixture
+def clock(graph: GraphEmulator) -> Iterator[Clock]:
+    time = Clock()
+    graph.subscriptions.clock = time  # Graph's clock and ours move together
+    yield time
+    graph.subscriptions.clock = lambda: datetime.now(UTC)
+
+
+@pytest.fixture
+def public() -> Iterator[Endpoint]:
+    """Where the notification URLs point: it answers Graph's validation handshake."""
+    with webhook_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def address(store: Store, idp: IdentityProvider, graph: GraphEmulator, tmp_path: Path) -> str:
+    box = f"intake-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    configure(store, idp, graph, tmp_path / "out", {"intake": box})
+    return box
+
+
+def keeper(store: Store, public: Endpoint, clock: Clock, woken: list[str]) -> GraphPush:
+    base = public.url.rsplit("/", 1)[0]
+    return GraphPush(store, base, TokenManager(store), woken.append, clock=clock)
+
+
+def test_created_renewed_before_expiry_and_kept_secret(
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+) -> None:
+    woken: list[str] = []
+    push = keeper(store, public, clock, woken)
+    assert push.round() == {"intake": "created"}
+    assert woken == ["intake"]  # a pass for what came before the subscription
+    (made,) = graph.subscriptions.of_mailbox(address)
+    assert made.notification_url == push.urls[0]
+    assert made.expires == pytest.approx(clock.now + LIFETIME, abs=timedelta(seconds=1))
+    # The clientState is a secret: encrypted in the store, never exported.
+    assert made.client_state is not None
+    assert len(made.client_state) >= 32
+    with store.read() as repo:
+        ciphertexts = repo.conn.execute(select(secrets.c.ciphertext)).scalars().all()
+        rows = repo.conn.execute(select(graph_subscriptions)).all()
+        found = stored.verified(repo.conn, repo.box, made.id)
+    assert found is not None
+    assert found.client_state == made.client_state
+    assert not any(made.client_state in c for c in ciphertexts)
+    assert not any(made.client_state in str(tuple(r)) for r in rows)
+    with store.read() as repo:
+        assert made.client_state not in str(export_document(repo))
+    # Nothing to do until a day before expiry; then renewed (PATCH), the same subscription.
+    clock.now += LIFETIME - RENEW_BEFORE - timedelta(minutes=1)
+    assert push.round() == {}
+    clock.now += timedelta(minutes=2)
+    graph.reset_stats()
+    assert push.round() == {"intake": "renewed"}
+    assert graph.stats["by_path"] == {f"PATCH /v1.0/subscriptions/{made.id}": 1}
+    assert made.expires == pytest.approx(clock.now + LIFETIME, abs=timedelta(seconds=1))
+    with store.read() as repo:
+        row = stored.load(repo.conn, "intake")
+    assert row is not None
+    assert row.expires_at == made.expires
+    # Past its expiry (nobody renewed it) Graph has forgotten it: created again.
+    clock.now = made.expires + timedelta(minutes=1)
+    assert push.round() == {"intake": "created"}
+    (again,) = graph.subscriptions.of_mailbox(address)
+    assert again.id != made.id
+
+
+def test_one_keeper_per_subscription(
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+) -> None:
+    """Several serve processes on one database: each subscription is created once."""
+    woken: list[str] = []
+    keepers = [keeper(store, public, clock, woken) for _ in range(4)]
+    results: list[dict[str, str]] = []
+    start = threading.Barrier(len(keepers))
+
+    def run(push: GraphPush) -> None:
+        start.wait()
+        results.append(push.round())
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in keepers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.get("intake", "") for r in results).count("created") == 1
+    assert len(graph.subscriptions.of_mailbox(address)) == 1
+    assert woken == ["intake"]
+
+
+def test_push_off_has_no_subscription(
+    store: Store,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    address: str,
+    public: Endpoint,
+    clock: Clock,
+    tmp_path: Path,
+) -> None:
+    push = keeper(store, public, clock, [])
+    assert push.round() == {"intake": "created"}
+    configure(store, idp, graph, tmp_path / "out", {"intake": address}, push="off")
+    assert push.round() == {"intake": "deleted"}
+    assert graph.subscriptions.of_mailbox(address) == []
+    assert push.round() == {}
+    other = f"quiet-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    configure(store, idp, graph, tmp_path / "out", {"quiet": other}, push="off")
+    assert push.round() == {}
+    assert graph.subscriptions.of_mailbox(other) == []
+
+
+def test_unsubscribed_before_the_mailbox_is_deleted(
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+) -> None:
+    push = keeper(store, public, clock, [])
+    push.round()
+    assert unsubscribe(store, TokenManager(store), "intake")
+    assert graph.subscriptions.of_mailbox(address) == []
+    with store.begin() as repo:
+        repo.delete_mailbox("intake")
+    assert push.round() == {}
+
+
+def test_a_failure_waits_before_trying_again(
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+) -> None:
+    woken: list[str] = []
+    push = keeper(store, public, clock, woken)
+    public.validation = "refuse"  # the public URL does not reach us
+    assert push.round() == {"intake": "failed"}
+    assert push.round() == {}  # not again at once
+    public.validation = "echo"
+    clock.now += timedelta(seconds=11)
+    assert push.round() == {"intake": "created"}
+    assert len(graph.subscriptions.of_mailbox(address)) == 1
