@@ -180,7 +180,7 @@ def test_a_refused_command_raises_and_the_session_stays_in_step(
     mail_server.dovecot.deliver_many(user, [raw(1)])
     source = source_for(mail_server, user)
     with opened(source):
-        wire = Wire(source.client._imap)
+        wire = Wire.of(source.client)
         with pytest.raises(imaplib.IMAP4.error, match="UID FETCH"):
             wire.command("UID FETCH x:y (BODY.PEEK[])")
         assert wire.search_all() == [1]

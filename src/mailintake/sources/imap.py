@@ -192,7 +192,7 @@ class ImapSource:
             return
         try:
             with self._turn:  # batches are fetched meanwhile in other threads
-                uids = plan.kept(Wire(self.client._imap).search(plan.criteria))
+                uids = plan.kept(Wire.of(self.client).search(plan.criteria))
         except (OSError, IMAPClientError) as exc:
             raise SourceError(f"{self._what()}: listing '{self.settings.folder}': {exc}") from exc
         self._highest = max(uids, default=0)
@@ -303,7 +303,7 @@ class ImapSource:
         is closed here: the next command signs in again, as after any lost session, and
         what was fetched already goes on."""
         try:
-            block = Wire(self.client._imap).headline(uid)
+            block = Wire.of(self.client).headline(uid)
         except (OSError, imaplib.IMAP4.abort) as exc:
             log.info("imap.headline_lost", mailbox=self.mailbox, uid=uid, reason=str(exc)[:200])
             with contextlib.suppress(OSError):
@@ -314,13 +314,13 @@ class ImapSource:
         return subject_and_sender(block) if block else (None, None)
 
     def _bodies(self, uids: list[int], into: dict[int, bytes]) -> None:
-        Wire(self.client._imap).bodies(uids, into)
+        Wire.of(self.client).bodies(uids, into)
 
     def _sizes(self, uids: list[int], into: dict[int, Listed]) -> None:
-        Wire(self.client._imap).sizes_and_dates(uids, into)
+        Wire.of(self.client).sizes_and_dates(uids, into)
 
     def _sizes_and_ids(self, uids: list[int], into: dict[int, Listed]) -> None:
-        Wire(self.client._imap).sizes_and_dates(uids, into, message_ids=True)
+        Wire.of(self.client).sizes_and_dates(uids, into, message_ids=True)
 
     def _imported_before(self, listed: Listed, earlier: set[tuple[str, int]]) -> bool:
         """A message of a recreated folder whose Message-ID and size match one imported."""

@@ -113,6 +113,16 @@ class Wire:
     def __init__(self, imap: Any) -> None:
         self.imap = imap
 
+    @classmethod
+    def of(cls, client: Any) -> Wire:
+        """The wire under an ``imapclient.IMAPClient``: its imaplib connection, which
+        IMAPClient keeps in the private ``_imap`` (the only place mailintake reads it; the
+        versions this is tested with are pinned in pyproject.toml, imapclient 4.x)."""
+        imap = getattr(client, "_imap", None)
+        if imap is None or not hasattr(imap, "send"):
+            raise TypeError("this IMAPClient version keeps no imaplib connection in _imap")
+        return cls(imap)
+
     def command(self, text: str) -> list[Response]:
         """Send one command; return its untagged responses once the tagged ``OK`` came."""
         return list(self.responses(text))
