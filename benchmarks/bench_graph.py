@@ -24,13 +24,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
-from tests.integration.oauth_support import (
-    GRAPH_APP,
-    GRAPH_SECRET,
-    build_idp,
-    make_certificate,
-    microsoft_at,
-)
+from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
 MAILBOX = "bench@contoso.onmicrosoft.com"
 

@@ -52,8 +52,8 @@ from mailintake.oauth.sasl import xoauth2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.oauth import microsoft_at
 
 
 def _read_until(sock: socket.socket, marker: bytes, chunk: int = 1 << 20) -> int:

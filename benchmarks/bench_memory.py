@@ -24,14 +24,8 @@ from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
-from tests.integration.oauth_support import (
-    GRAPH_APP,
-    GRAPH_SECRET,
-    build_idp,
-    make_certificate,
-    microsoft_at,
-)
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
 MAILBOX = "bench@contoso.onmicrosoft.com"
 

@@ -46,8 +46,8 @@ from mailintake.store import imports
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
-from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.oauth import microsoft_at
 
 
 def message(n: int) -> bytes:

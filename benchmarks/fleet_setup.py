@@ -36,7 +36,7 @@ from sandbox.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MAIL_APP, Dovecot
 from sandbox.dovecot import start_dovecot as start
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider, User, daemon_app
-from tests.integration.oauth_support import Browser
+from tests.support.oauth import Browser
 
 GRAPH_APP = "a0000000-0000-4000-8000-0000000000f1"
 GRAPH_SECRET = "fleet-graph-secret~Value-1"

@@ -26,8 +26,8 @@ from mailintake.web.app import create_app
 from sandbox.graph import GraphEmulator
 from sandbox.idp import App, IdentityProvider, User, daemon_app, desktop_app
 from tests.conftest import service_missing
-from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import Dovecot, start_dovecot
+from tests.support.oauth import microsoft_at
 from tests.support.proxy import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

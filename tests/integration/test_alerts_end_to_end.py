@@ -21,11 +21,9 @@ from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import GRAPH_APP, GRAPH_SECRET, certificate, idp, microsoft_at
 from tests.support.http_receiver import Receiver, http_receiver
+from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, microsoft_at
 from tests.support.smtp import SmtpServer, smtp_server
-
-__all__ = ["certificate", "idp"]  # fixtures
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.logging import configure as configure_logging
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
-    CERT_APP,
-    Certificate,
-    certificate,
-    configure,
-    idp,
-    mailbox,
-)
-
-__all__ = ["certificate", "idp"]  # fixtures
+from tests.support.oauth import CERT_APP, Certificate, configure, mailbox
 
 PS256 = "PS256+x5t#S256"
 RS256 = "RS256+x5t"

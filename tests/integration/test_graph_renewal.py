@@ -13,11 +13,8 @@ from mailintake.errors import AuthorizationRequired
 from mailintake.sources.graph import GraphSettings, GraphSource
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import certificate, idp
 from tests.integration.test_import_graph import raw
 from tests.integration.test_import_graph_faults import app_token
-
-__all__ = ["certificate", "idp"]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from mailintake.store.repo import Store
 from mailintake.web.ui.tokens_view import token_info
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
+from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
+from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     CERT_APP,
@@ -32,13 +33,9 @@ from tests.integration.oauth_support import (
     NATIVE_APP,
     OLD_SECRET,
     Browser,
-    certificate,
-    idp,
     microsoft_at,
 )
-from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
 
-__all__ = ["certificate", "idp"]  # fixtures
 NOW = dt.datetime.now(dt.UTC)
 
 

@@ -18,9 +18,9 @@ from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
-from tests.integration.oauth_support import Browser, microsoft_at
 from tests.support.cli import Completed, run_cli
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
+from tests.support.oauth import Browser, microsoft_at
 
 pytestmark = pytest.mark.both_databases
 

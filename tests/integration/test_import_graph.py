@@ -19,7 +19,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
+from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     BORIS,
@@ -27,12 +27,8 @@ from tests.integration.oauth_support import (
     GRAPH_SECRET,
     NATIVE_APP,
     Browser,
-    certificate,
-    idp,
     microsoft_at,
 )
-
-__all__ = ["certificate", "idp"]
 
 
 @pytest.fixture(scope="module")

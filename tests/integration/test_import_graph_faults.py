@@ -26,19 +26,9 @@ from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
-    ANNA,
-    ANNA_PASSWORD,
-    GRAPH_APP,
-    NATIVE_APP,
-    Browser,
-    certificate,
-    idp,
-)
 from tests.integration.test_import_graph import configure, raw
 from tests.support.cli import run_cli
-
-__all__ = ["certificate", "idp"]
+from tests.support.oauth import ANNA, ANNA_PASSWORD, GRAPH_APP, NATIVE_APP, Browser
 
 
 @pytest.fixture(scope="module")
@@ -443,7 +433,7 @@ def test_a_listing_that_refuses_the_size_expansion_goes_on_without_it(
 def app_token(idp: IdentityProvider) -> str:
     import httpx2
 
-    from tests.integration.oauth_support import GRAPH_SECRET
+    from tests.support.oauth import GRAPH_SECRET
 
     answer = httpx2.post(
         f"{idp.base_url}/{idp.tenant_id}/oauth2/v2.0/token",

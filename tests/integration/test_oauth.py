@@ -25,7 +25,7 @@ from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.store import app_tokens
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
+from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     BORIS,
@@ -38,14 +38,10 @@ from tests.integration.oauth_support import (
     OLD_SECRET,
     Browser,
     Certificate,
-    certificate,
     configure,
-    idp,
     mailbox,
 )
-from tests.support.proxy import PROXY_PASSWORD, PROXY_USER, Proxy, proxy
-
-__all__ = ["certificate", "idp", "proxy"]  # fixtures
+from tests.support.proxy import PROXY_PASSWORD, PROXY_USER, Proxy
 
 
 def state_of(store: Store, name: str) -> tuple[str, str | None]:

@@ -25,7 +25,8 @@ from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
+from tests.support.cli import run_cli
+from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     GRAPH_APP,
@@ -35,14 +36,9 @@ from tests.integration.oauth_support import (
     WEB_APP,
     WEB_SECRET,
     Browser,
-    certificate,
     configure,
-    idp,
     mailbox,
 )
-from tests.support.cli import run_cli
-
-__all__ = ["certificate", "idp"]  # fixtures
 
 
 @pytest.fixture

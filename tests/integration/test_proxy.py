@@ -18,9 +18,8 @@ import pytest
 from mailintake.errors import NetworkError
 from mailintake.net.http import ProxySettings, build_client, translate
 from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
-from tests.support.proxy import Proxy, free_port, proxy
+from tests.support.proxy import Proxy, free_port
 
-__all__ = ["proxy"]
 WRONG = "not-the-Pass-Word-3"
 
 

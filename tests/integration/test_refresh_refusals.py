@@ -17,18 +17,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
-    ANNA,
-    ANNA_PASSWORD,
-    NATIVE_APP,
-    Browser,
-    certificate,
-    configure,
-    idp,
-    mailbox,
-)
-
-__all__ = ["certificate", "idp"]  # fixtures
+from tests.support.oauth import ANNA, ANNA_PASSWORD, NATIVE_APP, Browser, configure, mailbox
 
 
 class Clock:

@@ -28,23 +28,19 @@ from mailintake.store.repo import Store
 from mailintake.store.tokens import write_access
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import (
+from tests.integration.test_import_graph import raw
+from tests.integration.test_oauth import interaction
+from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     GRAPH_APP,
     GRAPH_SECRET,
     NATIVE_APP,
     Browser,
-    certificate,
     configure,
-    idp,
     mailbox,
     microsoft_at,
 )
-from tests.integration.test_import_graph import raw
-from tests.integration.test_oauth import interaction
-
-__all__ = ["certificate", "idp"]
 
 SECOND_SECRET = "graph-app-second-secret~789"
 NATIVE_LOOPBACK = "http://localhost/"

@@ -19,10 +19,8 @@ from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import certificate, idp, microsoft_at
-from tests.support.proxy import Proxy, proxy
-
-__all__ = ["certificate", "idp", "proxy"]
+from tests.support.oauth import microsoft_at
+from tests.support.proxy import Proxy
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 CLIENT = "11111111-2222-3333-4444-555555555555"

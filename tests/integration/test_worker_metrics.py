@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
-from tests.integration.oauth_support import microsoft_at
 from tests.integration.test_import_dovecot import raw
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
+from tests.support.oauth import microsoft_at
 from tests.support.proxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,8 @@
 """A real authenticating HTTP proxy for tests: Debian's tinyproxy, run as an ordinary
 foreground process on a free loopback port with basic authentication and a log we can read.
 
-Use it as a fixture (one proxy per test module)::
-
-    from tests.support.proxy import Proxy, proxy  # noqa: F401
+Use it as the ``proxy`` fixture of tests/integration/conftest.py (one proxy per test
+module)::
 
     def test_it(proxy: Proxy) -> None:
         settings = ProxySettings(proxy.url, proxy.username, proxy.password)
@@ -32,12 +31,9 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import pytest
 
 from sandbox.processes import ServerProcess
 from tests.conftest import service_missing
@@ -152,10 +148,3 @@ def start_proxy(folder: Path, username: str = PROXY_USER, password: str = PROXY_
                 raise AssertionError("tinyproxy did not listen within 15 s") from None
             time.sleep(0.05)
     return Proxy(f"http://127.0.0.1:{port}", username, password, log, process)
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    """A running tinyproxy requiring ``proxy.username`` / ``proxy.password``."""
-    with start_proxy(tmp_path_factory.mktemp("proxy")) as started:
-        yield started

@@ -1,12 +1,13 @@
-"""Shared by the OAuth tests: a sandbox tenant like a customer's, mailboxes pointing at it, and
-a "browser" that signs in through the sandbox's real login and consent pages over HTTP."""
+"""Shared by the OAuth tests: a sandbox tenant like a customer's (``build_idp``; the
+``certificate`` and ``idp`` fixtures of tests/integration/conftest.py serve it), mailboxes
+pointing at it, and a "browser" that signs in through the sandbox's real login and consent
+pages over HTTP."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx2
-import pytest
 
 from mailintake.config.apply import apply_document
 from mailintake.store.repo import Store
@@ -111,18 +111,6 @@ def build_idp(certificate: Certificate) -> IdentityProvider:
         )
     )
     return idp
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return make_certificate(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture(scope="module")
-def idp(certificate: Certificate) -> Iterator[IdentityProvider]:
-    provider = build_idp(certificate)
-    with provider.serve():
-        yield provider
 
 
 def mailbox(name: str, grant: str, **oauth: Any) -> dict[str, Any]:
