@@ -20,10 +20,10 @@ from mailintake.status import mailbox_status
 from mailintake.store import checkpoints
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
-from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
-from tests.integration.test_poisoned_messages import Clock, cure, message_file, poison
 from tests.support.cli import run_cli
+from tests.support.clock import Clock
 from tests.support.dovecot import MailServer
+from tests.support.mail import configure, cure, imported, message_file, poison, raw, sign_in
 
 pytestmark = pytest.mark.both_databases
 

@@ -23,9 +23,9 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import checkpoints
 from mailintake.store.repo import Store
-from tests.integration.test_import_dovecot import configure, raw, sign_in
 from tests.integration.test_webhook import Receiver, receiver
 from tests.support.dovecot import DOMAIN, MailServer
+from tests.support.mail import configure, raw, sign_in
 from tests.support.oauth import microsoft_at
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]

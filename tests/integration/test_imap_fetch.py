@@ -17,11 +17,11 @@ import pytest
 from mailintake.engine.poll import Poller
 from mailintake.errors import NetworkError, SourceError
 from mailintake.sources.base import SourceItem
-from mailintake.sources.imap import ImapSettings, ImapSource
+from mailintake.sources.imap import ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
-from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import MailServer, answer_once, opened, xoauth2
+from tests.support.mail import configure, imap_source, imported, raw, sign_in
 
 AWKWARD = [
     b"Subject: plain\r\n\r\nhello\r\n",
@@ -31,31 +31,6 @@ AWKWARD = [
     b"Subject: 8bit \xe9\xe8\r\n\r\n\x01\x7f\xff 8-bit bytes \xc3\xa9\r\n",
     b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 400_000 + b"\r\n",
 ]
-
-
-def source_for(
-    server: MailServer,
-    user: str,
-    after_import: str = "keep",
-    *,
-    tls: bool = False,
-    folder: str = "INBOX",
-) -> ImapSource:
-    dovecot = server.dovecot
-    return ImapSource(
-        ImapSettings(
-            host=dovecot.host,
-            port=dovecot.imaps_port if tls else dovecot.imap_port,
-            security="ssl" if tls else "none",
-            username=user,
-            login_as=user,
-            folder=folder,
-            after_import=after_import,
-            move_to=None,
-        ),
-        lambda: server.token(user),
-        "box",
-    )
 
 
 def test_uid_sets_are_written_as_ranges() -> None:
@@ -78,7 +53,7 @@ def test_bodies_come_byte_for_byte_whatever_they_hold(
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
     user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, AWKWARD)
-    source = source_for(mail_server, user, tls=tls)
+    source = imap_source(mail_server, user, tls=tls)
     with opened(source):
         items = source.list_items()
         fetched = list(source.fetch(items))
@@ -100,7 +75,7 @@ def test_an_untrusted_certificate_says_what_to_trust(
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     user = mail_server.fresh_user("fetch")
-    source = source_for(mail_server, user, tls=True)
+    source = imap_source(mail_server, user, tls=True)
     with pytest.raises(NetworkError) as caught:
         source.open()
     message = str(caught.value)
@@ -121,7 +96,7 @@ def test_a_folder_that_is_not_there_is_refused_with_those_that_are(
         imap.authenticate("XOAUTH2", answer_once(xoauth2(user, mail_server.token(user))))
         assert imap.create("Invoices")[0] == "OK"
     dovecot = mail_server.dovecot
-    source = source_for(mail_server, user, folder="Invoice")
+    source = imap_source(mail_server, user, folder="Invoice")
     try:
         with pytest.raises(SourceError) as caught:
             source.open()
@@ -135,7 +110,7 @@ def test_a_folder_that_is_not_there_is_refused_with_those_that_are(
 def test_listing_leaves_out_what_is_imported(mail_server: MailServer) -> None:
     user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, [raw(n) for n in range(5)])
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     with opened(source):
         first = source.list_items()
         old = {first[0].key, first[1].key}
@@ -156,7 +131,7 @@ def test_responses_the_server_adds_are_left_aside(mail_server: MailServer) -> No
     messages = [raw(n) for n in range(4)]
     dovecot = mail_server.dovecot
     dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     with opened(source):
         items = source.list_items()
         # Another session flags one message and expunges another; new mail arrives. The
@@ -178,7 +153,7 @@ def test_a_refused_command_raises_and_the_session_stays_in_step(
 ) -> None:
     user = mail_server.fresh_user("fetch")
     mail_server.dovecot.deliver_many(user, [raw(1)])
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     with opened(source):
         wire = Wire.of(source.client)
         with pytest.raises(imaplib.IMAP4.error, match="UID FETCH"):
@@ -217,7 +192,7 @@ def test_fetching_and_the_after_import_action_take_turns(mail_server: MailServer
     user = mail_server.fresh_user("fetch")
     messages = [raw(n) for n in range(300)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user, after_import="mark_read")
+    source = imap_source(mail_server, user, after_import="mark_read")
     with opened(source):
         items = source.list_items()
         with fetching_meanwhile(source, items) as (fetched, failures):
@@ -234,7 +209,7 @@ def test_listing_and_fetching_take_turns(mail_server: MailServer) -> None:
     user = mail_server.fresh_user("fetch")
     messages = [raw(n) for n in range(300)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     source.list_page = 7
     with opened(source):
         items = source.list_items()

@@ -3,70 +3,27 @@ identity provider: every after-import action, own and shared mailboxes, app-only
 
 from __future__ import annotations
 
-import email.policy
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
-from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.support.cli import Completed, run_cli
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
-from tests.support.oauth import Browser, microsoft_at
+from tests.support.mail import (
+    configure,
+    imported,
+    raw,
+    sign_in,
+)
 
 pytestmark = pytest.mark.both_databases
-
-
-def raw(n: int) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "orders@shop.example"
-    msg["To"] = "intake@contoso.example"
-    msg["Subject"] = f"Order {n}"
-    msg["Message-ID"] = f"<order-{n}-{uuid.uuid4().hex[:6]}@shop.example>"
-    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
-    msg.set_content(f"order {n}\r\n")
-    msg.add_attachment(
-        b"%PDF-1.7 order " + str(n).encode(),
-        maintype="application",
-        subtype="pdf",
-        filename=f"order-{n}.pdf",
-    )
-    return msg.as_bytes(policy=email.policy.SMTP)  # as a server serves it: CRLF
-
-
-def imported(out: Path, name: str) -> set[bytes]:
-    return {p.read_bytes() for p in out.glob(f"{name}/*/*/message.eml")}
-
-
-def configure(store: Store, server: MailServer, out: Path, box: dict[str, Any]) -> None:
-    apply_document(
-        store,
-        {
-            "authorization_servers": [microsoft_at(server.idp.base_url)],
-            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": [
-                {"host": server.dovecot.host, "security": "none", "output": "capture", **box}
-            ],
-        },
-        {},
-    )
-
-
-def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
-    browser = Browser(user, server.passwords[user])
-    authorize(
-        TokenManager(store),
-        name,
-        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
-    )
 
 
 CASES = [

@@ -23,8 +23,8 @@ from mailintake.sinks.folder import FolderSink
 from mailintake.store.db import MIGRATIONS, create_db_engine
 from mailintake.store.repo import Store
 from mailintake.store.tables import imports
-from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import MailServer
+from tests.support.mail import configure, imported, raw, sign_in
 
 pytestmark = pytest.mark.both_databases
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 
 from mailintake.errors import MessageUnavailable
-from tests.integration.test_imap_fetch import source_for
-from tests.integration.test_poisoned_messages import message_file
 from tests.support.dovecot import MailServer
+from tests.support.mail import imap_source, message_file
 
 
 def message(n: int) -> bytes:
@@ -28,7 +27,7 @@ def test_imap_a_message_dovecot_cannot_read_comes_with_its_cached_subject(
     user = mail_server.fresh_user("headline")
     messages = [message(n) for n in range(5)]
     dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     source.open()
     try:
         items = source.list_items()

@@ -6,8 +6,7 @@ person. A failure that is not the message's charges no message."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,45 +17,9 @@ from mailintake.engine.poll import Poller, PollResult
 from mailintake.sources.base import MailSource, TokenProvider
 from mailintake.store import import_views
 from mailintake.store.repo import Store
-from sandbox.dovecot import Dovecot
-from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
+from tests.support.clock import T0, Clock
 from tests.support.dovecot import MailServer
-
-T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def message_file(dovecot: Dovecot, user: str, message: bytes) -> Path:
-    box = dovecot.maildir(user)
-    for sub in ("new", "cur"):
-        for path in (box / sub).iterdir():
-            if path.read_bytes() == message:  # root reads it whatever its mode
-                return path
-    raise AssertionError("no such message file")
-
-
-def poison(dovecot: Dovecot, user: str, message: bytes) -> None:
-    """Dovecot's mail processes (the mail user, not root) can no longer read it. Its name
-    is given the size with CRLF line endings (``W=``) too, as Dovecot's own deliveries do:
-    POP3 lists sizes when the session begins and would otherwise read every file for them
-    (then no session begins at all: nothing a client can narrow down)."""
-    path = message_file(dovecot, user, message)
-    path.chmod(0)
-    path.rename(path.with_name(path.name.replace(",S=", f",W={len(message)},S=")))
-
-
-def cure(dovecot: Dovecot, user: str, message: bytes) -> None:
-    message_file(dovecot, user, message).chmod(0o600)
+from tests.support.mail import configure, cure, imported, message_file, poison, raw, sign_in
 
 
 def problems(store: Store, name: str = "box") -> list[dict[str, Any]]:

@@ -22,8 +22,8 @@ from mailintake.sources.pop3_wire import WINDOW, Pipe, pipelining
 from mailintake.status import mailbox_status
 from mailintake.store import imports
 from mailintake.store.repo import Store
-from tests.integration.test_import_dovecot import configure, imported, raw, sign_in
 from tests.support.dovecot import MailServer, opened
+from tests.support.mail import configure, imported, raw, sign_in
 
 DOTTED = [
     b"Subject: dots\r\n\r\n.\r\n..\r\n...\r\n.leading\r\nmid . dot\r\n\r\n.\r\n",
@@ -35,7 +35,7 @@ DOTTED = [
 ]
 
 
-def source_for(
+def imap_source(
     server: MailServer,
     user: str,
     after_import: str = "keep",
@@ -66,7 +66,7 @@ def test_messages_come_byte_for_byte_with_dots_restored(
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
     user = mail_server.fresh_user("pipe")
     mail_server.dovecot.deliver_many(user, DOTTED)
-    source = source_for(mail_server, user, tls=tls)
+    source = imap_source(mail_server, user, tls=tls)
     with opened(source):
         items = source.list_items()
         fetched = list(source.fetch(items))
@@ -79,7 +79,7 @@ def test_the_same_with_and_without_pipelining(mail_server: MailServer, pipelined
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(WINDOW * 3 + 5)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     with opened(source):
         assert source.client is not None
         assert pipelining(source.client)  # Dovecot advertises it
@@ -94,7 +94,7 @@ def test_an_error_inside_a_pipeline_leaves_the_session_in_step(
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(6)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user)
+    source = imap_source(mail_server, user)
     with opened(source):
         assert source.client is not None
         pipe = Pipe(source.client, pipelining=True)
@@ -115,7 +115,7 @@ def test_deletions_are_pipelined_and_committed_at_the_end(mail_server: MailServe
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(150)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = source_for(mail_server, user, after_import="delete", batch=40)
+    source = imap_source(mail_server, user, after_import="delete", batch=40)
     with opened(source):
         items = source.list_items()
         fetched = []

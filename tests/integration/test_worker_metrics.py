@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
-from tests.integration.test_import_dovecot import raw
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
+from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
 from tests.support.proxy import free_port
 

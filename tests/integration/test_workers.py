@@ -28,8 +28,8 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import leases, workers
 from mailintake.store.repo import Store
-from tests.integration.test_import_dovecot import raw
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
+from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,118 @@
+"""Mail on the shared Dovecot (``mail_server``): messages as a server serves them (``raw``),
+a mailbox delivering to a folder output (``configure``, then ``sign_in`` for a user grant),
+what that output holds (``imported``), the IMAP source on its own (``imap_source``), and
+message files Dovecot can no longer read (``poison``, ``cure``)."""
+
+from __future__ import annotations
+
+import email.policy
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from mailintake.config.apply import apply_document
+from mailintake.oauth.authorize import Interaction, authorize
+from mailintake.oauth.tokens import TokenManager
+from mailintake.sources.imap import ImapSettings, ImapSource
+from mailintake.store.repo import Store
+from sandbox.dovecot import Dovecot
+from tests.support.dovecot import MailServer
+from tests.support.oauth import Browser, microsoft_at
+
+
+def raw(n: int) -> bytes:
+    """Order ``n`` with a PDF attached, its Message-ID unique to this call."""
+    msg = EmailMessage()
+    msg["From"] = "orders@shop.example"
+    msg["To"] = "intake@contoso.example"
+    msg["Subject"] = f"Order {n}"
+    msg["Message-ID"] = f"<order-{n}-{uuid.uuid4().hex[:6]}@shop.example>"
+    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    msg.set_content(f"order {n}\r\n")
+    msg.add_attachment(
+        b"%PDF-1.7 order " + str(n).encode(),
+        maintype="application",
+        subtype="pdf",
+        filename=f"order-{n}.pdf",
+    )
+    return msg.as_bytes(policy=email.policy.SMTP)  # as a server serves it: CRLF
+
+
+def imported(out: Path, name: str) -> set[bytes]:
+    """The messages the folder output ``out`` holds for the mailbox ``name``."""
+    return {p.read_bytes() for p in out.glob(f"{name}/*/*/message.eml")}
+
+
+def configure(store: Store, server: MailServer, out: Path, box: dict[str, Any]) -> None:
+    """The mailbox ``box`` on the shared Dovecot (no TLS), delivering to the folder ``out``."""
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(server.idp.base_url)],
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": [
+                {"host": server.dovecot.host, "security": "none", "output": "capture", **box}
+            ],
+        },
+        {},
+    )
+
+
+def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
+    """The mailbox's user grant, signed in through the identity provider's pages."""
+    browser = Browser(user, server.passwords[user])
+    authorize(
+        TokenManager(store),
+        name,
+        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
+    )
+
+
+def imap_source(
+    server: MailServer,
+    user: str,
+    after_import: str = "keep",
+    *,
+    tls: bool = False,
+    folder: str = "INBOX",
+) -> ImapSource:
+    """The IMAP source itself, signed in as ``user`` on the shared Dovecot."""
+    dovecot = server.dovecot
+    return ImapSource(
+        ImapSettings(
+            host=dovecot.host,
+            port=dovecot.imaps_port if tls else dovecot.imap_port,
+            security="ssl" if tls else "none",
+            username=user,
+            login_as=user,
+            folder=folder,
+            after_import=after_import,
+            move_to=None,
+        ),
+        lambda: server.token(user),
+        "box",
+    )
+
+
+def message_file(dovecot: Dovecot, user: str, message: bytes) -> Path:
+    box = dovecot.maildir(user)
+    for sub in ("new", "cur"):
+        for path in (box / sub).iterdir():
+            if path.read_bytes() == message:  # root reads it whatever its mode
+                return path
+    raise AssertionError("no such message file")
+
+
+def poison(dovecot: Dovecot, user: str, message: bytes) -> None:
+    """Dovecot's mail processes (the mail user, not root) can no longer read it. Its name
+    is given the size with CRLF line endings (``W=``) too, as Dovecot's own deliveries do:
+    POP3 lists sizes when the session begins and would otherwise read every file for them
+    (then no session begins at all: nothing a client can narrow down)."""
+    path = message_file(dovecot, user, message)
+    path.chmod(0)
+    path.rename(path.with_name(path.name.replace(",S=", f",W={len(message)},S=")))
+
+
+def cure(dovecot: Dovecot, user: str, message: bytes) -> None:
+    message_file(dovecot, user, message).chmod(0o600)
