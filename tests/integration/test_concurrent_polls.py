@@ -15,10 +15,11 @@ import pytest
 from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.sources.base import SourceItem
+from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases
 from mailintake.store.repo import Store
-from tests.integration.test_pipeline import MemoryMailbox, MemorySource, mailbox, message
 from tests.integration.test_webhook import Receiver, receiver
+from tests.support.memory import mailbox, message
 
 pytestmark = pytest.mark.both_databases
 
@@ -45,6 +46,8 @@ class Gate:
 
 def gated_poller(store: Store, home: Path, box: MemoryMailbox, gate: Gate) -> Poller:
     class Gated(MemorySource):
+        prefetch_safe = False  # fetched in the pass's own thread, which the gate names
+
         def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
             gate.inside.append(threading.current_thread().name)
             gate.go.wait(5)

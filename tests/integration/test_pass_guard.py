@@ -20,12 +20,13 @@ from mailintake.errors import LeaseLost
 from mailintake.net.http import build_client
 from mailintake.sinks.base import MessageSink
 from mailintake.sinks.webhook import WebhookSink
+from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases
 from mailintake.store.repo import Store
 from mailintake.store.tables import leases as lease_table
 from tests.integration.test_concurrent_polls import configure
-from tests.integration.test_pipeline import MemoryMailbox, MemorySource, message
 from tests.integration.test_webhook import Receiver, receiver
+from tests.support.memory import message
 
 pytestmark = pytest.mark.both_databases
 

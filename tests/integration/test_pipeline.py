@@ -1,5 +1,5 @@
-"""The import pipeline with an in-memory mailbox (a real MailSource implementation) and the
-real folder output: nothing lost, nothing written twice, whatever fails where."""
+"""The import pipeline with the memory source (mailintake.sources.memory) and the real
+folder output: nothing lost, nothing written twice, whatever fails where."""
 
 from __future__ import annotations
 
@@ -12,93 +12,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
-from mailintake.config.models import MailboxSpec, OutputSpec
+from mailintake.config.models import OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import SWITCH_INTERVAL, ImportRuntime
 from mailintake.observability import metrics
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
-from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.base import SourceItem
+from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.support.malformed import malformed
+from tests.support.memory import FailingAcknowledge, dirs, filled, message, poller, setup
 
 pytestmark = pytest.mark.both_databases
-
-
-def message(n: int, attachment: bytes | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Supplier <billing@supplier.example>"
-    msg["To"] = "invoices@contoso.com"
-    msg["Subject"] = f"Invoice {n}"
-    msg["Message-ID"] = f"<invoice-{n}@supplier.example>"
-    msg["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
-    msg.set_content(f"Invoice number {n}\n")
-    if attachment is not None:
-        msg.add_attachment(
-            attachment, maintype="application", subtype="pdf", filename=f"../../invoice {n}.pdf"
-        )
-    return msg.as_bytes()
-
-
-@dataclass
-class MemoryMailbox:
-    """The server side: messages by id, and what was acknowledged."""
-
-    messages: dict[int, bytes] = field(default_factory=dict)
-    seen: set[int] = field(default_factory=set)
-    fail_acknowledge: int = 0  # the next n acknowledge calls fail (a crash before the ack)
-
-
-class MemorySource:
-    protocol = "imap"
-    prefetch_safe = False
-    acknowledged_at_commit = False
-
-    def __init__(self, box: MemoryMailbox) -> None:
-        self.box = box
-
-    def open(self) -> None:
-        return None
-
-    def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
-        return [
-            SourceItem(f"mem-{i}", {"uid": i}, len(raw), datetime(2026, 11, 23, 10, tzinfo=UTC))
-            for i, raw in sorted(self.box.messages.items())
-        ]
-
-    def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
-        yield self.list_items(known)
-
-    def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, bytes]]:
-        for item in items:
-            raw = self.box.messages.get(item.source["uid"])
-            if raw is not None:
-                yield item, raw
-
-    def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
-        if self.box.fail_acknowledge:
-            self.box.fail_acknowledge -= 1
-            from mailintake.errors import SourceError
-
-            raise SourceError("connection lost during the after-import action")
-        for source in sources:
-            self.box.seen.add(source["uid"])
-
-    def commit(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class CrashAfterDelivery:
@@ -114,55 +46,6 @@ class CrashAfterDelivery:
 
     def close(self) -> None:
         self.inner.close()
-
-
-@pytest.fixture
-def box() -> MemoryMailbox:
-    return MemoryMailbox({i: message(i, b"%PDF-1.4 " + bytes([i]) * 50) for i in range(1, 4)})
-
-
-def mailbox(name: str) -> dict[str, Any]:
-    """An IMAP mailbox signed in with an authorization code, delivering to "capture"."""
-    return {
-        "name": name,
-        "protocol": "imap",
-        "username": f"{name}@contoso.com",
-        "output": "capture",
-        "oauth": {
-            "authorization_server": "MICROSOFT",
-            "grant_type": "authorization_code",
-            "tenant_id": "contoso.onmicrosoft.com",
-            "client_id": "app",
-            "redirect_uri": "http://localhost/",
-        },
-    }
-
-
-def setup(store: Store, out: Path) -> None:
-    apply_document(
-        store,
-        {
-            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": [mailbox("invoices")],
-        },
-        {},
-    )
-
-
-def poller(store: Store, home: Path, box: MemoryMailbox, **kwargs: Any) -> Poller:
-    def source(
-        _spec: MailboxSpec,
-        _token: TokenProvider,
-        _renew: TokenProvider | None = None,
-        **_options: Any,
-    ) -> MemorySource:
-        return MemorySource(box)
-
-    return Poller(store, home, source_factory=source, **kwargs)
-
-
-def dirs(out: Path) -> list[Path]:
-    return sorted(p for p in out.glob("invoices/*/*") if p.is_dir())
 
 
 def test_import_writes_the_contract_layout_once(
@@ -230,7 +113,7 @@ def test_what_was_written_is_not_kept_in_memory(tmp_path: Path, count: int) -> N
         pytest.skip("this file system keeps file data in memory (tmpfs?)")
     out = tmp_path / "capture"
     batch = [
-        Delivery("invoices", "imap", f"mem-{n}", {"uid": n}, message(n, b"%PDF" * 20000), None)
+        Delivery("invoices", "imap", f"memory-{n}", {"uid": n}, message(n, b"%PDF" * 20000), None)
         for n in range(count)
     ]
     with ImportRuntime(switch_interval=None) as runtime:
@@ -253,7 +136,7 @@ def test_what_was_written_is_not_kept_in_memory(tmp_path: Path, count: int) -> N
 def test_batches_stop_at_a_size_as_well(store: Store, home: Path, tmp_path: Path) -> None:
     """A batch is held in memory while it is fetched and written: a mailbox of large
     messages makes smaller batches, not batches of gigabytes."""
-    box = MemoryMailbox({i: message(i, b"%PDF" * 1000) for i in range(1, 11)})
+    box = filled({i: message(i, b"%PDF" * 1000) for i in range(1, 11)})
     fetched: list[int] = []
 
     class Recording(MemorySource):
@@ -277,7 +160,7 @@ def test_what_a_killed_import_half_wrote_is_cleared(
 ) -> None:
     out = tmp_path / "capture"
     setup(store, out)
-    half = out / ".incoming" / "invoices" / "mem-1.0badf00d"
+    half = out / ".incoming" / "invoices" / "memory-1.0badf00d"
     (half / "attachments").mkdir(parents=True)
     (half / "message.eml").write_bytes(box.messages[1][:10])
     result = poller(store, home, box).poll("invoices")
@@ -291,8 +174,7 @@ def test_a_crash_before_the_after_import_action(
 ) -> None:
     out = tmp_path / "capture"
     setup(store, out)
-    box.fail_acknowledge = 1
-    result = poller(store, home, box).poll("invoices")
+    result = poller(store, home, box, FailingAcknowledge).poll("invoices")
     assert result.error is not None
     assert box.seen == set()  # recorded, delivered, not acknowledged
     again = poller(store, home, box).poll("invoices")
@@ -358,7 +240,7 @@ def test_malformed_messages_import_whole_with_their_defects(
     store: Store, home: Path, tmp_path: Path
 ) -> None:
     cases = malformed()
-    box = MemoryMailbox(dict(enumerate(cases.values(), start=1)))
+    box = filled(dict(enumerate(cases.values(), start=1)))
     out = tmp_path / "capture"
     setup(store, out)
     result = poller(store, home, box).poll("invoices")

@@ -20,22 +20,14 @@ from mailintake.engine.scheduler import Scheduler
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases, schedule, workers
 from mailintake.store.repo import Store
 from mailintake.store.tables import mailboxes
-from tests.integration.test_pipeline import (
-    MemoryMailbox,
-    MemorySource,
-    box,
-    dirs,
-    mailbox,
-    poller,
-    setup,
-)
+from tests.support.memory import dirs, mailbox, poller, setup
 
 pytestmark = pytest.mark.both_databases
 
-__all__ = ["box"]
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from mailintake.engine.poll import PollResult
 from mailintake.engine.scheduler import Scheduler
+from mailintake.sources.memory import MemoryMailbox
 from mailintake.store.repo import Store
-from tests.integration.test_pipeline import MemoryMailbox, box, setup
 from tests.integration.test_scheduler import authorized, places
-
-__all__ = ["box"]
+from tests.support.memory import setup
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
