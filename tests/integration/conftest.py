@@ -2,22 +2,31 @@
 started once per test process (Dovecot with its identity provider: ``mail_server``), and the
 sandbox tenant of the OAuth tests (``certificate``, ``idp``) and an authenticating HTTP proxy
 (``proxy``), once per module (a module may change the tenant's users and apps); ``box``, a
-memory mailbox of three invoices (tests.support.memory)."""
+memory mailbox of three invoices (tests.support.memory); the REST API (``api``), the command
+(``cli``) and the web admin (``ui``, ``ui_store``) of tests.support.web."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from mailintake.config.apply import apply_document
+from mailintake.runtime import open_store
+from mailintake.settings import Settings
 from mailintake.sources.memory import MemoryMailbox
-from mailintake.store.admin import create_api_token
+from mailintake.store.admin import create_api_token, set_admin_password
 from mailintake.store.repo import Store
+from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
 from tests.support.dovecot import mail_server
 from tests.support.memory import filled, message
 from tests.support.oauth import Certificate, build_idp, make_certificate
 from tests.support.proxy import Proxy, start_proxy
+from tests.support.web import ADMIN, API_GRAPH_SECRET, CLI_GRAPH_SECRET, CLI_ROPC_PASSWORD, Cli
 
 __all__ = ["mail_server"]  # fixtures
 
@@ -53,3 +62,56 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 def box() -> MemoryMailbox:
     """A memory mailbox of three invoices (UIDs 1 to 3) with a PDF each."""
     return filled({i: message(i, b"%PDF-1.4 " + bytes([i]) * 50) for i in range(1, 4)})
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
+    """The REST API, authenticated, with API_GRAPH_SECRET in its environment."""
+    env = {"GRAPH_SECRET": API_GRAPH_SECRET}
+    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
+    app = create_app(served, store=store, environ=lambda: env)
+    with TestClient(app, headers=bearer) as client:
+        yield client
+
+
+@pytest.fixture
+def cli(home: Path, database_url: str) -> Cli:
+    """The command, with CLI_GRAPH_SECRET and CLI_ROPC_PASSWORD in its environment."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_") and k != "COLUMNS"
+    }
+    env.update(
+        MAILINTAKE_HOME=str(home),
+        MAILINTAKE_DATABASE_URL=database_url,
+        GRAPH_SECRET=CLI_GRAPH_SECRET,
+        ROPC_PASSWORD=CLI_ROPC_PASSWORD,
+    )
+    return Cli(home, env)
+
+
+@pytest.fixture
+def ui_store(home: Path, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
+    """The web admin's settings and store: an admin password (ADMIN), a folder output."""
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{tmp_path / 'ui.db'}",
+        allowed_hosts=("testserver",),  # the TestClient's host name
+    )
+    store = open_store(settings)
+    set_admin_password(store, ADMIN)
+    apply_document(
+        store, {"outputs": [{"name": "capture", "type": "folder", "path": str(tmp_path)}]}, {}
+    )
+    yield settings, store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def ui(ui_store: tuple[Settings, Store]) -> Iterator[TestClient]:
+    """The web admin, signed in."""
+    settings, store = ui_store
+    app = create_app(settings, store=store, environ=dict)
+    with TestClient(app, headers={"Sec-Fetch-Site": "same-origin"}) as client:
+        answer = client.post("/login", data={"password": ADMIN, "next": "/"})
+        assert answer.status_code == 200, answer.text
+        yield client

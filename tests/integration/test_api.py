@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,9 +9,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, select
 
-from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from mailintake.web.app import create_app
 from tests.support.documents import (
     claims_mailbox,
     corp_idp_server,
@@ -20,21 +17,12 @@ from tests.support.documents import (
     invoices_mailbox,
     orders_mailbox,
 )
+from tests.support.web import API_GRAPH_SECRET as CLIENT_SECRET
 
-CLIENT_SECRET = "api-cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
 PASSWORD = "api-pw-Dj6Hs3Fv9Gb2Kn5Mq8"
 PROXY_PASSWORD = "api-pp-Cw4Ex7Ru1Ty5Io8Pa3"
 NEW_PASSWORD = "api-pw-Changed-Qq1Ww2Ee3"
 SECRETS = (CLIENT_SECRET, PASSWORD, PROXY_PASSWORD, NEW_PASSWORD)
-
-
-@pytest.fixture
-def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
-    env = {"GRAPH_SECRET": CLIENT_SECRET}
-    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
-    app = create_app(served, store=store, environ=lambda: env)
-    with TestClient(app, headers=bearer) as client:
-        yield client
 
 
 def document(tmp: str) -> dict[str, Any]:

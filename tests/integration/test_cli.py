@@ -4,44 +4,19 @@ process, tests/support/cli.py; ``serve`` and a refused secret key in a real proc
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.support.cli import Completed, run_cli
 from tests.support.documents import TENANT, claims_mailbox, folder_output, invoices_mailbox
+from tests.support.web import CLI_GRAPH_SECRET as CLIENT_SECRET
+from tests.support.web import CLI_ROPC_PASSWORD as PASSWORD
+from tests.support.web import Cli
 
-CLIENT_SECRET = "cs-Yt5~Rk2Wq8Lp4Nm1Zx7"
-PASSWORD = "pw-Dj6Hs3Fv9Gb2Kn5Mq8"
 PROXY_PASSWORD = "pp-Cw4Ex7Ru1Ty5Io8Pa3"
-
-
-class Cli:
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
-        self.home = home
-        self.env = env
-
-    def __call__(self, *args: str, input: str | None = None) -> Completed:
-        return run_cli(["--log-level", "debug", *args], env=self.env, input=input)
-
-
-@pytest.fixture
-def cli(home: Path, database_url: str) -> Cli:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_") and k != "COLUMNS"
-    }
-    env.update(
-        MAILINTAKE_HOME=str(home),
-        MAILINTAKE_DATABASE_URL=database_url,
-        GRAPH_SECRET=CLIENT_SECRET,
-        ROPC_PASSWORD=PASSWORD,
-    )
-    return Cli(home, env)
 
 
 def config(tmp_path: Path) -> Path:

@@ -17,14 +17,10 @@ from fastapi.testclient import TestClient
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
-from tests.integration.test_api import api
-from tests.integration.test_cli import Cli, cli
-from tests.integration.test_web_ui import errors_beside, graph_form, ui, ui_store
 from tests.support.documents import claims_mailbox, folder_output
+from tests.support.web import Cli, errors_beside, graph_form
 from tests.unit.config.test_input_rules import CONTRACT_EXAMPLE, GRAPH_UNUSED
 from tests.unit.config.test_loader import BOMB
-
-__all__ = ["api", "cli", "ui", "ui_store"]
 
 DOT = "'..' is not a name: it means a folder ('.' this one, '..' its parent)"
 

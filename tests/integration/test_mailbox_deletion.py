@@ -14,14 +14,12 @@ from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.store.repo import Store
 from mailintake.store.tables import access_tokens, imports, leases, oauth_grants, secrets
-from tests.integration.test_api import api
 from tests.support.documents import claims_mailbox, folder_output
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 from tests.support.mail import configure, imported, raw
 
 pytestmark = pytest.mark.both_databases
 
-__all__ = ["api"]
 
 NOW = datetime.now(UTC)
 

@@ -21,9 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, select
 
 from mailintake.oauth.tokens import load_auth, stored_access
-from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
 from tests.support.cli import run_cli
 from tests.support.oauth import (
@@ -39,13 +37,6 @@ from tests.support.oauth import (
     configure,
     mailbox,
 )
-
-
-@pytest.fixture
-def api(settings: Settings, store: Store, bearer: dict[str, str]) -> Iterator[TestClient]:
-    served = settings.model_copy(update={"allowed_hosts": ("testserver",)})
-    with TestClient(create_app(served, store=store, environ=dict), headers=bearer) as client:
-        yield client
 
 
 def test_api_authorize_client_credentials_and_a_refusal(

@@ -23,12 +23,9 @@ from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
-from tests.integration.test_api import api
-from tests.integration.test_cli import Cli, cli
 from tests.integration.test_import_graph import configure, raw
 from tests.integration.test_import_graph_faults import app_token
-
-__all__ = ["api", "cli"]
+from tests.support.web import Cli
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ from fastapi.testclient import TestClient
 from mailintake.settings import Settings
 from mailintake.store import import_views, imports
 from mailintake.store.repo import Store
-from tests.integration.test_web_ui import graph_form, notice_of, ui, ui_store
-
-__all__ = ["ui", "ui_store"]
+from tests.support.web import graph_form, notice_of
 
 
 def test_failed_and_parked_messages_are_listed_with_retry_and_skip(

@@ -4,81 +4,25 @@ matrix, problems beside their fields, secrets never sent back."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from mailintake.config.apply import apply_document
-from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store import imports
-from mailintake.store.admin import set_admin_password
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
-from mailintake.web.app import create_app
 from sandbox.idp import IdentityProvider
 from tests.support.oauth import microsoft_at
 from tests.support.proxy import Proxy
-
-TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
-CLIENT = "11111111-2222-3333-4444-555555555555"
-SECRET = "ui-cs-Hq4~Lm8Zt2Vb6Nw1Kd3"
-PROXY_SECRET = "ui-pp-Rt5Yu8Io1Pa4Sd7Fg0"
-ADMIN = "ui-admin-Password-1!"
-
-
-@pytest.fixture
-def ui_store(home: Path, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
-    settings = Settings(
-        home=home,
-        database_url=f"sqlite:///{tmp_path / 'ui.db'}",
-        allowed_hosts=("testserver",),  # the TestClient's host name
-    )
-    store = open_store(settings)
-    set_admin_password(store, ADMIN)
-    apply_document(
-        store, {"outputs": [{"name": "capture", "type": "folder", "path": str(tmp_path)}]}, {}
-    )
-    yield settings, store
-    store.engine.dispose()
-
-
-@pytest.fixture
-def ui(ui_store: tuple[Settings, Store]) -> Iterator[TestClient]:
-    settings, store = ui_store
-    app = create_app(settings, store=store, environ=dict)
-    with TestClient(app, headers={"Sec-Fetch-Site": "same-origin"}) as client:
-        answer = client.post("/login", data={"password": ADMIN, "next": "/"})
-        assert answer.status_code == 200, answer.text
-        yield client
-
-
-def graph_form(**changes: str) -> dict[str, str]:
-    form = {
-        "name": "claims",
-        "protocol": "graph",
-        "username": "claims@contoso.com",
-        "output": "capture",
-        "enabled": "on",
-        "oauth.authorization_server": "MICROSOFT",
-        "oauth.grant_type": "client_credentials",
-        "oauth.tenant_id": TENANT,
-        "oauth.client_id": CLIENT,
-        "oauth.client_secret": SECRET,
-        "oauth.scopes": "https://graph.microsoft.com/.default",
-        "oauth.token_endpoint": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-        "proxy.address": "http://127.0.0.1:9",
-        "proxy.username": "svc",
-        "proxy.password": PROXY_SECRET,
-    }
-    form.update(changes)
-    return form
-
-
-def errors_beside(page: str) -> dict[str, str]:
-    return dict(re.findall(r'data-error-for="([^"]+)">([^<]*)<', page))
+from tests.support.web import (
+    CLIENT,
+    PROXY_SECRET,
+    SECRET,
+    errors_beside,
+    graph_form,
+    notice_of,
+)
 
 
 def assert_no_inline_code(page: str) -> None:
@@ -233,11 +177,6 @@ def test_manage_authorization_servers(ui: TestClient) -> None:
     assert "Reset MICROSOFT" in reset
     discovered = ui.post("/servers/discover", data={"issuer": "not a url"}).text
     assert "issuer" in errors_beside(discovered)
-
-
-def notice_of(page: str) -> str | None:
-    found = re.search(r'<p class="notice" role="status">(.*?)</p>', page, re.S)
-    return None if found is None else found.group(1)
 
 
 def test_notices_are_chosen_by_id_never_written_by_the_address(ui: TestClient) -> None:
