@@ -22,12 +22,11 @@ from mailintake.store.repo import Store
 from mailintake.store.tables import graph_subscriptions, secrets
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.oauth_support import DOMAIN, certificate, idp
 from tests.support.graph_push import configure
+from tests.support.oauth import DOMAIN
 from tests.support.webhook_endpoint import Endpoint, webhook_endpoint
 
 pytestmark = pytest.mark.both_databases
-__all__ = ["certificate", "idp"]  # fixtures
 
 
 class Clock:

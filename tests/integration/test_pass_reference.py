@@ -20,9 +20,9 @@ from mailintake.engine.pipeline import Importer, pipelined, sequential
 from mailintake.engine.poll import Poller
 from mailintake.store.repo import Store
 from mailintake.store.tables import imports
-from tests.integration.oauth_support import microsoft_at
 from tests.support.dovecot import DAEMON_APP, MailServer
 from tests.support.malformed import malformed
+from tests.support.oauth import microsoft_at
 
 pytestmark = pytest.mark.both_databases
 LIMIT = 20_000  # max_message_size: one message of the mailbox is over it

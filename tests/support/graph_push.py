@@ -21,9 +21,8 @@ from mailintake.web.app import create_app
 from sandbox.demo.tenant import microsoft_at
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
+from tests.support.oauth import GRAPH_APP, GRAPH_SECRET
 
-GRAPH_APP = "a0000000-0000-4000-8000-00000000000a"  # tests/integration/oauth_support.py
-GRAPH_SECRET = "graph-app-secret-Value~123"
 T = TypeVar("T")
 
 
