@@ -86,18 +86,6 @@ def configure_alerts(store: Store, hook: Receiver, smtp: SmtpServer, **options: 
     apply_document(store, document, environ)
 
 
-@pytest.fixture
-def hook() -> Any:
-    with http_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Any:
-    with smtp_server(tmp_path) as server:
-        yield server
-
-
 def events(hook: Receiver) -> list[tuple[str, str, str]]:
     return [(r.body["event"], r.body["key"], r.body["state"]) for r in hook.requests]
 

@@ -5,14 +5,7 @@ it); fixed, it is "recovered"."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from mailintake.alerts.runner import alerter_for
 from mailintake.config.apply import apply_document
@@ -21,47 +14,11 @@ from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.support.http_receiver import Receiver, http_receiver
+from tests.support.alerts import alerts_section
+from tests.support.cli import run_in as run
+from tests.support.http_receiver import Receiver
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, microsoft_at
-from tests.support.smtp import SmtpServer, smtp_server
-
-
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
-
-
-@pytest.fixture
-def hook() -> Iterator[Receiver]:
-    with http_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path) as server:
-        yield server
-
-
-def alerts_section(hook: Receiver, smtp: SmtpServer) -> dict[str, Any]:
-    return {
-        "channels": [
-            {"name": "ops-hook", "type": "webhook", "url": hook.url},
-            {
-                "name": "ops-mail",
-                "type": "email",
-                "host": smtp.host,
-                "port": smtp.port,
-                "username": smtp.username,
-                "password": "${env:SMTP_PASSWORD}",
-                "from": "mailintake@example.com",
-                "to": ["ops@example.com"],
-                "ca_file": smtp.ca_file,
-            },
-        ]
-    }
+from tests.support.smtp import SmtpServer
 
 
 def test_a_failing_mailbox_alerts_once_and_recovers(
@@ -141,16 +98,3 @@ def test_a_failing_mailbox_alerts_once_and_recovers(
         "[mailintake] recovered: mailbox claims (was failing)",
     ]
     assert alerter.evaluate() == []
-
-
-def run(home: Path, database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
-    environ.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, **env)
-    return subprocess.run(
-        [sys.executable, "-m", "mailintake", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )

@@ -18,12 +18,11 @@ from mailintake.sources.base import SourceItem
 from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases
 from mailintake.store.repo import Store
-from tests.integration.test_webhook import Receiver, receiver
+from tests.support.http_receiver import WebhookReceiver
 from tests.support.memory import mailbox, message
 
 pytestmark = pytest.mark.both_databases
 
-__all__ = ["receiver"]
 
 MESSAGES = 30
 
@@ -89,7 +88,7 @@ def two_at_once(store: Store, home: Path, box: MemoryMailbox) -> list[PollResult
 
 @pytest.mark.parametrize("output", ["folder", "webhook"])
 def test_two_polls_of_one_mailbox_in_one_process(
-    store: Store, home: Path, tmp_path: Path, receiver: Receiver, output: str
+    store: Store, home: Path, tmp_path: Path, receiver: WebhookReceiver, output: str
 ) -> None:
     receiver.fail_first = 0
     out = tmp_path / "capture"

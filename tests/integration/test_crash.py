@@ -23,14 +23,13 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import checkpoints
 from mailintake.store.repo import Store
-from tests.integration.test_webhook import Receiver, receiver
 from tests.support.dovecot import DOMAIN, MailServer
+from tests.support.http_receiver import WebhookReceiver
 from tests.support.mail import configure, raw, sign_in
 from tests.support.oauth import microsoft_at
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
-__all__ = ["receiver"]
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 500  # five batches of 100
@@ -206,7 +205,7 @@ def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
     store: Store,
     settings: Settings,
     mail_server: MailServer,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     number: int,
     point: str,
 ) -> None:

@@ -4,7 +4,6 @@ a renewed token Graph refuses too is reported."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,7 @@ from mailintake.errors import AuthorizationRequired
 from mailintake.sources.graph import GraphSettings, GraphSource
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.test_import_graph import raw
-from tests.integration.test_import_graph_faults import app_token
-
-
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
+from tests.support.graph import app_token, raw
 
 
 class Renewals:

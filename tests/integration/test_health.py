@@ -5,7 +5,6 @@ certificate's notValidAfter), the keep-alive refresh of a disabled mailbox, and 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,6 @@ from tests.support.oauth import (
 )
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
 
 
 def app_only(secret: str = GRAPH_SECRET, **extra: Any) -> dict[str, Any]:

@@ -5,79 +5,26 @@ from __future__ import annotations
 
 import email.policy
 import json
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
+from tests.support.graph import configure, raw
 from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     BORIS,
-    GRAPH_APP,
-    GRAPH_SECRET,
     NATIVE_APP,
     Browser,
-    microsoft_at,
 )
-
-
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
-
-
-def raw(n: int) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "claims@insurer.example"
-    msg["To"] = ANNA
-    msg["Subject"] = f"Claim {n}"
-    msg["Message-ID"] = f"<claim-{n}@insurer.example>"
-    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
-    msg.set_content(f"claim {n}")
-    return msg.as_bytes(policy=email.policy.SMTP)
-
-
-def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **box: Any) -> None:
-    oauth = box.pop(
-        "oauth",
-        {
-            "grant_type": "client_credentials",
-            "tenant_id": idp.tenant_id,
-            "client_id": GRAPH_APP,
-            "client_secret": GRAPH_SECRET,
-        },
-    )
-    apply_document(
-        store,
-        {
-            "authorization_servers": [microsoft_at(idp.base_url)],
-            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": [
-                {
-                    "name": "claims",
-                    "protocol": "graph",
-                    "graph_url": graph_url,
-                    "username": ANNA,
-                    "output": "capture",
-                    "oauth": oauth,
-                    **box,
-                }
-            ],
-        },
-        {},
-    )
 
 
 @pytest.mark.parametrize("action", ["mark_read", "move", "delete", "keep"])

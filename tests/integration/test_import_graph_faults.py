@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import email.policy
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,24 +26,9 @@ from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.test_import_graph import configure, raw
 from tests.support.cli import run_cli
+from tests.support.graph import app_token, configure, raw
 from tests.support.oauth import ANNA, ANNA_PASSWORD, GRAPH_APP, NATIVE_APP, Browser
-
-
-@pytest.fixture(scope="module")
-def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    server = GraphEmulator(idp)
-    with server.serve():
-        yield server
-
-
-@pytest.fixture
-def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
-    emulator.faults.reset()
-    emulator.reset_stats()
-    yield emulator
-    emulator.faults.reset()
 
 
 def mailbox(graph: GraphEmulator, tmp_path: Path, what: str, count: int) -> tuple[str, list[str]]:
@@ -428,22 +413,3 @@ def test_a_listing_that_refuses_the_size_expansion_goes_on_without_it(
     configure(store, idp, graph.base_url, tmp_path / "out", username=address)
     result = Poller(store, home).poll("claims")
     assert (result.imported, result.failed, result.error) == (3, 0, None)
-
-
-def app_token(idp: IdentityProvider) -> str:
-    import httpx2
-
-    from tests.support.oauth import GRAPH_SECRET
-
-    answer = httpx2.post(
-        f"{idp.base_url}/{idp.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": GRAPH_APP,
-            "client_secret": GRAPH_SECRET,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access_token"])

@@ -39,6 +39,7 @@ from tests.support.oauth import (
     Browser,
     Certificate,
     configure,
+    interaction,
     mailbox,
 )
 from tests.support.proxy import PROXY_PASSWORD, PROXY_USER, Proxy
@@ -48,21 +49,6 @@ def state_of(store: Store, name: str) -> tuple[str, str | None]:
     with store.read() as repo:
         record = repo.get_mailbox(name)
     return record.auth_state, record.auth_detail
-
-
-def interaction(browser: Browser | None = None, pasted: list[str] | None = None) -> Interaction:
-    shown: list[str] = []
-
-    def open_url(url: str) -> None:
-        if browser is not None:
-            browser.sign_in(url)
-
-    return Interaction(
-        show=shown.append,
-        open_url=open_url,
-        ask=lambda _prompt: (pasted or [""]).pop(0),
-        timeout=30,
-    )
 
 
 def test_client_credentials_then_cached_then_renewed_before_expiry(

@@ -25,12 +25,11 @@ from mailintake.store import leases
 from mailintake.store.repo import Store
 from mailintake.store.tables import leases as lease_table
 from tests.integration.test_concurrent_polls import configure
-from tests.integration.test_webhook import Receiver, receiver
+from tests.support.http_receiver import WebhookReceiver
 from tests.support.memory import message
 
 pytestmark = pytest.mark.both_databases
 
-__all__ = ["receiver"]
 
 WAIT = 0.3  # how long the sender waits for an answer; a hanging receiver answers after 1 s
 
@@ -53,7 +52,7 @@ def poller(store: Store, home: Path, box: MemoryMailbox, limits: PassLimits) -> 
 
 
 def test_a_hanging_webhook_stops_the_pass_after_failures_in_a_row(
-    store: Store, home: Path, receiver: Receiver
+    store: Store, home: Path, receiver: WebhookReceiver
 ) -> None:
     receiver.fail_first, receiver.hang = 0, 1.0
     configure(store, {"type": "webhook", "url": receiver.url})
@@ -83,7 +82,7 @@ def test_a_hanging_webhook_stops_the_pass_after_failures_in_a_row(
 
 
 def test_a_refusing_webhook_does_not_stop_the_pass(
-    store: Store, home: Path, receiver: Receiver
+    store: Store, home: Path, receiver: WebhookReceiver
 ) -> None:
     """Messages the receiver refuses (4xx) fail on their own: the pass goes on."""
     receiver.fail_first, receiver.status_when_failing = 1, 422
@@ -94,7 +93,7 @@ def test_a_refusing_webhook_does_not_stop_the_pass(
 
 
 def test_a_pass_keeps_its_lease_and_stops_once_it_is_gone(
-    store: Store, home: Path, receiver: Receiver
+    store: Store, home: Path, receiver: WebhookReceiver
 ) -> None:
     """A pass that works far longer than its lease lasts keeps it (renewed on a timer, not
     per batch: this one is a single batch); once another poll holds it, the pass stops

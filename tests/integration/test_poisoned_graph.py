@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,8 @@ from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
-from tests.integration.test_import_graph import configure, raw
-from tests.integration.test_import_graph_faults import app_token
+from tests.support.graph import app_token, configure, raw
 from tests.support.web import Cli
-
-
-@pytest.fixture(scope="module")
-def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    server = GraphEmulator(idp)
-    with server.serve():
-        yield server
-
-
-@pytest.fixture
-def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
-    emulator.faults.reset()
-    yield emulator
-    emulator.faults.reset()
 
 
 def quick(*args: Any, **kwargs: Any) -> MailSource:

@@ -28,8 +28,7 @@ from mailintake.store.repo import Store
 from mailintake.store.tokens import write_access
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.test_import_graph import raw
-from tests.integration.test_oauth import interaction
+from tests.support.graph import raw
 from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
@@ -38,27 +37,13 @@ from tests.support.oauth import (
     NATIVE_APP,
     Browser,
     configure,
+    interaction,
     mailbox,
     microsoft_at,
 )
 
 SECOND_SECRET = "graph-app-second-secret~789"
 NATIVE_LOOPBACK = "http://localhost/"
-
-
-@pytest.fixture(scope="module")
-def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    server = GraphEmulator(idp)
-    with server.serve():
-        yield server
-
-
-@pytest.fixture
-def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
-    emulator.faults.reset()
-    emulator.reset_stats()
-    yield emulator
-    emulator.faults.reset()
 
 
 @pytest.fixture

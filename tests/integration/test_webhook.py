@@ -3,79 +3,15 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import http.server
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 from mailintake.errors import LeaseLost
 from mailintake.sinks.base import Delivery, Receipt
 from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
+from tests.support.http_receiver import WebhookReceiver
 from tests.support.malformed import malformed
-
-
-@dataclass
-class Receiver:
-    url: str = ""
-    fail_first: int = 2
-    status_when_failing: int = 503
-    # While set, a request waits this long before its answer (a 504): longer than the
-    # sender waits, it hangs for the sender. ``hangs`` says which keys (all when None).
-    hang: float = 0.0
-    hangs: Callable[[str], bool] | None = None
-    seen: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-    tries: dict[str, int] = field(default_factory=dict)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def hanging(self, key: str) -> bool:
-        return self.hang > 0 and (self.hangs is None or self.hangs(key))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            key = self.headers.get("Idempotency-Key", "")
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with state.lock:
-                state.tries[key] = state.tries.get(key, 0) + 1
-                state.headers.append(dict(self.headers))
-                status = 200
-                if state.hanging(key):
-                    status = 504
-                elif state.tries[key] <= state.fail_first:
-                    status = state.status_when_failing
-                else:
-                    state.seen.append((key, body))
-            if status == 504:
-                time.sleep(state.hang)
-            with contextlib.suppress(OSError):  # a sender that gave up has gone
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/ingest"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
 
 RAW = (
     b"From: a@example.com\r\nSubject: Claim 7\r\nMessage-ID: <c7@example.com>\r\n"
@@ -87,7 +23,7 @@ def delivery(key: str = "imap-INBOX-1-7") -> Delivery:
     return Delivery("claims", "imap", key, {"uid": 7}, RAW, None)
 
 
-def test_retries_until_the_receiver_takes_it(receiver: Receiver) -> None:
+def test_retries_until_the_receiver_takes_it(receiver: WebhookReceiver) -> None:
     sink = WebhookSink(
         receiver.url, {"Authorization": "Bearer hook-secret"}, backoff=0, sleep=lambda _s: None
     )
@@ -104,7 +40,7 @@ def test_retries_until_the_receiver_takes_it(receiver: Receiver) -> None:
     assert receiver.headers[0]["Authorization"] == "Bearer hook-secret"
 
 
-def test_a_refusal_is_the_reason_and_not_retried(receiver: Receiver) -> None:
+def test_a_refusal_is_the_reason_and_not_retried(receiver: WebhookReceiver) -> None:
     receiver.status_when_failing = 400
     receiver.fail_first = 10
     sink = WebhookSink(receiver.url, backoff=0, sleep=lambda _s: None)
@@ -118,7 +54,7 @@ def test_a_refusal_is_the_reason_and_not_retried(receiver: Receiver) -> None:
     assert receiver.tries == {"claims/imap-INBOX-1-7": 1}
 
 
-def test_gives_up_after_the_attempts_and_says_so(receiver: Receiver) -> None:
+def test_gives_up_after_the_attempts_and_says_so(receiver: WebhookReceiver) -> None:
     receiver.fail_first = 100
     sink = WebhookSink(receiver.url, attempts=3, backoff=0, sleep=lambda _s: None)
     try:
@@ -130,7 +66,9 @@ def test_gives_up_after_the_attempts_and_says_so(receiver: Receiver) -> None:
     assert receiver.tries == {"claims/imap-INBOX-1-7": 3}
 
 
-def test_the_receiver_gets_what_metadata_json_says(receiver: Receiver, tmp_path: Path) -> None:
+def test_the_receiver_gets_what_metadata_json_says(
+    receiver: WebhookReceiver, tmp_path: Path
+) -> None:
     """Both outputs describe a message alike, what could not be read (defects) included."""
     receiver.fail_first = 0
     cases = malformed()
@@ -161,7 +99,7 @@ def test_the_receiver_gets_what_metadata_json_says(receiver: Receiver, tmp_path:
     assert received[f"claims/{batch[list(cases).index('broken boundary')].key}"]["defects"]
 
 
-def test_a_paced_webhook_stops_between_messages(receiver: Receiver) -> None:
+def test_a_paced_webhook_stops_between_messages(receiver: WebhookReceiver) -> None:
     """The pass may stop the output before any message (its lease is gone, its output keeps
     failing): the messages after that are not sent and get the pass's reason."""
     receiver.fail_first = 0

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -91,3 +92,11 @@ def run_cli(args: Sequence[str], *, env: Mapping[str, str], input: str | None = 
             else:
                 structlog.reset_defaults()
     return Completed(list(args), code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_in(home: Path, database_url: str, *args: str, **env: str) -> Completed:
+    """``mailintake ARGS`` on this home and database, with ``env`` added to the test's own
+    environment (none of its MAILINTAKE_ variables)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
+    environ.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url, **env)
+    return run_cli(args, env=environ)

@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 import httpx2
 
 from mailintake.config.apply import apply_document
+from mailintake.oauth.authorize import Interaction
 from mailintake.store.repo import Store
 from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.demo.tenant import microsoft_at
@@ -233,3 +234,20 @@ class Browser:
                     )
                 else:
                     return
+
+
+def interaction(browser: Browser | None = None, pasted: list[str] | None = None) -> Interaction:
+    """How a sign-in reaches the person: ``browser`` signs in at the URL shown, ``pasted``
+    are the answers typed at the prompt."""
+    shown: list[str] = []
+
+    def open_url(url: str) -> None:
+        if browser is not None:
+            browser.sign_in(url)
+
+    return Interaction(
+        show=shown.append,
+        open_url=open_url,
+        ask=lambda _prompt: (pasted or [""]).pop(0),
+        timeout=30,
+    )

@@ -1,0 +1,80 @@
+"""Mail on the Graph emulator (sandbox.graph; the ``emulator`` and ``graph`` fixtures of
+tests/integration/conftest.py serve it): messages (``raw``), the mailbox "claims" delivering
+to a folder output (``configure``), and an application token to call it directly
+(``app_token``)."""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from mailintake.config.apply import apply_document
+from mailintake.store.repo import Store
+from sandbox.idp import IdentityProvider
+from tests.support.oauth import ANNA, GRAPH_APP, GRAPH_SECRET, microsoft_at
+
+
+def raw(n: int) -> bytes:
+    """Claim ``n``, as Graph serves it (CRLF), to ANNA."""
+    msg = EmailMessage()
+    msg["From"] = "claims@insurer.example"
+    msg["To"] = ANNA
+    msg["Subject"] = f"Claim {n}"
+    msg["Message-ID"] = f"<claim-{n}@insurer.example>"
+    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    msg.set_content(f"claim {n}")
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **box: Any) -> None:
+    """The Graph mailbox "claims" (ANNA's, app-only unless ``oauth`` says otherwise) on the
+    emulator at ``graph_url``, delivering to the folder ``out``; ``box`` adds or changes
+    its fields."""
+    oauth = box.pop(
+        "oauth",
+        {
+            "grant_type": "client_credentials",
+            "tenant_id": idp.tenant_id,
+            "client_id": GRAPH_APP,
+            "client_secret": GRAPH_SECRET,
+        },
+    )
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(idp.base_url)],
+            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
+            "mailboxes": [
+                {
+                    "name": "claims",
+                    "protocol": "graph",
+                    "graph_url": graph_url,
+                    "username": ANNA,
+                    "output": "capture",
+                    "oauth": oauth,
+                    **box,
+                }
+            ],
+        },
+        {},
+    )
+
+
+def app_token(idp: IdentityProvider) -> str:
+    """An application token for Graph from the tenant (client credentials, GRAPH_APP)."""
+    answer = httpx2.post(
+        f"{idp.base_url}/{idp.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": GRAPH_APP,
+            "client_secret": GRAPH_SECRET,
+            "scope": "https://graph.microsoft.com/.default",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
