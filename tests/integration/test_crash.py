@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import checkpoints
 from mailintake.store.repo import Store
+from tests.support import launcher
 from tests.support.dovecot import DOMAIN, MailServer
 from tests.support.http_receiver import WebhookReceiver
 from tests.support.mail import configure, raw, sign_in
@@ -59,9 +59,7 @@ def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "MAILINTAKE_DATABASE_URL": settings.database_url or "",
         "PYTHONPATH": str(ROOT),
     }
-    return subprocess.run(
-        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return launcher.run(args, env=env, cwd=ROOT, timeout=300)
 
 
 @pytest.mark.parametrize(("number", "point"), list(enumerate(POINTS)), ids=POINTS)

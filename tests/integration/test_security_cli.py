@@ -1,17 +1,18 @@
 """``mailintake admin``: the web admin's password and the REST API's tokens, as a user runs
-the commands (a real process; the password prompt reads stdin when there is no terminal)."""
+the commands (a real process of its own, tests/support/launcher.py; the password prompt reads stdin
+when there is no terminal)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mailintake.store import admin
 from mailintake.store.repo import Store
+from tests.support import launcher
 
 ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
 
@@ -21,15 +22,13 @@ class Cli:
         self.env = env
 
     def __call__(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailintake", *args],
+        return launcher.run(
+            ["-m", "mailintake", *args],
             env=self.env,
-            capture_output=True,
-            text=True,
+            cwd=os.getcwd(),
             input=input,
             timeout=120,
-            check=False,
-            start_new_session=True,  # no terminal: the password prompt reads stdin
+            new_session=True,  # no terminal: the password prompt reads stdin
         )
 
 

@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from tests.support import launcher
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
@@ -49,27 +48,20 @@ def fleet_settings(home: Path, postgres_url: str) -> Settings:
     return Settings(home=home, database_url=postgres_url)
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen[str]:
+def start_worker(settings: Settings, *args: str) -> launcher.Launched:
     env = {
         **os.environ,
         "MAILINTAKE_HOME": str(settings.home),
         "MAILINTAKE_DATABASE_URL": settings.database_url or "",
     }
     env.pop("MAILINTAKE_METRICS_PORT", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailintake", "worker", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return launcher.start(["-m", "mailintake", "worker", *args], env=env, cwd=ROOT)
 
 
 @pytest.fixture
-def stopped() -> Iterator[list[subprocess.Popen[str]]]:
+def stopped() -> Iterator[list[launcher.Launched]]:
     """Workers started by the test, stopped (Ctrl-C, then killed) when it ends."""
-    started: list[subprocess.Popen[str]] = []
+    started: list[launcher.Launched] = []
     yield started
     for process in started:
         if process.poll() is None:
@@ -100,7 +92,7 @@ def test_worker_serves_what_it_polled(
     fleet_settings: Settings,
     mail_server: MailServer,
     tmp_path: Path,
-    stopped: list[subprocess.Popen[str]],
+    stopped: list[launcher.Launched],
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
     mailbox = server.add_user(f"metrics-{uuid.uuid4().hex[:8]}@{DOMAIN}")
@@ -171,7 +163,7 @@ def test_worker_serves_what_it_polled(
 
 
 def test_a_metrics_port_in_use_is_named(
-    fleet_settings: Settings, stopped: list[subprocess.Popen[str]]
+    fleet_settings: Settings, stopped: list[launcher.Launched]
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -185,7 +177,7 @@ def test_a_metrics_port_in_use_is_named(
 
 
 def test_a_metrics_port_out_of_range_is_a_usage_error(
-    fleet_settings: Settings, stopped: list[subprocess.Popen[str]]
+    fleet_settings: Settings, stopped: list[launcher.Launched]
 ) -> None:
     worker = start_worker(fleet_settings, "--metrics-port", "70000")
     stopped.append(worker)

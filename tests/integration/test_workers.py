@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -28,6 +27,7 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import leases, workers
 from mailintake.store.repo import Store
+from tests.support import launcher
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
@@ -60,22 +60,13 @@ class Worker:
             "MAILINTAKE_WORKER_NAME": name,
             "PYTHONPATH": str(ROOT),
         }
-        self._out: IO[bytes] = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mailintake",
-                "--log-level",
-                "info",
-                "--log-json",
-                "worker",
-                *options,
-            ],
+        log.write_bytes(b"")
+        self.process = launcher.start(
+            ["-m", "mailintake", "--log-level", "info", "--log-json", "worker", *options],
             env=env,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self._out,
+            stdout=Path(os.devnull),
+            stderr=log,
         )
 
     def events(self, event: str) -> list[dict[str, Any]]:
@@ -97,7 +88,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._out.close()
 
 
 def boxes(
