@@ -348,3 +348,112 @@ def test_the_heartbeat_records_the_worker_and_sets_the_metrics(
     assert sample("mailintake_polls_running") == 0
     assert sample("mailintake_mailbox_lag_seconds", mailbox="invoices") == 42
     assert sample("mailintake_mailbox_lag_seconds", mailbox="zeta") == 0
+
+
+def test_a_wake_makes_a_mailbox_due_at_once_and_keeps_the_overdue_in_place(
+    store: Store, tmp_path: Path
+) -> None:
+    setup(store, tmp_path / "capture")
+    apply_document(
+        store, {"mailboxes": [mailbox("zeta"), {**mailbox("off"), "enabled": False}]}, {}
+    )
+    with store.begin() as repo:
+        schedule.claim(repo.conn, "w", 2, T0, T0, lambda _m: 0.0, lambda _m: False)
+        schedule.finish(repo.conn, "invoices", "w", T0 + timedelta(seconds=60), 0)
+        schedule.finish(repo.conn, "zeta", "w", T0 - timedelta(seconds=30), 0)
+    woken = T0 + timedelta(seconds=5)
+    with store.begin() as repo:
+        assert schedule.wake(repo.conn, "invoices", woken)
+        assert schedule.wake(repo.conn, "zeta", woken)
+        assert not schedule.wake(repo.conn, "off", woken)  # disabled: never polled
+        assert not schedule.wake(repo.conn, "nobody", woken)
+    found = places(store)
+    assert found["invoices"].next_poll_at == woken
+    assert found["zeta"].next_poll_at == T0 - timedelta(seconds=30)  # overdue: keeps its place
+    with store.begin() as repo:
+        claimed = schedule.claim(repo.conn, "w", 5, woken, woken, lambda _m: 60.0, lambda _m: False)
+    assert [c.schedule.name for c in claimed] == ["zeta", "invoices"]
+
+
+def test_a_wake_during_a_poll_makes_it_due_again_when_that_poll_ends(
+    store: Store, tmp_path: Path
+) -> None:
+    """The poll may have listed the folder before the new message came: its end must not
+    push the next poll one interval away."""
+    setup(store, tmp_path / "capture")
+    with store.begin() as repo:
+        claimed = schedule.claim(repo.conn, "w", 1, T0, T0, lambda _m: 60.0, lambda _m: False)
+    assert [c.schedule.name for c in claimed] == ["invoices"]
+    woken = T0 + timedelta(seconds=2)
+    with store.begin() as repo:
+        assert schedule.wake(repo.conn, "invoices", woken)
+        assert schedule.wake(repo.conn, "invoices", woken + timedelta(seconds=1))
+    during = places(store)["invoices"]
+    assert (during.polled_by, during.next_poll_at) == ("w", T0 + timedelta(seconds=60))
+    with store.begin() as repo:
+        schedule.finish(repo.conn, "invoices", "w", T0 + timedelta(seconds=63), 0)
+    assert places(store)["invoices"].next_poll_at == woken  # the first wake's time
+
+    with store.begin() as repo:  # the next poll took the wake: its end keeps the interval
+        schedule.claim(repo.conn, "w", 1, woken, woken, lambda _m: 60.0, lambda _m: False)
+        schedule.finish(repo.conn, "invoices", "w", woken + timedelta(seconds=60), 0)
+    assert places(store)["invoices"].next_poll_at == woken + timedelta(seconds=60)
+
+    later = T0 + timedelta(days=1)  # no worker beats: every poll is one to take over
+    with store.begin() as repo:  # a wake for a poll taken over: the new poll covers it
+        schedule.claim(repo.conn, "w", 1, later, later, lambda _m: 60.0, lambda _m: False)
+        schedule.wake(repo.conn, "invoices", later)
+        schedule.claim(repo.conn, "v", 1, later, later, lambda _m: 60.0, lambda _m: False)
+        schedule.finish(repo.conn, "invoices", "w", later, 0)  # the old poll: nothing changes
+        schedule.finish(repo.conn, "invoices", "v", later + timedelta(seconds=60), 0)
+    assert places(store)["invoices"].next_poll_at == later + timedelta(seconds=60)
+
+
+class GatedPoller:
+    """A poller whose polls each wait until the test lets one end."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.started: list[str] = []
+        self.gate = threading.Semaphore(0)
+        self.changed = threading.Condition()
+
+    def poll(self, name: str, *, owner: str | None = None) -> PollResult:
+        with self.changed:
+            self.started.append(name)
+            self.changed.notify_all()
+        self.gate.acquire(timeout=30)
+        return PollResult(name)
+
+    def wait_for(self, count: int, seconds: float = 30) -> int:
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.started) >= count, timeout=seconds)
+            return len(self.started)
+
+
+def test_the_scheduler_polls_a_woken_mailbox_at_once(store: Store, tmp_path: Path) -> None:
+    """The clock stands still and the loop would sleep for an hour: a wake during a poll
+    starts another when it ends, and a wake between polls starts one at once."""
+    setup(store, tmp_path / "capture")
+    authorized(store, "invoices")
+    gated = GatedPoller(store)
+    scheduler = Scheduler(
+        gated, concurrency=2, clock=lambda: T0, max_sleep=3600.0, heartbeat_every=3600.0
+    )
+    loop = scheduler.start()
+    try:
+        assert gated.wait_for(1) == 1
+        assert scheduler.wake("invoices")
+        gated.gate.release()
+        assert gated.wait_for(2) == 2
+        gated.gate.release()
+        assert gated.wait_for(3, seconds=0.5) == 2  # no wake: due one interval later
+        assert scheduler.wake("invoices")
+        assert gated.wait_for(3) == 3
+        assert not scheduler.wake("nobody")
+    finally:
+        for _ in range(3):
+            gated.gate.release()
+        scheduler.stop()
+        loop.join(30)
+    assert not loop.is_alive()

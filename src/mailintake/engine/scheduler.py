@@ -8,7 +8,10 @@ longest overdue first, as many as it has free slots, and moves their due time fo
 that no other worker polls them. A slot that frees starts the next due poll at once; between
 polls the loop sleeps until the earliest due time, a few seconds at most (new mailboxes,
 changed settings). A worker records a heartbeat every few seconds (store/workers.py); the
-polls of one whose heartbeat stopped are taken over once their leases expire."""
+polls of one whose heartbeat stopped are taken over once their leases expire.
+
+``wake`` makes one mailbox due at once (push: the server announced a new message) and
+wakes the loop; a mailbox being polled is polled again as soon as that poll ends."""
 
 from __future__ import annotations
 
@@ -175,6 +178,14 @@ class Scheduler:
                 self._running.pop(name, None)
             metrics.POLLS_RUNNING.set(self.running())
             self._wake.set()
+
+    def wake(self, name: str) -> bool:
+        """Make ``name`` due at once and start its poll as soon as a slot is free (at once
+        if being polled now: once that poll ends). Whether it is an enabled mailbox."""
+        with self.store.begin() as repo:
+            found = schedule.wake(repo.conn, name, self.clock())
+        self._wake.set()
+        return found
 
     # --- heartbeat ----------------------------------------------------------------------
 

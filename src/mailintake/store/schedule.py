@@ -5,7 +5,12 @@ time forward in the same transaction, so no other worker picks them (PostgreSQL:
 writers, one host).
 
 A mailbox whose poll belongs to a worker that stopped beating (store/workers.py) is due again
-at once, before every other due mailbox: its poll is taken over as soon as its lease expires."""
+at once, before every other due mailbox: its poll is taken over as soon as its lease expires.
+
+A mailbox can be woken (``wake``: the server announced a new message): it is due at once. A
+wake that comes while the mailbox is being polled is kept with the row, and that poll's end
+(``finish``) makes it due again at once rather than one interval later: the poll may have
+listed the folder before the new message arrived."""
 
 from __future__ import annotations
 
@@ -93,7 +98,7 @@ def claim(
         conn.execute(
             update(mailboxes)
             .where(mailboxes.c.name == name)
-            .values(next_poll_at=later, polled_by=worker)
+            .values(next_poll_at=later, polled_by=worker, wake_requested_at=None)
         )
         claimed.append(Claimed(mailbox, int(failures or 0), aware(due_at)))
     return claimed
@@ -101,12 +106,41 @@ def claim(
 
 def finish(conn: Connection, name: str, worker: str, next_at: datetime, failures: int) -> None:
     """The poll of ``name`` by ``worker`` ended: when it is due next, failed polls in a row.
+    A wake that came during the poll makes it due at once (at the wake's time) instead.
     Nothing changes when another worker has claimed it since (its poll was taken over)."""
+    woken = mailboxes.c.wake_requested_at
     conn.execute(
         update(mailboxes)
         .where(mailboxes.c.name == name, mailboxes.c.polled_by == worker)
-        .values(next_poll_at=next_at, poll_failures=failures, polled_by=None)
+        .values(
+            next_poll_at=case((and_(woken.is_not(None), woken < next_at), woken), else_=next_at),
+            poll_failures=failures,
+            polled_by=None,
+            wake_requested_at=None,
+        )
     )
+
+
+def wake(conn: Connection, name: str, now: datetime) -> bool:
+    """Make the enabled mailbox ``name`` due at once (one overdue or never polled keeps its
+    place). Being polled now, it is due again as soon as that poll ends (``finish``).
+    Whether there is such a mailbox."""
+    polled = mailboxes.c.polled_by.is_not(None)
+    due = mailboxes.c.next_poll_at
+    # One UPDATE, each value decided on the row as it is when the UPDATE gets it: on
+    # PostgreSQL a concurrent claim holds the row until it commits, and the values are then
+    # computed from the claimed row (read committed re-reads the row it waited for).
+    result = conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.name == name, mailboxes.c.enabled.is_(True))
+        .values(
+            next_poll_at=case((polled, due), (or_(due.is_(None), due <= now), due), else_=now),
+            wake_requested_at=case(
+                (polled, func.coalesce(mailboxes.c.wake_requested_at, now)), else_=None
+            ),
+        )
+    )
+    return bool(result.rowcount)
 
 
 def lease_ends(conn: Connection, name: str) -> datetime | None:

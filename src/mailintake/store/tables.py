@@ -76,10 +76,12 @@ mailboxes = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The scheduler's (store/schedule.py): when the next poll is due (NULL: now), failed
-    # polls in a row (back-off), and the worker whose poll it is now.
+    # polls in a row (back-off), the worker whose poll it is now, and when a wake came
+    # during that poll (its end makes the mailbox due again at once).
     Column("next_poll_at", DateTime(timezone=True), nullable=True, index=True),
     Column("poll_failures", Integer, nullable=False, server_default="0"),
     Column("polled_by", String(128), nullable=True),
+    Column("wake_requested_at", DateTime(timezone=True), nullable=True),
 )
 
 # Every secret, encrypted. `template` keeps a ${env:NAME} form (no secret in it) for exports.
