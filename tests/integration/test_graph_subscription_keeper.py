@@ -62,8 +62,15 @@ def public() -> Iterator[Endpoint]:
 @pytest.fixture
 def address(store: Store, idp: IdentityProvider, graph: GraphEmulator, tmp_path: Path) -> str:
     box = f"intake-{uuid.uuid4().hex[:8]}@{DOMAIN}"
-    configure(store, idp, graph, tmp_path / "out", {"intake": box})
+    configure(store, idp, graph, tmp_path / "out", {box.split("@")[0]: box})
     return box
+
+
+@pytest.fixture
+def name(address: str) -> str:
+    """The mailbox's name, of its own: store locks are named by it, and PostgreSQL's
+    advisory locks are shared by every test schema of the database."""
+    return address.split("@")[0]
 
 
 def keeper(store: Store, public: Endpoint, clock: Clock, woken: list[str]) -> GraphPush:
@@ -72,12 +79,12 @@ def keeper(store: Store, public: Endpoint, clock: Clock, woken: list[str]) -> Gr
 
 
 def test_created_renewed_before_expiry_and_kept_secret(
-    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock, name: str
 ) -> None:
     woken: list[str] = []
     push = keeper(store, public, clock, woken)
-    assert push.round() == {"intake": "created"}
-    assert woken == ["intake"]  # a pass for what came before the subscription
+    assert push.round() == {name: "created"}
+    assert woken == [name]  # a pass for what came before the subscription
     (made,) = graph.subscriptions.of_mailbox(address)
     assert made.notification_url == push.urls[0]
     assert made.expires == pytest.approx(clock.now + LIFETIME, abs=timedelta(seconds=1))
@@ -99,22 +106,22 @@ def test_created_renewed_before_expiry_and_kept_secret(
     assert push.round() == {}
     clock.now += timedelta(minutes=2)
     graph.reset_stats()
-    assert push.round() == {"intake": "renewed"}
+    assert push.round() == {name: "renewed"}
     assert graph.stats["by_path"] == {f"PATCH /v1.0/subscriptions/{made.id}": 1}
     assert made.expires == pytest.approx(clock.now + LIFETIME, abs=timedelta(seconds=1))
     with store.read() as repo:
-        row = stored.load(repo.conn, "intake")
+        row = stored.load(repo.conn, name)
     assert row is not None
     assert row.expires_at == made.expires
     # Past its expiry (nobody renewed it) Graph has forgotten it: created again.
     clock.now = made.expires + timedelta(minutes=1)
-    assert push.round() == {"intake": "created"}
+    assert push.round() == {name: "created"}
     (again,) = graph.subscriptions.of_mailbox(address)
     assert again.id != made.id
 
 
 def test_one_keeper_per_subscription(
-    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock, name: str
 ) -> None:
     """Several serve processes on one database: each subscription is created once."""
     woken: list[str] = []
@@ -131,9 +138,9 @@ def test_one_keeper_per_subscription(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(r.get("intake", "") for r in results).count("created") == 1
+    assert sorted(r.get(name, "") for r in results).count("created") == 1
     assert len(graph.subscriptions.of_mailbox(address)) == 1
-    assert woken == ["intake"]
+    assert woken == [name]
 
 
 def test_push_off_has_no_subscription(
@@ -144,11 +151,12 @@ def test_push_off_has_no_subscription(
     public: Endpoint,
     clock: Clock,
     tmp_path: Path,
+    name: str,
 ) -> None:
     push = keeper(store, public, clock, [])
-    assert push.round() == {"intake": "created"}
-    configure(store, idp, graph, tmp_path / "out", {"intake": address}, push="off")
-    assert push.round() == {"intake": "deleted"}
+    assert push.round() == {name: "created"}
+    configure(store, idp, graph, tmp_path / "out", {name: address}, push="off")
+    assert push.round() == {name: "deleted"}
     assert graph.subscriptions.of_mailbox(address) == []
     assert push.round() == {}
     other = f"quiet-{uuid.uuid4().hex[:8]}@{DOMAIN}"
@@ -158,26 +166,26 @@ def test_push_off_has_no_subscription(
 
 
 def test_unsubscribed_before_the_mailbox_is_deleted(
-    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock, name: str
 ) -> None:
     push = keeper(store, public, clock, [])
     push.round()
-    assert unsubscribe(store, TokenManager(store), "intake")
+    assert unsubscribe(store, TokenManager(store), name)
     assert graph.subscriptions.of_mailbox(address) == []
     with store.begin() as repo:
-        repo.delete_mailbox("intake")
+        repo.delete_mailbox(name)
     assert push.round() == {}
 
 
 def test_a_failure_waits_before_trying_again(
-    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock, name: str
 ) -> None:
     woken: list[str] = []
     push = keeper(store, public, clock, woken)
     public.validation = "refuse"  # the public URL does not reach us
-    assert push.round() == {"intake": "failed"}
+    assert push.round() == {name: "failed"}
     assert push.round() == {}  # not again at once
     public.validation = "echo"
     clock.now += timedelta(seconds=11)
-    assert push.round() == {"intake": "created"}
+    assert push.round() == {name: "created"}
     assert len(graph.subscriptions.of_mailbox(address)) == 1
