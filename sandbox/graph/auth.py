@@ -38,7 +38,10 @@ class Principal:
         return self.username is None
 
 
-def authenticate(idp: IdentityProvider, header: str | None) -> Principal:
+def authenticate(idp: IdentityProvider, header: str | None, resource: str = GRAPH) -> Principal:
+    """The principal of a bearer token meant for ``resource``: the Graph root this emulator
+    stands in for (a national cloud's accepts only its own tokens: concepts/deployments.md
+    "Access tokens acquired for a national cloud deployment are not interchangeable")."""
     authorize_uri = f"{idp.base_url or 'https://login.microsoftonline.com'}/common/oauth2/authorize"
     scheme, _, token = (header or "").strip().partition(" ")
     token = token.strip()
@@ -52,11 +55,11 @@ def authenticate(idp: IdentityProvider, header: str | None) -> Principal:
         )
     if record.expires_at <= time.time():
         raise invalid_token("Lifetime validation failed, the token is expired.", authorize_uri)
-    if record.resource.rstrip("/") != GRAPH:
+    if record.resource.rstrip("/") != resource:
         raise invalid_token("Access token validation failure. Invalid audience.", authorize_uri)
     if record.username is None:
         return Principal(record.client_id, None, frozenset(record.roles))
-    scopes = {s.removeprefix(f"{GRAPH}/") for s in record.scope.split()}
+    scopes = {s.removeprefix(f"{resource}/") for s in record.scope.split()}
     if ".default" in scopes:
         scopes |= DEFAULT_DELEGATED
     return Principal(record.client_id, record.username, frozenset(scopes))

@@ -142,7 +142,7 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
     if retry_after is not None:
         emulator.wait()
         raise too_many_requests(retry_after)
-    principal = authenticate(emulator.idp, request.headers.get("Authorization"))
+    principal = authenticate(emulator.idp, request.headers.get("Authorization"), emulator.resource)
     parts = segments_of(rest)
     if parts and parts[0].lower() == "me":
         if principal.username is None:

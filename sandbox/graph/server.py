@@ -14,6 +14,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from sandbox.graph.auth import GRAPH
 from sandbox.graph.errors import mailbox_concurrency
 from sandbox.graph.faults import Faults
 from sandbox.graph.model import ROOT, Folder, Mailbox, Store
@@ -96,8 +97,11 @@ class GraphEmulator(ServedInThread):
 
     base_path = "/v1.0"  # base_url is then mailintake's graph_url
 
-    def __init__(self, idp: IdentityProvider) -> None:
+    def __init__(self, idp: IdentityProvider, resource: str = GRAPH) -> None:
         self.idp = idp
+        # The Graph root stood in for: https://graph.microsoft.com, or a national cloud's
+        # (https://graph.microsoft.us, …), whose tokens name it as their audience.
+        self.resource = resource
         self.store = Store()
         self.latency = 0.0
         self.max_concurrent = 4

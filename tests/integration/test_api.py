@@ -213,3 +213,62 @@ def test_no_secret_in_any_response_log_or_the_database(
     assert oauth is not None
     assert oauth.password is not None
     assert oauth.password.get_secret_value() == NEW_PASSWORD
+
+
+def test_a_mailbox_picks_a_national_cloud_and_everything_follows(
+    api: TestClient, tmp_path: Any
+) -> None:
+    assert api.post("/api/v1/config/apply", json=document(str(tmp_path))).status_code == 200
+    servers = {s["name"]: s for s in api.get("/api/v1/servers").json()}
+    assert {"MICROSOFT_US_GCC_HIGH", "MICROSOFT_US_DOD", "MICROSOFT_CHINA"} <= set(servers)
+    assert servers["MICROSOFT_US_DOD"]["builtin"] is True
+    mailbox = {
+        "name": "dod-claims",
+        "protocol": "graph",
+        "username": "claims@army.example.mil",
+        "output": "capture",
+        "oauth": {
+            "authorization_server": "MICROSOFT_US_DOD",
+            "grant_type": "client_credentials",
+            "tenant_id": "0b6a6d2e-1234-4c1e-9b5e-123456789abc",
+            "client_id": "dod-app",
+            "client_secret": CLIENT_SECRET,
+        },
+    }
+    answer = api.post("/api/v1/mailboxes", json=mailbox)
+    assert answer.status_code == 201, answer.text
+    effective = api.get("/api/v1/mailboxes/dod-claims/effective").json()
+    assert effective["graph_url"] == "https://dod-graph.microsoft.us/v1.0"
+    assert effective["oauth"]["token_endpoint"] == (
+        "https://login.microsoftonline.us/0b6a6d2e-1234-4c1e-9b5e-123456789abc/oauth2/v2.0/token"
+    )
+    assert effective["oauth"]["scopes"] == ["https://dod-graph.microsoft.us/.default"]
+    # Picking another cloud moves every endpoint and scope with it.
+    answer = api.patch(
+        "/api/v1/mailboxes/dod-claims",
+        json={"set": {"oauth.authorization_server": "MICROSOFT_CHINA"}},
+    )
+    assert answer.status_code == 200, answer.text
+    effective = api.get("/api/v1/mailboxes/dod-claims/effective").json()
+    assert effective["graph_url"] == "https://microsoftgraph.chinacloudapi.cn/v1.0"
+    assert effective["oauth"]["token_endpoint"].startswith(
+        "https://login.partner.microsoftonline.cn/"
+    )
+    assert effective["oauth"]["scopes"] == ["https://microsoftgraph.chinacloudapi.cn/.default"]
+    # The administrator may still edit the cloud's server; a reset restores it.
+    answer = api.put(
+        "/api/v1/servers/MICROSOFT_CHINA",
+        json={
+            "name": "MICROSOFT_CHINA",
+            "token_endpoint": "https://login.chinacloudapi.cn/{tenant}/oauth2/v2.0/token",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    effective = api.get("/api/v1/mailboxes/dod-claims/effective").json()
+    assert effective["oauth"]["token_endpoint"].startswith("https://login.chinacloudapi.cn/")
+    assert api.post("/api/v1/servers/MICROSOFT_CHINA/reset").status_code == 200
+    effective = api.get("/api/v1/mailboxes/dod-claims/effective").json()
+    assert effective["oauth"]["token_endpoint"].startswith(
+        "https://login.partner.microsoftonline.cn/"
+    )
+    assert api.delete("/api/v1/servers/MICROSOFT_CHINA").status_code == 409

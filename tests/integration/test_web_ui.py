@@ -53,7 +53,7 @@ def test_the_form_follows_the_matrix(ui: TestClient) -> None:
         data={"protocol": "graph", "oauth.grant_type": "client_credentials"},
         headers=htmx,
     ).text
-    assert 'name="oauth.authorization_server" value="MICROSOFT"' in graph
+    assert '<option value="MICROSOFT" selected>' in graph
     assert re.search(r'data-need="not_applicable" id="row-oauth-redirect_uri"', graph)
     assert re.search(r'name="oauth.redirect_uri" value="[^"]*" disabled', graph)
     # the server's values are filled in for the chosen grant
@@ -65,6 +65,50 @@ def test_the_form_follows_the_matrix(ui: TestClient) -> None:
     ).text
     assert re.search(r'data-need="mandatory" id="row-oauth-redirect_uri"', code)
     assert "IMAP.AccessAsUser.All" in code
+
+
+def test_a_graph_mailbox_picks_its_cloud_and_the_form_follows(
+    ui: TestClient, ui_store: tuple[Settings, Store]
+) -> None:
+    htmx = {"HX-Request": "true", "HX-Trigger-Name": "oauth.authorization_server"}
+    data = {
+        "protocol": "graph",
+        "oauth.grant_type": "client_credentials",
+        "oauth.authorization_server": "MICROSOFT_US_GCC_HIGH",
+    }
+    page = ui.post("/mailboxes/form", data=data, headers=htmx).text
+    picker = page.split('name="oauth.authorization_server"')[1].split("</select>")[0]
+    # Graph offers Microsoft's clouds only, the picked one selected.
+    assert re.findall(r'<option value="(\w+)"', picker) == [
+        "MICROSOFT",
+        "MICROSOFT_US_GCC_HIGH",
+        "MICROSOFT_US_DOD",
+        "MICROSOFT_CHINA",
+    ]
+    assert '<option value="MICROSOFT_US_GCC_HIGH" selected>' in picker
+    assert "default https://graph.microsoft.us/v1.0" in page
+    assert "https://login.microsoftonline.us/{tenant}/oauth2/v2.0/token" in page
+    assert "https://graph.microsoft.us/.default" in page
+    assert "graph.microsoft.com" not in page
+    # Another server than Microsoft's is not kept for Graph.
+    data["oauth.authorization_server"] = "GOOGLE"
+    page = ui.post("/mailboxes/form", data=data, headers=htmx).text
+    assert '<option value="MICROSOFT" selected>' in page
+    # Saved, the mailbox keeps the pick and stores no copy of the cloud's values.
+    form = graph_form(
+        **{
+            "oauth.authorization_server": "MICROSOFT_US_GCC_HIGH",
+            "oauth.scopes": "https://graph.microsoft.us/.default",
+            "oauth.token_endpoint": "https://login.microsoftonline.us/{tenant}/oauth2/v2.0/token",
+        }
+    )
+    answer = ui.post("/mailboxes/new", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    with ui_store[1].read() as repo:
+        record = repo.get_mailbox("claims")
+    assert record.authorization_server == "MICROSOFT_US_GCC_HIGH"
+    assert record.spec.oauth.token_endpoint is None  # type: ignore[union-attr]
+    assert record.spec.oauth.scopes is None  # type: ignore[union-attr]
 
 
 def test_problems_appear_beside_their_fields(ui: TestClient) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from mailintake.config.matrix import REFUSED_TENANT_ALIASES, TENANT_ALIASES, Grant, Protocol
+from mailintake.oauth import clouds
+from mailintake.oauth.clouds import Cloud
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -183,46 +185,78 @@ def check_proxy_address(value: str) -> str | None:
     return None
 
 
-# --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2) -------------------------------------
+# --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2; national clouds: oauth.clouds) -------
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
-GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_RESOURCE = clouds.GLOBAL.graph_resource
 # Both host names are App ID URIs of the same "Office 365 Exchange Online" resource (§2.2).
-EXCHANGE_RESOURCES = frozenset({"https://outlook.office.com", "https://outlook.office365.com"})
-EXCHANGE = "Exchange Online (https://outlook.office.com)"
-_EXCHANGE_SCOPE = {
-    Protocol.IMAP: "https://outlook.office.com/IMAP.AccessAsUser.All",
-    Protocol.POP3: "https://outlook.office.com/POP.AccessAsUser.All",
-}
+EXCHANGE_RESOURCES = clouds.GLOBAL.exchange_resources
 
 
-def scope_resource(scope: str) -> str | None:
+def _exchange(cloud: Cloud) -> str:
+    return f"Exchange Online ({cloud.exchange_user_resource})"
+
+
+EXCHANGE = _exchange(clouds.GLOBAL)
+
+
+def scope_resource(scope: str, cloud: Cloud = clouds.GLOBAL) -> str | None:
     """The resource a Microsoft scope asks for; ``None`` for OpenID Connect scopes."""
     if scope in OIDC_SCOPES:
         return None
     if "://" in scope:
         parts = urlsplit(scope)
         base = f"{parts.scheme}://{parts.netloc}".lower()
-        return EXCHANGE if base in EXCHANGE_RESOURCES else base
-    return GRAPH_RESOURCE  # a bare name is a Microsoft Graph permission
+        return _exchange(cloud) if base in cloud.exchange_resources else base
+    return cloud.graph_resource  # a bare name is a Microsoft Graph permission ([N3])
 
 
-def check_microsoft_scopes(scopes: Sequence[str], protocol: Protocol, grant: Grant) -> list[str]:
+def _wanted(protocol: Protocol, cloud: Cloud) -> str:
+    return cloud.graph_resource if protocol is Protocol.GRAPH else _exchange(cloud)
+
+
+def _cloud_of(resource: str) -> Cloud | None:
+    """The cloud a resource belongs to, when it is another cloud's Graph or Exchange."""
+    return next(
+        (
+            c
+            for c in clouds.CLOUDS
+            if resource in (c.graph_resource, _exchange(c), *c.exchange_resources)
+        ),
+        None,
+    )
+
+
+def check_microsoft_scopes(
+    scopes: Sequence[str], protocol: Protocol, grant: Grant, cloud: Cloud | None = None
+) -> list[str]:
+    cloud = cloud or clouds.GLOBAL
     problems: list[str] = []
-    resources = {r for r in (scope_resource(s) for s in scopes) if r is not None}
-    wanted = GRAPH_RESOURCE if protocol is Protocol.GRAPH else EXCHANGE
+    resources = {r for r in (scope_resource(s, cloud) for s in scopes) if r is not None}
+    wanted = _wanted(protocol, cloud)
     for scope in scopes:
-        resource = scope_resource(scope)
+        resource = scope_resource(scope, cloud)
         if resource is None or resource == wanted:
             continue
         if protocol is not Protocol.GRAPH and "://" not in scope:
-            full = _EXCHANGE_SCOPE.get(protocol, "https://outlook.office.com/…")
+            user = cloud.exchange_user_resource
+            full = f"{user}/IMAP.AccessAsUser.All"
+            if protocol is Protocol.POP3:
+                full = f"{user}/POP.AccessAsUser.All"
             if scope.startswith(("IMAP.", "POP.")):
-                full = f"https://outlook.office.com/{scope}"
+                full = f"{user}/{scope}"
             problems.append(
                 f"'{scope}' has no resource prefix, so Microsoft reads it as a Microsoft Graph "
                 f"permission and the {protocol.value.upper()} server would reject the token; "
                 f"write '{full}'"
+            )
+        elif (other := _cloud_of(resource)) is not None and other is not cloud:
+            if resource in other.exchange_resources:
+                resource = f"Exchange Online ({resource})"
+            problems.append(
+                f"'{scope}' is for {resource} in the {other.label}, but this mailbox signs in "
+                f"to the {cloud.label}, whose tokens are for {_wanted(protocol, cloud)} "
+                "(tokens of one cloud are not accepted in another)"
             )
         else:
             problems.append(
@@ -235,15 +269,15 @@ def check_microsoft_scopes(scopes: Sequence[str], protocol: Protocol, grant: Gra
             + ", ".join(sorted(resources))
             + "); Microsoft answers AADSTS70011/AADSTS700022"
         )
-    dynamic = [s for s in scopes if scope_resource(s) is not None]
+    dynamic = [s for s in scopes if scope_resource(s, cloud) is not None]
     defaults = [s for s in dynamic if s.endswith("/.default")]
     if defaults and len(dynamic) > 1:
         problems.append("a <resource>/.default scope cannot be combined with other scopes")
     if grant is Grant.CLIENT_CREDENTIALS and (len(dynamic) != 1 or not defaults):
         example = (
-            "https://graph.microsoft.com/.default"
+            f"{cloud.graph_resource}/.default"
             if protocol is Protocol.GRAPH
-            else "https://outlook.office365.com/.default"
+            else f"{cloud.exchange_app_resource}/.default"
         )
         problems.append(
             f"grant_type client_credentials takes exactly one <resource>/.default scope, "

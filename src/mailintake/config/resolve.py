@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from mailintake.config.matrix import DEFAULT_TENANT, GRAPH_SERVER, Grant, Need, Protocol, rule
 from mailintake.config.models import MailboxSpec
 from mailintake.enums import AfterImport
-from mailintake.oauth.servers import GRAPH_SHARED_SCOPES, ServerDefinition, fill_tenant
+from mailintake.oauth import clouds
+from mailintake.oauth.servers import ServerDefinition, fill_tenant, graph_shared_scopes
 
-DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_GRAPH_URL = clouds.GLOBAL.graph_url
 DEFAULT_POLL_INTERVAL = 60
 DEFAULT_OUTPUT = "default"
 DEFAULT_MAX_TRIES = 5  # tries of a message the server cannot give, then it is parked
@@ -55,9 +56,14 @@ def max_message_size(spec: MailboxSpec) -> int:
     return parse_size(spec.max_message_size) or DEFAULT_MAX_MESSAGE_SIZE
 
 
-# Mail hosts of the built-in providers (oauth-facts §2.1, §4.2).
+# Mail hosts of the built-in providers (oauth-facts §2.1, §4.2), and of Microsoft's national
+# clouds where Microsoft documents one (oauth.clouds: none for China).
 PROVIDER_HOSTS: dict[str, dict[Protocol, str]] = {
-    "MICROSOFT": {Protocol.IMAP: "outlook.office365.com", Protocol.POP3: "outlook.office365.com"},
+    **{
+        c.server: {Protocol.IMAP: c.mail_host, Protocol.POP3: c.mail_host}
+        for c in clouds.CLOUDS
+        if c.mail_host
+    },
     "GOOGLE": {Protocol.IMAP: "imap.gmail.com", Protocol.POP3: "pop.gmail.com"},
 }
 _PORTS = {
@@ -120,9 +126,18 @@ def default_scopes(
 ) -> tuple[str, ...]:
     if grant is Grant.CLIENT_CREDENTIALS:
         return server.app_scopes.get(protocol, ())
-    if shared and protocol is Protocol.GRAPH and server.name == GRAPH_SERVER:
-        return GRAPH_SHARED_SCOPES
+    cloud = clouds.of_server(server.name)
+    if shared and protocol is Protocol.GRAPH and cloud is not None:
+        return graph_shared_scopes(cloud)
     return server.scopes.get(protocol, ())
+
+
+def graph_url(spec: MailboxSpec) -> str:
+    """Where Graph is reached: the mailbox's graph_url, else its cloud's Graph root ([N2])."""
+    if spec.graph_url:
+        return spec.graph_url
+    cloud = clouds.of_server(server_name(spec)) or clouds.GLOBAL
+    return cloud.graph_url
 
 
 @dataclass(frozen=True)
@@ -201,7 +216,7 @@ def effective_dict(spec: MailboxSpec, server: ServerDefinition | None) -> dict[s
         "enabled": spec.enabled is not False,
     }
     if spec.protocol is Protocol.GRAPH:
-        data["graph_url"] = spec.graph_url or DEFAULT_GRAPH_URL
+        data["graph_url"] = graph_url(spec)
     else:
         data.update(host=host(spec), port=port(spec), security=security(spec))
     if spec.oauth is not None and server is not None:

@@ -28,10 +28,12 @@ from mailintake.config.matrix import (
 from mailintake.config.models import MailboxSpec, OAuthSpec, OutputSpec, ServerSpec
 from mailintake.config.problems import Problems
 from mailintake.enums import AfterImport
+from mailintake.oauth import clouds
+from mailintake.oauth.clouds import Cloud, is_microsoft_server
 from mailintake.oauth.servers import (
     BUILTIN_SERVERS,
     GOOGLE_TOKEN_HOSTS,
-    MICROSOFT_LOGIN_HOSTS,
+    NATIONAL_SERVER_NAMES,
     ServerDefinition,
     server_from_dict,
 )
@@ -66,11 +68,12 @@ def check_server(spec: ServerSpec, label: str, problems: Problems) -> ServerDefi
             problems.add(f"{label}.{key}", msg)
     for key in ("scopes", "app_scopes"):
         scopes = getattr(spec, key)
-        if scopes is not None and scopes.graph is not None and spec.name != GRAPH_SERVER:
+        if scopes is not None and scopes.graph is not None and not is_microsoft_server(spec.name):
             problems.warn(
                 f"{label}.{key}.graph",
                 f"unused: Microsoft Graph mailboxes always use the {GRAPH_SERVER} "
-                "authorization server",
+                "authorization server (or that of a national cloud: "
+                f"{', '.join(NATIONAL_SERVER_NAMES)})",
             )
     return server
 
@@ -105,13 +108,13 @@ def _given(value: Any) -> bool:
     return value not in (None, "", [])
 
 
-def is_microsoft(server: ServerDefinition, token_endpoint: str | None) -> bool:
-    if server.name == GRAPH_SERVER:
-        return True
+def microsoft_cloud(server: ServerDefinition, token_endpoint: str | None) -> Cloud | None:
+    """The Microsoft cloud the server signs in to (by its name, else its token endpoint's
+    host); None when it is not Microsoft's."""
     from urllib.parse import urlsplit
 
     host = urlsplit((token_endpoint or "").replace("{tenant}", "t")).hostname
-    return host in MICROSOFT_LOGIN_HOSTS
+    return clouds.cloud_for(server.name, host)
 
 
 def _server_value(
@@ -224,11 +227,12 @@ def _check_oauth(
     if (
         proto is Protocol.GRAPH
         and oauth.authorization_server
-        and oauth.authorization_server != GRAPH_SERVER
+        and not is_microsoft_server(oauth.authorization_server)
     ):
         problems.add(
             f"{p}.oauth.authorization_server",
-            f"Microsoft Graph always uses the {GRAPH_SERVER} authorization server",
+            f"Microsoft Graph always uses the {GRAPH_SERVER} authorization server, or that of "
+            f"a national cloud ({', '.join(NATIONAL_SERVER_NAMES)})",
         )
         return
     name = resolve.server_name(spec)
@@ -366,7 +370,8 @@ def _check_values(
         if value and (msg := checks.check_endpoint(value, checks.CLIENT_CREDENTIALS)):
             problems.add(f"{p}.oauth.{key}", msg)
     token_endpoint = oauth.token_endpoint or server.token_endpoint
-    microsoft = is_microsoft(server, token_endpoint)
+    cloud = microsoft_cloud(server, token_endpoint)
+    microsoft = cloud is not None
     if oauth.redirect_uri and (
         msg := checks.check_redirect_uri(oauth.redirect_uri, microsoft=microsoft)
     ):
@@ -380,5 +385,5 @@ def _check_values(
     if microsoft and rule(grant, "scopes").need is not Need.NOT_APPLICABLE:
         scopes = oauth.scopes or list(_server_value("scopes", server, spec, grant) or ())
         suffix = "" if oauth.scopes else f" (filled in from authorization server {server.name})"
-        for msg in checks.check_microsoft_scopes(scopes, spec.protocol, grant):
+        for msg in checks.check_microsoft_scopes(scopes, spec.protocol, grant, cloud):
             problems.add(f"{p}.oauth.scopes", msg + suffix)

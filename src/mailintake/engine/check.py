@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mailintake.config import resolve
-from mailintake.config.matrix import GRAPH_SERVER, Protocol
+from mailintake.config.matrix import Protocol
 from mailintake.engine.factories import build_source
 from mailintake.errors import AuthError, MailintakeError, SourceError
 from mailintake.oauth.audience import wrong_audience
-from mailintake.oauth.servers import MICROSOFT_LOGIN_HOSTS
+from mailintake.oauth.clouds import cloud_for
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.store import imports
 from mailintake.store.repo import Store
@@ -86,10 +86,5 @@ def _with_audience(manager: TokenManager, name: str, protocol: Protocol | None, 
     with manager.store.read() as repo:
         auth = load_auth(repo, name)
     host = urlsplit(auth.token_endpoint.replace("{tenant}", "t")).hostname
-    hint = wrong_audience(
-        auth.scopes,
-        protocol,
-        auth.grant,
-        microsoft_server=auth.server == GRAPH_SERVER or host in MICROSOFT_LOGIN_HOSTS,
-    )
+    hint = wrong_audience(auth.scopes, protocol, auth.grant, cloud=cloud_for(auth.server, host))
     return f"{text}. {hint}" if hint else text

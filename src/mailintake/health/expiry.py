@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from mailintake.enums import AuthState
 from mailintake.errors import MailintakeError
 from mailintake.oauth.assertion import certificate_not_after
+from mailintake.oauth.clouds import is_microsoft_server
 from mailintake.oauth.servers import GOOGLE_TOKEN_HOSTS, MICROSOFT_LOGIN_HOSTS, ServerDefinition
 from mailintake.observability.logging import get_logger
 from mailintake.store.health import GrantAge, MailboxFacts, facts, grant_ages
@@ -77,7 +78,7 @@ def refresh_limit(
     """The refresh-token limit of the server that issues the mailbox's tokens, if known."""
     host = urlsplit((token_endpoint or "").replace("{tenant}", "t")).hostname
     name = server.name if server is not None else None
-    if name == "MICROSOFT" or host in MICROSOFT_LOGIN_HOSTS:
+    if is_microsoft_server(name) or host in MICROSOFT_LOGIN_HOSTS:
         return MICROSOFT_REFRESH
     if name == "GOOGLE" or host in GOOGLE_TOKEN_HOSTS:
         return GOOGLE_TESTING_REFRESH if testing else GOOGLE_REFRESH

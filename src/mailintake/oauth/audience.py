@@ -13,46 +13,54 @@ from urllib.parse import urlsplit
 
 from mailintake.config import checks
 from mailintake.config.matrix import Grant, Protocol
+from mailintake.oauth import clouds
+from mailintake.oauth.clouds import Cloud
 
-MICROSOFT_RESOURCES = frozenset({checks.GRAPH_RESOURCE, *checks.EXCHANGE_RESOURCES})
-_USER_SCOPE = {
-    Protocol.IMAP: "https://outlook.office.com/IMAP.AccessAsUser.All",
-    Protocol.POP3: "https://outlook.office.com/POP.AccessAsUser.All",
-}
-APP_SCOPE = "https://outlook.office365.com/.default"
+MICROSOFT_RESOURCES = frozenset(
+    r for c in clouds.CLOUDS for r in (c.graph_resource, *c.exchange_resources)
+)
 
 
-def _microsoft(scopes: tuple[str, ...], microsoft_server: bool) -> bool:
-    if microsoft_server:
-        return True
+def _microsoft(scopes: tuple[str, ...], cloud: Cloud | None) -> Cloud | None:
+    """The cloud the token was asked of: the server's, else the one its scopes name."""
+    if cloud is not None:
+        return cloud
     for scope in scopes:
         if "://" in scope:
             parts = urlsplit(scope)
-            if f"{parts.scheme}://{parts.netloc}".lower() in MICROSOFT_RESOURCES:
-                return True
-    return False
+            base = f"{parts.scheme}://{parts.netloc}".lower()
+            for candidate in clouds.CLOUDS:
+                if base in (candidate.graph_resource, *candidate.exchange_resources):
+                    return candidate
+    return None
 
 
-def right_scopes(protocol: Protocol, grant: Grant) -> str:
+def right_scopes(protocol: Protocol, grant: Grant, cloud: Cloud = clouds.GLOBAL) -> str:
     """The scopes an IMAP or POP3 token of Exchange Online is requested with."""
     if grant is Grant.CLIENT_CREDENTIALS:
-        return APP_SCOPE
-    return f"{_USER_SCOPE[protocol]} offline_access"
+        return f"{cloud.exchange_app_resource}/.default"
+    word = "IMAP" if protocol is Protocol.IMAP else "POP"
+    return f"{cloud.exchange_user_resource}/{word}.AccessAsUser.All offline_access"
 
 
 def wrong_audience(
-    scopes: tuple[str, ...], protocol: Protocol, grant: Grant, *, microsoft_server: bool
+    scopes: tuple[str, ...], protocol: Protocol, grant: Grant, *, cloud: Cloud | None
 ) -> str | None:
     """A sentence naming the resource the token was for and the scopes to set, when the
-    scopes do not ask Microsoft for an Exchange Online token for ``protocol``; else None."""
-    if protocol not in _USER_SCOPE or not _microsoft(scopes, microsoft_server):
+    scopes do not ask Microsoft for an Exchange Online token for ``protocol``; else None.
+    ``cloud``: the Microsoft cloud of the mailbox's server (None when it is not Microsoft's)."""
+    if protocol not in (Protocol.IMAP, Protocol.POP3):
         return None
-    resources = {checks.scope_resource(scope) for scope in scopes} - {None}
-    if resources == {checks.EXCHANGE}:
+    found = _microsoft(scopes, cloud)
+    if found is None:
+        return None
+    exchange = f"Exchange Online ({found.exchange_user_resource})"
+    resources = {checks.scope_resource(scope, found) for scope in scopes} - {None}
+    if resources == {exchange}:
         return None
     named = ", ".join(sorted(r for r in resources if r)) or "no resource"
     return (
         f"The token was requested for {named} (oauth.scopes: {' '.join(scopes)}), but the "
-        f"{protocol.value.upper()} server accepts only tokens for {checks.EXCHANGE}: set "
-        f"oauth.scopes to {right_scopes(protocol, grant)}."
+        f"{protocol.value.upper()} server accepts only tokens for {exchange}: set "
+        f"oauth.scopes to {right_scopes(protocol, grant, found)}."
     )

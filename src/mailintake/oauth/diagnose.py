@@ -29,7 +29,9 @@ from mailintake.errors import (
     PasswordUpdateRequired,
     RateLimited,
 )
+from mailintake.oauth import clouds
 from mailintake.oauth.aadsts_fixes import CODES, CODES_BY_GRANT, FEDERATED
+from mailintake.oauth.clouds import Cloud
 from mailintake.oauth.error_fixes import APP_PORTAL, CAUSES, CONSENT, ERRORS, GOOGLE, SCOPE_HINT
 from mailintake.oauth.fix import MAILBOX, Fix
 from mailintake.oauth.provider_error import (
@@ -61,6 +63,12 @@ class Context:
     client_id: str | None = None
     tenant: str | None = None
     federated: bool | None = None  # from Microsoft's user realm lookup, when known
+    login_host: str | None = None  # the token endpoint's host: which Microsoft cloud
+
+    @property
+    def cloud(self) -> Cloud | None:
+        """The Microsoft cloud of the server (built in, or by its sign-in host)."""
+        return clouds.cloud_for(self.server, self.login_host)
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,15 @@ def _flavor(error: ProviderError, ctx: Context) -> str:
     server = ctx.server.upper()
     if server == "GOOGLE":
         return "google"
-    return "microsoft" if server == "MICROSOFT" or error.codes else "other"
+    return "microsoft" if ctx.cloud is not None or error.codes else "other"
+
+
+def _provider(flavor: str, ctx: Context) -> str:
+    """Who refused: Microsoft, naming the national cloud when it is one; Google; the server."""
+    if flavor == "microsoft":
+        cloud = ctx.cloud or clouds.GLOBAL
+        return "Microsoft" if cloud is clouds.GLOBAL else f"Microsoft ({cloud.short})"
+    return "Google" if flavor == "google" else ctx.server
 
 
 def _situation(ctx: Context) -> str:
@@ -144,7 +160,8 @@ def diagnose(error: ProviderError, ctx: Context) -> Diagnosis:
         code = f"AADSTS{known}"
     else:
         code = f"AADSTS{error.codes[0]}" if error.codes else error.error
-    provider = {"microsoft": "Microsoft", "google": "Google"}.get(flavor, ctx.server)
+    provider = _provider(flavor, ctx)
+    cloud = ctx.cloud or clouds.GLOBAL
     correlation = f" (correlation ID {error.correlation_id})" if error.correlation_id else ""
     values = {
         "provider": provider,
@@ -156,6 +173,9 @@ def diagnose(error: ProviderError, ctx: Context) -> Diagnosis:
         "error": error.error,
         "correlation": correlation,
         "detail": error.description or f"HTTP {error.status}",
+        "login_host": cloud.login_host,
+        "exchange": cloud.exchange_user_resource,
+        "graph": cloud.graph_resource,
     }
     for name, table in (
         ("app", APP_PORTAL),

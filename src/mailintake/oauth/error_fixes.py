@@ -35,9 +35,9 @@ APP_PORTAL = {
     "other": "the application's registration at {server}",
 }
 SCOPE_HINT = {
-    "microsoft": "IMAP and POP need https://outlook.office.com/IMAP.AccessAsUser.All or "
-    "https://outlook.office.com/POP.AccessAsUser.All, Graph e.g. "
-    "https://graph.microsoft.com/Mail.ReadWrite, client_credentials exactly one "
+    "microsoft": "IMAP and POP need {exchange}/IMAP.AccessAsUser.All or "
+    "{exchange}/POP.AccessAsUser.All, Graph e.g. "
+    "{graph}/Mail.ReadWrite, client_credentials exactly one "
     "<resource>/.default",
     "google": "IMAP and POP need https://mail.google.com/",
     "other": "as {server} documents them",

@@ -2,7 +2,9 @@
 
 Templates may use {provider}, {server}, {account}, {client_id}, {tenant}, {grant}, {app} (where
 the application is registered), {causes} (why a refresh token dies at this provider),
-{scope_hint}, {consent} (how to grant consent), {correlation} and {detail} (an HTTP answer).
+{scope_hint}, {consent} (how to grant consent), {correlation} and {detail} (an HTTP answer);
+Microsoft's phrases use {login_host}, {exchange} and {graph}: the sign-in host and the
+resources of the mailbox's cloud (``oauth.clouds``).
 Messages say ``mailintake authorize <mailbox>``; ``to_exception`` puts the mailbox's name in.
 """
 
@@ -38,7 +40,7 @@ PUBLIC_FLOWS = (
 )
 ADMIN_CONSENT = (
     f"an administrator grants it ({ENTRA_APP} > API permissions > Grant admin consent, or "
-    "https://login.microsoftonline.com/{tenant}/adminconsent?client_id={client_id})"
+    "https://{login_host}/{tenant}/adminconsent?client_id={client_id})"
 )
 SIGN_IN_LOGS = "Entra admin center > Monitoring & health > Sign-in logs{correlation}"
 USER_GRANT_INSTEAD = (

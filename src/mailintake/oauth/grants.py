@@ -199,7 +199,7 @@ def _post_token(
     if (
         context.grant is Grant.PASSWORD
         and context.username
-        and context.server == "MICROSOFT"
+        and context.cloud is not None
         and error.error == "invalid_grant"
     ):
         context = replace(context, federated=_user_realm_federated(endpoint, context.username))

@@ -16,13 +16,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mailintake.config import resolve
 from mailintake.config.matrix import Grant
 from mailintake.crypto import SecretBox
 from mailintake.errors import ConfigError
 from mailintake.net.http import ProxySettings
-from mailintake.oauth import diagnose, grants
+from mailintake.oauth import clouds, diagnose, grants
 from mailintake.oauth.assertion import client_assertion, load_certificate
 from mailintake.oauth.grants import ClientCredentials
 from mailintake.store import app_tokens
@@ -30,7 +31,10 @@ from mailintake.store.repo import Repo
 from mailintake.store.tokens import AccessToken
 
 # OpenID scopes added to user sign-ins so the answer names the account that signed in.
-IDENTITY_SCOPES = {"MICROSOFT": ("openid", "profile"), "GOOGLE": ("openid", "email")}
+IDENTITY_SCOPES = {
+    **{c.server: ("openid", "profile") for c in clouds.CLOUDS},
+    "GOOGLE": ("openid", "email"),
+}
 APP_KEY_PURPOSE = "mailintake application token key"
 
 
@@ -137,6 +141,7 @@ class MailboxAuth:
             username=self.username,
             client_id=self.client_id,
             tenant=self.tenant,
+            login_host=urlsplit(self.token_endpoint).hostname,
         )
 
 

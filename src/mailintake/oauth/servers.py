@@ -14,6 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from mailintake.config.matrix import Protocol
+from mailintake.oauth import clouds
+from mailintake.oauth.clouds import Cloud
 
 TENANT_PLACEHOLDER = "{tenant}"
 
@@ -65,26 +67,37 @@ class ServerDefinition:
         return out
 
 
-# Microsoft identity platform v2.0 (oauth-facts §1.1); Exchange scopes carry the Outlook
-# resource prefix (§2.2), client credentials use <resource>/.default (§1.3, §2.5).
-MICROSOFT = ServerDefinition(
-    name="MICROSOFT",
-    issuer="https://login.microsoftonline.com/{tenant}/v2.0",
-    authorization_endpoint="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
-    token_endpoint="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-    device_authorization_endpoint="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
-    scopes=_scopes(
-        imap=["https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access"],
-        pop3=["https://outlook.office.com/POP.AccessAsUser.All", "offline_access"],
-        graph=["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"],
-    ),
-    app_scopes=_scopes(
-        imap=["https://outlook.office365.com/.default"],
-        pop3=["https://outlook.office365.com/.default"],
-        graph=["https://graph.microsoft.com/.default"],
-    ),
-    builtin=True,
-)
+def microsoft_server(cloud: Cloud) -> ServerDefinition:
+    """The built-in server of one Microsoft cloud (``oauth.clouds``): the identity platform
+    v2.0 endpoints on the cloud's sign-in host (oauth-facts §1.1; [N1]); Exchange scopes carry
+    the cloud's Outlook resource prefix (§2.2), Graph scopes the cloud's Graph domain ([N3]),
+    client credentials use <resource>/.default (§1.3, §2.5)."""
+    user, app, graph = (
+        cloud.exchange_user_resource,
+        cloud.exchange_app_resource,
+        cloud.graph_resource,
+    )
+    return ServerDefinition(
+        name=cloud.server,
+        issuer=cloud.endpoint("v2.0"),
+        authorization_endpoint=cloud.endpoint("oauth2/v2.0/authorize"),
+        token_endpoint=cloud.endpoint("oauth2/v2.0/token"),
+        device_authorization_endpoint=cloud.endpoint("oauth2/v2.0/devicecode"),
+        scopes=_scopes(
+            imap=[f"{user}/IMAP.AccessAsUser.All", "offline_access"],
+            pop3=[f"{user}/POP.AccessAsUser.All", "offline_access"],
+            graph=[f"{graph}/Mail.ReadWrite", "offline_access"],
+        ),
+        app_scopes=_scopes(
+            imap=[f"{app}/.default"], pop3=[f"{app}/.default"], graph=[f"{graph}/.default"]
+        ),
+        builtin=True,
+    )
+
+
+MICROSOFT = microsoft_server(clouds.GLOBAL)
+NATIONAL_CLOUD_SERVERS = tuple(microsoft_server(c) for c in clouds.CLOUDS if c is not clouds.GLOBAL)
+NATIONAL_SERVER_NAMES = tuple(s.name for s in NATIONAL_CLOUD_SERVERS)
 
 # Google (oauth-facts §4.1, §4.2): IMAP and POP need the full https://mail.google.com/ scope.
 GOOGLE = ServerDefinition(
@@ -97,20 +110,20 @@ GOOGLE = ServerDefinition(
     builtin=True,
 )
 
-BUILTIN_SERVERS: dict[str, ServerDefinition] = {s.name: s for s in (MICROSOFT, GOOGLE)}
+BUILTIN_SERVERS: dict[str, ServerDefinition] = {
+    s.name: s for s in (MICROSOFT, GOOGLE, *NATIONAL_CLOUD_SERVERS)
+}
 
-# Graph with a delegated token reading someone else's mailbox needs the .Shared permission
-# (oauth-facts §3.2).
-GRAPH_SHARED_SCOPES = ("https://graph.microsoft.com/Mail.ReadWrite.Shared", "offline_access")
 
-MICROSOFT_LOGIN_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoftonline.us",
-        "login.partner.microsoftonline.cn",
-        "login.chinacloudapi.cn",
-    }
-)
+def graph_shared_scopes(cloud: Cloud) -> tuple[str, ...]:
+    """Graph with a delegated token reading someone else's mailbox needs the .Shared
+    permission (oauth-facts §3.2), on the cloud's Graph domain ([N3])."""
+    return (f"{cloud.graph_resource}/Mail.ReadWrite.Shared", "offline_access")
+
+
+GRAPH_SHARED_SCOPES = graph_shared_scopes(clouds.GLOBAL)
+
+MICROSOFT_LOGIN_HOSTS = clouds.LOGIN_HOSTS
 
 
 # Google's token and sign-in hosts (oauth-facts §4.1).

@@ -368,7 +368,7 @@ def build_graph_source(
         )
     return GraphSource(
         GraphSettings(
-            graph_url=spec.graph_url or resolve.DEFAULT_GRAPH_URL,
+            graph_url=resolve.graph_url(spec),
             mailbox=spec.shared_mailbox or spec.username,
             folder=resolve.folder(spec) or "inbox",
             after_import=resolve.after_import(spec),

@@ -196,9 +196,10 @@ outputs:
     url: https://capture.example.com/ingest
     headers: {Authorization: "${env:HOOK_TOKEN}"}
 """
+NATIONAL = "MICROSOFT_US_GCC_HIGH, MICROSOFT_US_DOD, MICROSOFT_CHINA"
 GRAPH_UNUSED = (
     "authorization_servers[corp-idp].scopes.graph: unused: Microsoft Graph mailboxes always "
-    "use the MICROSOFT authorization server"
+    f"use the MICROSOFT authorization server (or that of a national cloud: {NATIONAL})"
 )
 
 
@@ -224,10 +225,12 @@ def test_app_scopes_for_graph_on_a_custom_server_are_a_warning_too() -> None:
     validated = validate_document(doc, Context())
     assert validated.warnings == (
         "authorization_servers[corp].app_scopes.graph: unused: Microsoft Graph mailboxes always "
-        "use the MICROSOFT authorization server",
+        f"use the MICROSOFT authorization server (or that of a national cloud: {NATIONAL})",
     )
     microsoft = {"name": "MICROSOFT", "scopes": {"graph": ["https://graph.microsoft.com/.default"]}}
     assert validate_document({"authorization_servers": [microsoft]}, Context()).warnings == ()
+    china = {"name": "MICROSOFT_CHINA", "app_scopes": {"graph": ["x/.default"]}}
+    assert validate_document({"authorization_servers": [china]}, Context()).warnings == ()
 
 
 @pytest.mark.parametrize(("push", "problem"), [("auto", None), ("off", None), ("on", "must be")])

@@ -211,7 +211,8 @@ def test_graph_always_uses_microsoft() -> None:
     box["oauth"]["authorization_server"] = "GOOGLE"
     assert problems({"mailboxes": [box]}) == [
         "mailboxes[box].oauth.authorization_server: Microsoft Graph always uses the MICROSOFT "
-        "authorization server"
+        "authorization server, or that of a national cloud (MICROSOFT_US_GCC_HIGH, "
+        "MICROSOFT_US_DOD, MICROSOFT_CHINA)"
     ]
     del box["oauth"]["authorization_server"]  # left out: MICROSOFT
     assert problems({"mailboxes": [box]}) == []

@@ -78,6 +78,8 @@ def _context(
         "protocols": [p.value for p in Protocol],
         "graph": protocol is Protocol.GRAPH,
         "graph_server": GRAPH_SERVER,
+        "graph_servers": oauth_fields.graph_servers(servers),
+        "graph_url_default": oauth_fields.graph_url_default(server),
         "servers": sorted(servers),
         "outputs": outputs,
         "grants": oauth_fields.grants_for(protocol),

@@ -17,6 +17,8 @@ from mailintake.config.matrix import (
     rule,
     supported_grants,
 )
+from mailintake.oauth import clouds
+from mailintake.oauth.clouds import is_microsoft_server
 from mailintake.oauth.servers import ServerDefinition
 
 LABELS = {
@@ -69,9 +71,18 @@ def grant_of(value: str | None, protocol: Protocol) -> Grant:
 def server_of(
     value: str | None, protocol: Protocol, servers: dict[str, ServerDefinition]
 ) -> ServerDefinition:
-    if protocol is Protocol.GRAPH:
-        return servers[GRAPH_SERVER]
+    if protocol is Protocol.GRAPH and not is_microsoft_server(value):
+        return servers[GRAPH_SERVER]  # Graph signs in to a Microsoft cloud
     return servers.get(value or "") or servers[GRAPH_SERVER]
+
+
+def graph_servers(servers: dict[str, ServerDefinition]) -> list[str]:
+    """The servers a Graph mailbox may pick: Microsoft's, one per cloud (oauth.clouds)."""
+    return [c.server for c in clouds.CLOUDS if c.server in servers]
+
+
+def graph_url_default(server: ServerDefinition) -> str:
+    return (clouds.of_server(server.name) or clouds.GLOBAL).graph_url
 
 
 def fields(grant: Grant, server: ServerDefinition) -> list[FieldView]:
