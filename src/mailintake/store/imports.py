@@ -139,7 +139,7 @@ def all_statuses(conn: Connection, mailbox: str, now: datetime | None = None) ->
     acknowledged = set(_first_column(conn, _ACKNOWLEDGED_KEYS, {"mailbox": mailbox}))
     recorded: set[str] = set()
     others: dict[str, str] = {}
-    for key, status, next_try in conn.execute(_NOT_ACKNOWLEDGED, {"mailbox": mailbox}).tuples():
+    for key, status, next_try in conn.execute(_NOT_ACKNOWLEDGED, {"mailbox": mailbox}):
         if status == RECORDED:
             recorded.add(key)
         else:
