@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailintake.sources.base import Resume
 from mailintake.sources.imap_resume import Plan, plan
-from mailintake.sources.pop3 import screen
+from mailintake.sources.pop3_listing import screen
 from mailintake.store.checkpoints import Checkpoint, Failure
 
 
@@ -52,7 +52,14 @@ def test_without_a_checkpoint_the_folder_is_listed_whole() -> None:
 
 
 def test_a_uidl_answer_is_read_at_once_or_line_by_line() -> None:
-    assert screen([b"1 AAA", b"2 BBB"]) == (["1", "2"], ["AAA", "BBB"], ["pop3-AAA", "pop3-BBB"])
-    odd = screen([b"1 AAA", b"2", b"3 C+C"])  # a line without a UIDL is passed over
-    assert odd[:2] == (["1", "3"], ["AAA", "C+C"])
-    assert odd[2][1].startswith("pop3-C_C~")
+    plain = screen(b"1 AAA\r\n2 BBB\r\n")
+    assert (plain.numbers, plain.uidls(), plain.keys) == (
+        ["1", "2"],
+        ["AAA", "BBB"],
+        ["pop3-AAA", "pop3-BBB"],
+    )
+    assert plain.explicit is None  # the UIDLs are the ends of the keys
+    odd = screen(b"1 AAA\r\n2\r\n3 C+C\r\n")  # a line without a UIDL is passed over
+    assert (odd.numbers, odd.uidls()) == (["1", "3"], ["AAA", "C+C"])
+    assert odd.keys[1].startswith("pop3-C_C~")
+    assert odd.uidl(1) == "C+C"

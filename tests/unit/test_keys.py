@@ -20,6 +20,7 @@ from mailintake.keys import (
     pop3_key,
     pop3_keys,
 )
+from mailintake.sources.pop3_listing import _read, screen
 
 migration: Any = importlib.import_module(
     "mailintake.store.migrations.versions.0007_one_to_one_message_keys"
@@ -137,3 +138,38 @@ def test_a_plain_uidl_listing_is_keyed_at_once() -> None:
     edges = [*uidls, "_leading"]
     assert pop3_keys(edges) == [pop3_key(uidl) for uidl in edges]
     assert pop3_keys(edges)[-1] != "pop3-_leading"
+
+
+UIDL_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="AZaz09._-", min_size=1, max_size=110),
+            st.text(alphabet=UIDL_CHARS, min_size=1, max_size=12),
+            st.text(min_size=0, max_size=5),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_a_uidl_answer_read_at_once_keys_each_message_as_before(
+    uidls: list[str], ending: bytes
+) -> None:
+    """Read as one text or line by line, an answer's keys are the ones every earlier version
+    gave its messages (the line-by-line reading is the one they used)."""
+    answer = b"".join(
+        f"{n} {uidl}".encode(errors="surrogateescape") + ending
+        for n, uidl in enumerate(uidls, 1)
+        if "\n" not in uidl and "\r" not in uidl
+    )
+    listing = screen(answer)
+    before = _read(answer.splitlines())
+    assert (listing.numbers, listing.keys, listing.uidls()) == (
+        before.numbers,
+        before.keys,
+        before.uidls(),
+    )
+    assert [listing.uidl(i) for i in range(len(listing.keys))] == before.uidls()

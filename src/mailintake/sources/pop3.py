@@ -23,12 +23,12 @@ from mailintake.errors import (
     NetworkError,
     SourceError,
 )
-from mailintake.keys import pop3_keys
 from mailintake.mime.parse import subject_and_sender
 from mailintake.net import tls
 from mailintake.oauth.sasl import xoauth2
 from mailintake.sources import unreachable
 from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
+from mailintake.sources.pop3_listing import Listing, screen
 from mailintake.sources.pop3_wire import Pipe, pipelining
 
 
@@ -49,6 +49,9 @@ class Pop3Source:
     # The engine may fetch the next batch while this one is delivered: the session's
     # commands are taken in turn under a lock.
     prefetch_safe = True
+    # No cursor: every listing is the whole mailbox, oldest first (the engine recognises
+    # what it listed before by a digest: engine.listing_digest).
+    lists_whole_mailbox = True
 
     def __init__(self, settings: Pop3Settings, token: TokenProvider, mailbox: str) -> None:
         self.settings = settings
@@ -58,7 +61,7 @@ class Pop3Source:
         self._pipe: Pipe | None = None
         self._turn = threading.Lock()
         self._numbers: dict[str, int] = {}  # message number by UIDL: those to fetch
-        self._uidl_lines: list[bytes] | None = None  # the last UIDL answer
+        self._listing: Listing | None = None  # the last UIDL answer
         # DELE waits for QUIT
         self.acknowledged_at_commit = settings.after_import == AfterImport.DELETE
 
@@ -111,11 +114,11 @@ class Pop3Source:
         assert self._pipe is not None
         try:
             with self._turn:
-                lines = self._pipe.listing("UIDL")
+                answer = self._pipe.answer("UIDL")
         except (OSError, poplib.error_proto) as exc:
             raise SourceError(f"{self._what()}: listing: {exc}") from exc
-        self._uidl_lines = lines
-        numbers, uidls, keys = screen(lines)
+        listing = self._listing = screen(answer)
+        keys = listing.keys
         done = known(keys) if known is not None else set()
         self._numbers = {}
         new = [i for i in range(len(keys)) if keys[i] not in done] if len(done) < len(keys) else []
@@ -133,10 +136,9 @@ class Pop3Source:
                 size_of[int(words[0])] = int(words[1])
         items = []
         for i in new:
-            number = self._numbers[uidls[i]] = int(numbers[i])
-            items.append(
-                SourceItem(key=keys[i], source={"uidl": uidls[i]}, size=size_of.get(number))
-            )
+            uidl = listing.uidl(i)
+            number = self._numbers[uidl] = int(listing.numbers[i])
+            items.append(SourceItem(key=keys[i], source={"uidl": uidl}, size=size_of.get(number)))
         return items
 
     def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
@@ -206,15 +208,15 @@ class Pop3Source:
 
     def _number_all(self) -> None:
         """The message number of every UIDL (what an earlier pass left to acknowledge)."""
-        if self._uidl_lines is None:  # not listed yet in this session
+        if self._listing is None:  # not listed yet in this session
             assert self._pipe is not None
             try:
                 with self._turn:
-                    self._uidl_lines = self._pipe.listing("UIDL")
+                    self._listing = screen(self._pipe.answer("UIDL"))
             except (OSError, poplib.error_proto) as exc:
                 raise SourceError(f"{self._what()}: listing: {exc}") from exc
-        numbers, uidls, _keys = screen(self._uidl_lines, keys=False)
-        self._numbers.update(zip(uidls, map(int, numbers), strict=True))
+        listing = self._listing
+        self._numbers.update(zip(listing.uidls(), map(int, listing.numbers), strict=True))
 
     def commit(self) -> None:
         """QUIT: the server deletes what DELE marked (RFC 1939 §6, the UPDATE state) and
@@ -240,21 +242,6 @@ class Pop3Source:
                     self.client.close()
                 self.client = None
                 self._pipe = None
-
-
-def screen(lines: list[bytes], *, keys: bool = True) -> tuple[list[str], list[str], list[str]]:
-    """The message numbers, UIDLs and message keys of a UIDL answer (``n uidl`` a line, RFC
-    1939 §7), read as one text: what a poll costs per message kept on the server."""
-    words = b" ".join(lines).decode("ascii", "replace").split()
-    numbers, uidls = words[0::2], words[1::2]
-    if len(words) != 2 * len(lines) or not "".join(numbers).isdigit():
-        numbers, uidls = [], []  # not one number and one UIDL a line: read line by line
-        for line in lines:
-            number, _, uidl = line.decode(errors="replace").strip().partition(" ")
-            if number.isdigit() and uidl.strip():
-                numbers.append(number)
-                uidls.append(uidl.strip())
-    return numbers, uidls, pop3_keys(uidls) if keys else []
 
 
 def _command(client: poplib.POP3, line: str) -> bytes:

@@ -139,13 +139,18 @@ class Pipe:
             return answer
         raise poplib.error_proto("-ERR no answer")  # pragma: no cover - one command, one answer
 
-    def listing(self, command: str) -> list[bytes]:
-        """The lines of a listing's multi-line answer (``UIDL``, ``LIST``: RFC 1939 §5, §7),
-        read in blocks, not a line at a time: its cost is the whole mailbox's each poll."""
+    def answer(self, command: str) -> bytes:
+        """A listing's multi-line answer (``UIDL``, ``LIST``: RFC 1939 §5, §7), its lines
+        with their line endings, read in blocks, not a line at a time: its cost is the whole
+        mailbox's each poll."""
         for _index, answer in self._run([command], multiline=True):
             assert isinstance(answer, bytes)  # an -ERR raised
-            return answer.splitlines()
+            return answer
         raise poplib.error_proto("-ERR no answer")  # pragma: no cover - one command, one answer
+
+    def listing(self, command: str) -> list[bytes]:
+        """The lines of a listing's answer."""
+        return self.answer(command).splitlines()
 
     def delete(self, numbers: Sequence[int]) -> None:
         """``DELE`` each message number (the deletions take effect at QUIT)."""
