@@ -9,8 +9,9 @@ after sign-in and SELECT, and the commands sent then.
 For IMAP, the first poll of each mailbox (no checkpoint yet: a listing of the whole folder,
 screened by message key, as every poll did before checkpoints) is printed for comparison.
 For POP3, which has no cursor (UIDL is the protocol), the screening of the UIDL answer
-against the store (message keys made, the mailbox's keys loaded once, set operations) is
-timed on its own too, as microseconds per kept message.
+against the store is timed on its own too, as microseconds per kept message, before and
+after in turn: the answer read line by line and the mailbox's keys loaded once and compared
+as sets; the answer read as one text and recognised by the digest of the last listing.
 
     PYTHONPATH=. python -m benchmarks.bench_poll_cost [--sizes 0,10000,50000] [--rounds 15]
 
@@ -41,7 +42,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.sources.base import MailSource, TokenProvider
-from mailintake.sources.pop3 import screen
+from mailintake.sources.pop3_listing import _read, screen
 from mailintake.store import imports
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
@@ -280,27 +281,35 @@ def examine(dovecot: Dovecot, user: str, token: str) -> float:
 
 
 def _screening(store: Store, dovecot: Dovecot, names: dict[int, str], sizes: list[int]) -> None:
-    """The UIDL answer screened against the store on its own: keys made, keys loaded once,
-    set operations (the answer read from the server is not in it)."""
-    print("--- pop3: screening the UIDL answer against the store ---")
+    """The UIDL answer screened against the store on its own (the answer read from the
+    server is not in it), before and after, in turn in the same run: before, the answer read
+    line by line and keyed, and the mailbox's keys loaded (one query) and compared as sets;
+    after, the answer read as one text and its beginning known by the digest the polls left
+    (engine.listing_digest), nothing loaded."""
+    print("--- pop3: screening the UIDL answer against the store, before | after ---")
     for size in sizes:
         if not size:
             continue
         token = TokenManager(store).access_token(names[size])
         lines = pop3_uidls(dovecot, f"{names[size]}@{DOMAIN}", token)
-        spent = []
-        for _ in range(7):
-            statuses = Statuses(store, names[size])
-            started = time.process_time()  # CPU time: the machine may be shared
-            _numbers, _uidls, keys = screen(lines)
-            known = statuses.imported(keys)
-            new = [k for k in keys if k not in known] if len(known) < len(keys) else []
-            spent.append(time.process_time() - started)
-            if new or statuses.skipped != size:
-                raise SystemExit(f"screening found {len(new)} new, {statuses.skipped} kept")
-        best = statistics.median(spent)
-        per = 1e6 * best / size
-        print(f"{size:>7} kept: {1e3 * best:.1f} ms CPU, {per:.2f} µs per kept message")
+        answer = b"".join(line + b"\r\n" for line in lines)
+        spent: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(9):
+            for after in (False, True):
+                statuses = Statuses(store, names[size], whole_listing=after)
+                started = time.process_time()  # CPU time: the machine may be shared
+                keys = screen(answer).keys if after else _read(answer.splitlines()).keys
+                known = statuses.imported(keys)
+                new = [k for k in keys if k not in known] if len(known) < len(keys) else []
+                spent[after].append(time.process_time() - started)
+                if new or statuses.skipped != size:
+                    raise SystemExit(f"screening found {len(new)} new, {statuses.skipped} kept")
+        before, after_ = (statistics.median(spent[a]) for a in (False, True))
+        print(
+            f"{size:>7} kept: before {1e3 * before:6.1f} ms CPU, {1e6 * before / size:.2f} µs"
+            f" per kept message | after {1e3 * after_:6.1f} ms CPU, {1e6 * after_ / size:.2f}"
+            " µs per kept message"
+        )
     reference = time.process_time()
     sum(range(10_000_000))
     print(f"(this machine now: sum(range(10**7)) took {time.process_time() - reference:.2f} s CPU)")

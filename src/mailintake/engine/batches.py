@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailintake.engine.listing_digest import ListedBefore
 from mailintake.sinks.base import Delivery, Receipt
 from mailintake.sources.base import Fetched, MailSource, SourceItem
 from mailintake.spool import Spooled
@@ -40,18 +41,41 @@ class Statuses:
         now: datetime | None = None,
         *,
         acknowledged_listed: bool = False,
+        whole_listing: bool = False,
     ) -> None:
         self.store, self.mailbox, self.now = store, mailbox, now
         # A source that acknowledges at commit lists acknowledged ones again (done again).
         self.acknowledged_listed = acknowledged_listed
         self._last: dict[str, str | None] = {}  # the keys the source asked about last
         self._bulk: imports.AllStatuses | None = None
+        # A source that lists the whole mailbox every pass (POP3): what it listed before is
+        # recognised by a digest (engine.listing_digest), not read from the store again.
+        self._before = (
+            ListedBefore(store, mailbox) if whole_listing and not acknowledged_listed else None
+        )
         self.listed: set[str] = set()
         self.left_out: set[str] = set()  # keys said imported: the source may leave them out
         self.skipped = 0  # of those, recorded or acknowledged
         self.waiting = 0  # of those, failed and not due, parked, or skipped by a person
 
     def imported(self, keys: list[str]) -> set[str]:
+        before = self._before if len(keys) >= BULK and self._bulk is None else None
+        head = before.head(keys) if before is not None else 0
+        if head:  # listed before and imported then: a set of them, nothing read
+            rest = keys[head:]
+            known, done = self._screen(rest) if rest else (set(), set())
+            self.skipped += head
+            known = _union(known, set(keys[:head]))
+            self.left_out = _union(self.left_out, known)
+            self.listed = _union(self.listed, set(keys))
+        else:
+            known, done = self._screen(keys)
+        if before is not None:
+            before.remember(keys, done, head)
+        return known
+
+    def _screen(self, keys: list[str]) -> tuple[set[str], set[str]]:
+        """The keys known (imported, or waiting) and, of those, the ones imported."""
         asked = set(keys)
         if self._bulk is None and len(keys) >= BULK:
             with self.store.read() as repo:
@@ -62,7 +86,7 @@ class Statuses:
             if not self.acknowledged_listed:
                 done = _union(asked & bulk.acknowledged, done)
             waiting = {k for k, v in bulk.others.items() if v != imports.FAILED and k in asked}
-            known = _union(done, waiting)
+            known = _union(set(done), waiting)
             self.skipped += len(done)
         else:
             found = self._query(keys)
@@ -72,11 +96,12 @@ class Statuses:
             if self.acknowledged_listed:
                 known = {k for k in known if found[k] != imports.ACKNOWLEDGED}
             waiting = {k for k in known if found[k] not in _DONE}
+            done = known - waiting
             self.skipped += len(known) - len(waiting)
         self.waiting += len(waiting)
         self.left_out = _union(self.left_out, known)  # the source reads known at once
         self.listed = _union(self.listed, asked)
-        return known
+        return known, done
 
     def of(self, keys: list[str]) -> dict[str, str]:
         if self._bulk is not None:

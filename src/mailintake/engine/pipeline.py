@@ -83,7 +83,11 @@ Importer = Callable[[PassSteps, Pass], None]
 
 def _statuses(steps: PassSteps, run: Pass) -> Statuses:
     return Statuses(
-        steps.store, run.name, run.now, acknowledged_listed=run.source.acknowledged_at_commit
+        steps.store,
+        run.name,
+        run.now,
+        acknowledged_listed=run.source.acknowledged_at_commit,
+        whole_listing=getattr(run.source, "lists_whole_mailbox", False),
     )
 
 
