@@ -1,13 +1,11 @@
-"""``mailintake serve`` as a real process, as an attacker meets it: invented
-``X-Forwarded-For`` addresses, a host name that is not the server's (DNS rebinding), and, at
-first start, the console saying how to set the admin password."""
+"""``mailintake serve`` as a real process (tests/support/launcher.py), as an attacker meets
+it: invented ``X-Forwarded-For`` addresses, a host name that is not the server's (DNS
+rebinding), and, at first start, the console saying how to set the admin password."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ import httpx2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store import admin
+from tests.support import launcher
 
 ADMIN_PASSWORD = "srv-Pw9~Hd3Kx7Lm1Qa"
 
@@ -35,11 +34,8 @@ def serving(home: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     env["MAILINTAKE_HOME"] = str(home)
     port = _free_port()
-    command = [sys.executable, "-m", "mailintake", "serve", "--no-scheduler"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *options],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    command = ["-m", "mailintake", "serve", "--no-scheduler", "--port", str(port), *options]
+    process = launcher.start(command, env=env, cwd=os.getcwd())
     console: list[str] = []
     base = f"http://127.0.0.1:{port}"
     try:
