@@ -22,9 +22,6 @@ from sandbox.demo.tenant import microsoft_at
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from sandbox.idp.model import App
-from tests.integration.oauth_support import certificate, idp
-
-__all__ = ["certificate", "idp"]
 
 GCC_APP = "c1c1c1c1-0000-4000-8000-0000000000c1"
 GCC_SECRET = "gcc-cs-Qw3Er6Ty9Ui2Op5As8"
