@@ -7,6 +7,7 @@ over POP3 with deletion (between DELE and QUIT)."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import signal
@@ -52,6 +53,17 @@ POINTS = [
 ]
 
 
+@functools.cache
+def mail_of(count: int) -> tuple[bytes, ...]:
+    """``count`` messages, made once per test process (each test delivers them to a
+    mailbox of its own; making 500 takes seconds)."""
+    return tuple(raw(n) for n in range(count))
+
+
+def mail(count: int) -> list[bytes]:
+    return list(mail_of(count))
+
+
 def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -73,7 +85,7 @@ def test_sigkill_at_any_point_loses_and_doubles_nothing(
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
     user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    messages = [raw(n) for n in range(MESSAGES)]
+    messages = mail(MESSAGES)
     dovecot.deliver_many(user, messages)
     dovecot.create_folder(user, "Processed")
     name, out = f"box{number}", tmp_path / f"out{number}"
@@ -179,7 +191,7 @@ def test_two_passes_at_once_killed_anywhere_lose_and_double_nothing(
     point: str,
 ) -> None:
     dovecot = mail_server.dovecot
-    messages = [raw(n) for n in range(250)]
+    messages = mail(250)
     name, out = f"two{number}", tmp_path / f"two{number}"
     user = imap_box(store, mail_server, name, messages, {"type": "folder", "path": str(out)})
     again = crash_then_recover(settings, name, point, "--passes", "2")
@@ -209,7 +221,7 @@ def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
 ) -> None:
     dovecot = mail_server.dovecot
     receiver.fail_first = 0
-    messages = [raw(n) for n in range(250)]
+    messages = mail(250)
     name = f"hook{number}"
     user = imap_box(store, mail_server, name, messages, {"type": "webhook", "url": receiver.url})
     receiver.hang = 1.0
@@ -259,7 +271,7 @@ def test_pop3_killed_between_dele_and_quit_loses_and_keeps_nothing(
 ) -> None:
     server, dovecot = mail_server, mail_server.dovecot
     user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    messages = [raw(n) for n in range(250)]
+    messages = mail(250)
     dovecot.deliver_many(user, messages)
     name, out = f"pop{number}", tmp_path / f"pop{number}"
     configure(
@@ -292,7 +304,7 @@ def test_killed_between_record_and_checkpoint_imports_nothing_twice(
     killed in between, the next poll lists that batch again and skips it as recorded."""
     server, dovecot = mail_server, mail_server.dovecot
     user = server.add_user(f"crash-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    messages = [raw(n) for n in range(250)]  # batches of 100, 100 and 50
+    messages = mail(250)  # batches of 100, 100 and 50
     dovecot.deliver_many(user, messages)
     name, out = "checkpointed", tmp_path / "checkpointed"
     configure(
