@@ -34,22 +34,7 @@ def build_source(
         raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
     login_as = spec.shared_mailbox or spec.username
     if spec.protocol.value == "imap":
-        if host is None or port is None:
-            raise ConfigError([f"mailboxes[{spec.name}].host: required"])
-        return ImapSource(
-            ImapSettings(
-                host=host,
-                port=port,
-                security=resolve.security(spec),
-                username=spec.username,
-                login_as=login_as,
-                folder=resolve.folder(spec) or "INBOX",
-                after_import=resolve.after_import(spec),
-                move_to=spec.move_to,
-            ),
-            token,
-            spec.name,
-        )
+        return ImapSource(imap_settings(spec), token, spec.name)
     if spec.protocol.value == "pop3":
         if host is None or port is None:
             raise ConfigError([f"mailboxes[{spec.name}].host: required"])
@@ -66,6 +51,25 @@ def build_source(
             spec.name,
         )
     return build_graph_source(spec, token, renew, spool=spool, throttle=throttle)
+
+
+def imap_settings(spec: MailboxSpec) -> ImapSettings:
+    """Where and how an IMAP mailbox is read (its source's settings)."""
+    host, port = resolve.host(spec), resolve.port(spec)
+    if spec.username is None:
+        raise ConfigError([f"mailboxes[{spec.name}]: incomplete (validate the configuration)"])
+    if host is None or port is None:
+        raise ConfigError([f"mailboxes[{spec.name}].host: required"])
+    return ImapSettings(
+        host=host,
+        port=port,
+        security=resolve.security(spec),
+        username=spec.username,
+        login_as=spec.shared_mailbox or spec.username,
+        folder=resolve.folder(spec) or "INBOX",
+        after_import=resolve.after_import(spec),
+        move_to=spec.move_to,
+    )
 
 
 def build_sink(

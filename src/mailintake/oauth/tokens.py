@@ -106,14 +106,21 @@ class TokenManager:
             )
 
     def _fresh(self, token: AccessToken | None) -> bool:
-        if token is None:
-            return False
-        lifetime = token.expires_at - token.obtained_at
-        margin = min(self.margin, lifetime / 5)
-        return token.expires_at - margin > self.now()
+        return token is not None and self.fresh_until(token) > self.now()
 
     def access_token(self, name: str) -> str:
         """A valid access token for the mailbox, renewed when it is about to expire."""
+        return self.current(name).token
+
+    def fresh_until(self, token: AccessToken) -> datetime:
+        """When ``token`` stops being handed out (it is renewed from then on): a session
+        signed in with it signs in again before then, ahead of the token's expiry."""
+        lifetime = token.expires_at - token.obtained_at
+        return token.expires_at - min(self.margin, lifetime / 5)
+
+    def current(self, name: str) -> AccessToken:
+        """The mailbox's valid access token with its lifetime, renewed when it is about to
+        expire."""
         with self.store.read() as repo:
             auth = load_auth(repo, name)
             grant = repo.grant(name)
@@ -123,8 +130,8 @@ class TokenManager:
         valid_grant = grant is not None and grant.fingerprint == auth.fingerprint
         if valid_grant and adopted and self._fresh(token):
             assert token is not None
-            return token.token
-        return self.renew(name).token
+            return token
+        return self.renew(name)
 
     def providers(self, name: str) -> tuple[Callable[[], str], Callable[[], str]]:
         """The mailbox's token, and a new one when a server refused the one given last: a
