@@ -172,6 +172,17 @@ ssl_dh = </usr/share/dovecot/dh.pem
 mail_location = maildir:~/Maildir
 mail_fsync = never
 mail_max_userip_connections = 100
+# Many sessions at once (push benchmarks keep hundreds in IDLE): Dovecot's default of 100
+# processes per service would queue the rest.
+default_process_limit = 1000
+default_client_limit = 5000
+# IDLE learns of new mail by inotify, limited to 128 instances per user by default
+# (fs.inotify.max_user_instances), and every session runs as the one mail user: past that,
+# Dovecot looks at the folder every mailbox_idle_check_interval (default 30 s).
+mailbox_idle_check_interval = 1 secs
+# Session processes named after their user ("dovecot/imap [user 127.0.0.1 IDLE]"), so that
+# a test can find the one serving a connection (Dovecot.sessions).
+verbose_proctitle = yes
 pop3_uidl_format = %08Xu%08Xv
 namespace inbox {{
   inbox = yes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -243,6 +244,37 @@ class Dovecot(ServerProcess):
         )
         fields = dict(part.split("=", 1) for part in answer.stdout.split() if "=" in part)
         return {name: int(value) for name, value in fields.items()}
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def sessions(self, user: str, protocol: str = "imap") -> list[int]:
+        """The process ids of ``user``'s ``protocol`` sessions: each session process's title
+        names its instance and user (``verbose_proctitle``)."""
+        prefix = f"dovecot-mailintake-test-{self.imap_port}/{protocol} [{user.lower()} ".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:  # ended meanwhile
+                continue
+            if title.lower().startswith(prefix):
+                found.append(int(entry.name))
+        return found
+
+    def kill_sessions(self, user: str, protocol: str = "imap") -> int:
+        """Kill (SIGKILL) every ``protocol`` session process of ``user``, as a crash or a
+        dropped connection ends it: the client sees its connection closed without a BYE.
+        Returns how many."""
+        killed = 0
+        for pid in self.sessions(user, protocol):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            killed += 1
+        return killed
 
     # --- the process --------------------------------------------------------------------
 

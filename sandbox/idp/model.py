@@ -78,6 +78,9 @@ class User:
     locked: bool = False
     consented_apps: set[str] = field(default_factory=set)
     display_name: str = ""
+    # Seconds this user's access tokens last (None: the provider's access_token_lifetime);
+    # a test of token expiry shortens them for its own user only.
+    token_lifetime: int | None = None
 
     def get_user_id(self) -> str:
         return self.username

@@ -92,6 +92,9 @@ def issue_token(
         roles = list(granted_roles.get(resource, granted_roles.get(resource + "/", [])))
     resource = next(iter(_resources(scopes)), GRAPH)
     now = int(time.time())
+    lifetime = provider.access_token_lifetime
+    if user is not None and user.token_lifetime is not None:
+        lifetime = user.token_lifetime
     token = secrets.token_urlsafe(48)
     resource_scopes = [s for s in scopes if s not in OIDC_SCOPES]
     record = AccessRecord(
@@ -102,15 +105,15 @@ def issue_token(
         " ".join(resource_scopes),
         roles,
         now,
-        now + provider.access_token_lifetime,
+        now + lifetime,
     )
     with provider.lock:
         provider.access_tokens[token] = record
     answer: dict[str, Any] = {
         "token_type": "Bearer",
         "scope": " ".join(resource_scopes),
-        "expires_in": provider.access_token_lifetime,
-        "ext_expires_in": provider.access_token_lifetime,
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
         "access_token": token,
     }
     wants_refresh = "offline_access" in scopes or refreshed is not None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mailintake.store.repo import Store
 
 OWN_CONNECTIONS = 4  # a worker's heartbeat, scheduler, health and alert loops
+PUSH_CONNECTIONS = 5  # engine.push: its store thread and PushOptions.connectors
 
 
 def register(app: typer.Typer) -> None:
@@ -111,6 +112,16 @@ def worker(
             help="The host name in this worker's id and its leases (default: the host's).",
         ),
     ] = None,
+    idle_connections: Annotated[
+        int,
+        typer.Option(
+            "--idle-connections",
+            envvar="MAILINTAKE_IDLE_CONNECTIONS",
+            min=0,
+            help="IMAP IDLE connections this worker keeps at most (push: new mail imported "
+            "within seconds); mailboxes beyond them are polled at their interval. 0: none.",
+        ),
+    ] = 100,  # engine.push.DEFAULT_CONNECTIONS
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -138,6 +149,7 @@ def worker(
 
     from mailintake.alerts.runner import AlertLoop, alerter_for
     from mailintake.engine.poll import Poller
+    from mailintake.engine.push import start_push
     from mailintake.engine.runtime import ImportRuntime
     from mailintake.engine.scheduler import Scheduler
     from mailintake.health import gauge_source
@@ -153,14 +165,17 @@ def worker(
     # and the metrics: connections opened and closed again for every transaction of a busy
     # worker cost the database a process each.
     cli.connections = concurrency + OWN_CONNECTIONS
+    if idle_connections:  # push: its store thread and the threads that open connections
+        cli.connections += PUSH_CONNECTIONS
     if metrics_port is not None:  # served until the process ends
         serve_metrics(metrics_host, metrics_port, cli.store)
     with ImportRuntime() as runtime:  # this process imports
         store = cli.store()
         poller = Poller(store, cli.settings().home, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=concurrency, host=leases.host_name())
+        tokens = poller.tokens or TokenManager(store)
         # health recorded, idle refresh tokens kept alive, health gauges read on scrape
-        checks = HealthLoop(store, poller.tokens or TokenManager(store))
+        checks = HealthLoop(store, tokens)
         metrics.watch_health(gauge_source(store))
         checks.start()
         err.print(
@@ -175,11 +190,15 @@ def worker(
             signal.signal(stop_signal, lambda *_: scheduler.stop())
         alerts = AlertLoop(alerter_for(poller.store))  # every minute: by webhook and email
         alerts.start()
+        # IDLE connections wake their mailboxes when mail arrives
+        pushing = start_push(store, tokens, scheduler, idle_connections)
         try:
             scheduler.run_forever()
         except KeyboardInterrupt:
             scheduler.stop()
         finally:
+            if pushing is not None:
+                pushing.stop()
             alerts.stop()
             checks.stop()
 

@@ -50,6 +50,16 @@ POLL_CONCURRENCY = Gauge(
     "This process's limit on polls running at once",
     registry=REGISTRY,
 )
+IDLE_CONNECTIONS = Gauge(
+    "mailintake_idle_connections",
+    "IMAP IDLE (push) connections open now in this process",
+    registry=REGISTRY,
+)
+IDLE_BUDGET = Gauge(
+    "mailintake_idle_connection_budget",
+    "This process's limit on IMAP IDLE (push) connections (--idle-connections)",
+    registry=REGISTRY,
+)
 MAILBOX_LAG = Gauge(
     "mailintake_mailbox_lag_seconds",
     "How long the mailbox's next poll is overdue (now - its due time; 0 when not overdue)",

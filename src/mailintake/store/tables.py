@@ -82,6 +82,8 @@ mailboxes = Table(
     Column("poll_failures", Integer, nullable=False, server_default="0"),
     Column("polled_by", String(128), nullable=True),
     Column("wake_requested_at", DateTime(timezone=True), nullable=True),
+    # The worker that keeps the mailbox's push connection (store/push.py), if one does.
+    Column("push_by", String(128), nullable=True),
 )
 
 # Every secret, encrypted. `template` keeps a ${env:NAME} form (no secret in it) for exports.

@@ -13,6 +13,7 @@ from mailintake import __version__
 from mailintake.alerts.runner import AlertLoop, alerter_for
 from mailintake.engine.heartbeats import heartbeat_collector
 from mailintake.engine.poll import Poller
+from mailintake.engine.push import DEFAULT_CONNECTIONS, start_push
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
 from mailintake.health import gauge_source
@@ -82,12 +83,15 @@ def create_app(
         running = None
         checks = None
         alerts = None
+        pushing = None
         metrics.watch_health(gauge_source(services.store))
         try:
             if scheduler:
                 running = Scheduler(Poller(services.store, settings.home, runtime=services.runtime))
                 running.start()
                 assert services.tokens is not None
+                # IDLE connections wake their mailboxes when mail arrives
+                pushing = start_push(services.store, services.tokens, running, DEFAULT_CONNECTIONS)
                 checks = HealthLoop(services.store, services.tokens)
                 checks.start()
                 alerts = AlertLoop(alerter_for(services.store))  # every minute
@@ -99,6 +103,8 @@ def create_app(
                 alerts.stop()
             if checks is not None:
                 checks.stop()
+            if pushing is not None:
+                pushing.stop()
             if running is not None:
                 running.stop()
             if owned:
