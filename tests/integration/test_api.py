@@ -132,6 +132,7 @@ def test_item_endpoints(api: TestClient, tmp_path: Any) -> None:
     assert effective["oauth"]["scopes"] == ["mail.read", "offline_access"]
     assert effective["oauth"]["token_endpoint"] == "https://idp.example.com/token"
     assert (effective["port"], effective["security"], effective["folder"]) == (993, "ssl", "INBOX")
+    assert effective["push"] == "auto"
 
     answer = api.delete("/api/v1/servers/corp-idp")
     assert answer.status_code == 409

@@ -65,6 +65,9 @@ def test_the_form_follows_the_matrix(ui: TestClient) -> None:
     ).text
     assert re.search(r'data-need="mandatory" id="row-oauth-redirect_uri"', code)
     assert "IMAP.AccessAsUser.All" in code
+    assert 'name="push"' in code
+    pop3 = ui.post("/mailboxes/form", data={"protocol": "pop3"}, headers=htmx).text
+    assert 'name="push"' not in pop3  # POP3 has no push
 
 
 def test_a_graph_mailbox_picks_its_cloud_and_the_form_follows(
@@ -143,12 +146,16 @@ def test_add_edit_and_keep_secrets(ui: TestClient, ui_store: tuple[Settings, Sto
     # values the server fills in are not stored as overrides
     with store.read() as repo:
         assert repo.get_mailbox("claims").spec.oauth.token_endpoint is None  # type: ignore[union-attr]
-    changed = graph_form(**{"oauth.client_secret": "", "proxy.password": "", "folder": "Invoices"})
+    assert 'name="push"' in edit
+    changed = graph_form(
+        **{"oauth.client_secret": "", "proxy.password": "", "folder": "Invoices", "push": "off"}
+    )
     answer = ui.post("/mailboxes/claims/edit", data=changed, follow_redirects=False)
     assert answer.status_code == 303, answer.text
     with store.read() as repo:
         record = repo.get_mailbox("claims", reveal=True)
-    assert record.spec.folder == "Invoices"
+    assert (record.spec.folder, record.spec.push) == ("Invoices", "off")
+    assert '<option value="off" selected>' in ui.get("/mailboxes/claims/edit").text
     assert record.spec.oauth.client_secret.get_secret_value() == SECRET  # type: ignore[union-attr]
     assert record.spec.proxy.password.get_secret_value() == PROXY_SECRET  # type: ignore[union-attr]
     assert "Test connection" in ui.get("/mailboxes/claims").text

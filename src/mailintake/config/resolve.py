@@ -212,6 +212,7 @@ def effective_dict(spec: MailboxSpec, server: ServerDefinition | None) -> dict[s
         "folder": folder(spec),
         "after_import": str(after_import(spec)),
         "poll_interval": spec.poll_interval or DEFAULT_POLL_INTERVAL,
+        "push": spec.push or "auto",
         "output": spec.output or DEFAULT_OUTPUT,
         "enabled": spec.enabled is not False,
     }

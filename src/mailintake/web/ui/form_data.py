@@ -28,6 +28,7 @@ TEXT_FIELDS = (
     "after_import",
     "move_to",
     "poll_interval",
+    "push",
     "output",
     "oauth.authorization_server",
     "oauth.grant_type",
