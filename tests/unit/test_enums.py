@@ -5,6 +5,7 @@ values stay the strings the database, the API, JSON and YAML carry (CONTRACT §4
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def test_the_errors_carry_the_states() -> None:
     assert errors.PasswordUpdateRequired("x").state == AuthState.PASSWORD_UPDATE_REQUIRED
 
 
+@functools.cache
 def _modules() -> list[tuple[Path, ast.Module]]:
+    """Every module of the package, parsed once for all the tests here."""
     return [
         (path, ast.parse(path.read_text(), str(path)))
         for path in sorted(SRC.rglob("*.py"))
