@@ -181,14 +181,9 @@ def group(kind: str) -> typer.Typer:
     @app.command("delete")
     def delete(ctx: typer.Context, name: str) -> None:
         """Delete it (refused while mailboxes use it)."""
-        with state(ctx).store().begin() as repo:
-            if kind == "server":
-                change = repo.delete_server(name)
-            elif kind == "output":
-                change = repo.delete_output(name)
-            else:
-                change = repo.delete_mailbox(name)
-        _report(change)
+        from mailintake.config.edit import delete_item
+
+        _report(delete_item(state(ctx).store(), kind, name))
 
     if kind == "server":
         _server_commands(app)

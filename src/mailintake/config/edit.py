@@ -151,3 +151,14 @@ def edit_item(
             )
         set_path(data, path, value)
     return put_item(store, kind, data, environ)
+
+
+def delete_item(store: Store, kind: str, name: str) -> Change:
+    """Delete one item (``server``, ``output``, ``mailbox``); the store refuses a server or
+    an output that mailboxes use (Conflict)."""
+    with store.begin() as repo:
+        if kind == "server":
+            return repo.delete_server(name)
+        if kind == "output":
+            return repo.delete_output(name)
+        return repo.delete_mailbox(name)

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailintake.config.edit import current_item, edit_item, effective_item, list_items, put_item
+from mailintake.config.edit import (
+    current_item,
+    delete_item,
+    edit_item,
+    effective_item,
+    list_items,
+    put_item,
+)
 from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
@@ -93,14 +100,7 @@ def router_for(kind: str) -> APIRouter:
 
     @router.delete("/{name}", summary="Delete one (refused while in use)")
     def delete(store: StoreDep, name: str) -> ChangeOut:
-        with store.begin() as repo:
-            if kind == "server":
-                change = repo.delete_server(name)
-            elif kind == "output":
-                change = repo.delete_output(name)
-            else:
-                change = repo.delete_mailbox(name)
-        return _change(store, kind, change)
+        return _change(store, kind, delete_item(store, kind, name))
 
     if kind == "server":
 
