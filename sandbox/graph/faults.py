@@ -91,6 +91,10 @@ class Faults:
     # msgraph-sdk-dotnet#1882). Every time, while smaller items and other requests are
     # answered.
     large_values: LargeValues | None = None
+    # Sync states made before the last ``forget_sync_states`` are gone: a delta token of
+    # theirs answers 410 with ``sync_state_code`` (sandbox.graph.delta).
+    sync_generation: int = 0
+    sync_state_code: str = "syncStateNotFound"
     _next: deque[tuple[int, float | None]] = field(default_factory=deque)
     _messages: dict[str, list[MessageFault]] = field(default_factory=dict)
     _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
@@ -126,6 +130,19 @@ class Faults:
         fault = MessageFault(operation, status, code, messages.get(code, code), times)
         with self._lock:
             self._messages.setdefault(message_id, []).append(fault)
+
+    def forget_sync_states(self, code: str = "syncStateNotFound") -> None:
+        """Every delta and skip token given so far stops working: the next request with one
+        answers 410 Gone with ``code`` — ``syncStateNotFound`` ("The sync state generation
+        is not found. The delta token is expired and data must be synchronized again.") or
+        ``resyncRequired`` ("The delta token is no longer valid, and the app must reset the
+        sync state."), concepts/errors.md, "Code property". Exchange drops the oldest tokens
+        of its delta token cache (delta-query-overview.md, "Token duration") and may ask for
+        a full synchronization after maintenance or a migration ("Synchronization
+        reset")."""
+        with self._lock:
+            self.sync_generation += 1
+            self.sync_state_code = code
 
     def reset(self) -> None:
         with self._lock:

@@ -192,7 +192,7 @@ def patch_message(context: Context, keys: list[str]) -> Response:
             message.flag = dict(data["flag"])
         if data.get("inferenceClassification") in ("focused", "other"):
             message.inference = str(data["inferenceClassification"])
-        message.touch()
+        context.box.changed(message)
         body = _render(context, message)
     return context.json({"@odata.context": f"{context.context_prefix}/messages/$entity", **body})
 

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sandbox.graph.journal import Journal, SyncStates
 from sandbox.graph.mime import Summary, summarize
 
 ROOT = "msgfolderroot"
@@ -49,6 +50,13 @@ def looks_like_id(text: str) -> bool:
     return len(text) >= 16 and _ID.match(text) is not None
 
 
+def regular_id(immutable_id: str, folder_id: str) -> str:
+    """A message's regular id in a folder: derived from the immutable id and the folder, it
+    changes on every move."""
+    digest = hashlib.sha256(f"{immutable_id}|{folder_id}".encode()).digest()
+    return new_id("AAMkAG", digest + digest[:18])
+
+
 @dataclass
 class Folder:
     id: str
@@ -76,9 +84,7 @@ class Message:
 
     @property
     def regular_id(self) -> str:
-        # Derived from the immutable id and the folder: it changes on every move.
-        digest = hashlib.sha256(f"{self.immutable_id}|{self.folder_id}".encode()).digest()
-        return new_id("AAMkAG", digest + digest[:18])
+        return regular_id(self.immutable_id, self.folder_id)
 
     @property
     def change_key(self) -> str:
@@ -104,6 +110,7 @@ class Mailbox:
     folders: dict[str, Folder] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)  # immutable id -> message
     regular: dict[str, str] = field(default_factory=dict)  # regular id -> immutable id
+    journal: Journal = field(default_factory=Journal)  # every change, for delta queries
 
     def folder(self, key: str) -> Folder | None:
         """A folder by id or well-known name (case-insensitive)."""
@@ -137,12 +144,19 @@ class Mailbox:
 
     def place(self, message: Message, folder: Folder) -> None:
         self.regular.pop(message.regular_id, None)
-        message.folder_id = folder.id
+        before, message.folder_id = message.folder_id, folder.id
         self.regular[message.regular_id] = message.immutable_id
+        self.journal.note(message.immutable_id, before)
 
     def remove(self, message: Message) -> None:
         self.regular.pop(message.regular_id, None)
         self.messages.pop(message.immutable_id, None)
+        self.journal.note(message.immutable_id, message.folder_id)
+
+    def changed(self, message: Message) -> None:
+        """A message changed where it is (read, flagged…): a delta query gives it again."""
+        message.touch()
+        self.journal.note(message.immutable_id, message.folder_id)
 
     def name_of(self, folder_id: str) -> str:
         folder = self.folders[folder_id]
@@ -156,6 +170,7 @@ class Store:
         self.lock = threading.RLock()
         self.mailboxes: dict[str, Mailbox] = {}  # lower-cased address -> mailbox
         self._seq = 0
+        self.sync_states = SyncStates()  # the delta token cache (sandbox.graph.journal)
         self._last_received = datetime.now(UTC) - timedelta(days=1)
 
     def add_mailbox(
@@ -227,4 +242,5 @@ class Store:
             )
             box.messages[message.immutable_id] = message
             box.regular[message.regular_id] = message.immutable_id
+            box.journal.note(message.immutable_id, None)
             return message

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, request
 
-from sandbox.graph import handlers, subscription_routes
+from sandbox.graph import delta, handlers, subscription_routes
 from sandbox.graph.auth import authenticate, authorize, me_without_user
 from sandbox.graph.context import Context
 from sandbox.graph.errors import GraphError, bad_request, invalid_user, too_many_requests
@@ -37,6 +37,8 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler, bool, bool]] = [
     ("GET", ("mailfolders", "*", "childfolders"), handlers.list_folders, False, False),
     ("POST", ("mailfolders", "*", "childfolders"), handlers.create_folder, True, False),
     ("GET", ("mailfolders", "*", "messages"), handlers.list_messages, False, False),
+    # Before the message by id: "delta" is the function, not an id (sandbox.graph.delta).
+    ("GET", ("mailfolders", "*", "messages", "delta"), delta.messages_delta, False, False),
     ("GET", ("mailfolders", "*", "messages", "*"), handlers.get_message, False, False),
     ("PATCH", ("mailfolders", "*", "messages", "*"), handlers.patch_message, True, False),
     ("DELETE", ("mailfolders", "*", "messages", "*"), handlers.delete_message, True, False),
