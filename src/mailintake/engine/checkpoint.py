@@ -1,4 +1,5 @@
-"""A pass that goes on from where the last one stopped (a source that is Resumable: IMAP).
+"""A pass that goes on from where the last one stopped (a source that is Resumable: IMAP,
+and Graph, whose checkpoint is the folder's deltaLink: sources.graph_delta).
 
 Before listing, the source is given the folder's checkpoint and the mailbox's failures
 (store.checkpoints). The checkpoint is saved only past what is handled, in the order of the
@@ -11,6 +12,11 @@ saved one is recorded, in the list of failures, or gone. A message that failed i
 back by the checkpoint: it is in the list of failures and tried again from there. Killed
 between record and checkpoint, the next pass lists those messages again and skips them as
 recorded. When the whole pass is done, the checkpoint moves to the highest UID listed.
+
+Graph's deltaLink says nothing of where in a round a batch stands: it is saved only when the
+whole pass is done (``finished``), every message of the round recorded, in the list of
+failures, or gone. Killed before that, the next pass goes on from the former deltaLink and
+skips what it gives again as recorded.
 """
 
 from __future__ import annotations

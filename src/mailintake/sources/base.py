@@ -87,7 +87,8 @@ class Resume:
 
 @runtime_checkable
 class Resumable(Protocol):
-    """A source that lists only what is new since a checkpoint (IMAP)."""
+    """A source that lists only what is new since a checkpoint (IMAP: UIDVALIDITY and the
+    last UID; Graph: the folder's deltaLink, in ``Checkpoint.cursor``)."""
 
     folder: str
     # Whether the listing said which of the failures are still on the server (False when

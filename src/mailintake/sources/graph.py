@@ -1,17 +1,17 @@
-"""Microsoft Graph (oauth-facts §3): messages of one folder with ``@odata.nextLink`` paging,
-checked against the folder's ``totalItemCount``; raw MIME from ``$value``, and after-import
-actions whose 404 a GET confirms. How each request is sent — the token and its renewal on
-401, ``Prefer: IdType="ImmutableId"`` (§3.8), four at once per mailbox (§3.6), 429/503/504
-sent again after ``Retry-After`` — is sources.graph_http's; the wait a 429 asks for is kept
-for every worker (sources.graph_limits). Folders by name: sources.graph_folders. Refusals of
-the mailbox are diagnosed by mailintake.oauth.graph_access."""
+"""Microsoft Graph (oauth-facts §3): what is new in one folder by delta query from its saved
+deltaLink (sources.graph_delta); without one, every message with ``@odata.nextLink`` paging,
+checked against the folder's ``totalItemCount``; raw MIME from ``$value``; after-import
+actions whose 404 a GET confirms (sources.graph_actions). How each request is sent — the
+token and its renewal on 401, ``Prefer: IdType="ImmutableId"`` (§3.8), four at once per
+mailbox (§3.6), 429/503/504 sent again after ``Retry-After`` — is sources.graph_http's; the
+wait a 429 asks for is kept for every worker (sources.graph_limits). Folders by name:
+sources.graph_folders. Refusals are diagnosed by mailintake.oauth.graph_access."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,26 +22,22 @@ import httpx2
 from mailintake.config import resolve
 from mailintake.config.matrix import Grant
 from mailintake.config.models import MailboxSpec
-from mailintake.enums import AfterImport, AuthState
-from mailintake.errors import AuthorizationRequired, ConfigError, SourceError
+from mailintake.enums import AfterImport
+from mailintake.errors import ConfigError
 from mailintake.net.http import ProxySettings, proxy_of, translate
-from mailintake.oauth import graph_access
 from mailintake.oauth.graph_access import Caller
 from mailintake.observability.logging import get_logger
-from mailintake.sources.base import Fetched, KnownKeys, SourceItem, TokenProvider
-from mailintake.sources.graph_answers import (
-    GraphRefused,
-    error_code,
-    error_message,
-    error_text,
-    gave_up,
-)
-from mailintake.sources.graph_downloads import CONCURRENCY, Downloads, outcome
+from mailintake.sources.base import Fetched, KnownKeys, Resume, SourceItem, TokenProvider
+from mailintake.sources.graph_actions import Actions
+from mailintake.sources.graph_answers import GraphRefused
+from mailintake.sources.graph_delta import CHANGES, DeltaListing, Round
+from mailintake.sources.graph_downloads import Downloads, outcome
 from mailintake.sources.graph_folders import Folders
-from mailintake.sources.graph_http import FAILURES, RETRIED, WAIT, Bearer, graph_client, prefer
+from mailintake.sources.graph_http import Bearer, graph_client, prefer, refusal
 from mailintake.sources.graph_items import listed_item, unknown
 from mailintake.sources.graph_limits import Book, Limits
 from mailintake.spool import CHUNK, Body, SpoolWriter
+from mailintake.store.checkpoints import Checkpoint
 
 log = get_logger(__name__)
 # A modest page, always with $select: a large $top without $select can time out (504, §3.1).
@@ -101,15 +97,28 @@ class GraphSource:
         self.base = f"{settings.graph_url.rstrip('/')}/users/{quote(settings.mailbox)}"
         self.caller = Caller(name, settings.mailbox, settings.user, settings.client_id)
         self.folders = Folders(name, settings.mailbox, self.base, self.caller, self._request)
+        self.actions = Actions(name, settings, self.base, self._request, self.folder_id)
         self.warnings: list[str] = []  # said in the poll's result and log
         self._sizes = True  # the listing asks for PR_MESSAGE_SIZE until Graph refuses it
+        # Where the import stands (sources.base.Resumable): the checkpoint of the folder of
+        # this mailbox is its deltaLink (sources.graph_delta).
+        self.folder = f"{settings.mailbox}/{settings.folder}"
+        self.complete = True
+        self.recreated: str | None = None
+        self.matched = 0
+        self._resume: Resume | None = None
+        self._delta: DeltaListing | None = None
+        self._counted: tuple[str, int | None] | None = None  # a first round's folder, count
 
     def open(self) -> None:
         self.limits.before_session()  # Graph's wait for this app and mailbox, if one lasts
         self.auth.open()
+
+    def _check_move_target(self) -> None:
+        """Before anything is imported: a move_to that is not a folder would leave every
+        imported message in place, its move failing poll after poll (asked once a pass, and
+        not at all by a poll with nothing new)."""
         if self.settings.after_import == AfterImport.MOVE:
-            # Before anything is imported: a move_to that is not a folder would leave every
-            # imported message in place, its move failing poll after poll.
             self.folder_id(self.settings.move_to or "")
 
     def folder_id(self, name: str) -> str:
@@ -142,34 +151,64 @@ class GraphSource:
             raise translate(exc, f"{self.name}: Graph {method}", proxy_of(self.client)) from exc
         finally:
             answer.close()
-        raise self._refused(method, url, answer)
-
-    def _refused(self, method: str, url: str, answer: httpx2.Response) -> Exception:
-        if answer.status_code in RETRIED:  # still, after every attempt (graph_http.Paced)
-            failures = answer.extensions.get(FAILURES) or [answer.status_code]
-            wait = float(answer.extensions.get(WAIT) or 0.0)
-            return gave_up(self.name, method, url, answer, failures, wait)
-        if answer.status_code == 401:
-            return AuthorizationRequired(
-                f"{self.name}: Graph refused the token: {error_text(answer)}",
-                state=AuthState.ERROR,
-            )
-        if answer.status_code == 403:
-            return graph_access.denied(self.caller, error_text(answer), writing=method != "GET")
-        return GraphRefused(
-            f"{self.name}: Graph {method} {url.split('?')[0]}: HTTP "
-            f"{answer.status_code} {error_text(answer)}",
-            answer.status_code,
-            error_code(answer),
-            error_message(answer),
-        )
+        raise refusal(self.name, self.caller, method, url, answer)
 
     # --- the source ---------------------------------------------------------------------
 
     def list_items(self, known: KnownKeys | None = None) -> list[SourceItem]:
         return [item for page in self.list_pages(known) for item in page]
 
+    def resume(self, resume: Resume) -> None:
+        self._resume = resume
+
+    def checkpoint(self, handled: Sequence[SourceItem] | None) -> Checkpoint | None:
+        """The round's deltaLink, once the whole pass is handled (never after one batch:
+        the link says nothing of where in the round a batch stands)."""
+        link = self._delta.delta_link if self._delta is not None else None
+        return Checkpoint(self.folder, cursor=link) if handled is None and link else None
+
     def list_pages(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
+        """What is new since the folder's checkpoint (``resume``; sources.graph_delta), or
+        without one every message of the folder (``_listing``)."""
+        if self._resume is None:
+            self._check_move_target()
+            yield from self._whole(known)
+            return
+        delta = self._delta = DeltaListing(
+            self.name,
+            self.settings.folder,
+            self._resume,
+            self.settings.graph_url,
+            self._page,
+            self._first_round,
+            self.warnings,
+        )
+        for page in delta.pages():
+            self.complete = delta.complete
+            wanted = self._wanted(page, known)
+            if wanted:
+                self._check_move_target()
+            self._downloads.offer(wanted)
+            yield page
+        self.complete = delta.complete
+        if self._counted is not None:  # a first round: checked against the folder's count
+            whole = yield from self._missed(*self._counted, delta.seen, known)
+            if not whole:
+                delta.delta_link = None  # not saved: the next poll starts a first round
+
+    def _first_round(self) -> Round:
+        """A round without a token: every message of the folder, then the deltaLink; the
+        folder's count asked for too (``_missed``), and the move target checked."""
+        self._check_move_target()
+        found = self.folder_id(self.settings.folder)
+        self._counted = (found, self._total(found))
+        folder = quote(found, safe="")
+        params = {"$select": LISTED, "changeType": CHANGES}
+        if self._sizes:
+            params["$expand"] = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
+        return Round(self._page, f"{self.base}/mailFolders/{folder}/messages/delta", params)
+
+    def _whole(self, known: KnownKeys | None = None) -> Iterator[list[SourceItem]]:
         """The folder's messages a page at a time, following ``@odata.nextLink`` (§3.1), so
         that the first pages are imported while the next are listed.
 
@@ -185,8 +224,16 @@ class GraphSource:
             seen.update(item.key for item in page)
             self._downloads.offer(self._wanted(page, known))
             yield page
+        yield from self._missed(folder, total, seen, known)
+
+    def _missed(
+        self, folder: str, total: int | None, seen: set[str], known: KnownKeys | None
+    ) -> Generator[list[SourceItem], None, bool]:
+        """After a listing that gave ``seen``: when that is short of the folder's ``total``,
+        the folder listed again with smaller pages for what it missed, and said. Whether
+        every message was found in the end."""
         if total is None or len(seen) >= total:
-            return
+            return True
         self._warn(
             "graph.listing_incomplete",
             f"{self.name}: Graph listed {len(seen)} of the {total} messages in "
@@ -209,8 +256,10 @@ class GraphSource:
                 listed=len(seen),
                 total=total,
             )
-        elif len(seen) > first:
+            return False
+        if len(seen) > first:
             log.info("graph.listing_completed", mailbox=self.name, found=len(seen) - first)
+        return True
 
     def _wanted(self, page: list[SourceItem], known: KnownKeys | None) -> list[SourceItem]:
         """What the import will likely ask for: not imported yet, not over max_message_size
@@ -235,20 +284,28 @@ class GraphSource:
             first["$expand"] = f"singleValueExtendedProperties($filter=id eq '{SIZE_PROPERTY}')"
         params: dict[str, str] | None = first
         while url:
-            try:
-                body = self._request("GET", url, params=params).json()
-            except GraphRefused as exc:
-                if exc.status != 400 or params is None or "$expand" not in params:
-                    raise
-                # Sizes are a saving, not a need: a Graph that refuses the expansion is
-                # listed without it, and sizes are known after the download as before.
-                log.info("graph.sizes_refused", mailbox=self.name, error=str(exc))
-                self._sizes = False
-                params.pop("$expand")
-                continue
+            body = self._page(url, params, {})
             params = None  # the nextLink carries everything (§3.1)
             url = body.get("@odata.nextLink")
             yield [listed_item(message) for message in body.get("value", [])]
+
+    def _page(
+        self, url: str, params: dict[str, str] | None, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        """One page of a listing. Sizes are a saving, not a need: a Graph that refuses their
+        expansion is asked again without it, and sizes are known after the download."""
+        while True:
+            try:
+                body: dict[str, Any] = self._request(
+                    "GET", url, params=params, headers=headers
+                ).json()
+                return body
+            except GraphRefused as exc:
+                if exc.status != 400 or params is None or "$expand" not in params:
+                    raise
+                log.info("graph.sizes_refused", mailbox=self.name, error=str(exc))
+                self._sizes = False
+                params.pop("$expand")
 
     def _warn(self, event: str, message: str, **fields: Any) -> None:
         self.warnings.append(message)
@@ -278,62 +335,8 @@ class GraphSource:
         for item, future in zip(items, futures, strict=True):
             yield item, outcome(self.name, item, future, probe)
 
-    def _ack_one(self, source: dict[str, Any]) -> None:
-        url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
-        action = self.settings.after_import
-        try:
-            if action == AfterImport.MARK_READ:
-                self._request("PATCH", url, json={"isRead": True})
-            elif action == AfterImport.MOVE:
-                target = self.folder_id(self.settings.move_to or "")
-                self._request("POST", f"{url}/move", json={"destinationId": target})
-            elif action == AfterImport.DELETE:
-                self._request("DELETE", url)
-        except GraphRefused as exc:
-            if exc.status != 404 or exc.code != "ErrorItemNotFound":
-                raise
-            self._confirm(url, str(source["id"]), exc)
-
-    def _confirm(self, url: str, identifier: str, refused: GraphRefused) -> None:
-        """Graph said the message is not there: done only if a GET agrees (gone, or already
-        where the action puts it); else the action failed. A 404 has been seen for messages
-        that still existed (kellylford/QuickMail#366) and for moves that were done
-        (microsoftgraph/msgraph-sdk-php#285): it decides nothing by itself."""
-        try:
-            answer = self._request("GET", url, params={"$select": "id,parentFolderId,isRead"})
-        except GraphRefused as exc:
-            if exc.status == 404:
-                return  # gone from the mailbox: moved or deleted before
-            raise
-        message = answer.json()
-        action = self.settings.after_import
-        where = str(message.get("parentFolderId", ""))
-        if action == AfterImport.MARK_READ and message.get("isRead") is True:
-            return
-        if action == AfterImport.MOVE and where == self.folder_id(self.settings.move_to or ""):
-            return
-        if action == AfterImport.DELETE and where != self.folder_id(self.settings.folder):
-            return
-        if where == self.folder_id(self.settings.folder):
-            state = f"still in '{self.settings.folder}'"
-        else:
-            state = "in another folder" + (
-                "" if action == AfterImport.MARK_READ else f" than '{self.settings.move_to}'"
-            )
-        raise SourceError(
-            f"{self.name}: Graph answered 404 {refused.code} to {action} of message "
-            f"{identifier}, but the message is {state}"
-            + (" and unread" if action == AfterImport.MARK_READ else "")
-            + "; the action is not recorded as done and is tried again at the next poll"
-        )
-
     def acknowledge(self, sources: Sequence[dict[str, Any]]) -> None:
-        if self.settings.after_import == AfterImport.KEEP or not sources:
-            return
-        if self.settings.after_import == AfterImport.MOVE:
-            self.folder_id(self.settings.move_to or "")
-        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-            list(pool.map(self._ack_one, sources))
+        self.actions.acknowledge(sources)
 
     def commit(self) -> None:
         return None

@@ -14,8 +14,19 @@ from typing import Any
 
 import httpx2
 
+from mailintake.enums import AuthState
+from mailintake.errors import AuthorizationRequired
 from mailintake.net.http import ProxySettings, build_client, written_by_proxy
-from mailintake.sources.graph_answers import retry_after
+from mailintake.oauth import graph_access
+from mailintake.oauth.graph_access import Caller
+from mailintake.sources.graph_answers import (
+    GraphRefused,
+    error_code,
+    error_message,
+    error_text,
+    gave_up,
+    retry_after,
+)
 from mailintake.sources.graph_limits import Limits
 
 PREFER = 'IdType="ImmutableId"'  # on every request: ids that survive a move (§3.8)
@@ -140,3 +151,26 @@ def graph_client(proxy: ProxySettings | None, limits: Limits, policy: Policy) ->
 
 def prefer(headers: dict[str, Any]) -> dict[str, Any]:
     return {"Prefer": PREFER, **headers}
+
+
+def refusal(name: str, caller: Caller, method: str, url: str, answer: httpx2.Response) -> Exception:
+    """What an answer of 400 or more means: Graph kept throttling or failing (after every
+    attempt ``Paced`` made), the token refused, access denied, or a refusal with its code
+    (GraphRefused)."""
+    if answer.status_code in RETRIED:
+        failures = answer.extensions.get(FAILURES) or [answer.status_code]
+        wait = float(answer.extensions.get(WAIT) or 0.0)
+        return gave_up(name, method, url, answer, failures, wait)
+    if answer.status_code == 401:
+        return AuthorizationRequired(
+            f"{name}: Graph refused the token: {error_text(answer)}", state=AuthState.ERROR
+        )
+    if answer.status_code == 403:
+        return graph_access.denied(caller, error_text(answer), writing=method != "GET")
+    return GraphRefused(
+        f"{name}: Graph {method} {url.split('?')[0]}: HTTP "
+        f"{answer.status_code} {error_text(answer)}",
+        answer.status_code,
+        error_code(answer),
+        error_message(answer),
+    )
