@@ -1,10 +1,10 @@
 """What a poll with nothing new costs against how many messages the server keeps (the
-after-import actions ``keep`` and ``mark_read`` leave them there), on a real Dovecot:
-IMAP and POP3 mailboxes of 0, 10,000 and 50,000 messages, all imported before, polled in
-turn (paired: each round polls every size once) so that each size is compared with the
-empty mailbox in the same run. Printed per size: the extra wall milliseconds and CPU
-milliseconds of this process over the empty mailbox (medians), the bytes the server sent
-after sign-in and SELECT, and the commands sent then.
+after-import actions ``keep`` and ``mark_read`` leave them there), on a real Dovecot and on
+the Graph emulator: IMAP, POP3 and Graph mailboxes of 0, 10,000 and 50,000 messages, all
+imported before, polled in turn (paired: each round polls every size once) so that each
+size is compared with the empty mailbox in the same run. Printed per size: the extra wall
+milliseconds and CPU milliseconds of this process over the empty mailbox (medians), the
+bytes the server sent after sign-in and SELECT, and the commands sent then.
 
 For IMAP, the first poll of each mailbox (no checkpoint yet: a listing of the whole folder,
 screened by message key, as every poll did before checkpoints) is printed for comparison.
@@ -13,10 +13,17 @@ against the store is timed on its own too, as microseconds per kept message, bef
 after in turn: the answer read line by line and the mailbox's keys loaded once and compared
 as sets; the answer read as one text and recognised by the digest of the last listing.
 
+For Graph, the first poll of each mailbox (no deltaLink yet: a first delta round lists the
+whole folder, screened by message key) is printed for comparison; then each poll follows
+the saved deltaLink, and the requests the emulator answered per poll are printed. The
+emulator runs in this process: its work is in the CPU figures.
+
     PYTHONPATH=. python -m benchmarks.bench_poll_cost [--sizes 0,10000,50000] [--rounds 15]
+        [--protocols imap,pop3,graph]
 
 Targets: IMAP ≤ 5 ms extra at 50,000 kept messages and one round trip after sign-in
-(nothing but LOGOUT after SELECT); POP3 screening ≤ 1 µs per kept message.
+(nothing but LOGOUT after SELECT); POP3 screening ≤ 1 µs per kept message; Graph ≤ 5 ms
+extra at 50,000 kept messages and one request per poll with nothing new.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from mailintake.config.apply import apply_document
 from mailintake.engine.batches import Statuses
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller
-from mailintake.keys import imap_key_prefix, pop3_key
+from mailintake.keys import graph_key, imap_key_prefix, pop3_key
 from mailintake.oauth.sasl import xoauth2
 from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
@@ -47,8 +54,9 @@ from mailintake.store import imports
 from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
+from sandbox.graph import GraphEmulator
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
-from tests.support.oauth import microsoft_at
+from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
 
 def message(n: int) -> bytes:
@@ -190,16 +198,109 @@ def timed(call: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(sizes: list[int], rounds: int) -> None:
-    idp = build_mail_idp()
-    with workdir() as tmp, idp.serve() as base:
+def run(sizes: list[int], rounds: int, protocols: list[str]) -> None:
+    with workdir() as tmp:
         root = Path(tmp)
         root.chmod(0o711)
-        with start_dovecot(root / "dovecot", f"{base}/introspect") as dovecot:
-            store = open_store(Settings(home=root / "home"))
-            for protocol in ("imap", "pop3"):
-                _protocol(protocol, sizes, rounds, store, dovecot, base, idp.tenant_id, root)
-            store.engine.dispose()
+        mail = [p for p in protocols if p in ("imap", "pop3")]
+        if mail:
+            idp = build_mail_idp()
+            with (
+                idp.serve() as base,
+                start_dovecot(root / "dovecot", f"{base}/introspect") as dovecot,
+            ):
+                store = open_store(Settings(home=root / "home"))
+                for protocol in mail:
+                    _protocol(protocol, sizes, rounds, store, dovecot, base, idp.tenant_id, root)
+                store.engine.dispose()
+        if "graph" in protocols:
+            _graph(sizes, rounds, root)
+
+
+def _graph(sizes: list[int], rounds: int, root: Path) -> None:
+    idp = build_idp(make_certificate(root))
+    graph = GraphEmulator(idp)
+    with idp.serve(), graph.serve() as base:
+        home = root / "graph-home"
+        store = open_store(Settings(home=home))
+        names: dict[int, str] = {}
+        for size in sizes:
+            started = time.perf_counter()
+            names[size] = _graph_mailbox(store, graph, root, idp.tenant_id, base, size)
+            seconds = time.perf_counter() - started
+            print(f"{names[size]}: {size} messages seeded and recorded in {seconds:.1f} s")
+        poller = Poller(store, home)
+        print("--- graph: first poll (no deltaLink yet: a first delta round, screened) ---")
+        for size in sizes:
+            graph.reset_stats()
+            wall, cpu = timed(lambda n=names[size]: _quiet(poller.poll(n)))
+            print(
+                f"{size:>7} kept: {1000 * wall:8.1f} ms wall {1000 * cpu:8.1f} ms CPU, "
+                f"{graph.stats['requests']} requests"
+            )
+        walls: dict[int, list[float]] = {s: [] for s in sizes}
+        cpus: dict[int, list[float]] = {s: [] for s in sizes}
+        asked: dict[int, list[int]] = {s: [] for s in sizes}
+        for _ in range(rounds):
+            for size in sizes:
+                graph.reset_stats()
+                wall, cpu = timed(lambda n=names[size]: _quiet(poller.poll(n)))
+                walls[size].append(wall)
+                cpus[size].append(cpu)
+                asked[size].append(graph.stats["requests"])
+        print(f"--- graph: a poll with nothing new, {rounds} rounds, medians ---")
+        empty = min(sizes)
+        for size in sizes:
+            wall, cpu = statistics.median(walls[size]), statistics.median(cpus[size])
+            extra_wall = wall - statistics.median(walls[empty])
+            extra_cpu = cpu - statistics.median(cpus[empty])
+            print(
+                f"{size:>7} kept: {1000 * wall:7.1f} ms wall, extra {1000 * extra_wall:6.1f} ms "
+                f"wall, {1000 * extra_cpu:6.1f} ms CPU; requests per poll: "
+                f"{min(asked[size])}-{max(asked[size])}"
+            )
+        store.engine.dispose()
+
+
+def _graph_mailbox(
+    store: Store, graph: GraphEmulator, root: Path, tenant: str, base: str, size: int
+) -> str:
+    """A Graph mailbox of ``size`` messages, every one recorded as imported."""
+    name = f"graph{size}"
+    address = f"{name}@contoso.onmicrosoft.com"
+    graph.add_mailbox(address)
+    box = graph.store.mailbox(address)
+    assert box is not None
+    inbox = box.folder("inbox")
+    assert inbox is not None
+    ids = [graph.store.deliver(box, message(n), inbox).immutable_id for n in range(size)]
+    apply_document(
+        store,
+        {
+            "authorization_servers": [microsoft_at(graph.idp.base_url)],
+            "outputs": [{"name": "out", "type": "folder", "path": str(root / "graph-out")}],
+            "mailboxes": [
+                {
+                    "name": name,
+                    "protocol": "graph",
+                    "graph_url": base,
+                    "username": address,
+                    "output": "out",
+                    "after_import": "keep",
+                    "oauth": {
+                        "grant_type": "client_credentials",
+                        "tenant_id": tenant,
+                        "client_id": GRAPH_APP,
+                        "client_secret": GRAPH_SECRET,
+                    },
+                }
+            ],
+        },
+        {},
+    )
+    TokenManager(store).access_token(name)
+    _record(store, name, [ImportEntry(graph_key(i), {"id": i}) for i in ids])
+    return name
 
 
 def _protocol(
@@ -324,5 +425,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="0,10000,50000")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--protocols", default="imap,pop3,graph")
     arguments = parser.parse_args()
-    run([int(s) for s in arguments.sizes.split(",")], arguments.rounds)
+    run(
+        [int(s) for s in arguments.sizes.split(",")],
+        arguments.rounds,
+        arguments.protocols.split(","),
+    )
