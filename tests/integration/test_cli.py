@@ -154,7 +154,14 @@ def test_servers_and_mailboxes_commands(cli: Cli, tmp_path: Path) -> None:
     listed = json.loads(cli("mailboxes", "list", "--json").stdout)
     assert [m["name"] for m in listed] == ["claims", "invoices", "orders"]
     servers = json.loads(cli("servers", "list", "--json").stdout)
-    assert [s["name"] for s in servers] == ["MICROSOFT", "GOOGLE", "corp-idp"]
+    assert [s["name"] for s in servers] == [
+        "MICROSOFT",
+        "GOOGLE",
+        "MICROSOFT_US_GCC_HIGH",
+        "MICROSOFT_US_DOD",
+        "MICROSOFT_CHINA",
+        "corp-idp",
+    ]
     result = cli("mailboxes", "edit", "orders", "--set", "oauth.grant_type=password")
     assert result.returncode == 2
     assert "password is not supported for protocol imap" in result.stderr
