@@ -6,146 +6,24 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from email.message import EmailMessage
 from typing import Any
 
 import httpx2
-import pytest
 
 from sandbox.graph import GraphEmulator
-from sandbox.idp import App, IdentityProvider, User
-
-TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
-DOMAIN = "contoso.onmicrosoft.com"
-APP = "a0000000-0000-4000-8000-00000000000a"
-READ_APP = "b0000000-0000-4000-8000-00000000000b"
-NATIVE_APP = "d0000000-0000-4000-8000-00000000000d"
-SECRET = "graph-app-secret-Value~123"
-ANNA, BORIS, CARLA = (f"{name}@{DOMAIN}" for name in ("anna", "boris", "carla"))
-PASSWORD = "Password-1!"
-GRAPH = "https://graph.microsoft.com"
-SHARED_SCOPES = f"{GRAPH}/Mail.ReadWrite {GRAPH}/Mail.ReadWrite.Shared"
-IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[IdentityProvider]:
-    provider = IdentityProvider(tenant_id=TENANT, domain=DOMAIN)
-    for client_id, roles in ((APP, ["Mail.ReadWrite"]), (READ_APP, ["Mail.Read"])):
-        provider.add_app(
-            App(
-                client_id=client_id,
-                secrets={SECRET: None},
-                application_permissions={
-                    GRAPH: roles,
-                    "https://outlook.office365.com": ["IMAP.AccessAsApp"],
-                },
-            )
-        )
-    provider.add_app(
-        App(
-            client_id=NATIVE_APP,
-            redirect_uris={"http://localhost/": "public"},
-            allow_public_client=True,
-        )
-    )
-    for user in (ANNA, BORIS, CARLA):
-        provider.add_user(User(username=user, password=PASSWORD, consented_apps={NATIVE_APP}))
-    with provider.serve():
-        yield provider
-
-
-def _token(idp: IdentityProvider, **form: str) -> str:
-    answer = httpx2.post(f"{idp.base_url}/{TENANT}/oauth2/v2.0/token", data=form, timeout=10)
-    assert answer.status_code == 200, answer.text
-    token: str = answer.json()["access_token"]
-    return token
-
-
-def app_token(idp: IdentityProvider, client_id: str = APP, resource: str = GRAPH) -> str:
-    return _token(
-        idp,
-        grant_type="client_credentials",
-        client_id=client_id,
-        client_secret=SECRET,
-        scope=f"{resource}/.default",
-    )
-
-
-def user_token(idp: IdentityProvider, username: str, scope: str = SHARED_SCOPES) -> str:
-    return _token(
-        idp,
-        grant_type="password",
-        client_id=NATIVE_APP,
-        username=username,
-        password=PASSWORD,
-        scope=scope,
-    )
-
-
-@pytest.fixture(scope="module")
-def graph_server(idp: IdentityProvider) -> Iterator[tuple[GraphEmulator, str]]:
-    graph = GraphEmulator(idp)
-    with graph.serve() as base:
-        yield graph, base
-
-
-@pytest.fixture
-def graph(graph_server: tuple[GraphEmulator, str]) -> GraphEmulator:
-    emulator, _ = graph_server
-    emulator.latency = 0.0
-    emulator.max_concurrent = 4
-    emulator.throttle_next(0)
-    emulator.faults.reset()
-    emulator.reset_stats()
-    return emulator
-
-
-@pytest.fixture
-def base(graph_server: tuple[GraphEmulator, str]) -> str:
-    return graph_server[1]
-
-
-@pytest.fixture(scope="module")
-def token(idp: IdentityProvider) -> str:
-    return app_token(idp)
-
-
-@pytest.fixture
-def client(token: str) -> Iterator[httpx2.Client]:
-    with httpx2.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
-def mailbox(graph: GraphEmulator) -> str:
-    """A fresh mailbox per test (the emulator is shared by the module)."""
-    address = f"box-{uuid.uuid4().hex[:8]}@{DOMAIN}"
-    graph.add_mailbox(address, delegates={BORIS})
-    return address
-
-
-def mime(number: int, *, attachment: bytes | None = None) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Billing <billing@fabrikam.example>"
-    message["To"] = "ap@contoso.example"
-    message["Subject"] = f"Invoice {number:03d}"
-    message["Message-ID"] = f"<invoice-{number}@fabrikam.example>"
-    message.set_content(f"Invoice {number:03d} is attached.\r\n")
-    if attachment is not None:
-        message.add_attachment(
-            attachment, maintype="application", subtype="pdf", filename="invoice.pdf"
-        )
-    return message.as_bytes()
-
-
-def error_code(answer: httpx2.Response) -> str:
-    body: dict[str, Any] = answer.json()
-    code: str = body["error"]["code"]
-    assert {"date", "request-id", "client-request-id"} <= set(body["error"]["innerError"])
-    return code
-
+from sandbox.idp import IdentityProvider
+from tests.support.graph_sandbox import (
+    BORIS,
+    CARLA,
+    DOMAIN,
+    GRAPH,
+    IMMUTABLE,
+    READ_APP,
+    app_token,
+    error_code,
+    mime,
+    user_token,
+)
 
 # --- listing and reading ------------------------------------------------------------------
 

@@ -12,24 +12,7 @@ import pytest
 from sandbox.graph import GraphEmulator
 from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
-from tests.sandbox.test_graph import (
-    APP,
-    BORIS,
-    CARLA,
-    IMMUTABLE,
-    base,
-    client,
-    error_code,
-    graph,
-    graph_server,
-    idp,
-    mailbox,
-    mime,
-    token,
-    user_token,
-)
-
-__all__ = ["base", "client", "graph", "graph_server", "idp", "mailbox", "token"]
+from tests.support.graph_sandbox import APP, BORIS, CARLA, IMMUTABLE, error_code, mime, user_token
 
 
 def pages(http: httpx2.Client, url: str | None) -> list[dict[str, Any]]:

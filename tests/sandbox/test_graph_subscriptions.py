@@ -14,19 +14,8 @@ import pytest
 
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.sandbox.test_graph import (
-    ANNA,
-    BORIS,
-    DOMAIN,
-    IMMUTABLE,
-    app_token,
-    idp,
-    mime,
-    user_token,
-)
+from tests.support.graph_sandbox import ANNA, BORIS, DOMAIN, IMMUTABLE, app_token, mime, user_token
 from tests.support.webhook_endpoint import Endpoint, webhook_endpoint
-
-__all__ = ["idp"]  # fixtures
 
 
 @pytest.fixture(scope="module")
