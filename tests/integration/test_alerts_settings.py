@@ -10,7 +10,7 @@ from mailintake.config.export import export_document
 from mailintake.settings import Settings
 from mailintake.store import alert_settings
 from mailintake.store.repo import Store
-from tests.integration.test_store import database_text
+from tests.support.store import database_text
 
 SMTP_PASSWORD = "sp-Wd7Kq2Ln9Xc4Rt6Bv1"
 HOOK_TOKEN = "hk-Mj3Pz8Yt5Gs1Nf7Qa2"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, select
 
+from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from tests.support.documents import (
     claims_mailbox,
@@ -17,6 +17,7 @@ from tests.support.documents import (
     invoices_mailbox,
     orders_mailbox,
 )
+from tests.support.store import database_text
 from tests.support.web import API_GRAPH_SECRET as CLIENT_SECRET
 
 PASSWORD = "api-pw-Dj6Hs3Fv9Gb2Kn5Mq8"
@@ -178,17 +179,12 @@ def test_item_endpoints(api: TestClient, tmp_path: Any) -> None:
     assert answer.json()["detail"] == "no mailbox named 'orders'"
 
 
-def _database_text(store: Store) -> str:
-    meta = MetaData()
-    meta.reflect(store.engine)
-    with store.engine.connect() as conn:
-        return "\n".join(
-            repr(row) for table in meta.sorted_tables for row in conn.execute(select(table))
-        )
-
-
 def test_no_secret_in_any_response_log_or_the_database(
-    api: TestClient, store: Store, tmp_path: Any, capfd: pytest.CaptureFixture[str]
+    api: TestClient,
+    store: Store,
+    settings: Settings,
+    tmp_path: Any,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     responses = [
         api.post("/api/v1/config/validate", json=document(str(tmp_path))),
@@ -204,7 +200,7 @@ def test_no_secret_in_any_response_log_or_the_database(
     ]
     assert all(r.status_code < 300 for r in responses), [r.text for r in responses]
     text = "".join(r.text for r in responses) + "".join(capfd.readouterr())
-    database = _database_text(store)
+    database = database_text(store, settings)
     assert "claims" in database  # the dump holds the rows
     for secret in SECRETS:
         assert secret not in text

@@ -8,18 +8,16 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.sources.base import SourceItem
 from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases
 from mailintake.store.repo import Store
 from tests.support.http_receiver import WebhookReceiver
-from tests.support.memory import mailbox, message
+from tests.support.memory import configure, message
 
 pytestmark = pytest.mark.both_databases
 
@@ -53,14 +51,6 @@ def gated_poller(store: Store, home: Path, box: MemoryMailbox, gate: Gate) -> Po
             return super().fetch(items)
 
     return Poller(store, home, source_factory=lambda *_a, **_o: Gated(box))
-
-
-def configure(store: Store, output: dict[str, Any]) -> None:
-    apply_document(
-        store,
-        {"outputs": [{"name": "capture", **output}], "mailboxes": [mailbox("invoices")]},
-        {},
-    )
 
 
 def two_at_once(store: Store, home: Path, box: MemoryMailbox) -> list[PollResult]:

@@ -17,10 +17,14 @@ from fastapi.testclient import TestClient
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
-from tests.support.documents import claims_mailbox, folder_output
+from tests.support.documents import (
+    BOMB,
+    CONTRACT_EXAMPLE,
+    GRAPH_UNUSED,
+    claims_mailbox,
+    folder_output,
+)
 from tests.support.web import Cli, errors_beside, graph_form
-from tests.unit.config.test_input_rules import CONTRACT_EXAMPLE, GRAPH_UNUSED
-from tests.unit.config.test_loader import BOMB
 
 DOT = "'..' is not a name: it means a folder ('.' this one, '..' its parent)"
 

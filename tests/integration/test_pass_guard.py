@@ -24,9 +24,8 @@ from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store import leases
 from mailintake.store.repo import Store
 from mailintake.store.tables import leases as lease_table
-from tests.integration.test_concurrent_polls import configure
 from tests.support.http_receiver import WebhookReceiver
-from tests.support.memory import message
+from tests.support.memory import configure, message
 
 pytestmark = pytest.mark.both_databases
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import MetaData, select, update
+from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect
 
 from mailintake.settings import Settings
@@ -36,6 +36,7 @@ from tests.support.documents import (
     invoices_mailbox,
     webhook_output,
 )
+from tests.support.store import database_text
 
 ADMIN_PASSWORD = "adm-Pw7~Vk3Jq9Lz2Hx"
 CLIENT_SECRET = "sec-cs-Rt6Yp2Wm8Qa4Zx1"
@@ -436,15 +437,6 @@ def document(tmp: Path) -> dict[str, Any]:
     }
 
 
-def _database_text(store: Store) -> str:
-    meta = MetaData()
-    meta.reflect(store.engine)
-    with store.engine.connect() as conn:
-        return "\n".join(
-            repr(row) for table in meta.sorted_tables for row in conn.execute(select(table))
-        )
-
-
 def test_no_secret_in_any_answer_or_the_database(
     app: FastAPI, client: TestClient, store: Store, tmp_path: Path
 ) -> None:
@@ -468,7 +460,7 @@ def test_no_secret_in_any_answer_or_the_database(
     assert len(texts) > 40
     seen = "\n".join(texts)
     assert "invoices@contoso.com" in seen  # the walk read the configuration back
-    database = _database_text(store)
+    database = database_text(store)
     assert "walker" in database
     for secret in (*SECRETS, ADMIN_PASSWORD, token):
         assert secret not in seen

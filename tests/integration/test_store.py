@@ -28,6 +28,7 @@ from tests.support.documents import (
     orders_mailbox,
     webhook_output,
 )
+from tests.support.store import database_text
 
 pytestmark = pytest.mark.both_databases
 
@@ -207,18 +208,6 @@ def test_single_item_edits_use_the_same_rules(store: Store, tmp_path: Path) -> N
     assert spec.proxy.password.get_secret_value() == PROXY_PASSWORD
     with pytest.raises(Conflict, match="exists already"):
         put_item(store, "mailbox", {"name": "orders"}, ENV, must_exist=False)
-
-
-def database_text(store: Store, settings: Settings) -> str:
-    """Everything the database holds, as text (the SQLite files, or every PostgreSQL row)."""
-    if store.engine.dialect.name == "sqlite":
-        files = sorted(settings.home.glob("mailintake.db*"))
-        return b"".join(f.read_bytes() for f in files).decode("latin-1")
-    dump = []
-    with store.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            dump += [repr(tuple(row)) for row in conn.execute(select(table))]
-    return "\n".join(dump)
 
 
 def test_secrets_are_never_in_clear_in_the_database(

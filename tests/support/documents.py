@@ -103,3 +103,41 @@ def orders_mailbox(*, redirect_uri: str | None = REDIRECT_URI) -> dict[str, Any]
         "output": "capture",
         "oauth": oauth,
     }
+
+
+# CONTRACT §3, verbatim: its authorization server and outputs.
+CONTRACT_EXAMPLE = """\
+authorization_servers:            # MICROSOFT and GOOGLE are built in; entries add or edit servers
+  - name: corp-idp
+    authorization_endpoint: https://idp.example.com/oauth2/authorize
+    token_endpoint: https://idp.example.com/oauth2/token
+    device_authorization_endpoint: https://idp.example.com/oauth2/device   # optional
+    scopes: {imap: [...], pop3: [...], graph: [...]}   # defaults that populate a mailbox's scopes
+                                  # (graph scopes of a custom server are accepted and unused:
+                                  # Graph mailboxes always use MICROSOFT)
+
+outputs:
+  - name: capture
+    type: folder                  # folder | webhook
+    path: /srv/capture/inbox
+  - name: hook
+    type: webhook
+    url: https://capture.example.com/ingest
+    headers: {Authorization: "${env:HOOK_TOKEN}"}
+"""
+
+
+NATIONAL = "MICROSOFT_US_GCC_HIGH, MICROSOFT_US_DOD, MICROSOFT_CHINA"
+GRAPH_UNUSED = (
+    "authorization_servers[corp-idp].scopes.graph: unused: Microsoft Graph mailboxes always "
+    f"use the MICROSOFT authorization server (or that of a national cloud: {NATIONAL})"
+)
+
+# 549 bytes: six levels of ten aliases each expand to 10^6 values.
+BOMB = "\n".join(
+    [
+        'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)),
+        "mailboxes: *a6",
+    ]
+)

@@ -64,12 +64,14 @@ def mailbox(name: str) -> dict[str, Any]:
 
 def setup(store: Store, out: Path) -> None:
     """The mailbox "invoices", delivering to the folder output "capture" at ``out``."""
+    configure(store, {"type": "folder", "path": str(out)})
+
+
+def configure(store: Store, output: dict[str, Any]) -> None:
+    """The mailbox "invoices", delivering to the output "capture" given by ``output``."""
     apply_document(
         store,
-        {
-            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": [mailbox("invoices")],
-        },
+        {"outputs": [{"name": "capture", **output}], "mailboxes": [mailbox("invoices")]},
         {},
     )
 

@@ -9,7 +9,13 @@ import pytest
 
 from mailintake.config.validate import Context, validate_document
 from mailintake.errors import ConfigError
-from tests.support.documents import claims_mailbox, folder_output
+from tests.support.documents import (
+    CONTRACT_EXAMPLE,
+    GRAPH_UNUSED,
+    NATIONAL,
+    claims_mailbox,
+    folder_output,
+)
 
 
 def problems(doc: Any) -> list[str]:
@@ -175,32 +181,6 @@ def test_an_at_sign_after_the_host_is_no_password(url: str) -> None:
 
 
 # --- a custom server's Graph scopes: accepted, unused -------------------------------------------
-
-# CONTRACT §3, verbatim: its authorization server and outputs.
-CONTRACT_EXAMPLE = """\
-authorization_servers:            # MICROSOFT and GOOGLE are built in; entries add or edit servers
-  - name: corp-idp
-    authorization_endpoint: https://idp.example.com/oauth2/authorize
-    token_endpoint: https://idp.example.com/oauth2/token
-    device_authorization_endpoint: https://idp.example.com/oauth2/device   # optional
-    scopes: {imap: [...], pop3: [...], graph: [...]}   # defaults that populate a mailbox's scopes
-                                  # (graph scopes of a custom server are accepted and unused:
-                                  # Graph mailboxes always use MICROSOFT)
-
-outputs:
-  - name: capture
-    type: folder                  # folder | webhook
-    path: /srv/capture/inbox
-  - name: hook
-    type: webhook
-    url: https://capture.example.com/ingest
-    headers: {Authorization: "${env:HOOK_TOKEN}"}
-"""
-NATIONAL = "MICROSOFT_US_GCC_HIGH, MICROSOFT_US_DOD, MICROSOFT_CHINA"
-GRAPH_UNUSED = (
-    "authorization_servers[corp-idp].scopes.graph: unused: Microsoft Graph mailboxes always "
-    f"use the MICROSOFT authorization server (or that of a national cloud: {NATIONAL})"
-)
 
 
 def test_the_contract_example_is_valid_with_a_warning() -> None:

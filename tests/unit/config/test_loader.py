@@ -11,17 +11,10 @@ import pytest
 from mailintake.config.loader import MAX_DEPTH, MAX_NODES, load_json_text, load_yaml_text
 from mailintake.config.validate import Context, validate_document
 from mailintake.errors import ConfigError
+from tests.support.documents import BOMB
+
 
 # 549 bytes: six levels of ten aliases each expand to 10^6 values.
-BOMB = "\n".join(
-    [
-        'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
-        *(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)),
-        "mailboxes: *a6",
-    ]
-)
-
-
 def yaml_problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_yaml_text(text, "f.yaml")
