@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import (
+from tests.support.web_admin import (
     ACCESS_TOKEN_LIFETIME,
     ADMIN_PASSWORD,
     ALICE,

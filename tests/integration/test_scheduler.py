@@ -25,22 +25,12 @@ from mailintake.store import leases, schedule, workers
 from mailintake.store.repo import Store
 from mailintake.store.tables import mailboxes
 from tests.support.memory import dirs, mailbox, poller, setup
+from tests.support.store import authorized, places
 
 pytestmark = pytest.mark.both_databases
 
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def places(store: Store) -> dict[str, schedule.Due]:
-    with store.read() as repo:
-        return {due.schedule.name: due for due in schedule.listed(repo.conn)}
-
-
-def authorized(store: Store, *names: str) -> None:
-    with store.begin() as repo:
-        for name in names:
-            repo.set_auth_state(name, "authorized", None)
 
 
 def test_the_scheduler_isolates_a_failing_mailbox_and_waits_for_people(

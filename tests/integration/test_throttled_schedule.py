@@ -11,8 +11,8 @@ from mailintake.engine.poll import PollResult
 from mailintake.engine.scheduler import Scheduler
 from mailintake.sources.memory import MemoryMailbox
 from mailintake.store.repo import Store
-from tests.integration.test_scheduler import authorized, places
 from tests.support.memory import setup
+from tests.support.store import authorized, places
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

@@ -1,11 +1,13 @@
 """What a test reads of the store directly: everything the database holds, as text (to look
-for a secret that must never be there in clear)."""
+for a secret that must never be there in clear), where the mailboxes stand in the
+schedule, and mailboxes marked signed in."""
 
 from __future__ import annotations
 
 from sqlalchemy import MetaData, select
 
 from mailintake.settings import Settings
+from mailintake.store import schedule
 from mailintake.store.repo import Store
 
 
@@ -21,3 +23,16 @@ def database_text(store: Store, settings: Settings | None = None) -> str:
         return "\n".join(
             repr(tuple(row)) for table in meta.sorted_tables for row in conn.execute(select(table))
         )
+
+
+def places(store: Store) -> dict[str, schedule.Due]:
+    """Where each mailbox stands in the schedule, by name."""
+    with store.read() as repo:
+        return {due.schedule.name: due for due in schedule.listed(repo.conn)}
+
+
+def authorized(store: Store, *names: str) -> None:
+    """Mark these mailboxes signed in (their authorization state), as a grant would."""
+    with store.begin() as repo:
+        for name in names:
+            repo.set_auth_state(name, "authorized", None)

@@ -4,12 +4,15 @@ returns whatever has arrived), and it may close the connection after any byte.
 
 ``Connection`` stands where a socket's buffered reader stands (``file``, a real
 ``io.BufferedReader``) and takes the commands sent (``send``/``sendall``); ``answer`` turns
-each command line into the bytes the server sends back.
+each command line into the bytes the server sends back. ``ScriptedPOP3`` is the standard
+library's POP3 client on such a connection; ``SignedIn`` (and ``Closing``) stand where the
+IMAP source finds the connection IMAPClient signed in on.
 """
 
 from __future__ import annotations
 
 import io
+import poplib
 from collections.abc import Callable, Sequence
 
 Answer = Callable[[bytes], bytes]
@@ -75,3 +78,32 @@ class Connection:
 def split_points(data: bytes) -> list[list[int]]:
     """Chunk sizes that cut ``data`` in two at every byte boundary."""
     return [[cut, len(data)] for cut in range(1, len(data))]
+
+
+class ScriptedPOP3(poplib.POP3):
+    """The standard library's client on a scripted connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._debugging = 0
+        self.host, self.port = "scripted", 110
+        self._tls_established = False
+        self.sock = connection  # type: ignore[assignment]
+        self.file = connection.file
+        self.welcome = self._getresp()
+
+
+class SignedIn:
+    """Where the IMAP source finds the connection IMAPClient signed in on."""
+
+    def __init__(self, imap: Connection) -> None:
+        self._imap = imap
+
+
+class Closing(SignedIn):
+    """A signed-in connection that can no longer be logged out of (closed under it)."""
+
+    def logout(self) -> None:
+        raise OSError("closed")
+
+    def shutdown(self) -> None:
+        return None

@@ -14,9 +14,7 @@ from mailintake.sources.base import SourceItem
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.sources.pop3_wire import Pipe
-from tests.support.wire import Connection
-from tests.unit.sources.test_imap_wire_properties import Closing, SignedIn
-from tests.unit.sources.test_pop3_wire_properties import ScriptedPOP3
+from tests.support.wire import Closing, Connection, ScriptedPOP3, SignedIn
 
 HEAD = (
     b"Subject: =?utf-8?q?Rechnung_M=C3=A4rz?=\r\nFrom: =?utf-8?q?J=C3=BCrgen?= <j@example.com>\r\n"

@@ -25,7 +25,7 @@ from imapclient.exceptions import IMAPClientError
 from mailintake.errors import NetworkError, SourceError
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.imap_wire import LITERAL_PIECE, Listed, Wire, internaldate, uid_set
-from tests.support.wire import Connection, split_points
+from tests.support.wire import Closing, Connection, SignedIn, split_points
 
 # The same examples on every run (CI included), no example database left behind.
 PROPERTIES = settings(deadline=None, derandomize=True, database=None)
@@ -447,13 +447,6 @@ def test_internaldate_is_the_moment_imaplib_reads(when: datetime, minutes: int) 
     assert time.mktime(standard) == moment.timestamp()
 
 
-class SignedIn:
-    """Where the IMAP source finds the connection IMAPClient signed in on."""
-
-    def __init__(self, imap: Connection) -> None:
-        self._imap = imap
-
-
 @pytest.mark.parametrize(
     ("search", "sizes", "says"),
     [
@@ -496,14 +489,6 @@ def test_sizes_refused_for_every_message_list_them_without_sizes() -> None:
     )
     source.client, source.uidvalidity = SignedIn(Connection(answer)), 7
     assert [(i.source["uid"], i.size) for i in source.list_items()] == [(1, None), (2, None)]
-
-
-class Closing(SignedIn):
-    def logout(self) -> None:
-        raise OSError("closed")
-
-    def shutdown(self) -> None:
-        return None
 
 
 def test_a_listing_whose_session_ends_signs_in_again() -> None:

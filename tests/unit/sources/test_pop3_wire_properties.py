@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from mailintake.errors import MessageUnavailable, SourceError
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.sources.pop3_wire import Pipe
-from tests.support.wire import Connection, split_points
+from tests.support.wire import Connection, ScriptedPOP3, split_points
 
 # The same examples on every run (CI included), no example database left behind.
 PROPERTIES = settings(deadline=None, derandomize=True, database=None)
@@ -96,18 +96,6 @@ def answers(
         return b"+OK message deleted" + eol
 
     return Connection(answer, greeting=b"+OK ready" + eol)
-
-
-class ScriptedPOP3(poplib.POP3):
-    """The standard library's client on a scripted connection."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._debugging = 0
-        self.host, self.port = "scripted", 110
-        self._tls_established = False
-        self.sock = connection  # type: ignore[assignment]
-        self.file = connection.file
-        self.welcome = self._getresp()
 
 
 def pipe_on(connection: Connection, pipelining: bool) -> Pipe:
