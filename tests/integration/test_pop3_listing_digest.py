@@ -23,8 +23,8 @@ from mailintake.store import import_views, imports, listing_digests
 from mailintake.store.imports import ImportEntry
 from mailintake.store.listing_digests import ListingDigest
 from mailintake.store.repo import Store
-from tests.integration.test_import_dovecot import configure, imported, raw
 from tests.support.dovecot import MailServer, xoauth2
+from tests.support.mail import configure, imported, raw
 
 KEPT = BULK + 10  # enough to be screened in bulk
 
