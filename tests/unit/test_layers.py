@@ -1,7 +1,12 @@
 """The layers of src/mailintake, checked on every module's imports (lazy ones included).
 
 The outside edges (web, cli) may use everything; nothing below them uses them. Sources and
-outputs never drive an import (the engine does), and the store never knows who calls it."""
+outputs never drive an import (the engine does), and the store never knows who calls it.
+
+The tests keep to theirs: no module of tests/, benchmarks/ or sandbox/ imports a test module
+(``test_*.py``). What tests share is in tests/support, fixtures in a conftest.py: a fixture
+imported into a test module by name would start once more there, and a test module that
+others import runs its own tests' set-up for them."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "mailintake"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "mailintake"
 
 # package (or module) -> packages it must never import
 FORBIDDEN: dict[str, set[str]] = {
@@ -92,3 +98,61 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_every_layer_named_exists(package: str) -> None:
     assert (SRC / package).is_dir() or (SRC / f"{package}.py").is_file()
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module a file imports, at its top or inside functions, relative imports made
+    absolute, and ``from package import module`` counted as that module."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules (``test_*.py`` under tests/) ``path`` imports."""
+    found = []
+    for name in sorted(imported_modules(path)):
+        parts = name.split(".")
+        if parts[0] == "tests" and parts[-1].startswith("test_"):
+            found.append(name)
+    return found
+
+
+def test_no_module_imports_a_test_module() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for tree in ("tests", "benchmarks", "sandbox")
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        for name in imported_test_modules(path)
+    ]
+    assert found == [], "move what they share to tests/support (fixtures: a conftest.py)"
+
+
+def test_the_check_sees_every_way_to_import_a_test_module(tmp_path: Path) -> None:
+    folder = tmp_path / "tests" / "integration"
+    folder.mkdir(parents=True)
+    module = folder / "m.py"
+    module.write_text(
+        "from tests.integration.test_a import x\n"
+        "from tests.integration import test_b\n"
+        "from .test_c import y\n"
+        "def f():\n    import tests.unit.test_d\n"
+        "from tests.support.mail import raw\n"
+    )
+    found = imported_modules(module, tmp_path)
+    assert {n for n in found if n.split(".")[-1].startswith("test_")} == {
+        "tests.integration.test_a",
+        "tests.integration.test_b",
+        "tests.integration.test_c",
+        "tests.unit.test_d",
+    }
