@@ -15,6 +15,12 @@ one after the other in one process (their steps build on one shared state). Test
 ``slow`` are started first, so that the last minutes are not spent waiting for one of them.
 Services started once (``mail_server``, session-scoped) are started once per process.
 
+The services the integration tests and the contract suite share are here: Dovecot with its
+identity provider (``mail_server``, once per process), the sandbox tenant of the OAuth tests
+(``certificate``, ``idp``) and the Graph emulator on it (``emulator``; for one test
+``graph``: no faults, counts at zero), once per module, which may change the tenant's users
+and apps; a webhook receiver (``receiver``) for one test.
+
 Migrations run once per test process: the ``store`` fixture starts from a copy of a migrated
 SQLite file, or, on PostgreSQL, from a fresh schema given the statements the migrations ran
 once (``settings`` alone gives an empty database, for the tests of migrations themselves).
@@ -38,20 +44,20 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.db import create_db_engine, migrate
 from mailintake.store.repo import Store
+from sandbox.graph import GraphEmulator
+from sandbox.idp import IdentityProvider
+from tests.support.dovecot import mail_server
+from tests.support.http_receiver import WebhookReceiver, webhook_receiver
+from tests.support.oauth import Certificate, build_idp, make_certificate
+from tests.support.services import service_missing
+
+__all__ = ["mail_server"]  # a fixture
 
 POSTGRES_URL = os.environ.get(
     "MAILINTAKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REQUIRE_SERVICES = os.environ.get("MAILINTAKE_REQUIRE_SERVICES") == "1"
 # Modules whose tests are steps of one story on a shared module-scoped state.
 IN_ORDER_MODULES = frozenset({"tests/e2e/test_web_admin.py"})
-
-
-def service_missing(reason: str) -> None:
-    """Skip, or fail when CI requires every real service (CONTRACT §1)."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"required service missing: {reason}")
-    pytest.skip(reason)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -212,3 +218,41 @@ def store(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Store]
     store = open_store(settings)
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """The certificate of the tenant's certificate application (CERT_APP)."""
+    return make_certificate(tmp_path_factory.mktemp("cert"))
+
+
+@pytest.fixture(scope="module")
+def idp(certificate: Certificate) -> Iterator[IdentityProvider]:
+    """The sandbox tenant of tests.support.oauth, serving on a loopback port."""
+    provider = build_idp(certificate)
+    with provider.serve():
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    """The Graph emulator on the module's tenant, serving (``graph``: for one test)."""
+    server = GraphEmulator(idp)
+    with server.serve():
+        yield server
+
+
+@pytest.fixture
+def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
+    """The module's Graph emulator with no faults set and its counts at zero."""
+    emulator.faults.reset()
+    emulator.reset_stats()
+    yield emulator
+    emulator.faults.reset()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver that refuses the first two tries of each message (503)."""
+    with webhook_receiver() as started:
+        yield started

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import service_missing
 from tests.deploy.metric_names import known, queried
+from tests.support.services import service_missing
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "mailintake.json"
 

@@ -13,8 +13,8 @@ import yaml
 
 from mailintake.observability import metrics
 from mailintake.observability.exposition import HeartbeatCollector, Scrape
-from tests.conftest import service_missing
 from tests.deploy.metric_names import known, queried
+from tests.support.services import service_missing
 
 FOLDER = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = FOLDER / "mailintake-rules.yml"

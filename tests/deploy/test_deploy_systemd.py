@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailintake.settings import Settings
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 FOLDER = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNITS = ("mailintake-serve.service", "mailintake-worker.service")

@@ -16,9 +16,9 @@ from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
-from tests.conftest import service_missing
 from tests.support.dovecot import start_dovecot
 from tests.support.oauth import microsoft_at
+from tests.support.services import service_missing
 from tests.support.web_admin import Sandbox, build_idp, serve
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,12 +1,10 @@
-"""Fixtures shared by the integration tests (their helpers are in tests/support):
+"""Fixtures shared by the integration tests (their helpers are in tests/support; the
+services the contract suite shares with them are in tests/conftest.py):
 
-- started once per test process: Dovecot with its identity provider (``mail_server``);
-- once per module (a module may change the tenant's users and apps): the sandbox tenant of
-  the OAuth tests (``certificate``, ``idp``), the Graph emulator on it (``emulator``; for
-  one test ``graph``: no faults, counts at zero), an authenticating HTTP proxy (``proxy``);
-- for one test: a memory mailbox of three invoices (``box``), a webhook receiver
-  (``receiver``), an alerts receiver and an SMTP server (``hook``, ``smtp``), an API token
-  (``bearer``), the REST API (``api``), the command (``cli``), the web admin (``ui``, ``ui_store``).
+- once per module: an authenticating HTTP proxy (``proxy``);
+- for one test: a memory mailbox of three invoices (``box``), an alerts receiver and an SMTP
+  server (``hook``, ``smtp``), an API token (``bearer``), the REST API (``api``), the
+  command (``cli``), the web admin (``ui``, ``ui_store``).
 """
 
 from __future__ import annotations
@@ -25,37 +23,17 @@ from mailintake.sources.memory import MemoryMailbox
 from mailintake.store.admin import create_api_token, set_admin_password
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
-from sandbox.graph import GraphEmulator
-from sandbox.idp import IdentityProvider
-from tests.support.dovecot import mail_server
-from tests.support.http_receiver import Receiver, WebhookReceiver, http_receiver, webhook_receiver
+from tests.support.http_receiver import Receiver, http_receiver
 from tests.support.memory import filled, message
-from tests.support.oauth import Certificate, build_idp, make_certificate
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.smtp import SmtpServer, smtp_server
 from tests.support.web import ADMIN, API_GRAPH_SECRET, CLI_GRAPH_SECRET, CLI_ROPC_PASSWORD, Cli
-
-__all__ = ["mail_server"]  # fixtures
 
 
 @pytest.fixture
 def bearer(store: Store) -> dict[str, str]:
     """Headers that authenticate a REST API request with a fresh API token."""
     return {"Authorization": f"Bearer {create_api_token(store, 'tests')}"}
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """The certificate of the tenant's certificate application (CERT_APP)."""
-    return make_certificate(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture(scope="module")
-def idp(certificate: Certificate) -> Iterator[IdentityProvider]:
-    """The sandbox tenant of tests.support.oauth, serving on a loopback port."""
-    provider = build_idp(certificate)
-    with provider.serve():
-        yield provider
 
 
 @pytest.fixture(scope="module")
@@ -122,30 +100,6 @@ def ui(ui_store: tuple[Settings, Store]) -> Iterator[TestClient]:
         answer = client.post("/login", data={"password": ADMIN, "next": "/"})
         assert answer.status_code == 200, answer.text
         yield client
-
-
-@pytest.fixture(scope="module")
-def emulator(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    """The Graph emulator on the module's tenant, serving (``graph``: for one test)."""
-    server = GraphEmulator(idp)
-    with server.serve():
-        yield server
-
-
-@pytest.fixture
-def graph(emulator: GraphEmulator) -> Iterator[GraphEmulator]:
-    """The module's Graph emulator with no faults set and its counts at zero."""
-    emulator.faults.reset()
-    emulator.reset_stats()
-    yield emulator
-    emulator.faults.reset()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A webhook receiver that refuses the first two tries of each message (503)."""
-    with webhook_receiver() as started:
-        yield started
 
 
 @pytest.fixture

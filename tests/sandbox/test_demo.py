@@ -25,8 +25,8 @@ from sandbox.demo.banner import READY
 from sandbox.demo.run import COUNTS
 from sandbox.demo.tenant import ALICE, IMAP_BOX, OUTPUT, PASSWORDS
 from sandbox.dovecot import dovecot_installed, free_port
-from tests.conftest import service_missing
 from tests.support.oauth import Browser
+from tests.support.services import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSY = "another poll of this mailbox is running"  # serve's own scheduler has it right now

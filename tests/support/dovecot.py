@@ -1,5 +1,5 @@
 """The Dovecot test server as pytest sees it: the ``mail_server`` fixture (one identity
-provider and one Dovecot per test process, registered in tests/integration/conftest.py),
+provider and one Dovecot per test process, registered in tests/conftest.py),
 ``MailServer`` (tokens for the test's users), the SASL client responses, and the names of
 ``sandbox.dovecot``, where the server itself lives::
 
@@ -52,7 +52,7 @@ from sandbox.dovecot import (
 from sandbox.dovecot import start_dovecot as _start
 from sandbox.dovecot.launch import DovecotMissing
 from sandbox.idp import IdentityProvider, User
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 __all__ = [
     "ALICE",

@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sandbox.processes import ServerProcess
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 PROXY_USER = "proxyuser"
 PROXY_PASSWORD = "proxy-Pass-Word-7"
