@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed. Empty (the default): none, the peer is the client.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    # The HTTPS address at which Microsoft Graph reaches `serve` from the Internet
+    # (MAILINTAKE_PUBLIC_URL=https://intake.example.com, `serve --public-url`). Set, Graph
+    # mailboxes with push: auto get change notifications at <it>/notifications/graph.
+    public_url: str | None = None
 
     @field_validator("allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
@@ -35,8 +40,32 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str):
+            problem = public_url_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+            return value.strip().rstrip("/")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'mailintake.db'}"
+
+
+def public_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the public URL (None: it can). Graph delivers notifications
+    to HTTPS URLs only; plain HTTP is accepted on loopback, for tests and demos."""
+    parts = urlsplit(value.strip())
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        return f"public_url: '{value}' is not an https:// URL (e.g. https://intake.example.com)"
+    if parts.query or parts.fragment:
+        return f"public_url: '{value}' may not have a query or a fragment"
+    return None

@@ -47,7 +47,9 @@ HOOK_TOKEN = "sec-hook-Zq8Wx2Ec6Rv4Tb"
 SECRETS = (CLIENT_SECRET, ROPC_PASSWORD, PROXY_PASSWORD, IMAP_CLIENT_SECRET, HOOK_TOKEN)
 ORIGIN = "http://testserver"  # the TestClient's own origin
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-PUBLIC = {"/login", "/metrics", "/api/v1/oauth/callback", "/healthz"}
+# Graph's notification endpoints check their clientState instead (test_graph_push.py).
+GRAPH = {"/notifications/graph", "/notifications/graph/lifecycle"}
+PUBLIC = {"/login", "/metrics", "/api/v1/oauth/callback", "/healthz", *GRAPH}
 HOSTS = ("testserver", "admin.example")  # the host names the TestClients use
 
 

@@ -59,6 +59,15 @@ def serve(
             "$MAILINTAKE_TRUSTED_PROXIES, else none).",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The https:// address at which Microsoft Graph reaches this server; set, "
+            "Graph mailboxes with push: auto get change notifications (default: "
+            "$MAILINTAKE_PUBLIC_URL, else none).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web admin and the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json)
     and poll mailboxes."""
@@ -70,16 +79,29 @@ def serve(
     from mailintake.web.hosts import default_hosts
 
     settings = state(ctx).settings()
-    changes: dict[str, tuple[str, ...]] = {}
+    changes: dict[str, object] = {}
     if allowed_host:
         changes["allowed_hosts"] = _listed(allowed_host)
     if trusted_proxy:
         changes["trusted_proxies"] = _listed(trusted_proxy)
+    if public_url:
+        from mailintake.errors import ConfigError
+        from mailintake.settings import public_url_problem
+
+        problem = public_url_problem(public_url)
+        if problem is not None:
+            raise ConfigError([problem.replace("public_url", "--public-url", 1)])
+        changes["public_url"] = public_url.strip().rstrip("/")
     settings = settings.model_copy(update=changes)
     # This process imports (its scheduler, "Poll now"): the runtime is the server's.
     runtime = ImportRuntime()
     app = create_app(settings, scheduler=not no_scheduler, bound_host=host, runtime=runtime)
     err.print(f"mailintake: serving on http://{host}:{port} (API under /api/v1)", markup=False)
+    if settings.public_url:
+        err.print(
+            f"mailintake: Graph notifications at {settings.public_url}/notifications/graph",
+            markup=False,
+        )
     if not settings.allowed_hosts and host not in ("127.0.0.1", "localhost", "::1"):
         names = ", ".join(default_hosts(host))
         err.print(

@@ -33,6 +33,7 @@ from mailintake.observability.logging import get_logger
 from mailintake.sources.base import TokenProvider
 from mailintake.sources.graph_subscriptions import GraphSubscriptions, Subscribed, SubscriptionGone
 from mailintake.store import graph_subscriptions as stored
+from mailintake.store import schedule
 from mailintake.store.repo import MailboxRecord, Schedule, Store
 
 log = get_logger(__name__)
@@ -119,7 +120,7 @@ class GraphPush:
     store: Store
     public_url: str
     tokens: TokenManager
-    wake: Callable[[str], None]
+    wake: Callable[[str], object]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     client_factory: ClientFactory = GraphSubscriptions.for_mailbox
     check_every: float = CHECK_EVERY
@@ -261,6 +262,19 @@ class GraphPush:
             except Exception as exc:  # the database went away: the next round tries again
                 log.error("push.round_failed", error=str(exc))
             self._poke.wait(self.check_every)
+
+
+def waker(
+    store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Callable[[str], object]:
+    """Makes a mailbox due now in the store, for a process without a scheduler of its own
+    (``serve --no-scheduler``): the workers' next step claims it."""
+
+    def wake(name: str) -> None:
+        with store.begin() as repo:
+            schedule.wake(repo.conn, name, clock())
+
+    return wake
 
 
 def unsubscribe(

@@ -67,6 +67,14 @@ MAILBOX_LAG = Gauge(
     registry=REGISTRY,
 )
 
+GRAPH_NOTIFICATIONS = Counter(
+    "mailintake_graph_notifications_total",
+    "Microsoft Graph notifications received, by kind (created or the lifecycle event) and "
+    "outcome (accepted, or refused: not Graph's clientState or not a subscription of ours)",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+
 
 class HealthNumbers(Protocol):
     @property

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
 from mailintake import __version__
 from mailintake.alerts.runner import AlertLoop, alerter_for
+from mailintake.engine.graph_notices import Notices
+from mailintake.engine.graph_push import GraphPush, waker
 from mailintake.engine.heartbeats import heartbeat_collector
 from mailintake.engine.poll import Poller
 from mailintake.engine.push import DEFAULT_CONNECTIONS, start_push
@@ -24,12 +27,13 @@ from mailintake.observability.exposition import Scrape
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from mailintake.web import ui
+from mailintake.web import notifications, ui
 from mailintake.web.api import config, imports, items, oauth, system
 from mailintake.web.api.oauth import Flows
 from mailintake.web.deps import Services, StoreDep
 from mailintake.web.errors import install_error_handlers
 from mailintake.web.hosts import HostCheckMiddleware, default_hosts, parse_hosts
+from mailintake.web.notifications import Limits as NotificationLimits
 from mailintake.web.proxies import ForwardedMiddleware, parse_proxies
 from mailintake.web.security import PasswordCheck
 from mailintake.web.security import install as install_security
@@ -49,7 +53,9 @@ def create_app(
 ) -> FastAPI:
     """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
     by default the store is opened from ``settings`` when the application starts. With
-    ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``).
+    ``scheduler`` the poll scheduler runs in the same process (``mailintake serve``). With
+    ``settings.public_url`` the Graph subscriptions are kept here (engine.graph_push) and
+    Graph's notifications received (web/notifications.py).
     ``bound_host`` (the address the server listens on) is one of the host names answered
     when ``settings.allowed_hosts`` names none (web/hosts.py); ``verify_password`` replaces
     the admin password check (tests count the checks with it). ``runtime``: what the
@@ -61,6 +67,8 @@ def create_app(
     hosts = (
         parse_hosts(settings.allowed_hosts) if settings.allowed_hosts else default_hosts(bound_host)
     )
+    if settings.public_url:  # Graph's notifications arrive with the public URL's host name
+        hosts = (*hosts, *parse_hosts([urlsplit(settings.public_url).hostname or ""]))
     proxies = parse_proxies(settings.trusted_proxies)
     owned = runtime is None
     services = Services(
@@ -84,6 +92,7 @@ def create_app(
         checks = None
         alerts = None
         pushing = None
+        graph_push = None
         metrics.watch_health(gauge_source(services.store))
         try:
             if scheduler:
@@ -96,9 +105,17 @@ def create_app(
                 checks.start()
                 alerts = AlertLoop(alerter_for(services.store))  # every minute
                 alerts.start()
+            if settings.public_url:
+                assert services.tokens is not None
+                wake = running.wake if running is not None else waker(services.store)
+                graph_push = GraphPush(services.store, settings.public_url, services.tokens, wake)
+                app.state.notices = Notices(services.store, wake, graph_push.poke)
+                graph_push.start()
             yield
         finally:
             metrics.watch_health(None)
+            if graph_push is not None:
+                graph_push.stop()
             if alerts is not None:
                 alerts.stop()
             if checks is not None:
@@ -138,12 +155,15 @@ def create_app(
     app.state.services = services
     app.state.settings = settings
     app.state.flows = Flows()  # sign-ins under way
+    app.state.notices = None  # Graph's notifications, with a public URL (web/notifications.py)
+    app.state.notification_limits = NotificationLimits()
     install_error_handlers(app)
     install_security(app, services, verify_password)
     app.include_router(system.router, prefix=API)
     app.include_router(config.router, prefix=API)
     app.include_router(oauth.router, prefix=API)
     app.include_router(imports.router, prefix=API)
+    app.include_router(notifications.router)
     for kind in ("server", "output", "mailbox"):
         app.include_router(items.router_for(kind), prefix=API)
     for page_router in ui.routers():

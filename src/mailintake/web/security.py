@@ -7,7 +7,8 @@ and ``SecurityMiddleware``, which, for every HTTP request:
   script or style and with ``frame-ancestors 'none'``, nosniff, DENY, same-origin referrer);
 - lets through without sign-in only ``PUBLIC_PATHS`` and ``/static/…``: the login page, the
   OAuth redirect callback (protected by the OAuth ``state``), ``/metrics`` (for
-  Prometheus) and ``/healthz`` (for liveness probes: it says "ok" and the version);
+  Prometheus), ``/healthz`` (for liveness probes: it says "ok" and the version) and
+  Microsoft Graph's notifications (checked by their clientState: web/notifications.py);
 - otherwise accepts either ``Authorization: Bearer <API token>`` (``mailintake admin token
   create NAME``) or the signed session cookie ``mailintake_session`` set by ``POST /login``,
   whose session is also kept in the database (``store.admin``: idle time, a longest life,
@@ -42,6 +43,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailintake.engine.graph_push import LIFECYCLE_PATH, NOTIFY_PATH
 from mailintake.observability.logging import get_logger
 from mailintake.store import admin
 from mailintake.store.repo import Store
@@ -56,7 +58,11 @@ SESSION_IDLE = 12 * 3600  # seconds without a request after which a session ends
 SESSION_LIFETIME = 24 * 3600  # seconds after sign-in after which it ends, however used
 SESSION_RENEW = 300  # a session's cookie is signed again at most this often
 LOGIN = "/login"
-PUBLIC_PATHS = frozenset({LOGIN, "/api/v1/oauth/callback", "/metrics", "/healthz"})
+# Graph's notifications (web/notifications.py) check their own clientState, size and rate.
+GRAPH_NOTIFICATIONS = frozenset({NOTIFY_PATH, LIFECYCLE_PATH})
+PUBLIC_PATHS = frozenset(
+    {LOGIN, "/api/v1/oauth/callback", "/metrics", "/healthz", *GRAPH_NOTIFICATIONS}
+)
 PUBLIC_PREFIXES = ("/static/",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTENT_SECURITY_POLICY = (

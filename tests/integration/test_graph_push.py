@@ -1,0 +1,175 @@
+"""Graph change notifications end to end: ``serve``'s application under uvicorn with a public
+URL, the Graph emulator creating subscriptions after the validation handshake against it and
+POSTing notifications to it; a new message is imported within seconds, forged notifications
+change nothing, and lifecycle notifications renew, create again or start a whole pass."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from mailintake.settings import Settings
+from mailintake.store import graph_subscriptions as stored
+from mailintake.store import schedule
+from mailintake.store.repo import Store
+from sandbox.graph import GraphEmulator
+from sandbox.graph.subscriptions import Subscription
+from sandbox.idp import IdentityProvider
+from tests.support.graph_push import (
+    captured,
+    configure,
+    message,
+    served,
+    unannounced,
+    until,
+)
+from tests.support.oauth import DOMAIN
+
+
+@pytest.fixture(scope="module")
+def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
+    emulator = GraphEmulator(idp)
+    with emulator.serve():
+        yield emulator
+
+
+@pytest.fixture
+def address() -> str:
+    return f"orders-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    store: Store,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    address: str,
+    tmp_path: Path,
+) -> Iterator[str]:
+    configure(store, idp, graph, tmp_path / "out", {"orders": address})
+    with served(settings, store) as base:
+        yield base
+
+
+def subscription(graph: GraphEmulator, address: str, store: Store) -> Subscription:
+    """The mailbox's subscription, once Graph has it and the store has recorded it."""
+    found = until(lambda: graph.subscriptions.of_mailbox(address), "a subscription")
+    assert len(found) == 1
+
+    def recorded() -> bool:
+        with store.read() as repo:
+            row = stored.load(repo.conn, "orders")
+        return row is not None and row.subscription_id == found[0].id
+
+    until(recorded, "the subscription to be recorded")
+    return found[0]
+
+
+def first_pass_done(store: Store) -> None:
+    """The pass serve starts at once (the mailbox was never polled) has ended."""
+
+    def ended() -> bool:
+        with store.read() as repo:
+            (due,) = schedule.listed(repo.conn)
+        return due.polled_by is None and due.next_poll_at is not None
+
+    until(ended, "the first pass")
+
+
+def test_a_new_message_is_imported_within_seconds(
+    app: str, store: Store, graph: GraphEmulator, address: str, tmp_path: Path
+) -> None:
+    made = subscription(graph, address, store)
+    assert made.notification_url == f"{app}/notifications/graph"
+    assert made.lifecycle_url == f"{app}/notifications/graph/lifecycle"
+    assert made.change_types == {"created"}
+    first_pass_done(store)
+    graph.deliver(address, message(1, address))
+    started = time.monotonic()
+    until(lambda: captured(tmp_path / "out", "orders"), "the message to be imported", 10)
+    assert time.monotonic() - started < 5
+    (sent,) = [d for d in graph.subscriptions.deliveries if d.kind == "change"]
+    until(lambda: sent.status is not None, "the emulator to record the answer")
+    assert sent.status == 202
+
+
+def test_the_endpoint_answers_the_handshake_and_ignores_forgeries(
+    app: str, store: Store, graph: GraphEmulator, address: str, tmp_path: Path
+) -> None:
+    made = subscription(graph, address, store)
+    first_pass_done(store)
+    with httpx2.Client(base_url=app, timeout=10) as client:  # no sign-in
+        token = "Validation: Testing client application reachability Request-Id: 1 & 2"
+        handshake = client.post("/notifications/graph", params={"validationToken": token})
+        assert handshake.status_code == 200
+        assert handshake.headers["content-type"].startswith("text/plain")
+        assert handshake.text == token
+        # A notification naming the real subscription with the wrong clientState: 202,
+        # and nothing happens (the mailbox is not polled, its message not imported).
+        unannounced(graph, address, message(2, address))
+        forged = {"value": [{"subscriptionId": made.id, "clientState": "guess"}]}
+        for _ in range(20):
+            assert client.post("/notifications/graph", json=forged).status_code == 202
+        time.sleep(1.5)
+        assert captured(tmp_path / "out", "orders") == []
+        with store.read() as repo:
+            (due,) = schedule.listed(repo.conn)
+        assert due.next_poll_at is not None
+        assert due.next_poll_at > datetime.now(UTC) + timedelta(minutes=30)
+        # After 20 refusals the address is turned away.
+        refused = client.post("/notifications/graph", json=forged)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        # Bodies are limited in size and shape.
+        big = client.post("/notifications/graph/lifecycle", content=b"{" + b" " * 300_000)
+        assert big.status_code in (413, 429)
+
+
+def test_oversized_and_malformed_bodies(app: str) -> None:
+    with httpx2.Client(base_url=app, timeout=10) as client:
+        assert client.post("/notifications/graph", content=b"x" * 300_000).status_code == 413
+        assert client.post("/notifications/graph", content=b"[1]").status_code == 400
+        assert (
+            client.post("/notifications/graph", params={"validationToken": ""}).status_code == 400
+        )
+
+
+def test_lifecycle_notifications(
+    app: str, store: Store, graph: GraphEmulator, address: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    made = subscription(graph, address, store)
+    first_pass_done(store)
+    # reauthorizationRequired: renewed at once (PATCH), and notifications flow again.
+    graph.reset_stats()
+    assert graph.subscriptions.lifecycle(made.id, "reauthorizationRequired")
+    until(lambda: not made.paused, "the subscription to be renewed")
+    assert graph.stats["by_path"].get(f"PATCH /v1.0/subscriptions/{made.id}") == 1
+    graph.deliver(address, message(3, address))
+    until(lambda: len(captured(out, "orders")) == 1, "the first message")
+    # missed: a whole pass, which finds a message no notification announced.
+    unannounced(graph, address, message(4, address))
+    assert graph.subscriptions.lifecycle(made.id, "missed")
+    until(lambda: len(captured(out, "orders")) == 2, "the pass after missed")
+    # subscriptionRemoved: created again (a new id), and the mailbox polled.
+    unannounced(graph, address, message(5, address))
+    assert graph.subscriptions.lifecycle(made.id, "subscriptionRemoved")
+
+    def recorded() -> str | None:
+        with store.read() as repo:
+            row = stored.load(repo.conn, "orders")
+        return row.subscription_id if row is not None else None
+
+    renewed = until(lambda: recorded() not in (None, made.id) and recorded(), "a new subscription")
+    assert [s.id for s in graph.subscriptions.of_mailbox(address)] == [renewed]
+    until(lambda: len(captured(out, "orders")) == 3, "the pass after re-creation")
+    graph.deliver(address, message(6, address))
+    until(lambda: len(captured(out, "orders")) == 4, "a message notified by the new one")
+
