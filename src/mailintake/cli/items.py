@@ -183,7 +183,13 @@ def group(kind: str) -> typer.Typer:
         """Delete it (refused while mailboxes use it)."""
         from mailintake.config.edit import delete_item
 
-        _report(delete_item(state(ctx).store(), kind, name))
+        store = state(ctx).store()
+        if kind == "mailbox":  # its Graph subscription, while its credentials are there
+            from mailintake.engine.graph_push import unsubscribe
+            from mailintake.oauth.tokens import TokenManager
+
+            unsubscribe(store, TokenManager(store), name)
+        _report(delete_item(store, kind, name))
 
     if kind == "server":
         _server_commands(app)

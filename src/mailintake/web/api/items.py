@@ -15,9 +15,11 @@ from mailintake.config.edit import (
     list_items,
     put_item,
 )
+from mailintake.engine.graph_push import unsubscribe
 from mailintake.errors import ConfigError
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
+from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Change, Store
 from mailintake.web.api.documents import DocumentRoute
 from mailintake.web.deps import EnvDep, StoreDep
@@ -100,6 +102,8 @@ def router_for(kind: str) -> APIRouter:
 
     @router.delete("/{name}", summary="Delete one (refused while in use)")
     def delete(store: StoreDep, name: str) -> ChangeOut:
+        if kind == "mailbox":  # its Graph subscription, while its credentials are there
+            unsubscribe(store, TokenManager(store), name)
         return _change(store, kind, delete_item(store, kind, name))
 
     if kind == "server":

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mailintake.config.edit import current_item, edit_item, effective_item
+from mailintake.engine.graph_push import unsubscribe
 from mailintake.engine.poll import Poller
 from mailintake.errors import MailintakeError
 from mailintake.failed_messages import act
 from mailintake.net.http import build_client, translate
-from mailintake.oauth.tokens import load_auth
+from mailintake.oauth.tokens import TokenManager, load_auth
 from mailintake.status import mailbox_status
 from mailintake.store import import_views
 from mailintake.web.deps import EnvDep, StoreDep, services
@@ -68,6 +69,7 @@ def disable(request: Request, store: StoreDep, env: EnvDep, name: str) -> Respon
 
 @router.post("/mailboxes/{name}/delete")
 def delete(request: Request, store: StoreDep, name: str) -> Response:
+    unsubscribe(store, TokenManager(store), name)  # while its credentials are there
     with store.begin() as repo:
         repo.delete_mailbox(name)
     return go(notice_url("/mailboxes", "mailbox_deleted"), request)
