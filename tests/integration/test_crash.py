@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import signal
 import subprocess
 import uuid
@@ -23,9 +22,9 @@ from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import checkpoints
 from mailintake.store.repo import Store
-from tests.support import launcher
 from tests.support.dovecot import DOMAIN, MailServer
 from tests.support.http_receiver import WebhookReceiver
+from tests.support.launcher import run_on
 from tests.support.mail import configure, raw, sign_in
 from tests.support.oauth import microsoft_at
 
@@ -64,16 +63,6 @@ def mail(count: int) -> list[bytes]:
     return list(mail_of(count))
 
 
-def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "MAILINTAKE_HOME": str(settings.home),
-        "MAILINTAKE_DATABASE_URL": settings.database_url or "",
-        "PYTHONPATH": str(ROOT),
-    }
-    return launcher.run(args, env=env, cwd=ROOT, timeout=300)
-
-
 @pytest.mark.parametrize(("number", "point"), list(enumerate(POINTS)), ids=POINTS)
 def test_sigkill_at_any_point_loses_and_doubles_nothing(
     store: Store,
@@ -105,10 +94,10 @@ def test_sigkill_at_any_point_loses_and_doubles_nothing(
     )
     sign_in(store, name, user, server)
 
-    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point)
+    crashed = run_on(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
 
-    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    again = run_on(settings, "-m", "mailintake", "poll", name, "--json")
     assert again.returncode == 0, (point, again.stdout, again.stderr)
 
     written = sorted(out.glob(f"{name}/*/*/message.eml"))
@@ -129,9 +118,9 @@ def crash_then_recover(
     settings: Settings, name: str, point: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     """The import killed at ``point``, then run again to the end with the same options."""
-    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point, *options)
+    crashed = run_on(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point, *options)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
-    again = run(settings, "-m", "tests.support.crash_poll", name, *options)
+    again = run_on(settings, "-m", "tests.support.crash_poll", name, *options)
     assert again.returncode == 0, (point, again.stdout, again.stderr)
     return again
 
@@ -226,7 +215,7 @@ def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
     user = imap_box(store, mail_server, name, messages, {"type": "webhook", "url": receiver.url})
     receiver.hang = 1.0
     receiver.hangs = lambda key: int(key.rsplit("-", 1)[1]) % 25 == 7  # by UID
-    crashed = run(
+    crashed = run_on(
         settings,
         "-m",
         "tests.support.crash_poll",
@@ -241,7 +230,7 @@ def test_a_hanging_webhook_killed_anywhere_loses_and_doubles_nothing(
     # A kill at a moment (timer:) may come before the first message that hangs.
     assert hung or point.startswith("timer:"), point  # it hung for some
     receiver.hang = 0.0  # back: the rest goes through
-    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    again = run_on(settings, "-m", "mailintake", "poll", name, "--json")
     assert again.returncode == 0, (point, again.stdout, again.stderr)
 
     kept: dict[str, bytes] = {}  # the receiver keeps one copy per Idempotency-Key
@@ -324,7 +313,7 @@ def test_killed_between_record_and_checkpoint_imports_nothing_twice(
 
     # The second batch is recorded and marked read on the server; the process dies before
     # it is marked acknowledged and before the checkpoint moves past it.
-    crashed = run(settings, "-m", "tests.support.crash_poll", name, "--kill-at", "ack.after:2")
+    crashed = run_on(settings, "-m", "tests.support.crash_poll", name, "--kill-at", "ack.after:2")
     assert crashed.returncode == -signal.SIGKILL, (crashed.stdout, crashed.stderr)
     with store.read() as repo:
         checkpoint = checkpoints.load(repo.conn, name, "INBOX")
@@ -332,7 +321,7 @@ def test_killed_between_record_and_checkpoint_imports_nothing_twice(
     assert checkpoint.last_uid == 100
     assert counts(store, name) == (200, 0, 100)  # recorded: 200; not marked acknowledged: 100
 
-    again = run(settings, "-m", "mailintake", "poll", name, "--json")
+    again = run_on(settings, "-m", "mailintake", "poll", name, "--json")
     assert again.returncode == 0, (again.stdout, again.stderr)
     (summary,) = json.loads(again.stdout)["mailboxes"]
     assert (summary["imported"], summary["skipped"], summary["failed"]) == (50, 100, 0)
@@ -344,6 +333,6 @@ def test_killed_between_record_and_checkpoint_imports_nothing_twice(
         assert checkpoints.load(repo.conn, name, "INBOX") == checkpoints.Checkpoint(
             "INBOX", checkpoint.uidvalidity, 250
         )
-    last = run(settings, "-m", "mailintake", "poll", name, "--json")
+    last = run_on(settings, "-m", "mailintake", "poll", name, "--json")
     (summary,) = json.loads(last.stdout)["mailboxes"]
     assert (summary["imported"], summary["skipped"], summary["failed"]) == (0, 0, 0)

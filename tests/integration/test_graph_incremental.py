@@ -20,9 +20,9 @@ from mailintake.store import checkpoints, imports
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.integration.test_crash import run
 from tests.support.clock import Clock
 from tests.support.graph import configure, raw
+from tests.support.launcher import run_on
 
 pytestmark = pytest.mark.both_databases
 
@@ -243,13 +243,15 @@ def test_killed_between_record_and_checkpoint_loses_and_doubles_nothing(
     for message in later:
         graph.deliver(address, message)
     # After the last batch is recorded and marked read, before the deltaLink is saved.
-    killed = run(settings, "-m", "tests.support.crash_poll", "claims", "--kill-at", "ack.after:2")
+    killed = run_on(
+        settings, "-m", "tests.support.crash_poll", "claims", "--kill-at", "ack.after:2"
+    )
     assert killed.returncode == -9, killed.stderr
     assert link(store, address) == before
     assert len(imported(out)) == 155
 
     graph.reset_stats()
-    done = run(settings, "-m", "tests.support.crash_poll", "claims")
+    done = run_on(settings, "-m", "tests.support.crash_poll", "claims")
     assert done.returncode == 0, done.stderr
     assert "'imported': 0" in done.stdout
     assert link(store, address) not in (None, before)

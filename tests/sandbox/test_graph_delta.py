@@ -11,20 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 
 from sandbox.graph import GraphEmulator
-from tests.sandbox.test_graph import (
-    IMMUTABLE,
-    base,
-    client,
-    error_code,
-    graph,
-    graph_server,
-    idp,
-    mailbox,
-    mime,
-    token,
-)
-
-__all__ = ["base", "client", "graph", "graph_server", "idp", "mailbox", "token"]
+from tests.support.graph_sandbox import IMMUTABLE, error_code, mime
 
 PAGED = {"Prefer": 'IdType="ImmutableId", odata.maxpagesize=2'}
 

@@ -26,6 +26,8 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
+from mailintake.settings import Settings
+
 # What ``python -m mailintake`` and the crash tests' module import, once for every process.
 PRELOAD = [
     "mailintake.cli.main",
@@ -198,3 +200,18 @@ def run(
         process.communicate(30)
         raise
     return subprocess.CompletedProcess([sys.executable, *args], process.returncode or 0, out, err)
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def run_on(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the repository on the store of ``settings`` (its home and
+    database), as a process of its own."""
+    env = {
+        **os.environ,
+        "MAILINTAKE_HOME": str(settings.home),
+        "MAILINTAKE_DATABASE_URL": settings.database_url or "",
+        "PYTHONPATH": str(REPOSITORY),
+    }
+    return run(args, env=env, cwd=REPOSITORY, timeout=300)
