@@ -188,16 +188,12 @@ def check_proxy_address(value: str) -> str | None:
 # --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2; national clouds: oauth.clouds) -------
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
-GRAPH_RESOURCE = clouds.GLOBAL.graph_resource
-# Both host names are App ID URIs of the same "Office 365 Exchange Online" resource (§2.2).
-EXCHANGE_RESOURCES = clouds.GLOBAL.exchange_resources
 
 
 def _exchange(cloud: Cloud) -> str:
+    """How messages name the cloud's Exchange Online resource; both of its host names are
+    App ID URIs of the one "Office 365 Exchange Online" resource (§2.2)."""
     return f"Exchange Online ({cloud.exchange_user_resource})"
-
-
-EXCHANGE = _exchange(clouds.GLOBAL)
 
 
 def scope_resource(scope: str, cloud: Cloud = clouds.GLOBAL) -> str | None:

@@ -16,10 +16,6 @@ from mailintake.config.matrix import Grant, Protocol
 from mailintake.oauth import clouds
 from mailintake.oauth.clouds import Cloud
 
-MICROSOFT_RESOURCES = frozenset(
-    r for c in clouds.CLOUDS for r in (c.graph_resource, *c.exchange_resources)
-)
-
 
 def _microsoft(scopes: tuple[str, ...], cloud: Cloud | None) -> Cloud | None:
     """The cloud the token was asked of: the server's, else the one its scopes name."""

@@ -121,8 +121,6 @@ def graph_shared_scopes(cloud: Cloud) -> tuple[str, ...]:
     return (f"{cloud.graph_resource}/Mail.ReadWrite.Shared", "offline_access")
 
 
-GRAPH_SHARED_SCOPES = graph_shared_scopes(clouds.GLOBAL)
-
 MICROSOFT_LOGIN_HOSTS = clouds.LOGIN_HOSTS
 
 
