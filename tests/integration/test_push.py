@@ -186,7 +186,11 @@ def test_a_connection_killed_on_the_server_reconnects_and_loses_nothing(
 
 
 def test_a_token_about_to_expire_signs_the_connection_in_again(
-    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    mail_server: MailServer,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Exchange Online ends a session whose token expired (``BYE Session invalidated -
     AccessTokenExpired``); Dovecot refuses a sign-in with an expired token. Tokens of 8 s:
@@ -224,6 +228,11 @@ def test_a_token_about_to_expire_signs_the_connection_in_again(
         message = raw(uuid.uuid4().int % 1000)
         mail_server.dovecot.deliver(user, message)
         until(lambda: message in captured(out, "box0"), 5, "the import")
+    with mail_server.idp.lock:
+        tokens = [r.token for r in mail_server.idp.access_tokens.values() if r.username == user]
+    said = capfd.readouterr()
+    assert len(tokens) >= 3
+    assert not [t for t in tokens if t in said.out or t in said.err]  # never logged
 
 
 @pytest.mark.slow
