@@ -23,7 +23,14 @@ from sandbox.dovecot import Dovecot
 from tests.support.cli import run_cli
 from tests.support.clock import Clock
 from tests.support.dovecot import MailServer
-from tests.support.mail import configure, cure, imported, message_file, poison, raw, sign_in
+from tests.support.mail import (
+    cure,
+    dovecot_mailbox,
+    imported,
+    message_file,
+    poison,
+    raw,
+)
 
 pytestmark = pytest.mark.both_databases
 
@@ -67,20 +74,7 @@ def searches(commands: list[str]) -> list[str]:
 
 
 def box(store: Store, server: MailServer, out: Path, user: str, action: str = "mark_read") -> None:
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": "box",
-            "protocol": "imap",
-            "port": server.dovecot.imap_port,
-            "username": user,
-            "after_import": action,
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, "box", user, server)
+    dovecot_mailbox(store, server, out, "box", user, after_import=action)
 
 
 def saved(store: Store) -> checkpoints.Checkpoint | None:

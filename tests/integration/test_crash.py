@@ -25,7 +25,7 @@ from mailintake.store.repo import Store
 from tests.support.dovecot import DOMAIN, MailServer
 from tests.support.http_receiver import WebhookReceiver
 from tests.support.launcher import run_on
-from tests.support.mail import configure, raw, sign_in
+from tests.support.mail import dovecot_mailbox, raw, sign_in
 from tests.support.oauth import microsoft_at
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
@@ -78,21 +78,7 @@ def test_sigkill_at_any_point_loses_and_doubles_nothing(
     dovecot.deliver_many(user, messages)
     dovecot.create_folder(user, "Processed")
     name, out = f"box{number}", tmp_path / f"out{number}"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": name,
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": user,
-            "after_import": "move",
-            "move_to": "Processed",
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, name, user, server)
+    dovecot_mailbox(store, server, out, name, user, after_import="move", move_to="Processed")
 
     crashed = run_on(settings, "-m", "tests.support.crash_poll", name, "--kill-at", point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.stdout, crashed.stderr)
@@ -263,20 +249,7 @@ def test_pop3_killed_between_dele_and_quit_loses_and_keeps_nothing(
     messages = mail(250)
     dovecot.deliver_many(user, messages)
     name, out = f"pop{number}", tmp_path / f"pop{number}"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": name,
-            "protocol": "pop3",
-            "port": dovecot.pop3_port,
-            "username": user,
-            "after_import": "delete",
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, name, user, server)
+    dovecot_mailbox(store, server, out, name, user, "pop3", after_import="delete")
     crash_then_recover(settings, name, point)
 
     written = sorted(out.glob(f"{name}/*/*/message.eml"))
@@ -296,20 +269,7 @@ def test_killed_between_record_and_checkpoint_imports_nothing_twice(
     messages = mail(250)  # batches of 100, 100 and 50
     dovecot.deliver_many(user, messages)
     name, out = "checkpointed", tmp_path / "checkpointed"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": name,
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": user,
-            "after_import": "mark_read",
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, name, user, server)
+    dovecot_mailbox(store, server, out, name, user)
 
     # The second batch is recorded and marked read on the server; the process dies before
     # it is marked acknowledged and before the checkpoint moves past it.

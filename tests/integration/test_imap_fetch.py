@@ -21,7 +21,7 @@ from mailintake.sources.imap import ImapSource
 from mailintake.sources.imap_wire import Wire, internaldate, uid_set
 from mailintake.store.repo import Store
 from tests.support.dovecot import MailServer, answer_once, opened, xoauth2
-from tests.support.mail import configure, imap_source, imported, raw, sign_in
+from tests.support.mail import dovecot_mailbox, imap_source, imported, raw
 
 AWKWARD = [
     b"Subject: plain\r\n\r\nhello\r\n",
@@ -230,21 +230,15 @@ def test_an_import_of_several_batches_moves_or_deletes_each_once(
     dovecot.deliver_many(user, messages)
     dovecot.create_folder(user, "Processed")
     name, out = f"batches-{action}", tmp_path / "out"
-    configure(
+    dovecot_mailbox(
         store,
         server,
         out,
-        {
-            "name": name,
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": user,
-            "after_import": action,
-            "move_to": "Processed" if action == "move" else None,
-            "oauth": server.user_grant(),
-        },
+        name,
+        user,
+        after_import=action,
+        move_to="Processed" if action == "move" else None,
     )
-    sign_in(store, name, user, server)
     result = Poller(store, tmp_path / "home").poll(name)
     assert (result.imported, result.failed, result.error) == (len(messages), 0, None)
     assert imported(out, name) == set(messages)

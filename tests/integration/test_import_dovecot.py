@@ -18,6 +18,7 @@ from tests.support.cli import Completed, run_cli
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
 from tests.support.mail import (
     configure,
+    dovecot_mailbox,
     imported,
     raw,
     sign_in,
@@ -123,23 +124,10 @@ def test_app_only_access_with_client_credentials(
 def test_a_mailbox_the_token_may_not_open_says_why(
     store: Store, home: Path, tmp_path: Path, mail_server: MailServer
 ) -> None:
-    server, dovecot = mail_server, mail_server.dovecot
+    server = mail_server
     user = server.add_user(f"u-{uuid.uuid4().hex[:8]}@{DOMAIN}")
     other = server.add_user(f"team-{uuid.uuid4().hex[:8]}@{DOMAIN}")  # not delegated
-    configure(
-        store,
-        server,
-        tmp_path / "out",
-        {
-            "name": "box",
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": user,
-            "shared_mailbox": other,
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, "box", user, server)
+    dovecot_mailbox(store, server, tmp_path / "out", "box", user, shared_mailbox=other)
     result = Poller(store, home).poll("box")
     assert result.imported == 0
     assert result.error is not None

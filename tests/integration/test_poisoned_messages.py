@@ -19,7 +19,14 @@ from mailintake.store import import_views
 from mailintake.store.repo import Store
 from tests.support.clock import T0, Clock
 from tests.support.dovecot import MailServer
-from tests.support.mail import configure, cure, imported, message_file, poison, raw, sign_in
+from tests.support.mail import (
+    cure,
+    dovecot_mailbox,
+    imported,
+    message_file,
+    poison,
+    raw,
+)
 
 
 def problems(store: Store, name: str = "box") -> list[dict[str, Any]]:
@@ -32,22 +39,8 @@ def counts(result: PollResult) -> tuple[int, int, int, str | None]:
 
 
 def mailbox(server: MailServer, store: Store, out: Path, protocol: str, user: str) -> None:
-    dovecot = server.dovecot
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": "box",
-            "protocol": protocol,
-            "port": dovecot.imap_port if protocol == "imap" else dovecot.pop3_port,
-            "username": user,
-            "after_import": "mark_read" if protocol == "imap" else "delete",
-            "oauth": server.user_grant(),
-            "max_tries": 3,
-        },
-    )
-    sign_in(store, "box", user, server)
+    after_import = "mark_read" if protocol == "imap" else "delete"
+    dovecot_mailbox(store, server, out, "box", user, protocol, after_import, max_tries=3)
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

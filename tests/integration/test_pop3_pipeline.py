@@ -17,13 +17,13 @@ from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller
 from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
-from mailintake.sources.pop3 import Pop3Settings, Pop3Source
+from mailintake.sources.pop3 import Pop3Source
 from mailintake.sources.pop3_wire import WINDOW, Pipe, pipelining
 from mailintake.status import mailbox_status
 from mailintake.store import imports
 from mailintake.store.repo import Store
 from tests.support.dovecot import MailServer, opened
-from tests.support.mail import configure, imported, raw, sign_in
+from tests.support.mail import dovecot_mailbox, imported, pop3_source, raw
 
 DOTTED = [
     b"Subject: dots\r\n\r\n.\r\n..\r\n...\r\n.leading\r\nmid . dot\r\n\r\n.\r\n",
@@ -35,30 +35,6 @@ DOTTED = [
 ]
 
 
-def imap_source(
-    server: MailServer,
-    user: str,
-    after_import: str = "keep",
-    *,
-    tls: bool = False,
-    batch: int = 200,
-) -> Pop3Source:
-    dovecot = server.dovecot
-    return Pop3Source(
-        Pop3Settings(
-            host=dovecot.host,
-            port=dovecot.pop3s_port if tls else dovecot.pop3_port,
-            security="ssl" if tls else "none",
-            username=user,
-            login_as=user,
-            after_import=after_import,
-            batch=batch,
-        ),
-        lambda: server.token(user),
-        "box",
-    )
-
-
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "implicit-tls"])
 def test_messages_come_byte_for_byte_with_dots_restored(
     mail_server: MailServer, tls: bool, monkeypatch: pytest.MonkeyPatch
@@ -66,7 +42,7 @@ def test_messages_come_byte_for_byte_with_dots_restored(
     monkeypatch.setenv("SSL_CERT_FILE", str(mail_server.dovecot.ca_file))  # trust the server
     user = mail_server.fresh_user("pipe")
     mail_server.dovecot.deliver_many(user, DOTTED)
-    source = imap_source(mail_server, user, tls=tls)
+    source = pop3_source(mail_server, user, tls=tls)
     with opened(source):
         items = source.list_items()
         fetched = list(source.fetch(items))
@@ -79,7 +55,7 @@ def test_the_same_with_and_without_pipelining(mail_server: MailServer, pipelined
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(WINDOW * 3 + 5)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = imap_source(mail_server, user)
+    source = pop3_source(mail_server, user)
     with opened(source):
         assert source.client is not None
         assert pipelining(source.client)  # Dovecot advertises it
@@ -94,7 +70,7 @@ def test_an_error_inside_a_pipeline_leaves_the_session_in_step(
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(6)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = imap_source(mail_server, user)
+    source = pop3_source(mail_server, user)
     with opened(source):
         assert source.client is not None
         pipe = Pipe(source.client, pipelining=True)
@@ -115,7 +91,7 @@ def test_deletions_are_pipelined_and_committed_at_the_end(mail_server: MailServe
     user = mail_server.fresh_user("pipe")
     messages = [raw(n) for n in range(150)]
     mail_server.dovecot.deliver_many(user, messages)
-    source = imap_source(mail_server, user, after_import="delete", batch=40)
+    source = pop3_source(mail_server, user, after_import="delete", batch=40)
     with opened(source):
         items = source.list_items()
         fetched = []
@@ -135,20 +111,7 @@ def test_an_import_of_several_batches_deletes_each_once(
     messages = [raw(n) for n in range(430)]
     dovecot.deliver_many(user, messages)
     name, out = "pop3-batches", tmp_path / "out"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": name,
-            "protocol": "pop3",
-            "port": dovecot.pop3_port,
-            "username": user,
-            "after_import": "delete",
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, name, user, server)
+    dovecot_mailbox(store, server, out, name, user, "pop3", after_import="delete")
     result = Poller(store, tmp_path / "home").poll(name)
     assert (result.imported, result.failed, result.error) == (len(messages), 0, None)
     assert imported(out, name) == set(messages)
@@ -201,20 +164,7 @@ def delete_after_import(
     messages = [raw(n) for n in range(count)]
     server.dovecot.deliver_many(user, messages)
     name, out = "pop3-quit", tmp_path / "out"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": name,
-            "protocol": "pop3",
-            "port": server.dovecot.pop3_port,
-            "username": user,
-            "after_import": "delete",
-            "oauth": server.user_grant(),
-        },
-    )
-    sign_in(store, name, user, server)
+    dovecot_mailbox(store, server, out, name, user, "pop3", after_import="delete")
     return name, user, out, messages
 
 

@@ -1,7 +1,8 @@
 """Mail on the shared Dovecot (``mail_server``): messages as a server serves them (``raw``),
-a mailbox delivering to a folder output (``configure``, then ``sign_in`` for a user grant),
-what that output holds (``imported``), the IMAP source on its own (``imap_source``), and
-message files Dovecot can no longer read (``poison``, ``cure``)."""
+a mailbox delivering to a folder output (``configure``, then ``sign_in`` for a user grant;
+both at once: ``dovecot_mailbox``), what that output holds (``imported``), the sources on
+their own (``imap_source``, ``pop3_source``), and message files Dovecot can no longer read
+(``poison``, ``cure``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mailintake.config.apply import apply_document
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.sources.imap import ImapSettings, ImapSource
+from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
 from tests.support.dovecot import MailServer
@@ -59,6 +61,28 @@ def configure(store: Store, server: MailServer, out: Path, box: dict[str, Any]) 
     )
 
 
+def dovecot_mailbox(
+    store: Store,
+    server: MailServer,
+    out: Path,
+    name: str,
+    user: str,
+    protocol: str = "imap",
+    after_import: str | None = None,
+    **fields: Any,
+) -> None:
+    """The mailbox ``name``: ``user``'s on the shared Dovecot over ``protocol``, delivering
+    to the folder ``out``, signed in with the user's grant; ``fields`` adds or changes its
+    fields."""
+    port = server.dovecot.imap_port if protocol == "imap" else server.dovecot.pop3_port
+    box = {"name": name, "protocol": protocol, "port": port, "username": user}
+    if after_import is not None:  # else the protocol's default (IMAP mark_read, POP3 keep)
+        box["after_import"] = after_import
+    box |= {"oauth": server.user_grant(), **fields}
+    configure(store, server, out, box)
+    sign_in(store, name, user, server)
+
+
 def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
     """The mailbox's user grant, signed in through the identity provider's pages."""
     browser = Browser(user, server.passwords[user])
@@ -89,6 +113,31 @@ def imap_source(
             folder=folder,
             after_import=after_import,
             move_to=None,
+        ),
+        lambda: server.token(user),
+        "box",
+    )
+
+
+def pop3_source(
+    server: MailServer,
+    user: str,
+    after_import: str = "keep",
+    *,
+    tls: bool = False,
+    batch: int = 200,
+) -> Pop3Source:
+    """The POP3 source itself, signed in as ``user`` on the shared Dovecot."""
+    dovecot = server.dovecot
+    return Pop3Source(
+        Pop3Settings(
+            host=dovecot.host,
+            port=dovecot.pop3s_port if tls else dovecot.pop3_port,
+            security="ssl" if tls else "none",
+            username=user,
+            login_as=user,
+            after_import=after_import,
+            batch=batch,
         ),
         lambda: server.token(user),
         "box",
