@@ -13,11 +13,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from sqlalchemy import select
 
 from mailintake.settings import Settings
 from mailintake.store import graph_subscriptions as stored
 from mailintake.store import schedule
 from mailintake.store.repo import Store
+from mailintake.store.tables import graph_subscriptions
 from sandbox.graph import GraphEmulator
 from sandbox.graph.subscriptions import Subscription
 from sandbox.idp import IdentityProvider
@@ -78,15 +80,30 @@ def subscription(graph: GraphEmulator, address: str, store: Store) -> Subscripti
     return found[0]
 
 
-def first_pass_done(store: Store) -> None:
-    """The pass serve starts at once (the mailbox was never polled) has ended."""
+def first_pass_done(store: Store, name: str) -> None:
+    """The passes serve starts by itself have ended: the one at once (the mailbox was never
+    polled) and the one after the subscription was recorded; the next is an hour away."""
+    with store.read() as repo:
+        query = select(graph_subscriptions.c.updated_at).where(
+            graph_subscriptions.c.mailbox == name
+        )
+        recorded = schedule.aware(repo.conn.execute(query).scalar_one())
+    assert recorded is not None
 
-    def ended() -> bool:
+    def idle() -> bool:
         with store.read() as repo:
             (due,) = schedule.listed(repo.conn)
-        return due.polled_by is None and due.next_poll_at is not None
+            last = schedule.aware(repo.get_mailbox(name).last_poll_at)
+        later = datetime.now(UTC) + timedelta(minutes=30)
+        return (
+            due.polled_by is None
+            and due.next_poll_at is not None
+            and due.next_poll_at > later
+            and last is not None
+            and last >= recorded
+        )
 
-    until(ended, "the first pass")
+    until(idle, "the first passes")
 
 
 def test_a_new_message_is_imported_within_seconds(
@@ -96,7 +113,7 @@ def test_a_new_message_is_imported_within_seconds(
     assert made.notification_url == f"{app}/notifications/graph"
     assert made.lifecycle_url == f"{app}/notifications/graph/lifecycle"
     assert made.change_types == {"created"}
-    first_pass_done(store)
+    first_pass_done(store, box_name(address))
     graph.deliver(address, message(1, address))
     started = time.monotonic()
     until(lambda: captured(tmp_path / "out", box_name(address)), "the message to be imported")
@@ -111,7 +128,7 @@ def test_the_endpoint_answers_the_handshake_and_ignores_forgeries(
     app: str, store: Store, graph: GraphEmulator, address: str, tmp_path: Path
 ) -> None:
     made = subscription(graph, address, store)
-    first_pass_done(store)
+    first_pass_done(store, box_name(address))
     with httpx2.Client(base_url=app, timeout=10) as client:  # no sign-in
         token = "Validation: Testing client application reachability Request-Id: 1 & 2"
         handshake = client.post("/notifications/graph", params={"validationToken": token})
@@ -158,7 +175,7 @@ def test_lifecycle_notifications(
 ) -> None:
     out = tmp_path / "out"
     made = subscription(graph, address, store)
-    first_pass_done(store)
+    first_pass_done(store, box_name(address))
     # reauthorizationRequired: renewed at once (PATCH), and notifications flow again.
     graph.reset_stats()
     assert graph.subscriptions.lifecycle(made.id, "reauthorizationRequired")
