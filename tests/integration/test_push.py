@@ -13,19 +13,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
-from mailintake.engine.push import PushManager, PushOptions
+from mailintake.engine.push import Connect, PushManager, PushOptions
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.engine.scheduler import Scheduler
+from mailintake.errors import NetworkError
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.metrics import REGISTRY
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
+from mailintake.sources.imap import ImapSettings
+from mailintake.sources.imap_idle import IdleConnection, IdleUnsupported
 from mailintake.store import push, schedule
 from mailintake.store.repo import Store
 from tests.support.dovecot import DAEMON_APP, MailServer
@@ -110,14 +113,17 @@ class Worker:
 
 
 @contextmanager
-def worker(store: Store, home: Path, options: PushOptions = FAST) -> Iterator[Worker]:
-    """What ``mailintake worker`` runs, in this process."""
+def worker(
+    store: Store, home: Path, options: PushOptions = FAST, connect: Connect = IdleConnection
+) -> Iterator[Worker]:
+    """What ``mailintake worker`` runs, in this process (``connect``: how a connection in
+    IDLE is made)."""
     tokens = TokenManager(store)
     with ImportRuntime(switch_interval=None) as runtime:
         poller = Poller(store, home, tokens=tokens, runtime=runtime)
         scheduler = Scheduler(poller, concurrency=4, heartbeat_every=1.0)
         loop = scheduler.start()
-        manager = PushManager(store, tokens, scheduler.wake, scheduler.id, options)
+        manager = PushManager(store, tokens, scheduler.wake, scheduler.id, options, connect=connect)
         manager.start()
         try:
             yield Worker(scheduler, manager)
@@ -296,3 +302,55 @@ def test_two_workers_keep_one_connection_per_mailbox(
             until(lambda: second.push.open_connections() == 2, 10, "open")
     finally:
         store.engine.dispose()
+
+
+class Refusing(IdleConnection):
+    """A server that offers no IDLE, or (``down``) cannot be reached: the mailbox is polled
+    at its interval."""
+
+    opened: ClassVar[list[float]] = []
+    down = False
+
+    def __init__(self, settings: ImapSettings, token: Callable[[], str], mailbox: str) -> None:
+        super().__init__(settings, token, mailbox)
+        self.opened.append(time.monotonic())
+
+    def open(self) -> None:
+        if self.down:
+            raise NetworkError(f"{self.mailbox}: cannot connect: connection refused")
+        raise IdleUnsupported(f"{self.mailbox}: the server does not offer IDLE")
+
+
+def test_a_server_without_idle_is_asked_again_only_later(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    out = tmp_path / "capture"
+    (box,) = mailboxes(store, mail_server, out, 1)
+    Refusing.opened = []
+    with worker(store, home, connect=Refusing) as running:
+        until(lambda: len(Refusing.opened) == 1, 20, "a first try")
+        until(lambda: running.push.held() == frozenset(), 5, "let go of")
+        time.sleep(1.5)  # five looks at the store: not taken again within the hour
+        assert len(Refusing.opened) == 1
+        with store.read() as repo:
+            assert push.holders(repo.conn) == {}
+        until(lambda: polled(store, box.name), 20, "polled all the same")
+
+
+def test_a_server_that_cannot_be_reached_is_tried_less_and_less_often(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    out = tmp_path / "capture"
+    mailboxes(store, mail_server, out, 1)
+
+    class Down(Refusing):
+        opened: ClassVar[list[float]] = []
+        down = True
+
+    backing_off = PushOptions(refresh_every=0.3, backoff=0.1, max_backoff=0.8)
+    with worker(store, home, backing_off, connect=Down) as running:
+        until(lambda: len(Down.opened) >= 6, 20, "six tries")
+        assert running.push.held() == {"box0"}  # kept: the server may come back
+    waits = [b - a for a, b in zip(Down.opened, Down.opened[1:], strict=False)]
+    assert waits[4] >= 0.75  # 0.1, 0.2, 0.4, 0.8, then 0.8 again
+    assert waits[0] < waits[4]
