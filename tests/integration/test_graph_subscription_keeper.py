@@ -189,3 +189,37 @@ def test_a_failure_waits_before_trying_again(
     clock.now += timedelta(seconds=11)
     assert push.round() == {name: "created"}
     assert len(graph.subscriptions.of_mailbox(address)) == 1
+
+
+def test_a_new_folder_gets_a_new_subscription(
+    store: Store,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    address: str,
+    public: Endpoint,
+    clock: Clock,
+    tmp_path: Path,
+    name: str,
+) -> None:
+    push = keeper(store, public, clock, [])
+    push.round()
+    (first,) = graph.subscriptions.of_mailbox(address)
+    graph.add_folder(address, "Invoices")
+    configure(store, idp, graph, tmp_path / "out", {name: address}, folder="Invoices")
+    assert push.round() == {name: "created"}
+    (second,) = graph.subscriptions.of_mailbox(address)
+    assert second.id != first.id
+    assert second.folder_id == graph.folder_id(address, "Invoices")
+
+
+def test_a_mailbox_waiting_for_a_person_keeps_its_subscription(
+    store: Store, graph: GraphEmulator, address: str, public: Endpoint, clock: Clock, name: str
+) -> None:
+    push = keeper(store, public, clock, [])
+    push.round()
+    with store.begin() as repo:
+        repo.set_auth_state(name, "error", "the client secret was refused")
+    clock.now += LIFETIME  # due for renewal, and more
+    graph.subscriptions.clock = lambda: clock.now - LIFETIME  # Graph still has it
+    assert push.round() == {}
+    assert len(graph.subscriptions.of_mailbox(address)) == 1
