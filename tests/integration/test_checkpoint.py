@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -77,6 +77,36 @@ def box(store: Store, server: MailServer, out: Path, user: str, action: str = "m
     dovecot_mailbox(store, server, out, "box", user, after_import=action)
 
 
+class Watched(NamedTuple):
+    """A mailbox "box" on Dovecot and a Poller whose IMAP commands are recorded."""
+
+    user: str
+    messages: list[bytes]
+    out: Path
+    commands: Commands
+    poller: Poller
+
+
+def watched(
+    store: Store,
+    home: Path,
+    tmp_path: Path,
+    server: MailServer,
+    count: int,
+    action: str = "mark_read",
+    **options: Any,
+) -> Watched:
+    """``count`` new messages in a mailbox of a user of its own, imported by "box"."""
+    user = server.fresh_user("cp")
+    messages = [raw(n) for n in range(count)]
+    server.dovecot.deliver_many(user, messages)
+    out = tmp_path / "out"
+    box(store, server, out, user, action)
+    commands = Commands()
+    poller = Poller(store, home, source_factory=commands, **options)
+    return Watched(user, messages, out, commands, poller)
+
+
 def saved(store: Store) -> checkpoints.Checkpoint | None:
     with store.read() as repo:
         return checkpoints.load(repo.conn, "box", "INBOX")
@@ -91,13 +121,7 @@ def test_a_poll_with_nothing_new_sends_no_search(
     store: Store, home: Path, tmp_path: Path, mail_server: MailServer
 ) -> None:
     dovecot = mail_server.dovecot
-    user = mail_server.fresh_user("cp")
-    first = [raw(n) for n in range(5)]
-    dovecot.deliver_many(user, first)
-    out = tmp_path / "out"
-    box(store, mail_server, out, user)
-    commands = Commands()
-    poller = Poller(store, home, source_factory=commands)
+    user, first, out, commands, poller = watched(store, home, tmp_path, mail_server, 5)
 
     result = poller.poll("box")
     assert (result.imported, result.error) == (5, None)
@@ -137,15 +161,11 @@ def test_a_poll_with_nothing_new_sends_no_search(
 def test_a_failed_message_is_tried_again_without_listing_the_folder(
     store: Store, home: Path, tmp_path: Path, mail_server: MailServer
 ) -> None:
-    dovecot = mail_server.dovecot
-    user = mail_server.fresh_user("cp")
-    messages = [raw(n) for n in range(6)]
-    dovecot.deliver_many(user, messages)
+    dovecot, clock = mail_server.dovecot, Clock()
+    user, messages, out, commands, poller = watched(
+        store, home, tmp_path, mail_server, 6, clock=clock
+    )
     poison(dovecot, user, messages[2])  # UID 3
-    out = tmp_path / "out"
-    box(store, mail_server, out, user)
-    commands, clock = Commands(), Clock()
-    poller = Poller(store, home, clock=clock, source_factory=commands)
 
     result = poller.poll("box")
     assert (result.imported, result.failed) == (5, 1)
@@ -188,13 +208,9 @@ def test_a_recreated_folder_imports_nothing_twice_and_says_so(
     store: Store, home: Path, tmp_path: Path, mail_server: MailServer
 ) -> None:
     dovecot = mail_server.dovecot
-    user = mail_server.fresh_user("cp")
-    messages = [raw(n) for n in range(6)]
-    dovecot.deliver_many(user, messages)
-    out = tmp_path / "out"
-    box(store, mail_server, out, user, action="keep")
-    commands = Commands()
-    poller = Poller(store, home, source_factory=commands)
+    user, messages, out, commands, poller = watched(
+        store, home, tmp_path, mail_server, 6, action="keep"
+    )
     assert poller.poll("box").imported == 6
     before = dovecot.mailbox_status(user)["uidvalidity"]
 
