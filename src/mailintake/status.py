@@ -9,7 +9,7 @@ from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.health import assess_now
 from mailintake.health.expiry import Expiry, expiries
-from mailintake.store import import_views, imports, schedule, workers
+from mailintake.store import graph_subscriptions, import_views, imports, schedule, workers
 from mailintake.store.health import facts
 from mailintake.store.repo import Repo
 
@@ -38,12 +38,24 @@ def _next_ends(found: list[Expiry], now: datetime) -> dict[str, dict[str, Any]]:
     }
 
 
+def _subscription(found: graph_subscriptions.Subscription | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "id": found.subscription_id,  # None: Graph removed it; it is being created again
+        "folder": found.folder,
+        "expires_at": _iso(found.expires_at),
+        "notification_url": found.notification_url,
+    }
+
+
 def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     counts = import_views.counts(repo.conn)
     health = {a.mailbox: a for a in assess_now(repo.conn, now)}
     polls = {f.name: f for f in facts(repo.conn)}
     ends = _next_ends(expiries(repo), now)
+    subscriptions = graph_subscriptions.listed(repo.conn)
     return [
         {
             "name": r.spec.name,
@@ -65,6 +77,8 @@ def mailbox_status(repo: Repo, now: datetime | None = None) -> list[dict[str, An
             "failures_in_a_row": polls[r.spec.name].failures_in_a_row,
             # the earliest known end (refresh token, client secret, certificate), if any
             "next_expiry": ends.get(r.spec.name),
+            # Graph change notifications: the subscription kept for it (None: none)
+            "graph_subscription": _subscription(subscriptions.get(r.spec.name)),
             **counts.get(r.spec.name, ZERO),
             # what could not be imported and waits for its next try or a person
             "failed_messages": import_views.problems(

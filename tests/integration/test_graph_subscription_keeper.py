@@ -17,6 +17,7 @@ from mailintake.config.export import export_document
 from mailintake.engine.graph_push import RENEW_BEFORE, GraphPush, unsubscribe
 from mailintake.oauth.tokens import TokenManager
 from mailintake.sources.graph_subscriptions import LIFETIME
+from mailintake.status import mailbox_status
 from mailintake.store import graph_subscriptions as stored
 from mailintake.store.repo import Store
 from mailintake.store.tables import graph_subscriptions, secrets
@@ -113,6 +114,14 @@ def test_created_renewed_before_expiry_and_kept_secret(
         row = stored.load(repo.conn, name)
     assert row is not None
     assert row.expires_at == made.expires
+    with store.read() as repo:
+        (shown,) = [m for m in mailbox_status(repo) if m["name"] == name]
+    assert shown["graph_subscription"] == {
+        "id": made.id,
+        "folder": "inbox",
+        "expires_at": made.expires.isoformat(),
+        "notification_url": push.urls[0],
+    }
     # Past its expiry (nobody renewed it) Graph has forgotten it: created again.
     clock.now = made.expires + timedelta(minutes=1)
     assert push.round() == {name: "created"}
