@@ -42,6 +42,7 @@ from typing import Any
 
 from benchmarks import cpu, floor
 from benchmarks.corpus import corpus
+from benchmarks.dovecot_boxes import daemon_mailbox
 from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.config.apply import apply_document
@@ -52,7 +53,7 @@ from mailintake.oauth.sasl import xoauth2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot
 from tests.support.oauth import microsoft_at
 
 
@@ -243,25 +244,7 @@ def _run(count: int, *, parts: bool, profile: bool) -> None:
                         "outputs": [
                             {"name": "out", "type": "folder", "path": str(root / f"out-{protocol}")}
                         ],
-                        "mailboxes": [
-                            {
-                                "name": "bench",
-                                "protocol": protocol,
-                                "host": "127.0.0.1",
-                                "port": port,
-                                "security": "none",
-                                "username": user,
-                                "output": "out",
-                                "after_import": "keep",
-                                "oauth": {
-                                    "authorization_server": "MICROSOFT",
-                                    "grant_type": "client_credentials",
-                                    "tenant_id": idp.tenant_id,
-                                    "client_id": DAEMON_APP,
-                                    "client_secret": DAEMON_SECRET,
-                                },
-                            }
-                        ],
+                        "mailboxes": [daemon_mailbox("bench", protocol, port, user, idp.tenant_id)],
                     },
                     {},
                 )

@@ -19,12 +19,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from benchmarks.dovecot_boxes import daemon_grant
 from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
-from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
 MAILBOX = "bench@contoso.onmicrosoft.com"
@@ -158,13 +159,7 @@ def imap(root: Path, raw: bytes, digest: str) -> dict[str, Any]:
                 "port": dovecot.imap_port,
                 "security": "none",
                 "username": user,
-                "oauth": {
-                    "authorization_server": "MICROSOFT",
-                    "grant_type": "client_credentials",
-                    "tenant_id": idp.tenant_id,
-                    "client_id": DAEMON_APP,
-                    "client_secret": DAEMON_SECRET,
-                },
+                "oauth": daemon_grant(idp.tenant_id),
             },
             microsoft_at(base),
         )

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.dovecot_boxes import daemon_mailbox
 from benchmarks.workdir import workdir
 from mailintake.config.apply import apply_document
 from mailintake.engine.batches import Statuses
@@ -55,7 +56,7 @@ from mailintake.store.imports import ImportEntry
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
 from sandbox.graph import GraphEmulator
-from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from tests.support.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
 
@@ -130,25 +131,7 @@ def configure(
         {
             "authorization_servers": [microsoft_at(base)],
             "outputs": [{"name": "out", "type": "folder", "path": str(root / "out")}],
-            "mailboxes": [
-                {
-                    "name": user.split("@")[0],
-                    "protocol": protocol,
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "security": "none",
-                    "username": user,
-                    "output": "out",
-                    "after_import": "keep",
-                    "oauth": {
-                        "authorization_server": "MICROSOFT",
-                        "grant_type": "client_credentials",
-                        "tenant_id": tenant,
-                        "client_id": DAEMON_APP,
-                        "client_secret": DAEMON_SECRET,
-                    },
-                }
-            ],
+            "mailboxes": [daemon_mailbox(user.split("@")[0], protocol, port, user, tenant)],
         },
         {},
     )

@@ -27,11 +27,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from benchmarks.dovecot_boxes import daemon_mailbox
 from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.demo.tenant import microsoft_at
-from sandbox.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, build_mail_idp, start_dovecot
+from sandbox.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot
 from sandbox.idp import User
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,24 +65,16 @@ def main() -> None:
                 dc.add_delegate(DAEMON_APP, user)
                 dc.deliver_many(user, [f"Subject: {n}\r\n\r\nbody {n}\r\n".encode()])
                 specs.append(
-                    {
-                        "name": f"m{n:04d}",
-                        "protocol": "imap",
-                        "host": dc.host,
-                        "port": dc.imap_port,
-                        "security": "none",
-                        "username": user,
-                        "poll_interval": args.interval,
-                        "output": "capture",
-                        "after_import": "keep",
-                        "oauth": {
-                            "authorization_server": "MICROSOFT",
-                            "grant_type": "client_credentials",
-                            "tenant_id": idp.tenant_id,
-                            "client_id": DAEMON_APP,
-                            "client_secret": DAEMON_SECRET,
-                        },
-                    }
+                    daemon_mailbox(
+                        f"m{n:04d}",
+                        "imap",
+                        dc.imap_port,
+                        user,
+                        idp.tenant_id,
+                        host=dc.host,
+                        poll_interval=args.interval,
+                        output="capture",
+                    )
                 )
             apply_document(
                 store,
