@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailintake.config.apply import apply_document
 from mailintake.config.export import export_document
-from mailintake.engine.graph_push import RENEW_BEFORE, GraphPush, unsubscribe
+from mailintake.engine.graph_push import RENEW_BEFORE, GraphPush, unsubscribe, unsubscriber
 from mailintake.oauth.tokens import TokenManager
 from mailintake.sources.graph_subscriptions import LIFETIME
 from mailintake.status import mailbox_status
@@ -24,7 +25,7 @@ from mailintake.store.tables import graph_subscriptions, secrets
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.graph_push import configure
-from tests.support.oauth import DOMAIN
+from tests.support.oauth import DOMAIN, GRAPH_SECRET
 from tests.support.webhook_endpoint import Endpoint, webhook_endpoint
 
 pytestmark = pytest.mark.both_databases
@@ -232,3 +233,33 @@ def test_a_mailbox_waiting_for_a_person_keeps_its_subscription(
     graph.subscriptions.clock = lambda: clock.now - LIFETIME  # Graph still has it
     assert push.round() == {}
     assert len(graph.subscriptions.of_mailbox(address)) == 1
+
+
+def test_apply_prune_deletes_the_subscriptions_of_pruned_mailboxes(
+    store: Store,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    address: str,
+    public: Endpoint,
+    clock: Clock,
+    tmp_path: Path,
+    name: str,
+) -> None:
+    push = keeper(store, public, clock, [])
+    push.round()
+    with store.read() as repo:
+        document = export_document(repo)
+    kept = [m for m in document["mailboxes"] if m["name"] != name]
+    kept.append({**document["mailboxes"][0], "name": f"{name}-x", "push": "off"})
+    for mailbox in kept:  # secrets come back redacted in exports: give them again
+        mailbox["oauth"]["client_secret"] = GRAPH_SECRET
+    pruned = {**document, "mailboxes": kept}
+    dry = apply_document(
+        store, pruned, {}, prune=True, dry_run=True, before_pruning=unsubscriber(store)
+    )
+    assert {(c.name, c.action) for c in dry} >= {(name, "deleted")}
+    assert len(graph.subscriptions.of_mailbox(address)) == 1  # a dry run deletes nothing
+    apply_document(store, pruned, {}, prune=True, before_pruning=unsubscriber(store))
+    assert graph.subscriptions.of_mailbox(address) == []
+    with store.read() as repo:
+        assert stored.listed(repo.conn) == {}

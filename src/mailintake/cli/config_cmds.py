@@ -76,18 +76,21 @@ def apply(
     """Apply a configuration file: all of it, or nothing if any part is invalid."""
     from mailintake.config.apply import apply_document
     from mailintake.config.loader import load_file
+    from mailintake.engine.graph_push import unsubscriber
 
     raw = load_file(file)
     warnings: list[str] = []
+    store = state(ctx).store()
     try:
         changes = apply_document(
-            state(ctx).store(),
+            store,
             raw,
             environ(),
             base_dir=file.resolve().parent,
             prune=prune,
             dry_run=dry_run,
             warnings=warnings,
+            before_pruning=unsubscriber(store),  # Graph subscriptions of pruned mailboxes
         )
     except ConfigError as exc:
         if as_json:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,12 @@ def apply_document(
     prune: bool = False,
     dry_run: bool = False,
     warnings: list[str] | None = None,
+    before_pruning: Callable[[list[str]], object] | None = None,
 ) -> list[Change]:
     """Validate ``raw`` against the store and apply it in one transaction. ``warnings``, if
-    given, receives the document's warnings (valid but unused settings)."""
+    given, receives the document's warnings (valid but unused settings). With ``prune``,
+    ``before_pruning`` is given the mailboxes about to be deleted once the document is found
+    valid (not on a dry run): what is kept outside the store for them goes first."""
     changes: list[Change] = []
     try:
         with store.begin() as repo:
@@ -110,6 +113,10 @@ def apply_document(
                 warnings.extend(validated.warnings)
             if prune:
                 refuse_empty_prune(raw)
+                kept = {m.name for m in validated.mailboxes}
+                going = [r.spec.name for r in repo.list_mailboxes() if r.spec.name not in kept]
+                if going and before_pruning is not None and not dry_run:
+                    before_pruning(going)
             try:
                 changes = apply_validated(repo, validated, prune=prune)
             except Conflict as exc:

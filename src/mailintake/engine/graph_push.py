@@ -303,3 +303,10 @@ def unsubscribe(
     with store.begin() as repo:
         stored.forget(repo.conn, name)
     return True
+
+
+def unsubscriber(store: Store) -> Callable[[list[str]], object]:
+    """``unsubscribe`` for each of several mailboxes about to be deleted (``apply --prune``);
+    a subscription of one that is kept after all is created again by its keeper."""
+    tokens = TokenManager(store)
+    return lambda names: [unsubscribe(store, tokens, name) for name in names]

@@ -22,6 +22,7 @@ from mailintake.config.loader import (
     load_yaml_text,
 )
 from mailintake.config.validate import Validated
+from mailintake.engine.graph_push import unsubscriber
 from mailintake.errors import ConfigError
 from mailintake.store.repo import Change
 from mailintake.web.api.documents import read_body
@@ -101,7 +102,13 @@ async def apply(
 
     def work() -> list[Change]:
         return apply_document(
-            store, document(), env, prune=prune, dry_run=dry_run, warnings=warnings
+            store,
+            document(),
+            env,
+            prune=prune,
+            dry_run=dry_run,
+            warnings=warnings,
+            before_pruning=unsubscriber(store),  # Graph subscriptions of pruned mailboxes
         )
 
     changes = await run_in_threadpool(work)
