@@ -68,7 +68,7 @@ bench: $(VENV)/.installed-bench services
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_fleet --mailboxes $${FLEET_MAILBOXES:-1000} \
 	    --interval $${FLEET_INTERVAL:-60} --minutes $${FLEET_MINUTES:-5}
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_push --mailboxes $${PUSH_MAILBOXES:-200} \
-	    --samples $${PUSH_SAMPLES:-20}
+	    --samples $${PUSH_SAMPLES:-20} --compare
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_poll_cost --sizes 0,10000,50000
 	PYTHONPATH=. $(BIN)/python -m benchmarks.bench_push_graph --samples $${PUSH_SAMPLES:-20}
 

@@ -104,6 +104,31 @@ class Run:
                 self.measure(fleet, boxes, worker, out)
             finally:
                 worker.stop()
+            if self.args.compare:  # the same worker without push, for its CPU alone
+                polling = measure.Worker("push-b", root / "worker-b")
+                try:
+                    polling.start(environ, ["--idle-connections", "0"])
+                    time.sleep(10)  # started, and its first look at every mailbox done
+                    self.settle(polling)
+                    self.idle_cpu(fleet, polling, "no IDLE connection (--idle-connections 0)")
+                finally:
+                    polling.stop()
+
+    def idle_cpu(self, fleet: Servers, worker: measure.Worker, label: str) -> None:
+        """The worker's and Dovecot's CPU over ``--idle-seconds`` with nothing arriving."""
+        dovecot = fleet.dovecot.process.pid
+        before, server_before = cpu.tree_seconds(worker.pid), cpu.tree_seconds(dovecot)
+        idle = self.args.idle_seconds
+        time.sleep(idle)
+        spent = cpu.tree_seconds(worker.pid) - before
+        served = cpu.tree_seconds(dovecot) - server_before
+        polls = [e for e in worker.read() if e.name in measure.POLLED]
+        print(
+            f"idle, {label}, nothing arriving, {idle:.0f} s: worker CPU {spent:.2f} s = "
+            f"{spent / idle:.2%} of a core (its scheduler's loop and heartbeats included); "
+            f"Dovecot {served / idle:.2%} of a core; passes meanwhile: {len(polls)}",
+            flush=True,
+        )
 
     def settle(self, worker: measure.Worker, quiet: float = 5.0) -> None:
         """Wait until no pass has ended for ``quiet`` seconds."""
@@ -130,22 +155,7 @@ class Run:
         wait_for(ready, 300, "every mailbox in IDLE and polled once")
         print(f"every mailbox in IDLE and polled once after {time.monotonic() - started:.1f} s")
         self.settle(worker)  # the passes each connection's start asked for are over
-        dovecot = fleet.dovecot.process.pid
-        before, server_before = cpu.tree_seconds(worker.pid), cpu.tree_seconds(dovecot)
-        idle = self.args.idle_seconds
-        time.sleep(idle)
-        spent, served = (
-            cpu.tree_seconds(worker.pid) - before,
-            cpu.tree_seconds(dovecot) - server_before,
-        )
-        polls = [e for e in worker.read() if e.name in measure.POLLED]
-        print(
-            f"idle, {self.count} connections in IDLE, nothing arriving, {idle:.0f} s: worker "
-            f"CPU {spent:.2f} s = {spent / idle:.2%} of a core (its scheduler's loop and "
-            f"heartbeats included); Dovecot {served / idle:.2%} of a core; passes meanwhile: "
-            f"{len(polls)}",
-            flush=True,
-        )
+        self.idle_cpu(fleet, worker, f"{self.count} connections in IDLE")
         chosen = random.Random(7)
         delays: list[float] = []
         for n in range(self.args.samples):
@@ -176,5 +186,10 @@ if __name__ == "__main__":
     parser.add_argument("--mailboxes", type=int, default=200)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="then the worker's idle CPU without push (--idle-connections 0)",
+    )
     parser.add_argument("--database-url", default=os.environ.get("PUSH_DATABASE_URL", POSTGRES))
     Run(parser.parse_args()).main()
