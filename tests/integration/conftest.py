@@ -3,7 +3,8 @@ services the contract suite shares with them are in tests/conftest.py):
 
 - once per module: an authenticating HTTP proxy (``proxy``);
 - for one test: a memory mailbox of three invoices (``box``), an alerts receiver and an SMTP
-  server (``hook``, ``smtp``), an API token (``bearer``), the REST API (``api``), the
+  server (``hook``, ``smtp``), a second store on the test's database as another process
+  would open it (``second``), an API token (``bearer``), the REST API (``api``), the
   command (``cli``), the web admin (``ui``, ``ui_store``).
 """
 
@@ -114,3 +115,19 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     """An SMTP server requiring STARTTLS and a sign-in (``smtp.password``)."""
     with smtp_server(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def second(settings: Settings) -> Iterator[Store]:
+    """Another process's store (another worker's): its own engine on the same database,
+    named differently so that only the database's locks (not this process's own) stand
+    between the two."""
+    url = settings.database_url or ""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        other = f"sqlite:///{path.parent}/./{path.name}"
+    else:
+        other = f"{url}&application_name=second"
+    store = open_store(Settings(home=settings.home, database_url=other))
+    yield store
+    store.engine.dispose()

@@ -34,13 +34,6 @@ from tests.support.graph_push import (
 from tests.support.oauth import DOMAIN
 
 
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
-
-
 def box_name(address: str) -> str:
     """The mailbox's name, of its own: store locks are named by it, and PostgreSQL's
     advisory locks are shared by every test schema of the database."""

@@ -39,13 +39,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
-    emulator = GraphEmulator(idp)
-    with emulator.serve():
-        yield emulator
-
-
 @pytest.fixture
 def clock(graph: GraphEmulator) -> Iterator[Clock]:
     time = Clock()

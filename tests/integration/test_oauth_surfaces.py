@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from mailintake.oauth.tokens import load_auth, stored_access
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
 from tests.support.cli import run_cli
+from tests.support.http_receiver import serving
 from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
@@ -271,14 +272,8 @@ class _DeviceAnswer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def scripted_device_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DeviceAnswer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_DeviceAnswer) as base:
+        yield base
 
 
 def test_a_device_code_address_that_is_not_https_is_refused(

@@ -8,11 +8,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from mailintake.config.apply import apply_document
 from mailintake.config.edit import edit_item
@@ -20,8 +17,6 @@ from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.oauth.authorize import authorize
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
-from mailintake.runtime import open_store
-from mailintake.settings import Settings
 from mailintake.sources.base import MailSource
 from mailintake.sources.graph import GraphSource
 from mailintake.store.repo import Store
@@ -44,22 +39,6 @@ from tests.support.oauth import (
 
 SECOND_SECRET = "graph-app-second-secret~789"
 NATIVE_LOOPBACK = "http://localhost/"
-
-
-@pytest.fixture
-def second(settings: Settings) -> Iterator[Store]:
-    """Another worker's store: its own engine on the same database, named differently so
-    that the database's locks (not this process's own) coordinate the two, as between two
-    processes."""
-    url = settings.database_url or ""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        url = f"sqlite:///{path.parent}/./{path.name}"
-    else:
-        url = f"{url}&application_name=second"
-    store = open_store(Settings(home=settings.home, database_url=url))
-    yield store
-    store.engine.dispose()
 
 
 def shared_boxes(
