@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    StringConstraints,
+)
 
 from mailintake.config.matrix import Grant, Protocol
 from mailintake.enums import AfterImport
@@ -24,7 +32,17 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 Security = Literal["ssl", "starttls", "none"]
 OutputType = Literal["folder", "webhook"]
-Push = Literal["auto", "off"]
+
+
+def _switch(value: object) -> object:
+    """``push: off`` as written: YAML 1.1, which the configuration file is read with, reads
+    ``off`` (and ``no``, ``false``) as false, and ``on`` (``yes``, ``true``) as true."""
+    if value is False:
+        return "off"
+    return "auto" if value is True else value
+
+
+Push = Annotated[Literal["auto", "off"], BeforeValidator(_switch)]
 PublishingStatus = Literal["testing", "production"]
 # A date, kept and exported as its ISO text (2027-06-30).
 IsoDate = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]

@@ -224,6 +224,18 @@ def test_push_is_auto_or_off(push: str, problem: str | None) -> None:
         assert found[0].startswith("mailboxes[claims].push: must be 'auto' or 'off'")
 
 
+@pytest.mark.parametrize(("written", "read"), [("off", "off"), ("no", "off"), ("on", "auto")])
+def test_push_as_written_in_yaml(written: str, read: str) -> None:
+    """YAML 1.1 reads an unquoted off, no, on as booleans: they mean what they say."""
+    from mailintake.config.loader import load_yaml_text
+
+    document = load_yaml_text(f"push: {written}\n", "file")
+    assert isinstance(document["push"], bool)
+    mailbox = {**claims_mailbox("pw", output="default"), "push": document["push"]}
+    validated = validate_document({"mailboxes": [mailbox]}, Context())
+    assert validated.mailboxes[0].push == read
+
+
 def test_warnings_of_an_item_reach_the_document() -> None:
     from mailintake.config.problems import Problems, ProblemsAt
 
