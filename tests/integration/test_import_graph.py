@@ -12,18 +12,13 @@ from typing import Any
 import pytest
 
 from mailintake.engine.poll import Poller
-from mailintake.oauth.authorize import Interaction, authorize
-from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.support.graph import configure, raw
+from tests.support.graph import configure, delegated, raw, sign_in
 from tests.support.oauth import (
     ANNA,
-    ANNA_PASSWORD,
     BORIS,
-    NATIVE_APP,
-    Browser,
 )
 
 
@@ -100,19 +95,9 @@ def test_shared_mailbox_with_a_delegated_token(
         tmp_path / "out",
         username=ANNA,
         shared_mailbox=team,
-        oauth={
-            "grant_type": "authorization_code",
-            "tenant_id": idp.tenant_id,
-            "client_id": NATIVE_APP,
-            "redirect_uri": "http://localhost/",
-        },
+        oauth=delegated(idp),
     )
-    browser = Browser(ANNA, ANNA_PASSWORD)
-    authorize(
-        TokenManager(store),
-        "claims",
-        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
-    )
+    sign_in(store)
     result = Poller(store, home).poll("claims")
     assert (result.imported, result.error) == (1, None)
     # Someone who is not a delegate gets the reason, and nothing is lost.
@@ -126,12 +111,7 @@ def test_shared_mailbox_with_a_delegated_token(
         tmp_path / "out",
         username=ANNA,
         shared_mailbox=other,
-        oauth={
-            "grant_type": "authorization_code",
-            "tenant_id": idp.tenant_id,
-            "client_id": NATIVE_APP,
-            "redirect_uri": "http://localhost/",
-        },
+        oauth=delegated(idp),
     )
     denied = Poller(store, home).poll("claims")
     assert denied.imported == 0

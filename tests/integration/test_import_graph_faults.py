@@ -17,8 +17,6 @@ import pytest
 from mailintake.engine.factories import build_sink
 from mailintake.engine.poll import Poller
 from mailintake.errors import NetworkError
-from mailintake.oauth.authorize import Interaction, authorize
-from mailintake.oauth.tokens import TokenManager
 from mailintake.sinks.base import Delivery, MessageSink, Receipt
 from mailintake.sources.graph import GraphSettings, GraphSource
 from mailintake.status import mailbox_status
@@ -27,8 +25,8 @@ from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.cli import run_cli
-from tests.support.graph import app_token, configure, raw
-from tests.support.oauth import ANNA, ANNA_PASSWORD, GRAPH_APP, NATIVE_APP, Browser
+from tests.support.graph import app_token, configure, delegated, raw, sign_in
+from tests.support.oauth import ANNA, GRAPH_APP
 
 
 def mailbox(graph: GraphEmulator, tmp_path: Path, what: str, count: int) -> tuple[str, list[str]]:
@@ -199,19 +197,9 @@ def test_delegates_without_rights_are_told_the_fix(
         tmp_path / "out",
         username=ANNA,
         shared_mailbox=team,
-        oauth={
-            "grant_type": "authorization_code",
-            "tenant_id": idp.tenant_id,
-            "client_id": NATIVE_APP,
-            "redirect_uri": "http://localhost/",
-        },
+        oauth=delegated(idp),
     )
-    browser = Browser(ANNA, ANNA_PASSWORD)
-    authorize(
-        TokenManager(store),
-        "claims",
-        Interaction(show=lambda _t: None, open_url=browser.sign_in, ask=lambda _p: "", timeout=30),
-    )
+    sign_in(store)
     # Not a delegate, and Exchange says "not found" (404 ErrorItemNotFound) for it.
     graph.faults.no_rights_as = "ErrorItemNotFound"
     missing = Poller(store, home).poll("claims")

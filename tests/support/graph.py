@@ -1,7 +1,7 @@
 """Mail on the Graph emulator (sandbox.graph; the ``emulator`` and ``graph`` fixtures of
 tests/integration/conftest.py serve it): messages (``raw``), the mailbox "claims" delivering
-to a folder output (``configure``), and an application token to call it directly
-(``app_token``)."""
+to a folder output (``configure``; signed in by a person: ``delegated``, ``sign_in``),
+and an application token to call it directly (``app_token``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ from typing import Any
 import httpx2
 
 from mailintake.config.apply import apply_document
+from mailintake.oauth.authorize import authorize
+from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
-from tests.support.oauth import ANNA, GRAPH_APP, GRAPH_SECRET, microsoft_at
+from tests.support.oauth import (
+    ANNA,
+    ANNA_PASSWORD,
+    GRAPH_APP,
+    GRAPH_SECRET,
+    NATIVE_APP,
+    Browser,
+    interaction,
+    microsoft_at,
+)
 
 
 def raw(n: int) -> bytes:
@@ -78,3 +89,18 @@ def app_token(idp: IdentityProvider) -> str:
     )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
+
+
+def delegated(idp: IdentityProvider) -> dict[str, str]:
+    """A Graph mailbox's ``oauth`` for a person signing in (authorization code, NATIVE_APP)."""
+    return {
+        "grant_type": "authorization_code",
+        "tenant_id": idp.tenant_id,
+        "client_id": NATIVE_APP,
+        "redirect_uri": "http://localhost/",
+    }
+
+
+def sign_in(store: Store, name: str = "claims") -> None:
+    """ANNA signs in for the mailbox ``name`` through the tenant's pages."""
+    authorize(TokenManager(store), name, interaction(Browser(ANNA, ANNA_PASSWORD)))
