@@ -37,6 +37,12 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 class _Quiet(BaseHTTPRequestHandler):
+    def answer(self, status: int) -> None:
+        """``status`` with an empty body."""
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -70,9 +76,7 @@ def http_receiver(path: str = "/alerts") -> Iterator[Receiver]:
                     receiver.requests.append(
                         Request(self.path, dict(self.headers.items()), json.loads(raw))
                     )
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(status)
 
     with serving(Handler) as base:
         receiver.url = f"{base}{path}"
@@ -123,9 +127,7 @@ def webhook_receiver(path: str = "/ingest") -> Iterator[WebhookReceiver]:
             if status == 504:
                 time.sleep(state.hang)
             with contextlib.suppress(OSError):  # a sender that gave up has gone
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer(status)
 
     with serving(Handler) as base:
         state.url = f"{base}{path}"

@@ -93,6 +93,22 @@ def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
     )
 
 
+def _session(server: MailServer, user: str, protocol: str, tls: bool) -> dict[str, Any]:
+    """Where and as whom a source of ``protocol`` signs in on the shared Dovecot."""
+    dovecot = server.dovecot
+    plain, implicit = {
+        "imap": (dovecot.imap_port, dovecot.imaps_port),
+        "pop3": (dovecot.pop3_port, dovecot.pop3s_port),
+    }[protocol]
+    return {
+        "host": dovecot.host,
+        "port": implicit if tls else plain,
+        "security": "ssl" if tls else "none",
+        "username": user,
+        "login_as": user,
+    }
+
+
 def imap_source(
     server: MailServer,
     user: str,
@@ -100,23 +116,16 @@ def imap_source(
     *,
     tls: bool = False,
     folder: str = "INBOX",
+    move_to: str | None = None,
 ) -> ImapSource:
     """The IMAP source itself, signed in as ``user`` on the shared Dovecot."""
-    dovecot = server.dovecot
-    return ImapSource(
-        ImapSettings(
-            host=dovecot.host,
-            port=dovecot.imaps_port if tls else dovecot.imap_port,
-            security="ssl" if tls else "none",
-            username=user,
-            login_as=user,
-            folder=folder,
-            after_import=after_import,
-            move_to=None,
-        ),
-        lambda: server.token(user),
-        "box",
+    settings = ImapSettings(
+        **_session(server, user, "imap", tls),
+        folder=folder,
+        after_import=after_import,
+        move_to=move_to,
     )
+    return ImapSource(settings, lambda: server.token(user), "box")
 
 
 def pop3_source(
@@ -128,20 +137,10 @@ def pop3_source(
     batch: int = 200,
 ) -> Pop3Source:
     """The POP3 source itself, signed in as ``user`` on the shared Dovecot."""
-    dovecot = server.dovecot
-    return Pop3Source(
-        Pop3Settings(
-            host=dovecot.host,
-            port=dovecot.pop3s_port if tls else dovecot.pop3_port,
-            security="ssl" if tls else "none",
-            username=user,
-            login_as=user,
-            after_import=after_import,
-            batch=batch,
-        ),
-        lambda: server.token(user),
-        "box",
+    settings = Pop3Settings(
+        **_session(server, user, "pop3", tls), after_import=after_import, batch=batch
     )
+    return Pop3Source(settings, lambda: server.token(user), "box")
 
 
 def message_file(dovecot: Dovecot, user: str, message: bytes) -> Path:

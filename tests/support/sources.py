@@ -20,13 +20,12 @@ from typing import Protocol
 from mailintake.enums import AfterImport
 from mailintake.sources.base import MailSource
 from mailintake.sources.graph import GraphSettings, GraphSource
-from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.memory import MemoryMailbox, MemorySource
-from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.dovecot import MailServer
 from tests.support.graph import app_token
+from tests.support.mail import imap_source, pop3_source
 
 MOVE_TO = "Processed"  # the folder of the ``move`` action, made with each mailbox
 # What a message is on the server: in the folder and not read (POP3: in the mailbox), in it
@@ -90,7 +89,6 @@ class DovecotCase:
         self.dovecot = server.dovecot
         self.user = server.fresh_user("contract")
         self.dovecot.create_folder(self.user, MOVE_TO)
-        self.token = server.token(self.user)
 
     def deliver(self, raws: Sequence[bytes]) -> None:
         self.dovecot.deliver_many(self.user, raws)
@@ -110,17 +108,7 @@ class ImapCase(DovecotCase):
     actions = ALL_ACTIONS
 
     def source(self, after_import: AfterImport = AfterImport.KEEP) -> MailSource:
-        settings = ImapSettings(
-            host=self.dovecot.host,
-            port=self.dovecot.imap_port,
-            security="none",
-            username=self.user,
-            login_as=self.user,
-            folder="INBOX",
-            after_import=after_import,
-            move_to=_move_to(after_import),
-        )
-        return ImapSource(settings, lambda: self.token, "box")
+        return imap_source(self.server, self.user, after_import, move_to=_move_to(after_import))
 
 
 class Pop3Case(DovecotCase):
@@ -128,15 +116,7 @@ class Pop3Case(DovecotCase):
     actions = (AfterImport.KEEP, AfterImport.DELETE)
 
     def source(self, after_import: AfterImport = AfterImport.KEEP) -> MailSource:
-        settings = Pop3Settings(
-            host=self.dovecot.host,
-            port=self.dovecot.pop3_port,
-            security="none",
-            username=self.user,
-            login_as=self.user,
-            after_import=after_import,
-        )
-        return Pop3Source(settings, lambda: self.token, "box")
+        return pop3_source(self.server, self.user, after_import)
 
     def state(self, raw: bytes) -> str:
         found = super().state(raw)  # POP3 knows no "read": RETR may set \Seen on its own
