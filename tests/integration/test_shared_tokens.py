@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mailintake.config.apply import apply_document
 from mailintake.config.edit import edit_item
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
@@ -23,18 +22,16 @@ from mailintake.store.repo import Store
 from mailintake.store.tokens import write_access
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
-from tests.support.graph import raw
+from tests.support.graph import configure_many, raw
 from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     GRAPH_APP,
-    GRAPH_SECRET,
     NATIVE_APP,
     Browser,
     configure,
     interaction,
     mailbox,
-    microsoft_at,
 )
 
 SECOND_SECRET = "graph-app-second-secret~789"
@@ -51,30 +48,8 @@ def shared_boxes(
         address = f"{name}-{tag}@contoso.onmicrosoft.com"
         graph.add_mailbox(address)
         graph.deliver(address, raw(int(name[-2:])))
-        boxes.append(
-            {
-                "name": name,
-                "protocol": "graph",
-                "graph_url": graph.base_url,
-                "username": address,
-                "output": "capture",
-                "oauth": {
-                    "grant_type": "client_credentials",
-                    "tenant_id": idp.tenant_id,
-                    "client_id": GRAPH_APP,
-                    "client_secret": GRAPH_SECRET,
-                },
-            }
-        )
-    apply_document(
-        store,
-        {
-            "authorization_servers": [microsoft_at(idp.base_url)],
-            "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
-            "mailboxes": boxes,
-        },
-        {},
-    )
+        boxes.append({"name": name, "username": address})
+    configure_many(store, idp, graph.base_url, out, *boxes)
     return names
 
 

@@ -1,6 +1,7 @@
 """Mail on the Graph emulator (sandbox.graph; the ``emulator`` and ``graph`` fixtures of
 tests/integration/conftest.py serve it): messages (``raw``), the mailbox "claims" delivering
-to a folder output (``configure``; signed in by a person: ``delegated``, ``sign_in``),
+to a folder output (``configure``, several: ``configure_many``; by the application:
+``app_only``; signed in by a person: ``delegated``, ``sign_in``),
 and an application token to call it directly (``app_token``)."""
 
 from __future__ import annotations
@@ -41,19 +42,21 @@ def raw(n: int) -> bytes:
     return msg.as_bytes(policy=email.policy.SMTP)
 
 
-def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **box: Any) -> None:
-    """The Graph mailbox "claims" (ANNA's, app-only unless ``oauth`` says otherwise) on the
-    emulator at ``graph_url``, delivering to the folder ``out``; ``box`` adds or changes
-    its fields."""
-    oauth = box.pop(
-        "oauth",
-        {
-            "grant_type": "client_credentials",
-            "tenant_id": idp.tenant_id,
-            "client_id": GRAPH_APP,
-            "client_secret": GRAPH_SECRET,
-        },
-    )
+def app_only(idp: IdentityProvider) -> dict[str, str]:
+    """A Graph mailbox's ``oauth`` for the application (client credentials, GRAPH_APP)."""
+    return {
+        "grant_type": "client_credentials",
+        "tenant_id": idp.tenant_id,
+        "client_id": GRAPH_APP,
+        "client_secret": GRAPH_SECRET,
+    }
+
+
+def configure_many(
+    store: Store, idp: IdentityProvider, graph_url: str, out: Path, *boxes: dict[str, Any]
+) -> None:
+    """Graph mailboxes on the emulator at ``graph_url``, delivering to the folder ``out``:
+    each of ``boxes`` gives a name and changes any field (app-only, ANNA's by default)."""
     apply_document(
         store,
         {
@@ -61,18 +64,25 @@ def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **
             "outputs": [{"name": "capture", "type": "folder", "path": str(out)}],
             "mailboxes": [
                 {
-                    "name": "claims",
                     "protocol": "graph",
                     "graph_url": graph_url,
                     "username": ANNA,
                     "output": "capture",
-                    "oauth": oauth,
+                    "oauth": app_only(idp),
                     **box,
                 }
+                for box in boxes
             ],
         },
         {},
     )
+
+
+def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **box: Any) -> None:
+    """The Graph mailbox "claims" (ANNA's, app-only unless ``oauth`` says otherwise) on the
+    emulator at ``graph_url``, delivering to the folder ``out``; ``box`` adds or changes
+    its fields."""
+    configure_many(store, idp, graph_url, out, {"name": "claims", **box})
 
 
 def app_token(idp: IdentityProvider) -> str:
