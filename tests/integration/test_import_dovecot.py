@@ -15,8 +15,10 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from tests.support.cli import Completed, run_cli
-from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, MailServer
+from tests.support.dovecot import DAEMON_SECRET, DOMAIN, MailServer
 from tests.support.mail import (
+    app_mailbox,
+    app_user,
     configure,
     dovecot_mailbox,
     imported,
@@ -100,23 +102,10 @@ def test_import_with_each_after_import_action(
 def test_app_only_access_with_client_credentials(
     store: Store, home: Path, tmp_path: Path, mail_server: MailServer
 ) -> None:
-    server, dovecot = mail_server, mail_server.dovecot
-    mailbox = server.add_user(f"ap-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    dovecot.add_delegate(DAEMON_APP, mailbox)  # Add-MailboxPermission for the application
-    dovecot.deliver_many(mailbox, [raw(1), raw(2)])
+    server = mail_server
+    mailbox = app_user(server, "ap", [raw(1), raw(2)])
     out = tmp_path / "out"
-    configure(
-        store,
-        server,
-        out,
-        {
-            "name": "app",
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": mailbox,
-            "oauth": server.app_grant(),
-        },
-    )
+    configure(store, server, out, app_mailbox(server, "app", mailbox))
     result = Poller(store, home).poll("app")  # no Authorize step needed: tokens on demand
     assert (result.imported, result.error) == (2, None)
 
@@ -141,22 +130,9 @@ def test_poll_and_status_commands(
     import json
     import os
 
-    server, dovecot = mail_server, mail_server.dovecot
-    mailbox = server.add_user(f"cli-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    dovecot.add_delegate(DAEMON_APP, mailbox)
-    dovecot.deliver_many(mailbox, [raw(1), raw(2), raw(3)])
-    configure(
-        store,
-        server,
-        tmp_path / "out",
-        {
-            "name": "app",
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": mailbox,
-            "oauth": server.app_grant(),
-        },
-    )
+    server = mail_server
+    mailbox = app_user(server, "cli", [raw(1), raw(2), raw(3)])
+    configure(store, server, tmp_path / "out", app_mailbox(server, "app", mailbox))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
     env.update(MAILINTAKE_HOME=str(home), MAILINTAKE_DATABASE_URL=database_url)
 
@@ -231,16 +207,8 @@ def test_check_says_what_it_found_or_which_step_failed(
     from mailintake.engine.check import check_mailbox
 
     server, dovecot = mail_server, mail_server.dovecot
-    mailbox = server.add_user(f"chk-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    dovecot.add_delegate(DAEMON_APP, mailbox)
-    dovecot.deliver_many(mailbox, [raw(1), raw(2)])
-    box = {
-        "name": "app",
-        "protocol": "imap",
-        "port": dovecot.imap_port,
-        "username": mailbox,
-        "oauth": server.app_grant(),
-    }
+    mailbox = app_user(server, "chk", [raw(1), raw(2)])
+    box = app_mailbox(server, "app", mailbox)
     configure(store, server, tmp_path / "out", box)
     found = check_mailbox(store, "app")
     assert found.ok, found.steps
@@ -282,22 +250,10 @@ def test_serve_polls_by_itself(
 
     from mailintake.web.app import create_app
 
-    server, dovecot = mail_server, mail_server.dovecot
-    mailbox = server.add_user(f"srv-{uuid.uuid4().hex[:8]}@{DOMAIN}")
-    dovecot.add_delegate(DAEMON_APP, mailbox)
-    dovecot.deliver_many(mailbox, [raw(1), raw(2), raw(3)])
+    server = mail_server
+    mailbox = app_user(server, "srv", [raw(1), raw(2), raw(3)])
     configure(
-        store,
-        server,
-        tmp_path / "out",
-        {
-            "name": "app",
-            "protocol": "imap",
-            "port": dovecot.imap_port,
-            "username": mailbox,
-            "poll_interval": 10,
-            "oauth": server.app_grant(),
-        },
+        store, server, tmp_path / "out", app_mailbox(server, "app", mailbox, poll_interval=10)
     )
     served = settings.model_copy(update={"allowed_hosts": ("testserver",)})  # TestClient's name
     with TestClient(create_app(served, store=store, scheduler=True), headers=bearer) as api:

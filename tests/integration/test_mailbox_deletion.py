@@ -16,7 +16,7 @@ from mailintake.store.repo import Store
 from mailintake.store.tables import access_tokens, imports, leases, oauth_grants, secrets
 from tests.support.documents import claims_mailbox, folder_output
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
-from tests.support.mail import configure, imported, raw
+from tests.support.mail import app_mailbox, configure, imported, raw
 
 pytestmark = pytest.mark.both_databases
 
@@ -100,14 +100,7 @@ def test_a_mailbox_created_again_imports_its_messages_again(
     dovecot.add_delegate(DAEMON_APP, user)
     messages = [raw(1), raw(2)]
     dovecot.deliver_many(user, messages)
-    box = {
-        "name": "app",
-        "protocol": "imap",
-        "port": dovecot.imap_port,
-        "username": user,
-        "after_import": "keep",
-        "oauth": server.app_grant(),
-    }
+    box = app_mailbox(server, "app", user, after_import="keep")
     first = tmp_path / "first"
     configure(store, server, first, box)
     result = Poller(store, home).poll("app")

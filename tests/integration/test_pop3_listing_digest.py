@@ -24,7 +24,7 @@ from mailintake.store.imports import ImportEntry
 from mailintake.store.listing_digests import ListingDigest
 from mailintake.store.repo import Store
 from tests.support.dovecot import MailServer, xoauth2
-from tests.support.mail import configure, imported, raw
+from tests.support.mail import app_mailbox, configure, imported, raw
 
 KEPT = BULK + 10  # enough to be screened in bulk
 
@@ -139,14 +139,7 @@ def test_a_changed_listing_is_screened_whole(
 
 
 def pop3_box(server: MailServer, name: str, user: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "protocol": "pop3",
-        "port": server.dovecot.pop3_port,
-        "username": user,
-        "after_import": "keep",
-        "oauth": server.app_grant(),
-    }
+    return app_mailbox(server, name, user, "pop3", after_import="keep")
 
 
 @pytest.mark.slow  # imports the whole mailbox again at its end

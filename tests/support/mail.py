@@ -1,8 +1,8 @@
 """Mail on the shared Dovecot (``mail_server``): messages as a server serves them (``raw``),
 a mailbox delivering to a folder output (``configure``, then ``sign_in`` for a user grant;
-both at once: ``dovecot_mailbox``), what that output holds (``imported``), the sources on
-their own (``imap_source``, ``pop3_source``), and message files Dovecot can no longer read
-(``poison``, ``cure``)."""
+both at once: ``dovecot_mailbox``; read by the application: ``app_user``, ``app_mailbox``),
+what that output holds (``imported``), the sources on their own (``imap_source``,
+``pop3_source``), and message files Dovecot can no longer read (``poison``, ``cure``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.store.repo import Store
 from sandbox.dovecot import Dovecot
-from tests.support.dovecot import MailServer
+from tests.support.dovecot import DAEMON_APP, MailServer
 from tests.support.oauth import Browser, microsoft_at
 
 
@@ -81,6 +81,25 @@ def dovecot_mailbox(
     box |= {"oauth": server.user_grant(), **fields}
     configure(store, server, out, box)
     sign_in(store, name, user, server)
+
+
+def app_user(server: MailServer, prefix: str, messages: list[bytes]) -> str:
+    """A new user whose mailbox holds ``messages``, DAEMON_APP a delegate of it (as
+    Add-MailboxPermission makes the application); returns the address."""
+    user = server.fresh_user(prefix)
+    server.dovecot.add_delegate(DAEMON_APP, user)
+    server.dovecot.deliver_many(user, messages)
+    return user
+
+
+def app_mailbox(
+    server: MailServer, name: str, user: str, protocol: str = "imap", **fields: Any
+) -> dict[str, Any]:
+    """The mailbox ``name`` of ``user`` on the shared Dovecot over ``protocol``, read with
+    DAEMON_APP's token (client credentials); ``fields`` adds or changes its fields."""
+    port = server.dovecot.imap_port if protocol == "imap" else server.dovecot.pop3_port
+    box = {"name": name, "protocol": protocol, "port": port, "username": user}
+    return {**box, "oauth": server.app_grant(), **fields}
 
 
 def sign_in(store: Store, name: str, user: str, server: MailServer) -> None:
