@@ -18,7 +18,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.logging import configure as configure_logging
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
-from tests.support.oauth import CERT_APP, Certificate, configure, mailbox
+from tests.support.oauth import CERT_APP, Certificate, cert_mailbox
 
 PS256 = "PS256+x5t#S256"
 RS256 = "RS256+x5t"
@@ -42,19 +42,6 @@ def accepting(idp: IdentityProvider) -> Iterator[list[str]]:
     yield forms
     idp.apps[CERT_APP].assertion_forms = None
     assertion_forms.forget_all()
-
-
-def cert_mailbox(store: Store, idp: IdentityProvider, certificate: Certificate) -> None:
-    configure(
-        store,
-        idp.base_url,
-        mailbox(
-            "cert",
-            "client_credentials",
-            client_id=CERT_APP,
-            client_certificate=str(certificate.path),
-        ),
-    )
 
 
 def interaction() -> Interaction:

@@ -29,7 +29,6 @@ from tests.support.oauth import (
     ANNA,
     ANNA_PASSWORD,
     BORIS,
-    CERT_APP,
     FEDERATED,
     GRAPH_APP,
     GRAPH_SECRET,
@@ -38,6 +37,7 @@ from tests.support.oauth import (
     OLD_SECRET,
     Browser,
     Certificate,
+    cert_mailbox,
     configure,
     interaction,
     mailbox,
@@ -77,16 +77,7 @@ def test_client_credentials_then_cached_then_renewed_before_expiry(
 def test_certificate_credentials(
     store: Store, idp: IdentityProvider, certificate: Certificate
 ) -> None:
-    configure(
-        store,
-        idp.base_url,
-        mailbox(
-            "cert",
-            "client_credentials",
-            client_id=CERT_APP,
-            client_certificate=str(certificate.path),
-        ),
-    )
+    cert_mailbox(store, idp, certificate)
     result = authorize(TokenManager(store), "cert", interaction())
     assert result.message.startswith("Login successful")
 

@@ -137,6 +137,20 @@ def configure(store: Store, base: str, *boxes: dict[str, Any]) -> None:
     )
 
 
+def cert_mailbox(store: Store, idp: IdentityProvider, certificate: Certificate) -> None:
+    """The Graph mailbox "cert", signed in by CERT_APP with its certificate."""
+    configure(
+        store,
+        idp.base_url,
+        mailbox(
+            "cert",
+            "client_credentials",
+            client_id=CERT_APP,
+            client_certificate=str(certificate.path),
+        ),
+    )
+
+
 class _Forms(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
