@@ -17,11 +17,11 @@ import httpx2
 
 from benchmarks.corpus import corpus
 from benchmarks.workdir import wait_until_settled, workdir
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at

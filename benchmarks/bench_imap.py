@@ -45,12 +45,12 @@ from benchmarks.corpus import corpus
 from benchmarks.dovecot_boxes import daemon_mailbox
 from benchmarks.fetchmail import fetchmail
 from benchmarks.workdir import wait_until_settled, workdir
-from mailintake.config.apply import apply_document
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import BATCH, Poller
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.oauth.sasl import xoauth2
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from tests.support.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot

@@ -21,8 +21,8 @@ from typing import Any
 
 from benchmarks.dovecot_boxes import daemon_grant
 from benchmarks.workdir import workdir
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
 from tests.support.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot

@@ -40,7 +40,6 @@ from typing import Any
 
 from benchmarks.dovecot_boxes import daemon_mailbox
 from benchmarks.workdir import workdir
-from mailintake.config.apply import apply_document
 from mailintake.engine.batches import Statuses
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller
@@ -48,6 +47,7 @@ from mailintake.keys import graph_key, imap_key_prefix, pop3_key
 from mailintake.oauth.sasl import xoauth2
 from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.sources.base import MailSource, TokenProvider
 from mailintake.sources.pop3_listing import _read, screen

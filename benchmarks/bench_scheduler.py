@@ -28,8 +28,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from benchmarks.dovecot_boxes import daemon_mailbox
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from sandbox.demo.tenant import microsoft_at
 from sandbox.dovecot import DAEMON_APP, DOMAIN, build_mail_idp, start_dovecot

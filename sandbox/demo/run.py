@@ -21,9 +21,9 @@ from types import FrameType
 import uvicorn
 import yaml
 
-from mailintake.config.apply import apply_document
 from mailintake.observability.logging import configure as configure_logging
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.admin import set_admin_password
 from mailintake.web.app import create_app

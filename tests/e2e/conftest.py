@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
 from tests.support.dovecot import start_dovecot

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.sources.memory import MemoryMailbox
 from mailintake.store.admin import create_api_token, set_admin_password

@@ -14,9 +14,9 @@ import pytest
 
 from mailintake.alerts.alerter import Alerter, Outcome, build_channel
 from mailintake.alerts.conditions import Condition
-from mailintake.config.apply import apply_document
 from mailintake.observability.logging import configure
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from tests.support.http_receiver import Receiver, http_receiver

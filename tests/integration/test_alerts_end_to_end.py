@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from mailintake.alerts.runner import alerter_for
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailintake.config.apply import apply_document
-from mailintake.config.export import export_document
+from mailintake.services.apply import apply_document
+from mailintake.services.export import export_document
 from mailintake.settings import Settings
 from mailintake.store import alert_settings
 from mailintake.store.repo import Store

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailintake.config.apply import apply_document
-from mailintake.config.export import export_document
 from mailintake.engine.graph_push import RENEW_BEFORE, GraphPush, unsubscribe, unsubscriber
 from mailintake.oauth.tokens import TokenManager
+from mailintake.services.apply import apply_document
+from mailintake.services.export import export_document
 from mailintake.sources.graph_subscriptions import LIFETIME
 from mailintake.status import mailbox_status
 from mailintake.store import graph_subscriptions as stored

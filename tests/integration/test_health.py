@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.health import active_conditions, gauge_source, refresh
 from mailintake.health.keepalive import HealthLoop, due_for_keep_alive, keep_alive
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability import metrics
+from mailintake.services.apply import apply_document
 from mailintake.status import mailbox_status
 from mailintake.store.repo import Store
 from mailintake.web.ui.tokens_view import token_info

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.check import check_mailbox
+from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
 from tests.support.dovecot import DAEMON_APP, DAEMON_SECRET, DOMAIN, OUTLOOK_APP_SCOPE, MailServer
 

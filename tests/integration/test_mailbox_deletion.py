@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
+from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
 from mailintake.store.tables import access_tokens, imports, leases, oauth_grants, secrets
 from tests.support.documents import claims_mailbox, folder_output

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mailintake.config.apply import apply_document
-from mailintake.config.export import export_document
 from mailintake.engine.poll import Poller
+from mailintake.services.apply import apply_document
+from mailintake.services.export import export_document
 from mailintake.store.repo import Store
 from sandbox.demo.tenant import microsoft_at
 from sandbox.graph import GraphEmulator

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from mailintake.config.edit import edit_item
 from mailintake.errors import (
     AuthError,
     AuthorizationRequired,
@@ -22,6 +21,7 @@ from mailintake.errors import (
 )
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
+from mailintake.services.edit import edit_item
 from mailintake.store import app_tokens
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.batches import BATCH
 from mailintake.engine.pipeline import Importer, pipelined, sequential
 from mailintake.engine.poll import Poller
+from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
 from mailintake.store.tables import imports
 from tests.support.dovecot import DAEMON_APP, MailServer

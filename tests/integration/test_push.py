@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.engine.push import Connect, PushManager, PushOptions
 from mailintake.engine.runtime import ImportRuntime
@@ -26,6 +25,7 @@ from mailintake.errors import NetworkError
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.metrics import REGISTRY
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.sources.imap import ImapSettings
 from mailintake.sources.imap_idle import IdleConnection, IdleUnsupported

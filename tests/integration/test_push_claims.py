@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailintake.config.apply import apply_document
+from mailintake.services.apply import apply_document
 from mailintake.store import push, workers
 from mailintake.store.repo import Store
 from tests.support.memory import mailbox, setup

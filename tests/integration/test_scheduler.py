@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from mailintake.config.apply import apply_document
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.engine.scheduler import Scheduler
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.sources.base import KnownKeys, SourceItem, TokenProvider
 from mailintake.sources.memory import MemoryMailbox, MemorySource

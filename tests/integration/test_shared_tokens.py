@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mailintake.config.edit import edit_item
 from mailintake.engine.factories import build_source
 from mailintake.engine.poll import Poller, PollResult
 from mailintake.oauth.authorize import authorize
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
+from mailintake.services.edit import edit_item
 from mailintake.sources.base import MailSource
 from mailintake.sources.graph import GraphSource
 from mailintake.store.repo import Store

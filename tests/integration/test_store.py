@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailintake.config.apply import apply_document
-from mailintake.config.edit import edit_item, put_item
-from mailintake.config.export import export_document
 from mailintake.config.models import ServerSpec
+from mailintake.config.servers import BUILTIN_SERVERS
 from mailintake.crypto import generate_key
 from mailintake.errors import ConfigError, Conflict, NotFound, SecretKeyError
-from mailintake.oauth.servers import BUILTIN_SERVERS
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
+from mailintake.services.edit import edit_item, put_item
+from mailintake.services.export import export_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.store.tables import metadata, secrets

@@ -7,7 +7,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from mailintake.config.apply import apply_document
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store import imports
 from mailintake.store.imports import ImportEntry

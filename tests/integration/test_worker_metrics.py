@@ -16,8 +16,8 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from tests.support import launcher
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer

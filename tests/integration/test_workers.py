@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from mailintake.config.apply import apply_document
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.status import mailbox_status
 from mailintake.store import leases, workers

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx2
 
-from mailintake.config.apply import apply_document
 from mailintake.oauth.authorize import authorize
 from mailintake.oauth.tokens import TokenManager
+from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
 from sandbox.idp import IdentityProvider
 from tests.support.oauth import (

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailintake.config.apply import apply_document
+from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app

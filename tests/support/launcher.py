@@ -41,7 +41,7 @@ PRELOAD = [
     "mailintake.health.keepalive",
     "mailintake.alerts.runner",
     "mailintake.oauth.tokens",
-    "mailintake.config.apply",
+    "mailintake.services.apply",
     "mailintake.observability.exposition",
     "mailintake.sinks.writers",  # the folder output's writer processes start from it too
     "sqlalchemy.dialects.postgresql.psycopg",

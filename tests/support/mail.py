@@ -12,9 +12,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from mailintake.config.apply import apply_document
 from mailintake.oauth.authorize import Interaction, authorize
 from mailintake.oauth.tokens import TokenManager
+from mailintake.services.apply import apply_document
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 from mailintake.store.repo import Store

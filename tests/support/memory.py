@@ -13,9 +13,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from mailintake.config.apply import apply_document
 from mailintake.engine.poll import Poller
 from mailintake.errors import SourceError
+from mailintake.services.apply import apply_document
 from mailintake.sources.base import MailSource
 from mailintake.sources.memory import MemoryMailbox, MemorySource
 from mailintake.store.repo import Store

@@ -16,8 +16,8 @@ from urllib.parse import urljoin
 
 import httpx2
 
-from mailintake.config.apply import apply_document
 from mailintake.oauth.authorize import Interaction
+from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
 from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.demo.tenant import microsoft_at

@@ -24,9 +24,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "sinks": {"engine", "web", "cli", "sources"},
     "mime": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "net": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
-    "store": {"engine", "web", "cli", "sources", "sinks"},
-    "config": {"engine", "web", "cli", "sources", "sinks"},
-    "oauth": {"engine", "web", "cli", "sources", "sinks"},
+    # The store keeps what services and oauth give it; it knows neither.
+    "store": {"engine", "web", "cli", "sources", "sinks", "oauth", "services"},
+    # Configuration is read and checked without the store or tokens (services apply it).
+    "config": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "services"},
+    "oauth": {"engine", "web", "cli", "sources", "sinks", "services"},
+    "services": {"engine", "web", "cli", "sources", "sinks"},
     "engine": {"web", "cli"},
     "alerts": {"engine", "web", "cli", "sources", "sinks"},
     "health": {"engine", "web", "cli", "sources", "sinks"},

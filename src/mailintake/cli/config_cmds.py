@@ -25,8 +25,8 @@ def register(app: typer.Typer) -> None:
 
 def validate(ctx: typer.Context, file: FileArg, as_json: JsonOpt = False) -> None:
     """Check a configuration file; print every problem as PATH: message (exit 2)."""
-    from mailintake.config.apply import validate_only
     from mailintake.config.loader import load_file
+    from mailintake.services.apply import validate_only
 
     try:
         raw = load_file(file)
@@ -74,9 +74,9 @@ def apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a configuration file: all of it, or nothing if any part is invalid."""
-    from mailintake.config.apply import apply_document
     from mailintake.config.loader import load_file
     from mailintake.engine.graph_push import unsubscriber
+    from mailintake.services.apply import apply_document
 
     raw = load_file(file)
     warnings: list[str] = []
@@ -123,8 +123,8 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the current configuration in the file format, secrets redacted."""
-    from mailintake.config.export import export_document
     from mailintake.config.loader import dump_yaml
+    from mailintake.services.export import export_document
 
     with state(ctx).store().read() as repo:
         document = export_document(repo)

@@ -80,7 +80,7 @@ def collect(sets: list[str] | None, asks: list[str] | None) -> dict[str, Any]:
 
 
 def _nested(changes: dict[str, Any]) -> dict[str, Any]:
-    from mailintake.config.edit import set_path
+    from mailintake.services.edit import set_path
 
     data: dict[str, Any] = {}
     for path, value in changes.items():
@@ -125,7 +125,7 @@ def group(kind: str) -> typer.Typer:
         """List them all."""
         from rich.table import Table
 
-        from mailintake.config.edit import list_items
+        from mailintake.services.edit import list_items
 
         rows = list_items(state(ctx).store(), kind)
         if as_json:
@@ -150,8 +150,8 @@ def group(kind: str) -> typer.Typer:
         ] = False,
     ) -> None:
         """Show one in the configuration-file form (secrets redacted)."""
-        from mailintake.config.edit import current_item, effective_item
         from mailintake.config.loader import dump_yaml
+        from mailintake.services.edit import current_item, effective_item
 
         if effective and kind != "mailbox":
             raise ConfigError(["--effective: only for mailboxes"])
@@ -171,7 +171,7 @@ def group(kind: str) -> typer.Typer:
         ask: AskOpt = None,
     ) -> None:
         """Change fields; the result is validated whole, like apply."""
-        from mailintake.config.edit import edit_item
+        from mailintake.services.edit import edit_item
 
         changes = collect(sets, ask)
         if not changes and not unset:
@@ -181,7 +181,7 @@ def group(kind: str) -> typer.Typer:
     @app.command("delete")
     def delete(ctx: typer.Context, name: str) -> None:
         """Delete it (refused while mailboxes use it)."""
-        from mailintake.config.edit import delete_item
+        from mailintake.services.edit import delete_item
 
         store = state(ctx).store()
         if kind == "mailbox":  # its Graph subscription, while its credentials are there
@@ -219,8 +219,8 @@ def _add(
     changes: dict[str, Any],
 ) -> None:
     """Add from --file, then the named options, then --set/--ask (later ones win)."""
-    from mailintake.config.edit import put_item
     from mailintake.config.loader import load_file
+    from mailintake.services.edit import put_item
 
     data: dict[str, Any] = {}
     if file is not None:
@@ -320,14 +320,14 @@ def _mailbox_commands(app: typer.Typer) -> None:
     @app.command("enable")
     def enable(ctx: typer.Context, name: str) -> None:
         """Poll this mailbox again."""
-        from mailintake.config.edit import edit_item
+        from mailintake.services.edit import edit_item
 
         _report(edit_item(state(ctx).store(), "mailbox", name, {"enabled": True}, [], environ()))
 
     @app.command("disable")
     def disable(ctx: typer.Context, name: str) -> None:
         """Stop polling this mailbox (its settings and tokens are kept)."""
-        from mailintake.config.edit import edit_item
+        from mailintake.services.edit import edit_item
 
         _report(edit_item(state(ctx).store(), "mailbox", name, {"enabled": False}, [], environ()))
 

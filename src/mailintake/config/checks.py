@@ -11,9 +11,9 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from mailintake.config import clouds
+from mailintake.config.clouds import Cloud
 from mailintake.config.matrix import REFUSED_TENANT_ALIASES, TENANT_ALIASES, Grant, Protocol
-from mailintake.oauth import clouds
-from mailintake.oauth.clouds import Cloud
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -185,7 +185,7 @@ def check_proxy_address(value: str) -> str | None:
     return None
 
 
-# --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2; national clouds: oauth.clouds) -------
+# --- Microsoft scopes (oauth-facts §1.3, §1.8, §2.2; national clouds: config.clouds) -------
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailintake.config import clouds
 from mailintake.config.matrix import DEFAULT_TENANT, GRAPH_SERVER, Grant, Need, Protocol, rule
 from mailintake.config.models import MailboxSpec
+from mailintake.config.servers import ServerDefinition, fill_tenant, graph_shared_scopes
 from mailintake.enums import AfterImport
-from mailintake.oauth import clouds
-from mailintake.oauth.servers import ServerDefinition, fill_tenant, graph_shared_scopes
 
 DEFAULT_GRAPH_URL = clouds.GLOBAL.graph_url
 DEFAULT_POLL_INTERVAL = 60
@@ -57,7 +57,7 @@ def max_message_size(spec: MailboxSpec) -> int:
 
 
 # Mail hosts of the built-in providers (oauth-facts §2.1, §4.2), and of Microsoft's national
-# clouds where Microsoft documents one (oauth.clouds: none for China).
+# clouds where Microsoft documents one (config.clouds: none for China).
 PROVIDER_HOSTS: dict[str, dict[Protocol, str]] = {
     **{
         c.server: {Protocol.IMAP: c.mail_host, Protocol.POP3: c.mail_host}

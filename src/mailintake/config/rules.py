@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from mailintake.config import checks, resolve
+from mailintake.config import checks, clouds, resolve
+from mailintake.config.clouds import Cloud, is_microsoft_server
 from mailintake.config.matrix import (
     FIELD_PATH,
     FIELDS,
@@ -27,16 +28,14 @@ from mailintake.config.matrix import (
 )
 from mailintake.config.models import MailboxSpec, OAuthSpec, OutputSpec, ServerSpec
 from mailintake.config.problems import Problems
-from mailintake.enums import AfterImport
-from mailintake.oauth import clouds
-from mailintake.oauth.clouds import Cloud, is_microsoft_server
-from mailintake.oauth.servers import (
+from mailintake.config.servers import (
     BUILTIN_SERVERS,
     GOOGLE_TOKEN_HOSTS,
     NATIONAL_SERVER_NAMES,
     ServerDefinition,
     server_from_dict,
 )
+from mailintake.enums import AfterImport
 
 
 def merged_server(spec: ServerSpec, base: ServerDefinition | None) -> ServerDefinition:

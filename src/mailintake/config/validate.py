@@ -32,8 +32,8 @@ from mailintake.config.models import (
 )
 from mailintake.config.problems import Problems, ProblemsAt
 from mailintake.config.rules import check_mailbox, check_output, check_server, merged_server
+from mailintake.config.servers import BUILTIN_SERVERS, ServerDefinition
 from mailintake.errors import ConfigError
-from mailintake.oauth.servers import BUILTIN_SERVERS, ServerDefinition
 
 __all__ = [
     "REDACTED",

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mailintake.config import resolve
+from mailintake.config.clouds import cloud_for
 from mailintake.config.matrix import Protocol
 from mailintake.engine.factories import build_source
 from mailintake.errors import AuthError, MailintakeError, SourceError
 from mailintake.oauth.audience import wrong_audience
-from mailintake.oauth.clouds import cloud_for
 from mailintake.oauth.tokens import TokenManager, load_auth, stored_access
 from mailintake.store import imports
 from mailintake.store.repo import Store

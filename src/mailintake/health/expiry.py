@@ -22,11 +22,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mailintake.config.clouds import is_microsoft_server
+from mailintake.config.servers import GOOGLE_TOKEN_HOSTS, MICROSOFT_LOGIN_HOSTS, ServerDefinition
 from mailintake.enums import AuthState
 from mailintake.errors import MailintakeError
 from mailintake.oauth.assertion import certificate_not_after
-from mailintake.oauth.clouds import is_microsoft_server
-from mailintake.oauth.servers import GOOGLE_TOKEN_HOSTS, MICROSOFT_LOGIN_HOSTS, ServerDefinition
 from mailintake.observability.logging import get_logger
 from mailintake.store.health import GrantAge, MailboxFacts, facts, grant_ages
 from mailintake.store.repo import Repo

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from mailintake.config import checks
+from mailintake.config import checks, clouds
+from mailintake.config.clouds import Cloud
 from mailintake.config.matrix import Grant, Protocol
-from mailintake.oauth import clouds
-from mailintake.oauth.clouds import Cloud
 
 
 def _microsoft(scopes: tuple[str, ...], cloud: Cloud | None) -> Cloud | None:

@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mailintake.config import clouds
+from mailintake.config.clouds import Cloud
 from mailintake.config.matrix import USER_GRANTS, Grant
 from mailintake.enums import AuthState
 from mailintake.errors import (
@@ -29,9 +31,7 @@ from mailintake.errors import (
     PasswordUpdateRequired,
     RateLimited,
 )
-from mailintake.oauth import clouds
 from mailintake.oauth.aadsts_fixes import CODES, CODES_BY_GRANT, FEDERATED
-from mailintake.oauth.clouds import Cloud
 from mailintake.oauth.error_fixes import APP_PORTAL, CAUSES, CONSENT, ERRORS, GOOGLE, SCOPE_HINT
 from mailintake.oauth.fix import MAILBOX, Fix
 from mailintake.oauth.provider_error import (

@@ -4,7 +4,7 @@ Templates may use {provider}, {server}, {account}, {client_id}, {tenant}, {grant
 the application is registered), {causes} (why a refresh token dies at this provider),
 {scope_hint}, {consent} (how to grant consent), {correlation} and {detail} (an HTTP answer);
 Microsoft's phrases use {login_host}, {exchange} and {graph}: the sign-in host and the
-resources of the mailbox's cloud (``oauth.clouds``).
+resources of the mailbox's cloud (``config.clouds``).
 Messages say ``mailintake authorize <mailbox>``; ``to_exception`` puts the mailbox's name in.
 """
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mailintake.config import resolve
+from mailintake.config import clouds, resolve
 from mailintake.config.matrix import Grant
 from mailintake.crypto import SecretBox
 from mailintake.errors import ConfigError
 from mailintake.net.http import ProxySettings
-from mailintake.oauth import clouds, diagnose, grants
+from mailintake.oauth import diagnose, grants
 from mailintake.oauth.assertion import client_assertion, load_certificate
 from mailintake.oauth.grants import ClientCredentials
 from mailintake.store import app_tokens

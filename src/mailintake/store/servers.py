@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 
 from mailintake.config.models import ServerSpec
+from mailintake.config.servers import BUILTIN_SERVERS, ServerDefinition, server_from_dict
 from mailintake.config.validate import merged_server
 from mailintake.errors import Conflict, NotFound
-from mailintake.oauth.servers import BUILTIN_SERVERS, ServerDefinition, server_from_dict
 from mailintake.store.base import Action, Change, RepoBase, now
 from mailintake.store.tables import authorization_servers, mailboxes
 

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailintake.config.apply import apply_document, validate_only
-from mailintake.config.export import export_document
 from mailintake.config.loader import dump_yaml, load_file, load_json_text, load_yaml_text
 from mailintake.config.validate import Context, validate_document
 from mailintake.errors import ConfigError
 from mailintake.runtime import open_store
+from mailintake.services.apply import apply_document, validate_only
+from mailintake.services.export import export_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from tests.support.documents import CLIENT, TENANT

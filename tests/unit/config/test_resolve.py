@@ -7,7 +7,7 @@ from typing import Any
 from mailintake.config import resolve
 from mailintake.config.matrix import Grant, Protocol
 from mailintake.config.models import MailboxSpec
-from mailintake.oauth.servers import GOOGLE, MICROSOFT
+from mailintake.config.servers import GOOGLE, MICROSOFT
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 

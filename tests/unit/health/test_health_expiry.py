@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mailintake.config.servers import GOOGLE, MICROSOFT, ServerDefinition
 from mailintake.health.expiry import (
     GOOGLE_REFRESH,
     GOOGLE_TESTING_REFRESH,
@@ -15,7 +16,6 @@ from mailintake.health.expiry import (
     refresh_limit,
     secret_end,
 )
-from mailintake.oauth.servers import GOOGLE, MICROSOFT, ServerDefinition
 from mailintake.store.health import GrantAge
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

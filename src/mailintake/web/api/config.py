@@ -14,8 +14,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailintake.config.apply import apply_document, validate_only
-from mailintake.config.export import export_document
 from mailintake.config.loader import (
     dump_yaml,
     load_json_text,
@@ -24,6 +22,8 @@ from mailintake.config.loader import (
 from mailintake.config.validate import Validated
 from mailintake.engine.graph_push import unsubscriber
 from mailintake.errors import ConfigError
+from mailintake.services.apply import apply_document, validate_only
+from mailintake.services.export import export_document
 from mailintake.store.repo import Change
 from mailintake.web.api.documents import read_body
 from mailintake.web.deps import EnvDep, StoreDep

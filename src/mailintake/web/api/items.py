@@ -7,7 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailintake.config.edit import (
+from mailintake.engine.graph_push import unsubscribe
+from mailintake.errors import ConfigError
+from mailintake.net.http import build_client
+from mailintake.oauth.discovery import discover
+from mailintake.oauth.tokens import TokenManager
+from mailintake.services.edit import (
     current_item,
     delete_item,
     edit_item,
@@ -15,11 +20,6 @@ from mailintake.config.edit import (
     list_items,
     put_item,
 )
-from mailintake.engine.graph_push import unsubscribe
-from mailintake.errors import ConfigError
-from mailintake.net.http import build_client
-from mailintake.oauth.discovery import discover
-from mailintake.oauth.tokens import TokenManager
 from mailintake.store.repo import Change, Store
 from mailintake.web.api.documents import DocumentRoute
 from mailintake.web.deps import EnvDep, StoreDep

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailintake.config.checks import URL_FIELDS, has_credentials, without_credentials
-from mailintake.config.edit import set_path
 from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.config.validate import REDACTED
+from mailintake.services.edit import set_path
 
 TEXT_FIELDS = (
     "name",

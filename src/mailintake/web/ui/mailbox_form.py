@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailintake.config.edit import current_item, put_item
 from mailintake.config.matrix import GRAPH_SERVER, Protocol
 from mailintake.errors import ConfigError, Conflict, NotFound
+from mailintake.services.edit import current_item, put_item
 from mailintake.store.repo import Store
 from mailintake.web.api.oauth import CALLBACK
 from mailintake.web.deps import EnvDep, StoreDep

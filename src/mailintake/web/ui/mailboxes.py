@@ -10,13 +10,13 @@ import httpx2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from mailintake.config.edit import current_item, edit_item, effective_item
 from mailintake.engine.graph_push import unsubscribe
 from mailintake.engine.poll import Poller
 from mailintake.errors import MailintakeError
 from mailintake.failed_messages import act
 from mailintake.net.http import build_client, translate
 from mailintake.oauth.tokens import TokenManager, load_auth
+from mailintake.services.edit import current_item, edit_item, effective_item
 from mailintake.status import mailbox_status
 from mailintake.store import import_views
 from mailintake.web.deps import EnvDep, StoreDep, services

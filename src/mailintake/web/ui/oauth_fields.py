@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailintake.config import resolve
+from mailintake.config import clouds, resolve
+from mailintake.config.clouds import is_microsoft_server
 from mailintake.config.matrix import (
     FIELD_PATH,
     FIELDS,
@@ -17,9 +18,7 @@ from mailintake.config.matrix import (
     rule,
     supported_grants,
 )
-from mailintake.oauth import clouds
-from mailintake.oauth.clouds import is_microsoft_server
-from mailintake.oauth.servers import ServerDefinition
+from mailintake.config.servers import ServerDefinition
 
 LABELS = {
     "authorization_endpoint": "Authorization endpoint URL",
@@ -77,7 +76,7 @@ def server_of(
 
 
 def graph_servers(servers: dict[str, ServerDefinition]) -> list[str]:
-    """The servers a Graph mailbox may pick: Microsoft's, one per cloud (oauth.clouds)."""
+    """The servers a Graph mailbox may pick: Microsoft's, one per cloud (config.clouds)."""
     return [c.server for c in clouds.CLOUDS if c.server in servers]
 
 

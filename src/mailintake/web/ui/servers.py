@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailintake.config.edit import put_item
-from mailintake.config.export import server_dict
 from mailintake.config.matrix import Protocol
 from mailintake.errors import ConfigError, Conflict, MailintakeError, NotFound
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover
+from mailintake.services.edit import put_item
+from mailintake.services.export import server_dict
 from mailintake.web.deps import EnvDep, StoreDep
 from mailintake.web.ui.form_data import field_errors, shown_again
 from mailintake.web.ui.notices import notice_url

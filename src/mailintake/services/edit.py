@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mailintake.config.apply import apply_validated
-from mailintake.config.export import redact_urls, server_dict, spec_dict
 from mailintake.config.models import MAILBOX_SECRET_FIELDS
 from mailintake.config.resolve import effective_dict
 from mailintake.config.validate import REDACTED, validate_document
 from mailintake.errors import ConfigError, Conflict, NotFound
+from mailintake.services.apply import apply_validated
+from mailintake.services.export import redact_urls, server_dict, spec_dict
 from mailintake.store.repo import Change, Repo, Store
 
 SECTION_OF = {"server": "authorization_servers", "output": "outputs", "mailbox": "mailboxes"}

@@ -5,7 +5,7 @@ A national cloud is a separate instance: an app registered in one cannot sign in
 and "access tokens acquired for a national cloud deployment are not interchangeable with those
 acquired for the global service or any other national cloud" [N2]. So every endpoint, host
 and scope follows the cloud the administrator picks: each cloud has a built-in authorization
-server (``oauth.servers``) whose endpoints and scopes are built from the values below.
+server (``config.servers``) whose endpoints and scopes are built from the values below.
 
 Sources (stored copies of Microsoft's pages):
 

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from mailintake.config import checks
 from mailintake.config.models import MailboxSpec, OutputSpec
-from mailintake.oauth.servers import ServerDefinition
+from mailintake.config.servers import ServerDefinition
 from mailintake.store import alert_settings
 from mailintake.store.repo import Repo
 

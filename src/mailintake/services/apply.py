@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mailintake.config.servers import BUILTIN_SERVERS
 from mailintake.config.validate import SECTIONS, Context, Validated, validate_document
 from mailintake.errors import ConfigError, Conflict
-from mailintake.oauth.servers import BUILTIN_SERVERS
 from mailintake.observability.logging import get_logger
 from mailintake.store import alert_settings
 from mailintake.store.repo import Change, Repo, Store

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from mailintake.config import clouds
+from mailintake.config.clouds import Cloud
 from mailintake.config.matrix import Protocol
-from mailintake.oauth import clouds
-from mailintake.oauth.clouds import Cloud
 
 TENANT_PLACEHOLDER = "{tenant}"
 
@@ -68,7 +68,7 @@ class ServerDefinition:
 
 
 def microsoft_server(cloud: Cloud) -> ServerDefinition:
-    """The built-in server of one Microsoft cloud (``oauth.clouds``): the identity platform
+    """The built-in server of one Microsoft cloud (``config.clouds``): the identity platform
     v2.0 endpoints on the cloud's sign-in host (oauth-facts §1.1; [N1]); Exchange scopes carry
     the cloud's Outlook resource prefix (§2.2), Graph scopes the cloud's Graph domain ([N3]),
     client credentials use <resource>/.default (§1.3, §2.5)."""

@@ -8,22 +8,21 @@ from typing import Any
 
 import pytest
 
-from mailintake.config import resolve
+from mailintake.config import clouds, resolve
+from mailintake.config.clouds import Cloud
 from mailintake.config.matrix import Grant, Protocol
 from mailintake.config.models import MailboxSpec
+from mailintake.config.servers import BUILTIN_SERVERS
 from mailintake.config.validate import Context, validate_document
 from mailintake.errors import ConfigError
-from mailintake.oauth import clouds
 from mailintake.oauth.audience import wrong_audience
-from mailintake.oauth.clouds import Cloud
 from mailintake.oauth.diagnose import Context as Situation
 from mailintake.oauth.diagnose import diagnose, parse_token_error
-from mailintake.oauth.servers import BUILTIN_SERVERS
 from mailintake.sources.graph import build_graph_source
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 NATIONAL = [c for c in clouds.CLOUDS if c is not clouds.GLOBAL]
-# Each cloud's documented hosts (oauth.clouds [N1]-[N7]), written out rather than derived.
+# Each cloud's documented hosts (config.clouds [N1]-[N7]), written out rather than derived.
 EXPECTED = {
     "global": (
         "login.microsoftonline.com",
