@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from mailintake.engine.graph_notices import Notices
 from mailintake.engine.graph_push import LIFECYCLE_PATH, NOTIFY_PATH
 from mailintake.observability.logging import get_logger
+from mailintake.web.api.documents import read_limited
 
 log = get_logger(__name__)
 PATHS = frozenset({NOTIFY_PATH, LIFECYCLE_PATH})
@@ -38,10 +39,6 @@ MAX_BODY = 256 * 1024
 MAX_TOKEN = 1024  # characters of a validation token echoed
 RATE, WINDOW = 600, 60.0
 REFUSALS, REFUSAL_WINDOW = 20, 600.0
-
-
-class TooMuch(Exception):
-    """A body over MAX_BODY."""
 
 
 class Limits:
@@ -82,20 +79,6 @@ def _recent(book: dict[str, deque[float]], address: str, since: float) -> deque[
     return times
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise TooMuch
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooMuch
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _items(raw: bytes) -> list[Any] | None:
     try:
         data = json.loads(raw)
@@ -126,9 +109,8 @@ async def _receive(
     if wait > 0:
         log.warning("push.notifications_throttled", sender=address)
         return _refusal(429, "too many requests", wait)
-    try:
-        raw = await _body(request)
-    except TooMuch:
+    raw = await read_limited(request, MAX_BODY)
+    if raw is None:
         return _refusal(413, f"a notification body is at most {MAX_BODY} bytes")
     items = _items(raw)
     if items is None:

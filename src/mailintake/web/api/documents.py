@@ -22,19 +22,28 @@ from mailintake.config.limits import MAX_DOCUMENT_BYTES, too_large
 from mailintake.errors import ConfigError, DocumentTooLarge
 
 
-async def read_body(request: Request) -> bytes:
-    """The request's body, refused once it grows past what a document may be."""
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is known to be over ``limit`` bytes (by its
+    Content-Length, or while it arrives: the rest is not read)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLarge(too_large("(body)").problems)
+    if declared.isdigit() and int(declared) > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_DOCUMENT_BYTES:
-            raise DocumentTooLarge(too_large("(body)").problems)
+        if size > limit:
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused once it grows past what a document may be."""
+    raw = await read_limited(request, MAX_DOCUMENT_BYTES)
+    if raw is None:
+        raise DocumentTooLarge(too_large("(body)").problems)
+    return raw
 
 
 def _json_of(raw: bytes) -> Any:
