@@ -101,6 +101,11 @@ def served(settings: Settings, store: Store) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        # serve's lifespan stops its scheduler without waiting for the passes under way:
+        # they end here, before the test's store is closed under them.
+        for running in threading.enumerate():
+            if running.name in ("scheduler", "heartbeat", "graph-push"):
+                running.join(timeout=30)
 
 
 def until(check: Callable[[], T], what: str, timeout: float = 15.0) -> T:
