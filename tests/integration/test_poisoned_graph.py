@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from mailintake.engine.factories import build_graph_source
 from mailintake.engine.poll import Poller
 from mailintake.errors import MessageUnavailable, NetworkError
 from mailintake.sources.base import MailSource
-from mailintake.sources.graph import GraphSettings, GraphSource, build_graph_source
+from mailintake.sources.graph import GraphSettings, GraphSource
 from mailintake.store import import_views
 from mailintake.store.repo import Store
 from sandbox.graph import GraphEmulator

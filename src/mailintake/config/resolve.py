@@ -132,6 +132,11 @@ def default_scopes(
     return server.scopes.get(protocol, ())
 
 
+def app_only(spec: MailboxSpec) -> bool:
+    """Whether the mailbox signs in as the application (no signed-in user)."""
+    return spec.oauth is not None and spec.oauth.grant_type is Grant.CLIENT_CREDENTIALS
+
+
 def graph_url(spec: MailboxSpec) -> str:
     """Where Graph is reached: the mailbox's graph_url, else its cloud's Graph root ([N2])."""
     if spec.graph_url:

@@ -26,12 +26,13 @@ from typing import Protocol, TypeVar
 
 from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
+from mailintake.engine.factories import build_graph_subscriptions
 from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.errors import MailintakeError, NotFound, TransientError
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import TokenProvider
-from mailintake.sources.graph_subscriptions import GraphSubscriptions, Subscribed, SubscriptionGone
+from mailintake.sources.graph_subscriptions import Subscribed, SubscriptionGone
 from mailintake.store import graph_subscriptions as stored
 from mailintake.store import schedule
 from mailintake.store.repo import MailboxRecord, Schedule, Store
@@ -122,7 +123,7 @@ class GraphPush:
     tokens: TokenManager
     wake: Callable[[str], object]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    client_factory: ClientFactory = GraphSubscriptions.for_mailbox
+    client_factory: ClientFactory = build_graph_subscriptions
     check_every: float = CHECK_EVERY
     start_delay: float = START_DELAY
     _retry: dict[str, tuple[int, datetime]] = field(default_factory=dict)
@@ -281,7 +282,7 @@ def unsubscribe(
     store: Store,
     tokens: TokenManager,
     name: str,
-    client_factory: ClientFactory = GraphSubscriptions.for_mailbox,
+    client_factory: ClientFactory = build_graph_subscriptions,
 ) -> bool:
     """Delete the mailbox's subscription at Graph while its credentials are still there (the
     mailbox is about to be deleted); False when it had none or Graph could not be told (the

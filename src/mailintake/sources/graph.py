@@ -19,11 +19,7 @@ from urllib.parse import quote
 
 import httpx2
 
-from mailintake.config import resolve
-from mailintake.config.matrix import Grant
-from mailintake.config.models import MailboxSpec
 from mailintake.enums import AfterImport
-from mailintake.errors import ConfigError
 from mailintake.net.http import ProxySettings, proxy_of, translate
 from mailintake.oauth.graph_access import Caller
 from mailintake.observability.logging import get_logger
@@ -57,6 +53,9 @@ SPOOL_FROM = 640 << 10
 
 @dataclass(frozen=True)
 class GraphSettings:
+    """Everything the source reads of its mailbox, decided once (engine.factories, from the
+    mailbox's effective settings: config.resolve, where the national cloud picks graph_url)."""
+
     graph_url: str
     mailbox: str  # the address whose mailbox is read (shared mailbox, or the user's own)
     folder: str
@@ -346,47 +345,4 @@ class GraphSource:
         self.client.close()
 
 
-def _app_only(spec: MailboxSpec) -> bool:
-    return spec.oauth is not None and spec.oauth.grant_type is Grant.CLIENT_CREDENTIALS
-
-
-def build_graph_source(
-    spec: MailboxSpec,
-    token: TokenProvider,
-    renew: Callable[[], str] | None = None,
-    *,
-    spool: Path | None = None,
-    throttle: Book | None = None,
-) -> GraphSource:
-    if spec.username is None:
-        raise ConfigError(
-            [f"mailboxes[{spec.name}].username: required for Microsoft Graph (the mailbox to read)"]
-        )
-    proxy = None
-    if spec.proxy is not None and spec.proxy.address:
-        proxy = ProxySettings(
-            spec.proxy.address,
-            spec.proxy.username,
-            spec.proxy.password.get_secret_value() if spec.proxy.password else None,
-        )
-    return GraphSource(
-        GraphSettings(
-            graph_url=resolve.graph_url(spec),
-            mailbox=spec.shared_mailbox or spec.username,
-            folder=resolve.folder(spec) or "inbox",
-            after_import=resolve.after_import(spec),
-            move_to=spec.move_to,
-            proxy=proxy,
-            spool=spool,
-            max_size=resolve.max_message_size(spec),
-            user=None if _app_only(spec) else spec.username,
-            client_id=spec.oauth.client_id if spec.oauth is not None else None,
-        ),
-        token,
-        spec.name,
-        renew,
-        throttle,
-    )
-
-
-__all__ = ["GraphRefused", "GraphSettings", "GraphSource", "build_graph_source"]
+__all__ = ["GraphRefused", "GraphSettings", "GraphSource"]

@@ -18,16 +18,13 @@ request slots and retries; refusals translated there)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from mailintake.config.models import MailboxSpec
 from mailintake.errors import SourceError
-from mailintake.sources.base import TokenProvider
-from mailintake.sources.graph import GraphSource, build_graph_source
+from mailintake.sources.graph import GraphSource
 from mailintake.sources.graph_answers import GraphRefused
 
 LIFETIME = timedelta(minutes=4230)
@@ -66,12 +63,6 @@ class GraphSubscriptions:
         self.source = source
         self.root = source.settings.graph_url.rstrip("/")
         self._opened = False
-
-    @classmethod
-    def for_mailbox(
-        cls, spec: MailboxSpec, token: TokenProvider, renew: Callable[[], str] | None = None
-    ) -> GraphSubscriptions:
-        return cls(build_graph_source(spec, token, renew))
 
     def _open(self) -> None:
         if not self._opened:

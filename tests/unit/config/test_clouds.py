@@ -14,11 +14,11 @@ from mailintake.config.matrix import Grant, Protocol
 from mailintake.config.models import MailboxSpec
 from mailintake.config.servers import BUILTIN_SERVERS
 from mailintake.config.validate import Context, validate_document
+from mailintake.engine.factories import build_graph_source
 from mailintake.errors import ConfigError
 from mailintake.oauth.audience import wrong_audience
 from mailintake.oauth.diagnose import Context as Situation
 from mailintake.oauth.diagnose import diagnose, parse_token_error
-from mailintake.sources.graph import build_graph_source
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
 NATIONAL = [c for c in clouds.CLOUDS if c is not clouds.GLOBAL]
