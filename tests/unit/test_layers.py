@@ -1,7 +1,8 @@
 """The layers of src/mailintake, checked on every module's imports (lazy ones included).
 
 The outside edges (web, cli) may use everything; nothing below them uses them. Sources and
-outputs never drive an import (the engine does), and the store never knows who calls it.
+outputs never drive an import (the engine does) and never read the configuration: the engine
+hands them frozen settings (engine.factories). The store never knows who calls it.
 
 The tests keep to theirs: no module of tests/, benchmarks/ or sandbox/ imports a test module
 (``test_*.py``). What tests share is in tests/support, fixtures in a conftest.py: a fixture
@@ -20,8 +21,8 @@ SRC = ROOT / "src" / "mailintake"
 
 # package (or module) -> packages it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "sources": {"engine", "web", "cli", "sinks"},
-    "sinks": {"engine", "web", "cli", "sources"},
+    "sources": {"engine", "web", "cli", "sinks", "config"},
+    "sinks": {"engine", "web", "cli", "sources", "config"},
     "mime": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     "net": {"engine", "web", "cli", "sources", "sinks", "store", "oauth", "config"},
     # The store keeps what services and oauth give it; it knows neither.
