@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,6 +40,9 @@ from mailintake.web.security import PasswordCheck
 from mailintake.web.security import install as install_security
 
 API = "/api/v1"
+
+# Seconds serve waits at shutdown for a pass under way, a health check or an alert to end.
+LOOPS_END_WITHIN = 60.0
 
 
 def create_app(
@@ -93,18 +97,19 @@ def create_app(
         alerts = None
         pushing = None
         graph_push = None
+        loops: list[threading.Thread] = []  # joined before the store they use is closed
         metrics.watch_health(gauge_source(services.store))
         try:
             if scheduler:
                 running = Scheduler(Poller(services.store, settings.home, runtime=services.runtime))
-                running.start()
+                loops.append(running.start())
                 assert services.tokens is not None
                 # IDLE connections wake their mailboxes when mail arrives
                 pushing = start_push(services.store, services.tokens, running, DEFAULT_CONNECTIONS)
                 checks = HealthLoop(services.store, services.tokens)
-                checks.start()
+                loops.append(checks.start())
                 alerts = AlertLoop(alerter_for(services.store))  # every minute
-                alerts.start()
+                loops.append(alerts.start())
             if settings.public_url:
                 assert services.tokens is not None
                 wake = running.wake if running is not None else waker(services.store)
@@ -124,6 +129,8 @@ def create_app(
                 pushing.stop()
             if running is not None:
                 running.stop()
+            for loop in loops:  # the passes under way end before the runtime and the store
+                loop.join(timeout=LOOPS_END_WITHIN)
             if owned:
                 services.runtime.close()
             if opened and services.store is not None:
