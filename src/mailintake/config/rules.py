@@ -361,9 +361,9 @@ def _check_values(
     grant: Grant,
     problems: Problems,
 ) -> None:
+    assert spec.protocol is not None
     oauth = spec.oauth
     assert oauth is not None
-    assert spec.protocol is not None
     for key in ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint"):
         value = getattr(oauth, key)
         if value and (msg := checks.check_endpoint(value, checks.CLIENT_CREDENTIALS)):
