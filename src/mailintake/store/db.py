@@ -26,9 +26,9 @@ _MIGRATION_LOCK = 0x6D61696C
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -88,8 +88,11 @@ def migrate(engine: Engine) -> None:
     than this code (another host runs a newer mailintake) is refused: Conflict. A store
     already at the newest revision is only read: the migration scripts are not run."""
     config = _config()
+    # SQLite: the first connection of a process switches the file to WAL, which fails at once
+    # ("database is locked") while another process migrates it: the look at the revision
+    # waits for the file's lock too.
     try:
-        with engine.connect() as connection:
+        with _sqlite_file_lock(engine), engine.connect() as connection:
             if MigrationContext.configure(connection).get_current_revision() == _head():
                 return
         with _sqlite_file_lock(engine), engine.begin() as connection:
