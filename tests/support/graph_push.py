@@ -100,12 +100,7 @@ def served(settings: Settings, store: Store) -> Iterator[str]:
         yield base
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
-        # serve's lifespan stops its scheduler without waiting for the passes under way:
-        # they end here, before the test's store is closed under them.
-        for running in threading.enumerate():
-            if running.name in ("scheduler", "heartbeat", "graph-push"):
-                running.join(timeout=30)
+        thread.join(timeout=30)  # serve's lifespan ends its loops before it returns
 
 
 def until(check: Callable[[], T], what: str, timeout: float = 15.0) -> T:
