@@ -42,6 +42,17 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve only; leave polling to workers.")
     ] = False,
+    idle_connections: Annotated[
+        int,
+        typer.Option(
+            "--idle-connections",
+            envvar="MAILINTAKE_IDLE_CONNECTIONS",
+            min=0,
+            help="IMAP IDLE connections the scheduler keeps at most (push: new mail imported "
+            "within seconds); mailboxes beyond them are polled at their interval. 0: none. "
+            "With --no-scheduler, none: the workers keep them.",
+        ),
+    ] = 100,  # engine.push.DEFAULT_CONNECTIONS
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -95,7 +106,13 @@ def serve(
     settings = settings.model_copy(update=changes)
     # This process imports (its scheduler, "Poll now"): the runtime is the server's.
     runtime = ImportRuntime()
-    app = create_app(settings, scheduler=not no_scheduler, bound_host=host, runtime=runtime)
+    app = create_app(
+        settings,
+        scheduler=not no_scheduler,
+        bound_host=host,
+        runtime=runtime,
+        idle_connections=idle_connections,
+    )
     err.print(f"mailintake: serving on http://{host}:{port} (API under /api/v1)", markup=False)
     if settings.public_url:
         err.print(

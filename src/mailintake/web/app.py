@@ -54,6 +54,7 @@ def create_app(
     bound_host: str | None = None,
     verify_password: PasswordCheck | None = None,
     runtime: ImportRuntime | None = None,
+    idle_connections: int = DEFAULT_CONNECTIONS,
 ) -> FastAPI:
     """Build the application. ``store`` and ``environ`` are passed in by tests and workers;
     by default the store is opened from ``settings`` when the application starts. With
@@ -65,7 +66,9 @@ def create_app(
     the admin password check (tests count the checks with it). ``runtime``: what the
     scheduler and "Poll now" import with, owned by the caller (``mailintake serve``); without
     one, the application makes its own (leaving the switch interval alone) and closes it
-    when it stops."""
+    when it stops. ``idle_connections``: the scheduler's budget of IMAP IDLE connections
+    (engine.push; 0: none), as a worker's ``--idle-connections``; without ``scheduler``,
+    none (the workers keep them)."""
     import os
 
     hosts = (
@@ -105,7 +108,7 @@ def create_app(
                 loops.append(running.start())
                 assert services.tokens is not None
                 # IDLE connections wake their mailboxes when mail arrives
-                pushing = start_push(services.store, services.tokens, running, DEFAULT_CONNECTIONS)
+                pushing = start_push(services.store, services.tokens, running, idle_connections)
                 checks = HealthLoop(services.store, services.tokens)
                 loops.append(checks.start())
                 alerts = AlertLoop(alerter_for(services.store))  # every minute
