@@ -30,6 +30,7 @@ from tests.support.graph_push import (
     served,
     unannounced,
     until,
+    worker,
 )
 from tests.support.oauth import DOMAIN
 
@@ -115,6 +116,45 @@ def test_a_new_message_is_imported_within_seconds(
     (sent,) = [d for d in deliveries if d.kind == "change" and d.subscription == made.id]
     until(lambda: sent.status is not None, "the emulator to record the answer")
     assert sent.status == 202
+
+
+@pytest.mark.both_databases  # the notification reaches the worker through the store
+def test_serve_without_a_scheduler_leaves_the_notified_pass_to_a_worker(
+    settings: Settings,
+    store: Store,
+    idp: IdentityProvider,
+    graph: GraphEmulator,
+    address: str,
+    tmp_path: Path,
+) -> None:
+    """``serve --no-scheduler --public-url``: serve keeps the subscription and receives the
+    notification; it makes the mailbox due now in the store, and a worker's next step (two
+    seconds at most) claims it and runs the delta pass."""
+    name, out = box_name(address), tmp_path / "out"
+    configure(store, idp, graph, out, {name: address})
+    with served(settings, store, scheduler=False):
+        made = subscription(graph, address, store)
+        with worker(store, settings.home):  # the passes of a new mailbox and subscription
+            first_pass_done(store, name)
+        # No process polls now: the notification leaves the mailbox due, nothing imported.
+        graph.deliver(address, message(1, address))
+        (sent,) = [d for d in graph.subscriptions.deliveries if d.subscription == made.id]
+        until(lambda: sent.status is not None, "the emulator to record the answer")
+        assert sent.status == 202
+
+        def due_now() -> bool:
+            with store.read() as repo:
+                (due,) = schedule.listed(repo.conn)
+            return due.next_poll_at is not None and due.next_poll_at <= datetime.now(UTC)
+
+        until(due_now, "the mailbox to be due now (its next poll was an hour away)")
+        assert captured(out, name) == []
+        with worker(store, settings.home):
+            until(lambda: captured(out, name), "the worker to import the notified message")
+        with store.read() as repo:
+            (due,) = schedule.listed(repo.conn)
+        assert due.next_poll_at is not None
+        assert due.next_poll_at > datetime.now(UTC) + timedelta(minutes=30)
 
 
 def test_the_endpoint_answers_the_handshake_and_ignores_forgeries(

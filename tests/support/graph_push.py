@@ -14,6 +14,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailintake.engine.poll import Poller
+from mailintake.engine.runtime import ImportRuntime
+from mailintake.engine.scheduler import Scheduler
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
@@ -84,14 +87,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(settings: Settings, store: Store) -> Iterator[str]:
+def served(settings: Settings, store: Store, *, scheduler: bool = True) -> Iterator[str]:
     """``serve`` (scheduler, Graph subscriptions, notification endpoint) on a free port,
-    with that address as its public URL; yields the address."""
+    with that address as its public URL; yields the address. Without ``scheduler``, as
+    ``serve --no-scheduler``: workers poll."""
     import uvicorn
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app(settings.model_copy(update={"public_url": base}), store=store, scheduler=True)
+    public = settings.model_copy(update={"public_url": base})
+    app = create_app(public, store=store, scheduler=scheduler)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -101,6 +106,19 @@ def served(settings: Settings, store: Store) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)  # serve's lifespan ends its loops before it returns
+
+
+@contextmanager
+def worker(store: Store, home: Path) -> Iterator[Scheduler]:
+    """What ``mailintake worker`` runs (without push), in this process, until the end."""
+    with ImportRuntime(switch_interval=None) as runtime:
+        scheduler = Scheduler(Poller(store, home, runtime=runtime), concurrency=2)
+        loop = scheduler.start()
+        try:
+            yield scheduler
+        finally:
+            scheduler.stop()
+            loop.join(60)
 
 
 def until(check: Callable[[], T], what: str, timeout: float = 15.0) -> T:
