@@ -21,6 +21,7 @@ class _Process:
     parent: int
     own: int  # utime + stime, in ticks
     reaped: int  # cutime + cstime: children that ended and were waited for
+    system: int  # stime + cstime: the part of both spent in the kernel
 
 
 def _processes() -> dict[int, _Process]:
@@ -38,6 +39,7 @@ def _processes() -> dict[int, _Process]:
             int(fields[1]),
             int(fields[11]) + int(fields[12]),
             int(fields[13]) + int(fields[14]),
+            int(fields[12]) + int(fields[14]),
         )
     return found
 
@@ -68,6 +70,8 @@ def _machine() -> tuple[int, int]:
 class Sample:
     importing: float  # seconds
     workers: float
+    importing_system: float  # of which in the kernel
+    workers_system: float
     server: float
     machine_busy: int
     machine_all: int
@@ -82,6 +86,8 @@ def sample(server_pid: int) -> Sample:
     return Sample(
         own.user + own.system,
         sum(processes[p].own + processes[p].reaped for p in mine) / TICK,
+        own.system,
+        sum(processes[p].system for p in mine) / TICK,
         sum(processes[p].own for p in server) / TICK + processes[server_pid].reaped / TICK,
         busy,
         everything,
@@ -96,8 +102,10 @@ def report(label: str, before: Sample, after: Sample, messages: int) -> str:
     share = busy / max(1, after.machine_all - before.machine_all)
     return (
         f"{label}: CPU per message: importing process "
-        f"{per_message(after.importing - before.importing)}, output workers "
-        f"{per_message(after.workers - before.workers)}, mail server "
+        f"{per_message(after.importing - before.importing)} "
+        f"({per_message(after.importing_system - before.importing_system)} in the kernel), "
+        f"output workers {per_message(after.workers - before.workers)} "
+        f"({per_message(after.workers_system - before.workers_system)} in the kernel), mail server "
         f"{per_message(after.server - before.server)}; whole machine "
         f"{per_message(busy / TICK)} ({share:.0%} of its CPUs busy)"
     )
