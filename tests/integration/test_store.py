@@ -348,6 +348,78 @@ def test_import_records_of_a_batch(store: Store) -> None:
         }
 
 
+def test_recording_writes_what_sqlalchemy_would(store: Store) -> None:
+    """The record statement goes to the driver compiled once, with its values converted as
+    SQLAlchemy converts them: every column of every row reads back as it does when SQLAlchemy
+    runs the same statement, for new keys and for the row of an earlier failure."""
+    from mailintake.store import imports
+    from mailintake.store.imports import ImportEntry
+
+    entries = [
+        ImportEntry("k1", {"folder": "INBOX", "uidvalidity": 7, "uid": 1}),
+        ImportEntry(
+            "k2",
+            {"folder": "Eingang/Rechnungen ä", "uidvalidity": 2**40, "uid": 2, "x": [1, None]},
+            "/out/box/2026-12-03/k2",
+            "Rechnung Nr. 7 – «Ärger» 😀 " * 80,  # over the 1,000 characters kept
+            "Zoë <zoe@example.com>",
+            52_000,
+            "ab" * 32,
+            "<id-7@example.com>",
+        ),
+        ImportEntry("k3", {"uidl": "000001a"}, subject="", sender=None, message_id=""),
+    ]
+    table = imports.imports
+    with store.begin() as repo:
+        for mailbox in ("fast", "reference"):  # an earlier failure: its row is updated
+            imports.failed(repo.conn, mailbox, "k1", entries[0].source, "refused", size=9)
+        imports.record(repo.conn, "fast", entries)
+        now = imports.utcnow()
+        repo.conn.execute(
+            imports._record_statement(repo.conn.dialect.name),
+            [
+                {
+                    "mailbox": "reference",
+                    "key": e.key,
+                    "attempts": 1,
+                    "status": imports.RECORDED,
+                    "source": e.source,
+                    "location": e.location,
+                    "subject": (e.subject or "")[:1000] or None,
+                    "sender": (e.sender or "")[:1000] or None,
+                    "size": e.size,
+                    "sha256": e.sha256,
+                    "message_id": (e.message_id or "")[:1000] or None,
+                    "error": None,
+                    "imported_at": now,
+                    "updated_at": now,
+                }
+                for e in entries
+            ],
+        )
+    with store.read() as repo:
+        rows = {
+            (row.mailbox, row.key): row._asdict()
+            for row in repo.conn.execute(
+                select(table).where(table.c.mailbox.in_(["fast", "reference"]))
+            )
+        }
+    assert len(rows) == 6
+    for entry in entries:
+        fast, reference = rows[("fast", entry.key)], rows[("reference", entry.key)]
+        for name in ("imported_at", "updated_at"):
+            assert type(fast[name]) is type(reference[name])
+            assert fast[name].tzinfo == reference[name].tzinfo
+            assert abs(fast[name] - reference[name]).total_seconds() < 60
+        ignored = {"id", "mailbox", "imported_at", "updated_at"}
+        assert {k: v for k, v in fast.items() if k not in ignored} == {
+            k: v for k, v in reference.items() if k not in ignored
+        }
+    assert rows[("fast", "k1")]["attempts"] == 1  # kept from the failure, not counted again
+    assert rows[("fast", "k1")]["error"] is None
+    assert len(rows[("fast", "k2")]["subject"]) == 1000
+
+
 def test_a_lease_belongs_to_one_poll(store: Store) -> None:
     """Each poll has an owner id of its own: a second poll in the same process is refused
     while the first holds the lease, renews only what it holds, and takes over at once only

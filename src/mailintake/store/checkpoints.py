@@ -51,23 +51,34 @@ def load(conn: Connection, mailbox: str, folder: str) -> Checkpoint | None:
     )
 
 
+_SAVED = ("uidvalidity", "last_uid", "cursor", "updated_at")
+_SAVE: dict[str, Any] = {}  # by dialect name: built once (it runs after every batch)
+
+
+def _save_statement(dialect: str) -> Any:
+    statement = _SAVE.get(dialect)
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        fresh = insert_of(checkpoints)
+        statement = _SAVE[dialect] = fresh.on_conflict_do_update(
+            index_elements=[checkpoints.c.mailbox, checkpoints.c.folder],
+            set_={name: fresh.excluded[name] for name in _SAVED},
+        )
+    return statement
+
+
 def save(conn: Connection, mailbox: str, checkpoint: Checkpoint) -> None:
     """Insert or replace the mailbox's checkpoint for the checkpoint's folder."""
-    insert_of = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    values = {
-        "mailbox": mailbox,
-        "folder": checkpoint.folder,
-        "uidvalidity": checkpoint.uidvalidity,
-        "last_uid": checkpoint.last_uid,
-        "cursor": checkpoint.cursor,
-        "updated_at": datetime.now(UTC),
-    }
-    fresh = insert_of(checkpoints).values(**values)
     conn.execute(
-        fresh.on_conflict_do_update(
-            index_elements=[checkpoints.c.mailbox, checkpoints.c.folder],
-            set_={name: fresh.excluded[name] for name in values if name not in ("mailbox",)},
-        )
+        _save_statement(conn.dialect.name),
+        {
+            "mailbox": mailbox,
+            "folder": checkpoint.folder,
+            "uidvalidity": checkpoint.uidvalidity,
+            "last_uid": checkpoint.last_uid,
+            "cursor": checkpoint.cursor,
+            "updated_at": datetime.now(UTC),
+        },
     )
 
 

@@ -79,22 +79,53 @@ _RECORDED = (
     "imported_at",
     "updated_at",
 )
-_RECORD: dict[str, Any] = {}  # by dialect name
+# The columns a recorded message's row is inserted with, in this order.
+_INSERTED = ("mailbox", "key", "attempts", *_RECORDED)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """The record statement as the database driver takes it, and the columns' conversions
+    (JSON, and SQLite's text dates): what SQLAlchemy would do for every row of every batch,
+    worked out once."""
+
+    sql: str
+    positional: bool  # the driver takes tuples in ``order`` (SQLite), or dicts
+    order: tuple[str, ...]
+    convert: dict[str, Any]  # column -> its bind processor
+
+
+_RECORD_COMPILED: dict[str, _Compiled] = {}  # by dialect name
 
 
 def _record_statement(dialect: str) -> Any:
     """INSERT, or on a (mailbox, key) already there (a message that failed before), the
     columns of a recorded message: one statement, no look-up first."""
-    statement = _RECORD.get(dialect)
-    if statement is None:
-        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        fresh = insert_of(imports)
-        statement = fresh.on_conflict_do_update(
-            index_elements=[imports.c.mailbox, imports.c.key],
-            set_={name: fresh.excluded[name] for name in _RECORDED},
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    fresh = insert_of(imports)
+    return fresh.on_conflict_do_update(
+        index_elements=[imports.c.mailbox, imports.c.key],
+        set_={name: fresh.excluded[name] for name in _RECORDED},
+    )
+
+
+def _compiled(conn: Connection) -> _Compiled:
+    dialect = conn.dialect
+    found = _RECORD_COMPILED.get(dialect.name)
+    if found is None:
+        compiled = _record_statement(dialect.name).compile(
+            dialect=dialect, column_keys=list(_INSERTED)
         )
-        _RECORD[dialect] = statement
-    return statement
+        order = tuple(compiled.positiontup or ()) if compiled.positional else _INSERTED
+        convert = {}
+        for name in _INSERTED:
+            process = imports.c[name].type._cached_bind_processor(dialect)
+            if process is not None:
+                convert[name] = process
+        found = _RECORD_COMPILED[dialect.name] = _Compiled(
+            compiled.string, bool(compiled.positional), order, convert
+        )
+    return found
 
 
 def statuses(
@@ -181,32 +212,44 @@ def _first_column(conn: Connection, statement: Any, params: dict[str, Any]) -> l
 
 
 def record(conn: Connection, mailbox: str, entries: Sequence[ImportEntry]) -> None:
-    """Record delivered messages: one statement for the batch, in one transaction."""
+    """Record delivered messages: one statement for the batch, in one transaction. Runs for
+    every batch of an import: the statement goes to the driver as compiled once
+    (``_compiled``), with each value converted as SQLAlchemy would
+    (tests/unit/store/test_imports_record.py compares both)."""
     if not entries:
         return
+    compiled = _compiled(conn)
+    convert = compiled.convert
     now = utcnow()
-    conn.execute(
-        _record_statement(conn.dialect.name),
-        [
-            {
-                "mailbox": mailbox,
-                "key": entry.key,
-                "attempts": 1,
-                "status": RECORDED,
-                "source": entry.source,
-                "location": entry.location,
-                "subject": (entry.subject or "")[:1000] or None,
-                "sender": (entry.sender or "")[:1000] or None,
-                "size": entry.size,
-                "sha256": entry.sha256,
-                "message_id": (entry.message_id or "")[:1000] or None,
-                "error": None,
-                "imported_at": now,
-                "updated_at": now,
-            }
-            for entry in entries
-        ],
-    )
+    shared: dict[str, Any] = {
+        "mailbox": mailbox,
+        "attempts": 1,
+        "status": RECORDED,
+        "error": None,
+        "imported_at": now,
+        "updated_at": now,
+    }
+    for name, value in shared.items():  # the same for every row: converted once
+        if name in convert and value is not None:
+            shared[name] = convert[name](value)
+    process_source = convert.get("source")
+    rows = []
+    for entry in entries:
+        row = dict(shared)
+        row["key"] = entry.key
+        row["source"] = process_source(entry.source) if process_source else entry.source
+        row["location"] = entry.location
+        row["subject"] = (entry.subject or "")[:1000] or None
+        row["sender"] = (entry.sender or "")[:1000] or None
+        row["size"] = entry.size
+        row["sha256"] = entry.sha256
+        row["message_id"] = (entry.message_id or "")[:1000] or None
+        rows.append(row)
+    if compiled.positional:
+        order = compiled.order
+        conn.exec_driver_sql(compiled.sql, [tuple(row[name] for name in order) for row in rows])
+    else:
+        conn.exec_driver_sql(compiled.sql, rows)
 
 
 def acknowledged(conn: Connection, mailbox: str, keys: Sequence[str]) -> None:

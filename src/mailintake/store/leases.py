@@ -12,7 +12,7 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailintake.observability.logging import get_logger
@@ -56,13 +56,16 @@ def acquire(conn: Connection, mailbox: str, owner: str, ttl: timedelta) -> bool:
     return True
 
 
+_RENEW = (
+    update(leases)
+    .where(leases.c.mailbox == bindparam("of"), leases.c.owner == bindparam("by"))
+    .values(expires_at=bindparam("until"))
+)  # built once: it runs after every batch
+
+
 def renew(conn: Connection, mailbox: str, owner: str, ttl: timedelta) -> bool:
     """Extend ``owner``'s lease by ``ttl`` from now; False when it holds it no longer."""
-    kept = conn.execute(
-        update(leases)
-        .where(leases.c.mailbox == mailbox, leases.c.owner == owner)
-        .values(expires_at=_now() + ttl)
-    ).rowcount
+    kept = conn.execute(_RENEW, {"of": mailbox, "by": owner, "until": _now() + ttl}).rowcount
     return bool(kept)
 
 
