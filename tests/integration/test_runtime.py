@@ -5,11 +5,13 @@ stops."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -107,6 +109,29 @@ def test_the_switch_interval_is_the_runtimes_while_it_runs() -> None:
         assert sys.getswitchinterval() == pytest.approx(0.005)
     finally:
         sys.setswitchinterval(before)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only a garbage collection frees it
+
+
+def test_what_the_process_holds_is_frozen_while_the_runtime_runs() -> None:
+    """What the process holds at ``start`` is left out of garbage collections until
+    ``close``: a cycle that was garbage already then is freed only after ``close``; one that
+    becomes garbage meanwhile is freed as usual."""
+    gc.disable()  # no collection but the test's own
+    try:
+        before = weakref.ref(_Node())
+        with ImportRuntime(workers=1):
+            during = weakref.ref(_Node())
+            gc.collect()
+            assert before() is not None
+            assert during() is None
+        gc.collect()
+        assert before() is None
+    finally:
+        gc.enable()
 
 
 def test_the_application_builds_its_state_up_front_and_closes_it(
