@@ -1,11 +1,13 @@
 """Push on a real Dovecot: a mailbox kept in IMAP IDLE imports a new message within seconds
 although its interval is an hour; IDLE issued again on the same connection; a token about
-to expire signs the connection in again; a connection killed on the server reconnects and
-loses nothing; a budget of connections (the rest polled at their interval); ``push: off``;
-and with two workers each mailbox has one connection."""
+to expire signs the connection in again, and so does Exchange's BYE at token expiry (said
+by a relay in front of Dovecot), at once and with a new token; a connection killed on the
+server reconnects and loses nothing; a budget of connections (the rest polled at their
+interval); ``push: off``; and with two workers each mailbox has one connection."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,6 +36,7 @@ from mailintake.store.repo import Store
 from tests.support.dovecot import DAEMON_APP, MailServer
 from tests.support.mail import raw, sign_in
 from tests.support.oauth import microsoft_at
+from tests.support.relay import EndingRelay
 
 FAST = PushOptions(refresh_every=0.3, backoff=0.2, max_backoff=2.0)
 
@@ -239,6 +242,35 @@ def test_a_token_about_to_expire_signs_the_connection_in_again(
     said = capfd.readouterr()
     assert len(tokens) >= 3
     assert not [t for t in tokens if t in said.out or t in said.err]  # never logged
+
+
+def test_exchanges_bye_at_token_expiry_signs_in_again_with_a_new_token_at_once(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """Exchange Online ends a session in IDLE whose token expired with ``* BYE Session
+    invalidated - AccessTokenExpired`` (Dovecot never does: a relay in front of it says it,
+    once the first session is in IDLE). The connection signs in again at once with a new
+    token although the one it had is fresh for the token manager, and goes on idling; it is
+    no failure (after a failure it would wait the 10-minute back-off first, and the second
+    IDLE would not come within the test's wait)."""
+    out = tmp_path / "capture"
+    (box,) = mailboxes(store, mail_server, out, 1)
+    patient = dataclasses.replace(FAST, backoff=600.0, max_backoff=600.0)
+    dovecot = mail_server.dovecot
+    with EndingRelay(dovecot.host, dovecot.imap_port) as relay:
+
+        def through_relay(settings: ImapSettings, token: Callable[[], str], name: str) -> Any:
+            return IdleConnection(dataclasses.replace(settings, port=relay.port), token, name)
+
+        with worker(store, home, patient, through_relay) as running:
+            until(lambda: relay.ended == 1, 20, "the BYE")
+            until(lambda: running.push.sign_ins.get(box.name) == 2, 20, "IDLE again")
+            assert running.push.open_connections() == 1
+            message = raw(uuid.uuid4().int % 1000)
+            dovecot.deliver(box.user, message)
+            until(lambda: message in captured(out, box.name), 10, "the import")
+        first, second = relay.tokens()
+    assert first != second
 
 
 @pytest.mark.slow

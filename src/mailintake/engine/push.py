@@ -10,8 +10,11 @@ The interval poll stays the safety net: push only starts passes sooner.
   their interval only, or pushed by another worker with room.
 - IDLE is issued again every ``renew_every`` seconds (RFC 2177 §3: at most 29 minutes); the
   connection signs in again with a new token before the one it signed in with is renewed
-  (Exchange Online ends a session whose token expired); a ``BYE``, a dropped connection or
-  a server that stops answering reconnects after a back-off that grows with each failure.
+  (Exchange Online ends a session whose token expired); if Exchange ends one anyway (``BYE
+  Session invalidated - AccessTokenExpired``), it signs in again at once with a new token,
+  and that is no failure, unless the session it had just opened with a new token ends so
+  too. A ``BYE``, a dropped connection or a server that stops answering reconnects after a
+  back-off that grows with each failure.
   Every new connection wakes its mailbox once: what arrived while there was none is found.
 - One thread waits on every connection at once (a selector), so idle connections cost no
   CPU; connections are opened (blocking: TLS, sign-in) by a few threads of their own, and
@@ -86,6 +89,9 @@ class _Box:
     since: float | None = None  # when the connection's IDLE began
     renew_at: float = math.inf
     resign_at: float = math.inf  # when to sign in again, ahead of the token's renewal
+    token: str | None = None  # the access token the connection signed in with
+    rejected: str | None = None  # one the server said had expired: the next gets a new one
+    renewed: bool = False  # the connection's token replaced one the server said had expired
 
 
 Connect = Callable[[ImapSettings, Callable[[], str], str], IdleConnection]
@@ -212,12 +218,16 @@ class PushManager:
 
     def _open(self, box: _Box) -> None:
         box.opening = True
-        self._connectors.submit(self._connect, box.name, box.settings)
+        self._connectors.submit(self._connect, box.name, box.settings, box.rejected)
 
-    def _connect(self, name: str, settings: ImapSettings) -> None:
-        """In a connecting thread: a token, the connection, the IDLE command."""
+    def _connect(self, name: str, settings: ImapSettings, rejected: str | None) -> None:
+        """In a connecting thread: a token (a new one when the server said ``rejected``
+        had expired), the connection, the IDLE command."""
         try:
-            token = self.tokens.current(name)
+            if rejected is not None:
+                token = self.tokens.renew(name, force=True, rejected=rejected)
+            else:
+                token = self.tokens.current(name)
             conn = self.connect(settings, lambda: token.token, name)
             conn.open()
         except IdleUnsupported as exc:
@@ -229,7 +239,7 @@ class PushManager:
             self._post("failed", name, f"{exc.__class__.__name__}: {exc}")
         else:
             left = (self.tokens.fresh_until(token) - datetime.now(UTC)).total_seconds()
-            self._post("opened", name, settings, conn, self.clock() + left)
+            self._post("opened", name, settings, conn, self.clock() + left, token.token)
 
     def _readable(self, box: _Box) -> None:
         conn = box.connection
@@ -265,8 +275,15 @@ class PushManager:
     def _ended(self, box: _Box, now: float) -> None:
         conn = box.connection
         why = conn.ended if conn is not None else None
+        expired = conn is not None and conn.token_expired
         lasted = now - box.since if box.since is not None else 0.0
         self._close(box)
+        if expired:  # the next sign-in gets a new token
+            box.rejected = box.token
+            if not box.renewed or lasted >= STABLE:  # not a new token's at once: no failure
+                log.info("push.sign_in_again", mailbox=box.name, reason="the token expired")
+                box.retry_at = now
+                return
         self._failed(box, now, why or "ended", reset=lasted >= STABLE)
 
     def _failed(self, box: _Box, now: float, why: str, *, reset: bool = False) -> None:
@@ -307,7 +324,12 @@ class PushManager:
                         self._failed(box, self.clock(), rest[1])
 
     def _opened(
-        self, name: str, settings: ImapSettings, conn: IdleConnection, resign_at: float
+        self,
+        name: str,
+        settings: ImapSettings,
+        conn: IdleConnection,
+        resign_at: float,
+        token: str,
     ) -> None:
         box = self._boxes.get(name)
         if box is None or box.settings != settings or self._stop.is_set():
@@ -316,6 +338,7 @@ class PushManager:
                 box.opening = False
             return
         box.opening, box.connection, box.resign_at = False, conn, resign_at
+        box.token, box.renewed, box.rejected = token, box.rejected is not None, None
         box.fd = conn.fileno()
         self._selector.register(box.fd, selectors.EVENT_READ, box)
         self._readable(box)  # the server may have answered IDLE already

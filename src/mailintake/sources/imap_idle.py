@@ -8,8 +8,9 @@ the new-message notices; ``renew`` ends the IDLE command (``DONE``) and, once th
 answered, issues it again: RFC 2177 §3 asks clients to do so at least every 29 minutes, as
 servers may log a client out after 30 minutes of inactivity. ``ended`` says why the
 connection is over: the server's ``BYE`` (Exchange Online ends a session whose token
-expired with ``BYE Session invalidated - AccessTokenExpired``), a closed connection, a
-refusal, or no answer in time. The engine (engine/push.py) decides what to do about it.
+expired with ``BYE Session invalidated - AccessTokenExpired``: then ``token_expired``), a
+closed connection, a refusal, or no answer in time. The engine (engine/push.py) decides
+what to do about it.
 
 Only one command is ever under way on the connection, so reading needs no more than the
 lines the server sends; a literal (``{n}``), which no unsolicited response of IDLE carries,
@@ -36,6 +37,9 @@ from mailintake.sources.imap_wire import Wire
 
 _EXISTS = re.compile(rb"\* \d+ EXISTS\b", re.IGNORECASE)
 _BYE = re.compile(rb"\* BYE\b ?(.*)", re.IGNORECASE)
+# Exchange Online's word for a session whose access token expired while it was open
+# (``* BYE Session invalidated - AccessTokenExpired``): sign in again with a new token.
+_TOKEN_EXPIRED = re.compile(rb"\bAccessTokenExpired\b", re.IGNORECASE)
 _LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 MAX_LINE = 1 << 16  # an unsolicited response is a short line
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -73,6 +77,7 @@ class IdleConnection:
         self.timeout = settings.timeout  # for each answer of the server
         self.state = STARTING
         self.ended: str | None = None  # why the connection is over (None: it is not)
+        self.token_expired = False  # the server ended it because its token expired
         self.answer_by: float | None = None  # when the server must have answered
         self._sock: Any = None
         self._buffer = b""
@@ -196,6 +201,7 @@ class IdleConnection:
             return 1
         bye = _BYE.match(line)
         if bye is not None:
+            self.token_expired = self.ended is None and bool(_TOKEN_EXPIRED.search(bye.group(1)))
             self._end(f"the server ended the session: {bye.group(1).decode(errors='replace')}")
         elif line.startswith(b"+") and self.state == STARTING:
             self.state, self.answer_by = IDLING, None

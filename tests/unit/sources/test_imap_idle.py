@@ -86,7 +86,16 @@ def test_exchanges_bye_at_token_expiry_ends_the_connection(
     server.sendall(b"+ idling\r\n* 7 EXISTS\r\n* BYE Session invalidated - AccessTokenExpired\r\n")
     assert conn.read() == 1
     assert conn.ended == "the server ended the session: Session invalidated - AccessTokenExpired"
+    assert conn.token_expired
     assert conn.overdue()
+
+
+def test_another_bye_is_not_a_token_expiry(pair: tuple[IdleConnection, socket.socket]) -> None:
+    conn, server = pair
+    server.sendall(b"+ idling\r\n* BYE Server shutting down.\r\n")
+    assert conn.read() == 0
+    assert conn.ended == "the server ended the session: Server shutting down."
+    assert not conn.token_expired
 
 
 def test_a_connection_closed_by_the_server_ends(
