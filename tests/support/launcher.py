@@ -43,7 +43,8 @@ PRELOAD = [
     "mailintake.oauth.tokens",
     "mailintake.services.apply",
     "mailintake.observability.exposition",
-    "mailintake.sinks.writers",  # the folder output's writer processes start from it too
+    "mailintake.sinks.writers",  # the folder output's writer processes start from these too
+    "mailintake.sinks.writer_pool",
     "sqlalchemy.dialects.postgresql.psycopg",
     "sqlalchemy.dialects.sqlite",
     "alembic.command",

@@ -14,7 +14,7 @@ from mailintake.net.http import ProxySettings
 from mailintake.sinks.base import MessageSink
 from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.webhook import WebhookSink
-from mailintake.sinks.writers import WriterPool
+from mailintake.sinks.writer_pool import WriterPool
 from mailintake.sources.base import MailSource, TokenProvider
 from mailintake.sources.graph import GraphSettings, GraphSource
 from mailintake.sources.graph_limits import Book

@@ -16,7 +16,7 @@ from mailintake.config.models import OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.sinks.base import MessageSink
 from mailintake.sinks.folder import FolderSink
-from mailintake.sinks.writers import WriterPool
+from mailintake.sinks.writer_pool import WriterPool
 
 # How long a thread may keep the interpreter while another waits for it. An import's threads
 # (fetching, writing, recording) each run short stretches of Python between waits on the

@@ -22,12 +22,12 @@ from typing import Any
 from mailintake.errors import SinkError
 from mailintake.keys import former_keys
 from mailintake.sinks.base import Delivery, Receipt
+from mailintake.sinks.writer_pool import WriterPool
 from mailintake.sinks.writers import (
     PARALLEL_FROM,
     PARALLEL_UP_TO,
     Outcome,
     Summary,
-    WriterPool,
     forget,
     fsync_dir,
     hand_over,
