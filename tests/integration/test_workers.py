@@ -60,7 +60,7 @@ class Worker:
             "MAILINTAKE_WORKER_NAME": name,
             # The intervals alone: push would start passes sooner (test_push.py).
             "MAILINTAKE_IDLE_CONNECTIONS": "0",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": launcher.PYTHONPATH,
         }
         log.write_bytes(b"")
         self.process = launcher.start(

@@ -204,6 +204,9 @@ def run(
 
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+# This checkout's sources first, whatever the environment's installed copy points at: the
+# processes a launched one starts itself (the folder output's writers) import them too.
+PYTHONPATH = os.pathsep.join([str(REPOSITORY / "src"), str(REPOSITORY)])
 
 
 def run_on(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -213,6 +216,6 @@ def run_on(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "MAILINTAKE_HOME": str(settings.home),
         "MAILINTAKE_DATABASE_URL": settings.database_url or "",
-        "PYTHONPATH": str(REPOSITORY),
+        "PYTHONPATH": PYTHONPATH,
     }
     return run(args, env=env, cwd=REPOSITORY, timeout=300)
