@@ -1,13 +1,15 @@
 """An import pass that kills its own process (SIGKILL) at a chosen point, for the crash tests.
 
     python -m tests.support.crash_poll MAILBOX [--kill-at STEP:N] [--passes P]
-                                       [--webhook-wait SECONDS]
+                                       [--webhook-wait SECONDS] [--batch N] [--pause MS]
 
 The real source and output are built as ``mailintake poll`` builds them, then wrapped: the
 process is killed when STEP happens for the N-th time (counted over all its passes). With
 ``--passes`` P passes of the mailbox start at once on P threads (one gets the lease);
 ``--webhook-wait`` builds a webhook output that waits that long for each answer and tries
-twice (a receiver that hangs then fails fast). Without ``--kill-at`` it runs to the end.
+twice (a receiver that hangs then fails fast); ``--batch`` makes batches of N messages
+instead of the engine's BATCH (more batches in a smaller mailbox). Without ``--kill-at`` it
+runs to the end.
 Steps:
 
     list            before the source lists the folder
@@ -19,7 +21,8 @@ Steps:
     commit          before the N-th time the source makes the after-import actions final
                     (POP3: QUIT)
     timer           N milliseconds after the pass starts, wherever it is (messages then
-                    come 2 ms apart, so that the pass is still running when the timer fires)
+                    come ``--pause`` ms apart, 2 unless given, so that the pass is still
+                    running when the timer fires)
 
 Settings come from the environment, as for the CLI (MAILINTAKE_HOME, MAILINTAKE_DATABASE_URL).
 """
@@ -40,7 +43,7 @@ import httpx2
 
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_source
-from mailintake.engine.poll import BUSY, Poller, PollResult
+from mailintake.engine.poll import BATCH, BUSY, Poller, PollResult
 from mailintake.engine.runtime import ImportRuntime
 from mailintake.net.http import build_client
 from mailintake.runtime import open_store
@@ -66,12 +69,12 @@ class Killer:
 
 
 class KillingSource:
-    def __init__(self, inner: MailSource, killer: Killer) -> None:
+    def __init__(self, inner: MailSource, killer: Killer, pause: float) -> None:
         self.inner, self.killer = inner, killer
         self.protocol = inner.protocol
         self.prefetch_safe = inner.prefetch_safe  # as the real one runs
         self.acknowledged_at_commit = inner.acknowledged_at_commit
-        self.pause = 0.002 if killer.step == "timer" else 0.0
+        self.pause = pause if killer.step == "timer" else 0.0
 
     def __getattr__(self, name: str) -> Any:
         """What else the real source offers, as it offers it (IMAP: its checkpoint)."""
@@ -131,6 +134,8 @@ def main() -> None:
     parser.add_argument("--kill-at", default="none:0", help="STEP:N")
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--webhook-wait", type=float, default=None)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--pause", type=float, default=2.0, help="ms between messages (timer)")
     args = parser.parse_args()
     step, _, nth = str(args.kill_at).partition(":")
     killer = Killer(step, int(nth))
@@ -140,7 +145,8 @@ def main() -> None:
     def source(
         spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None, **options: Any
     ) -> Any:
-        return KillingSource(build_source(spec, token, renew, **options), killer)
+        built = build_source(spec, token, renew, **options)
+        return KillingSource(built, killer, args.pause / 1000)
 
     def sink(output: Any, home: Path) -> Any:
         if args.webhook_wait is not None and output is not None and output.type == "webhook":
@@ -154,7 +160,14 @@ def main() -> None:
     settings = Settings()
     store = open_store(settings)
     runtime = ImportRuntime().start()  # as the poll command's: the output's writer processes
-    poller = Poller(store, settings.home, source_factory=source, sink_factory=sink, runtime=runtime)
+    poller = Poller(
+        store,
+        settings.home,
+        source_factory=source,
+        sink_factory=sink,
+        runtime=runtime,
+        batch_messages=args.batch,
+    )
     start = threading.Barrier(args.passes)
     results: list[PollResult] = []
 

@@ -151,10 +151,12 @@ class Writing:
                 delivery.raw.discard()
 
 
-def batches(items: Iterator[SourceItem], most_bytes: int) -> Iterator[tuple[int, list[SourceItem]]]:
-    """Batches of BATCH messages, fewer when their listed sizes add up to ``most_bytes``:
-    a batch is held in memory while it is fetched and written (a few at a time), so a
-    mailbox of large scans must not make batches of gigabytes."""
+def batches(
+    items: Iterator[SourceItem], most_bytes: int, most_messages: int = BATCH
+) -> Iterator[tuple[int, list[SourceItem]]]:
+    """Batches of ``most_messages`` (BATCH), fewer when their listed sizes add up to
+    ``most_bytes``: a batch is held in memory while it is fetched and written (a few at a
+    time), so a mailbox of large scans must not make batches of gigabytes."""
     start = 0
     batch: list[SourceItem] = []
     size = 0
@@ -165,7 +167,7 @@ def batches(items: Iterator[SourceItem], most_bytes: int) -> Iterator[tuple[int,
             batch, size = [], 0
         batch.append(item)
         size += item.size or 0
-        if len(batch) == BATCH:  # at once: the next item may wait for the next page
+        if len(batch) == most_messages:  # at once: the next item may wait for the next page
             yield start, batch
             start += len(batch)
             batch, size = [], 0

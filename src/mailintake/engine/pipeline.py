@@ -62,6 +62,7 @@ class PassSteps(Protocol):
 
     store: Store
     batch_bytes: int
+    batch_messages: int
 
     def wanted(self, run: Pass, statuses: Statuses, counted: list[int]) -> Iterator[SourceItem]:
         """What to import, as the source lists it; ``counted[0]``: how many so far."""
@@ -100,7 +101,7 @@ def pipelined(steps: PassSteps, run: Pass) -> None:
     with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
         try:
             for start, batch, fetched in fetched_batches(
-                run.source, batches(todo, steps.batch_bytes)
+                run.source, batches(todo, steps.batch_bytes, steps.batch_messages)
             ):
                 run.guard.check()  # before another batch goes out
                 deliveries, oversized, unavailable = steps.screen(run, fetched)

@@ -86,7 +86,8 @@ class Poller:
     # None: the runtime's (engine.factories.build_sink, with its writer processes).
     sink_factory: Callable[..., MessageSink] | None = None
     max_size: int | None = None  # overrides every mailbox's max_message_size (tests)
-    batch_bytes: int = BATCH_BYTES  # a batch ends at BATCH messages or at this many bytes
+    batch_bytes: int = BATCH_BYTES  # a batch ends at this many bytes
+    batch_messages: int = BATCH  # or at this many messages (fewer: tests of the batches)
     progress: Progress | None = None
     limits: PassLimits = field(default_factory=PassLimits)  # lease, renewal, failures
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # back-off of failed messages
