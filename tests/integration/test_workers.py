@@ -33,6 +33,9 @@ from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
 
 ROOT = Path(__file__).resolve().parents[2]
+# Half a minute or more each, waiting for intervals and a lease: started first, so that the
+# other tests run meanwhile instead of after them.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
