@@ -1,15 +1,15 @@
-"""What a request handler gets: the mailbox, the caller, and the caller's preferences."""
+"""What a request handler gets: the request, the mailbox, the caller, and the caller's
+preferences."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Response
+from starlette.responses import Response
 
 from sandbox.graph.auth import Principal
+from sandbox.graph.call import Call, json_response
 from sandbox.graph.model import Mailbox
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ JSON_TYPE = (
 
 @dataclass
 class Context:
+    call: Call
     emulator: GraphEmulator
     box: Mailbox
     principal: Principal
@@ -33,9 +34,4 @@ class Context:
     context_prefix: str  # for @odata.context
 
     def json(self, body: dict[str, Any], status: int = 200) -> Response:
-        return Response(json.dumps(body), status, content_type=JSON_TYPE)
-
-
-def stream(data: bytes, chunk: int = 65536) -> Iterator[bytes]:
-    for start in range(0, len(data), chunk):
-        yield data[start : start + chunk]
+        return json_response(body, status, JSON_TYPE)

@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, request
+from starlette.responses import Response
 
 from sandbox.graph import odata
 from sandbox.graph.context import Context
@@ -66,7 +67,8 @@ def messages_delta(context: Context, keys: list[str]) -> Response:
     box = context.box
     with store.lock:
         folder = _folder(box, keys[0])
-        skip, delta = request.args.get("$skiptoken"), request.args.get("$deltatoken")
+        args = context.call.args
+        skip, delta = args.get("$skiptoken"), args.get("$deltatoken")
         if skip:
             state = _state(context, folder, skip)
             pending, offset, end = state.pending or (), state.offset, state.seq
@@ -77,7 +79,7 @@ def messages_delta(context: Context, keys: list[str]) -> Response:
             if not pending:  # nothing changed: the same deltaLink again
                 return _answer(context, folder, [], delta_token=delta)
         else:
-            query = _query()
+            query = _query(args)
             if context.emulator.faults.refuse_expand and query["expand"]:
                 raise bad_request(
                     "Parsing OData Select and Expand failed: expand is not supported here."
@@ -92,7 +94,7 @@ def messages_delta(context: Context, keys: list[str]) -> Response:
             pending = _everything(box, folder, query)
             offset, end = 0, box.journal.seq
         faults = context.emulator.faults
-        size = min(_page_size(state.query), faults.page_cap or odata.MAX_TOP)
+        size = min(_page_size(context, state.query), faults.page_cap or odata.MAX_TOP)
         chunk = pending[offset : offset + size]
         values = [_render(context, box, folder, state.query, entry) for entry in chunk]
         if offset + size < len(pending) and not faults.take_drop():
@@ -133,9 +135,8 @@ def _state(context: Context, folder: Folder, token: str) -> SyncState:
     return state
 
 
-def _query() -> dict[str, Any]:
+def _query(args: Mapping[str, str]) -> dict[str, Any]:
     """The options of a round's first request, checked as delta allows them."""
-    args = request.args
     for name in args:
         if name.startswith("$") and name not in (*_QUERY, "$deltatoken", "$skiptoken"):
             raise bad_request(f"The query parameter '{name}' is not supported with delta.")
@@ -164,8 +165,8 @@ def _query() -> dict[str, Any]:
     }
 
 
-def _page_size(query: dict[str, Any]) -> int:
-    found = _PREFERRED_SIZE.search(", ".join(request.headers.getlist("Prefer")))
+def _page_size(context: Context, query: dict[str, Any]) -> int:
+    found = _PREFERRED_SIZE.search(", ".join(context.call.headers.getlist("Prefer")))
     if found is not None and int(found.group(1)) > 0:
         return min(int(found.group(1)), odata.MAX_TOP)
     return int(query["top"] or DEFAULT_PAGE)

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, request
+from starlette.responses import Response
 
 from sandbox.graph import odata
-from sandbox.graph.context import Context, stream
+from sandbox.graph.call import Dropped
+from sandbox.graph.context import Context
 from sandbox.graph.errors import GraphError, bad_request, id_malformed, item_not_found
 from sandbox.graph.model import WELL_KNOWN, Folder, Message, looks_like_id
 from sandbox.graph.render import (
@@ -53,8 +52,8 @@ def _message(context: Context, key: str) -> Message:
     return found
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+def _body(context: Context) -> dict[str, Any]:
+    data = context.call.json()
     if not isinstance(data, dict):
         raise bad_request("Empty Payload. JSON content expected.")
     return data
@@ -83,9 +82,9 @@ def _fault(context: Context, message: Message, operation: str) -> None:
         raise failure
 
 
-def _select() -> tuple[str, ...] | None:
+def _select(context: Context) -> tuple[str, ...] | None:
     query = odata.parse(
-        {"$select": request.args.get("$select", "")}, MESSAGE_PROPERTIES, "Message", None
+        {"$select": context.call.args.get("$select", "")}, MESSAGE_PROPERTIES, "Message", None
     )
     return query.select
 
@@ -96,7 +95,7 @@ def _select() -> tuple[str, ...] | None:
 def list_messages(context: Context, keys: list[str]) -> Response:
     """user-list-messages.md: default page 10, $top 1-1000, follow the whole nextLink."""
     box = context.box
-    query = odata.parse(request.args, MESSAGE_PROPERTIES, "Message", "receivedDateTime")
+    query = odata.parse(context.call.args, MESSAGE_PROPERTIES, "Message", "receivedDateTime")
     faults = context.emulator.faults
     slow = faults.timeout_without_select
     if slow is not None and query.select is None and query.top > slow:
@@ -138,7 +137,7 @@ def list_messages(context: Context, keys: list[str]) -> Response:
 
 def get_message(context: Context, keys: list[str]) -> Response:
     """message-get.md."""
-    select = _select()
+    select = _select(context)
     with context.emulator.store.lock:
         message = _message(context, keys[-1])
         body = _render(context, message, select)
@@ -158,22 +157,15 @@ def raw_message(context: Context, keys: list[str]) -> Response:
             raise GraphError(
                 504, "GatewayTimeout", "The gateway did not receive a response in time."
             )
-        _drop_connection()  # the answer written next finds it closed
-    return Response(stream(raw), 200, content_type="text/plain")
-
-
-def _drop_connection() -> None:
-    """Close the request's connection with nothing answered, as a front end that gave up
-    does: the client reads the end of the connection where the answer should be."""
-    connection = request.environ.get("werkzeug.socket")
-    if connection is not None:
-        with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)
+        # The connection closes with nothing answered, as a front end that gave up closes
+        # it: the client reads the end of the connection where the answer should be.
+        return Dropped(context.emulator.abort)
+    return Response(raw, 200, headers={"content-type": "text/plain"})
 
 
 def patch_message(context: Context, keys: list[str]) -> Response:
     """message-update.md: 200 with the updated message."""
-    data = _body()
+    data = _body(context)
     refused = sorted(set(data) - UPDATABLE)
     if refused:
         raise bad_request(
@@ -199,7 +191,7 @@ def patch_message(context: Context, keys: list[str]) -> Response:
 
 def move_message(context: Context, keys: list[str]) -> Response:
     """message-move.md: 201 Created with the moved message (a new id unless immutable)."""
-    destination = _body().get("destinationId")
+    destination = _body(context).get("destinationId")
     if not isinstance(destination, str) or not destination:
         raise bad_request("The destinationId parameter is required.", "ErrorInvalidParameter")
     with context.emulator.store.lock:
@@ -231,14 +223,14 @@ def delete_message(context: Context, keys: list[str]) -> Response:
             target = deleted
         box.place(message, target)
         message.touch()
-    return Response(status=204)
+    return Response(status_code=204)
 
 
 def permanent_delete(context: Context, keys: list[str]) -> Response:
     """message-permanentdelete.md: 204, gone from the client's view."""
     with context.emulator.store.lock:
         context.box.remove(_message(context, keys[-1]))
-    return Response(status=204)
+    return Response(status_code=204)
 
 
 # --- folders ------------------------------------------------------------------------------
@@ -248,8 +240,8 @@ def list_folders(context: Context, keys: list[str]) -> Response:
     """user-list-mailfolders.md / mailfolder-list-childfolders.md: default page 10,
     ``includeHiddenFolders=true`` adds hidden folders."""
     box = context.box
-    query = odata.parse(request.args, FOLDER_PROPERTIES, "MailFolder", None)
-    hidden = request.args.get("includeHiddenFolders", "").lower() == "true"
+    query = odata.parse(context.call.args, FOLDER_PROPERTIES, "MailFolder", None)
+    hidden = context.call.args.get("includeHiddenFolders", "").lower() == "true"
     with context.emulator.store.lock:
         parent = _folder(context, keys[0]) if keys else box.root()
         folders = box.children(parent, hidden=hidden)
@@ -283,7 +275,7 @@ def get_folder(context: Context, keys: list[str]) -> Response:
 
 def create_folder(context: Context, keys: list[str]) -> Response:
     """user-post-mailfolders.md / mailfolder-post-childfolders.md: 201 Created."""
-    name = _body().get("displayName")
+    name = _body(context).get("displayName")
     if not isinstance(name, str) or not name.strip():
         raise bad_request("The displayName property is required.", "ErrorInvalidParameter")
     store = context.emulator.store

@@ -6,18 +6,23 @@ Paths are matched the way Graph matches them: segment names case-insensitively, 
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from flask import Flask, Response, request
+import anyio.to_thread
+from anyio import CapacityLimiter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from sandbox.graph import delta, handlers, subscription_routes
 from sandbox.graph.auth import authenticate, authorize, me_without_user
+from sandbox.graph.call import Call, json_response
 from sandbox.graph.context import Context
 from sandbox.graph.errors import GraphError, bad_request, invalid_user, too_many_requests
 
@@ -25,10 +30,16 @@ if TYPE_CHECKING:
     from sandbox.graph.server import GraphEmulator
 
 METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"]
+# Requests served at once (each in a worker thread): more than any test or benchmark sends,
+# so that latency (a sleep per request) is added to each, not queued behind the others.
+WORKERS = 200
 _KEYED = re.compile(r"^([A-Za-z.$]+)\('(.*)'\)$")
 
 
 Handler = Callable[[Context, list[str]], Response]
+# The work of one request, run in a worker thread: its answer, or the GraphError it raised.
+Work = Callable[[Call], Response]
+Endpoint = Callable[[Request], Awaitable[Response]]
 # (method, pattern) -> (handler, write, needs body access). "*" is one id or name.
 ROUTES: list[tuple[str, tuple[str, ...], Handler, bool, bool]] = [
     ("GET", ("mailfolders",), handlers.list_folders, False, False),
@@ -100,51 +111,64 @@ def match(method: str, tail: list[str]) -> tuple[Handler, list[str], bool, bool]
     raise bad_request(f"Resource not found for the segment '{unknown}'.")
 
 
-def preferences() -> dict[str, str]:
+def preferences(call: Call) -> dict[str, str]:
     """``Prefer`` may repeat and may list several preferences separated by commas."""
     found: dict[str, str] = {}
-    for header in request.headers.getlist("Prefer"):
+    for header in call.headers.getlist("Prefer"):
         for item in header.split(","):
             name, _, value = item.strip().partition("=")
             found[name.strip().lower()] = value.strip().strip('"')
     return found
 
 
-def build_app(emulator: GraphEmulator) -> Flask:
-    app = Flask("sandbox.graph")
+def build_app(emulator: GraphEmulator) -> Starlette:
+    """The ASGI app: each request is read whole, then served in a worker thread (the
+    emulator's state is guarded by locks, and latency is a sleep)."""
+    workers = CapacityLimiter(WORKERS)
 
-    def answer(work: Callable[[], Response]) -> Response:
-        """``work``'s response, or the GraphError it raised in Graph's shape; request ids."""
-        request_id = str(uuid.uuid4())
-        client_request_id = request.headers.get("client-request-id", request_id)
-        try:
-            response = work()
-        except GraphError as error:
-            date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            body = error.body(request_id, client_request_id, date)
-            response = Response(json.dumps(body), error.status, content_type="application/json")
-            response.headers.update(error.headers)
-            if error.status == 429:
-                emulator.note_throttled()
-        response.headers["request-id"] = request_id
-        response.headers["client-request-id"] = client_request_id
-        return response
+    def answer(work: Work) -> Endpoint:
+        """The endpoint giving ``work``'s response, or the GraphError it raised in Graph's
+        shape; with request ids."""
 
-    @app.route("/v1.0/<path:rest>", methods=METHODS)
-    def graph(rest: str) -> Response:
-        return answer(lambda: _serve(emulator, rest))
+        def respond(call: Call) -> Response:
+            request_id = str(uuid.uuid4())
+            client_request_id = call.headers.get("client-request-id", request_id)
+            try:
+                response = work(call)
+            except GraphError as error:
+                date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                body = error.body(request_id, client_request_id, date)
+                response = json_response(body, error.status)
+                response.headers.update(error.headers)
+                if error.status == 429:
+                    emulator.note_throttled()
+            response.headers["request-id"] = request_id
+            response.headers["client-request-id"] = client_request_id
+            return response
 
-    subscription_routes.register(app, emulator, answer)
-    return app
+        async def endpoint(request: Request) -> Response:
+            call = await Call.read(request)
+            return await anyio.to_thread.run_sync(respond, call, limiter=workers)
+
+        return endpoint
+
+    def graph(call: Call) -> Response:
+        return _serve(emulator, call, call.params["rest"])
+
+    routes = [
+        *subscription_routes.routes(emulator, answer),
+        Route("/v1.0/{rest:path}", answer(graph), methods=METHODS),
+    ]
+    return Starlette(routes=routes)
 
 
-def _serve(emulator: GraphEmulator, rest: str) -> Response:
-    emulator.note_request(request.method, request.path)
+def _serve(emulator: GraphEmulator, call: Call, rest: str) -> Response:
+    emulator.note_request(call.method, call.path)
     retry_after = emulator.take_throttle()
     if retry_after is not None:
         emulator.wait()
         raise too_many_requests(retry_after)
-    principal = authenticate(emulator.idp, request.headers.get("Authorization"), emulator.resource)
+    principal = authenticate(emulator.idp, call.headers.get("Authorization"), emulator.resource)
     parts = segments_of(rest)
     if parts and parts[0].lower() == "me":
         if principal.username is None:
@@ -159,7 +183,7 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
     box = emulator.store.mailbox(user)
     if box is None:
         raise invalid_user(user)
-    handler, keys, write, body = match(request.method, tail)
+    handler, keys, write, body = match(call.method, tail)
     faults = emulator.faults
     spent = faults.spend(principal.client_id, box.address)
     if spent is not None:
@@ -172,9 +196,10 @@ def _serve(emulator: GraphEmulator, rest: str) -> Response:
     release = emulator.admit(principal.client_id, box.address)
     try:
         emulator.wait()
-        prefs = preferences()
-        root = request.host_url.rstrip("/")
+        prefs = preferences(call)
+        root = call.root
         context = Context(
+            call,
             emulator,
             box,
             principal,

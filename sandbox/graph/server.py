@@ -1,18 +1,14 @@
 """GraphEmulator: the Python face of the emulator (mailboxes, delivery, inspection, fault
-injection, statistics) and its threaded HTTP server on 127.0.0.1."""
+injection, statistics), served by uvicorn on 127.0.0.1 (sandbox.serving)."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from email.message import Message
 from typing import Any
-
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from sandbox.graph.auth import GRAPH
 from sandbox.graph.errors import mailbox_concurrency
@@ -21,70 +17,10 @@ from sandbox.graph.model import ROOT, Folder, Mailbox, Store
 from sandbox.graph.routes import build_app
 from sandbox.graph.subscriptions import Subscriptions
 from sandbox.idp import IdentityProvider
-from sandbox.serving import ServedInThread
+from sandbox.serving import ServedByUvicorn
 
 
-class _BodylessInput(io.BufferedIOBase):
-    """The connection's input as a request without a body sees it: werkzeug reads whatever
-    follows a request to discard an unread body, which on a persistent connection is the
-    client's next request; here there is nothing to discard."""
-
-    def __init__(self, stream: io.BufferedIOBase) -> None:
-        super().__init__()
-        self.stream = stream
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        return b""
-
-    def readline(self, size: int | None = -1, /) -> bytes:
-        return self.stream.readline(size)
-
-
-class PersistentConnections(WSGIRequestHandler):
-    """Keeps HTTP/1.1 connections open between requests, as Graph's front ends do (RFC 9112
-    §9.3: persistent unless either side sends ``Connection: close``), so a client's next
-    request does not pay for a new connection. A request with a body still ends its
-    connection. Requests are not logged one by one; ``stats`` counts them."""
-
-    disable_nagle_algorithm = True  # an answer's last segment is not held for an ACK
-    _persistent = False  # this request was read whole and may leave the connection open
-
-    def handle_one_request(self) -> None:
-        self._restore_input()
-        self._persistent = False
-        super().handle_one_request()
-
-    def finish(self) -> None:
-        self._restore_input()
-        super().finish()
-
-    def _restore_input(self) -> None:
-        if isinstance(self.rfile, _BodylessInput):
-            self.rfile = self.rfile.stream
-
-    def parse_request(self) -> bool:
-        parsed = super().parse_request()
-        if parsed and not _has_body(self.headers):
-            self._persistent = True
-            self.rfile = _BodylessInput(self.rfile)
-        return parsed
-
-    def send_header(self, keyword: str, value: str) -> None:
-        closing = keyword.lower() == "connection" and value.lower() == "close"
-        if closing and self._persistent:
-            return
-        super().send_header(keyword, value)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-def _has_body(headers: Message) -> bool:
-    length = str(headers.get("Content-Length", "0")).strip()
-    return "Transfer-Encoding" in headers or length not in ("", "0")
-
-
-class GraphEmulator(ServedInThread):
+class GraphEmulator(ServedByUvicorn):
     """A stand-in for https://graph.microsoft.com/v1.0 (mail only), trusting ``idp``'s tokens.
 
     ``latency`` seconds are added to every request; ``max_concurrent`` requests may be in
@@ -116,17 +52,7 @@ class GraphEmulator(ServedInThread):
         # Change notifications (sandbox/graph/subscriptions.py): ``subscriptions.lifecycle``
         # sends lifecycle notifications, ``subscriptions.clock`` decides expiry.
         self.subscriptions = Subscriptions(self)
-        self.flask = build_app(self)
-
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
-        """Serve in a background thread, with persistent connections; returns the base URL."""
-        self._server = make_server(
-            host, port, self.flask, threaded=True, request_handler=PersistentConnections
-        )
-        self.base_url = f"http://{host}:{self._server.server_port}{self.base_path}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self.base_url
+        self.asgi = build_app(self)
 
     # --- mailboxes ----------------------------------------------------------------------
 

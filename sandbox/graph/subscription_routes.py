@@ -3,65 +3,62 @@ their sources): create and list, get, renew (PATCH), delete, and the ``reauthori
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, request
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from sandbox.graph.auth import Principal, authenticate
+from sandbox.graph.call import Call, json_response
 from sandbox.graph.errors import bad_request
 
 if TYPE_CHECKING:
     from sandbox.graph.server import GraphEmulator
 
+Answer = Callable[[Callable[[Call], Response]], Callable[[Request], Awaitable[Response]]]
 
-def register(app: Flask, emulator: GraphEmulator, answer: Callable[..., Response]) -> None:
-    """The ``/subscriptions`` routes; ``answer`` turns a handler's result or GraphError into
-    Graph's response (sandbox.graph.routes)."""
+
+def routes(emulator: GraphEmulator, answer: Answer) -> list[Route]:
+    """The ``/subscriptions`` routes; ``answer`` makes the endpoint that turns a handler's
+    result or GraphError into Graph's response (sandbox.graph.routes)."""
     book = emulator.subscriptions
 
-    def caller() -> Principal:
-        emulator.note_request(request.method, request.path)
-        return authenticate(emulator.idp, request.headers.get("Authorization"))
+    def caller(call: Call) -> Principal:
+        emulator.note_request(call.method, call.path)
+        return authenticate(emulator.idp, call.headers.get("Authorization"))
 
-    def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
+    def body(call: Call) -> dict[str, Any]:
+        data = call.json()
         if not isinstance(data, dict):
             raise bad_request("Empty Payload. JSON content expected.")
         return data
 
-    def json_answer(data: dict[str, Any], status: int = 200) -> Response:
-        return Response(json.dumps(data), status, content_type="application/json")
+    def subscriptions(call: Call) -> Response:
+        principal = caller(call)
+        if call.method == "POST":
+            immutable = "immutableid" in call.headers.get("Prefer", "").lower()
+            return json_response(book.create(principal, body(call), immutable).json(), 201)
+        return json_response({"value": [s.json() for s in book.listed(principal)]})
 
-    @app.route("/v1.0/subscriptions", methods=["GET", "POST"])
-    def subscriptions() -> Response:
-        def work() -> Response:
-            principal = caller()
-            if request.method == "POST":
-                immutable = "immutableid" in request.headers.get("Prefer", "").lower()
-                return json_answer(book.create(principal, body(), immutable).json(), 201)
-            return json_answer({"value": [s.json() for s in book.listed(principal)]})
+    def subscription(call: Call) -> Response:
+        principal = caller(call)
+        if call.method == "PATCH":
+            return json_response(book.renew(principal, call.params["key"], body(call)).json())
+        if call.method == "DELETE":
+            book.delete(principal, call.params["key"])
+            return Response(status_code=204)
+        return json_response(book.get(principal, call.params["key"]).json())
 
-        return answer(work)
+    def reauthorize(call: Call) -> Response:
+        book.reauthorize(caller(call), call.params["key"])
+        return Response(status_code=204)
 
-    @app.route("/v1.0/subscriptions/<key>", methods=["GET", "PATCH", "DELETE"])
-    def subscription(key: str) -> Response:
-        def work() -> Response:
-            principal = caller()
-            if request.method == "PATCH":
-                return json_answer(book.renew(principal, key, body()).json())
-            if request.method == "DELETE":
-                book.delete(principal, key)
-                return Response(status=204)
-            return json_answer(book.get(principal, key).json())
-
-        return answer(work)
-
-    @app.route("/v1.0/subscriptions/<key>/reauthorize", methods=["POST"])
-    def reauthorize(key: str) -> Response:
-        def work() -> Response:
-            book.reauthorize(caller(), key)
-            return Response(status=204)
-
-        return answer(work)
+    return [
+        Route("/v1.0/subscriptions", answer(subscriptions), methods=["GET", "POST"]),
+        Route(
+            "/v1.0/subscriptions/{key}", answer(subscription), methods=["GET", "PATCH", "DELETE"]
+        ),
+        Route("/v1.0/subscriptions/{key}/reauthorize", answer(reauthorize), methods=["POST"]),
+    ]
