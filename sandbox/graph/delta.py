@@ -6,8 +6,8 @@ concepts/delta-query-overview.md).
 - A round is one or more GETs. Each answer carries either ``@odata.nextLink`` (a URL with a
   ``$skiptoken``: more of this round) or ``@odata.deltaLink`` (a URL with a ``$deltatoken``:
   the round is complete; saved, it starts the next round). The tokens are opaque; the
-  query options of the round's first request ($select, $expand, $filter, $orderby, $top,
-  changeType) are encoded in them and need not be sent again ("Query parameters").
+  query options of the round's first request ($select, $expand, $filter, $top, changeType)
+  are encoded in them and need not be sent again ("Query parameters").
 - The first round gives every message in the folder; a round from a ``$deltatoken`` gives
   what changed since: messages new in the folder (delivered, or moved in), messages changed
   there (read, flagged…: "One message was deleted and the other message was changed"), and
@@ -20,8 +20,10 @@ concepts/delta-query-overview.md).
 - ``Prefer: odata.maxpagesize={x}`` sets the most messages per answer ("Optional request
   header"); without it ``$top``, else 10 (the size of a plain message list,
   user-list-messages.md; the delta pages do not give theirs).
-- Only ``$filter=receivedDateTime ge|gt {value}`` and ``$orderby=receivedDateTime desc`` are
-  supported; no ``$search`` ("OData query parameters").
+- Only ``$filter=receivedDateTime ge|gt {value}`` is supported; no ``$search`` ("OData query
+  parameters"). Graph's ``$orderby=receivedDateTime desc`` is not emulated (mailintake does
+  not send it): the emulator answers 400, as to any option it does not know
+  (sandbox.graph.odata). A round gives messages in the order they came to the folder.
 - A token whose sync state is gone answers ``410 Gone`` with the error code
   ``syncStateNotFound`` (or ``resyncRequired``) and a ``Location`` header holding the
   round's first URL without a token (delta-query-overview.md, "Synchronization reset",
@@ -54,7 +56,7 @@ from sandbox.graph.render import MESSAGE_PROPERTIES, message_json
 
 DEFAULT_PAGE = 10
 CHANGE_TYPES = ("created", "updated", "deleted")
-_QUERY = ("$select", "$expand", "$filter", "$orderby", "$top")
+_QUERY = ("$select", "$expand", "$filter", "$top")
 _PREFERRED_SIZE = re.compile(r"odata\.maxpagesize\s*=\s*\"?(\d+)", re.IGNORECASE)
 _MESSAGE_TYPE = "#microsoft.graph.message"
 
@@ -139,7 +141,9 @@ def _query(args: Mapping[str, str]) -> dict[str, Any]:
     """The options of a round's first request, checked as delta allows them."""
     for name in args:
         if name.startswith("$") and name not in (*_QUERY, "$deltatoken", "$skiptoken"):
-            raise bad_request(f"The query parameter '{name}' is not supported with delta.")
+            raise bad_request(
+                f"The query parameter '{name}' is not supported by the emulator's delta."
+            )
     parsed = odata.parse(
         {k: v for k, v in args.items() if k in _QUERY}, MESSAGE_PROPERTIES, "Message", None
     )
@@ -150,8 +154,6 @@ def _query(args: Mapping[str, str]) -> dict[str, Any]:
                 "Delta supports only $filter=receivedDateTime ge {value} or gt {value}."
             )
         after = (clause.op, clause.value)
-    if parsed.order not in ((), (("receivedDateTime", True),)):
-        raise bad_request("Delta supports only $orderby=receivedDateTime desc.")
     change_type = args.get("changeType")
     if change_type is not None and change_type not in CHANGE_TYPES:
         raise bad_request(f"Invalid changeType '{change_type}': created, updated or deleted.")
@@ -159,7 +161,6 @@ def _query(args: Mapping[str, str]) -> dict[str, Any]:
         "select": parsed.select,
         "expand": parsed.expand,
         "after": after,
-        "newest_first": bool(parsed.order),
         "top": parsed.top if args.get("$top") else None,
         "change_type": change_type,
     }
@@ -182,11 +183,7 @@ def _wanted(message: Message, query: dict[str, Any]) -> bool:
 
 def _everything(box: Mailbox, folder: Folder, query: dict[str, Any]) -> Pending:
     """The first round: every message of the folder (as ``$filter`` keeps them)."""
-    found = [m for m in box.in_folder(folder) if _wanted(m, query)]
-    if query["newest_first"]:
-        found.sort(key=lambda m: (m.received, m.seq), reverse=True)
-    else:
-        found.sort(key=lambda m: m.seq)
+    found = sorted((m for m in box.in_folder(folder) if _wanted(m, query)), key=lambda m: m.seq)
     return tuple((m.immutable_id, "created") for m in found)
 
 

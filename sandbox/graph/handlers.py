@@ -115,7 +115,7 @@ def list_messages(context: Context, keys: list[str]) -> Response:
                 key=lambda m: m.seq,
             )
             where, url = "messages", f"{context.prefix}/messages"
-        chunk, next_link, total = odata.page(
+        chunk, next_link = odata.page(
             items,
             query,
             message_value,
@@ -126,10 +126,10 @@ def list_messages(context: Context, keys: list[str]) -> Response:
         )
         values = [_render(context, m, query.select, query.expand) for m in chunk]
     selected = f"({','.join(query.select)})" if query.select else ""
-    body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}{selected}"}
-    if query.count:
-        body["@odata.count"] = total
-    body["value"] = values
+    body: dict[str, Any] = {
+        "@odata.context": f"{context.context_prefix}/{where}{selected}",
+        "value": values,
+    }
     if next_link:
         body["@odata.nextLink"] = next_link
     return context.json(body)
@@ -254,12 +254,9 @@ def list_folders(context: Context, keys: list[str]) -> Response:
         def value(folder: Folder, name: str) -> Any:
             return folder_value(box, folder, name)
 
-        chunk, next_link, total = odata.page(folders, query, value, url)
+        chunk, next_link = odata.page(folders, query, value, url)
         values = [folder_json(box, f, query.select) for f in chunk]
-    body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}"}
-    if query.count:
-        body["@odata.count"] = total
-    body["value"] = values
+    body: dict[str, Any] = {"@odata.context": f"{context.context_prefix}/{where}", "value": values}
     if next_link:
         body["@odata.nextLink"] = next_link
     return context.json(body)

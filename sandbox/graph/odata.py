@@ -1,12 +1,14 @@
-"""The OData query options Graph's mail lists accept: $top, $skip, $select, $filter,
-$orderby, $count, and paging by ``@odata.nextLink`` (api/user-list-messages.md, "Optional
-query parameters"; concepts/paging.md)."""
+"""The OData query options of Graph's mail lists that mailintake sends: $top, $select, $filter
+(on folders), $expand (api/user-list-messages.md, user-list-mailfolders.md, "Optional query
+parameters"), and paging by ``@odata.nextLink`` (concepts/paging.md), whose ``$skip`` is
+the emulator's too. Graph accepts more ($orderby, $count, $search…); the emulator answers
+400 BadRequest to an option it does not emulate, as Graph answers one an operation does not
+support (concepts/query-parameters.md: support "varies from one API operation to another";
+concepts/errors.md: 400 "Cannot process the request because it is malformed or incorrect").
+A list comes in Graph's default order: messages newest first (receivedDateTime desc)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,16 +20,7 @@ from sandbox.graph.errors import bad_request
 
 DEFAULT_TOP = 10  # "The default page size is 10 messages."
 MAX_TOP = 1000  # "Use $top to customize the page size, within the range of 1 and 1000."
-SUPPORTED = {
-    "$top",
-    "$skip",
-    "$select",
-    "$filter",
-    "$orderby",
-    "$count",
-    "$skiptoken",
-    "$expand",
-}
+SUPPORTED = {"$top", "$skip", "$select", "$filter", "$expand"}
 # $expand=singleValueExtendedProperties($filter=id eq '...') (singlevaluelegacyextendedproperty-
 # get.md, "GET resource instances using $expand"): the only expansion the emulator knows.
 _EXPAND = re.compile(
@@ -78,8 +71,7 @@ class Query:
     select: tuple[str, ...] | None
     clauses: tuple[Clause, ...]
     order: tuple[tuple[str, bool], ...]  # (property, descending)
-    count: bool
-    params: tuple[tuple[str, str], ...]  # what the client sent, minus paging
+    params: tuple[tuple[str, str], ...]  # what the client sent
     expand: tuple[str, ...] = ()  # extended property ids asked for with $expand
 
 
@@ -106,24 +98,12 @@ def parse(
     if top < 1:
         raise bad_request(f"Invalid page size specified: '{top}'. Must be between 1 and 1000.")
     skip = _integer(args.get("$skip"), 0, "$skip")
-    if args.get("$skiptoken"):
-        skip = _skiptoken(args["$skiptoken"], args)
     select = None
     if args.get("$select"):
         select = tuple(prop(p.strip()) for p in args["$select"].split(",") if p.strip())
     clauses = tuple(_clause(text, prop) for text in _clauses(args.get("$filter", "")))
-    order_text = args.get("$orderby") or ""
-    order: list[tuple[str, bool]] = []
-    for item in filter(None, (p.strip() for p in order_text.split(","))):
-        name, _, direction = item.partition(" ")
-        if direction.strip().lower() not in ("", "asc", "desc"):
-            raise bad_request(f"Invalid $orderby direction '{direction.strip()}'.")
-        order.append((prop(name), direction.strip().lower() == "desc"))
-    if order and clauses:
-        _check_efficient(order, clauses)
-    if not order and default_order:
-        order = [(default_order, True)]
-    params = tuple((k, v) for k, v in args.items() if k != "$skiptoken")
+    order = ((default_order, True),) if default_order else ()
+    params = tuple(args.items())
     expand: tuple[str, ...] = ()
     if args.get("$expand"):
         found = _EXPAND.match(args["$expand"].strip())
@@ -137,25 +117,10 @@ def parse(
         skip,
         select,
         clauses,
-        tuple(order),
-        args.get("$count", "").lower() == "true",
+        order,
         params,
         expand,
     )
-
-
-def _check_efficient(order: list[tuple[str, bool]], clauses: tuple[Clause, ...]) -> None:
-    # "Using filter and orderby in the same query" (api/user-list-messages.md): properties in
-    # $orderby must appear in $filter, in the same order, before any others.
-    filtered: list[str] = []
-    for clause in clauses:
-        if clause.name not in filtered:
-            filtered.append(clause.name)
-    if filtered[: len(order)] != [name for name, _ in order]:
-        raise bad_request(
-            "The restriction or sort order is too complex for this operation.",
-            "InefficientFilter",
-        )
 
 
 def _integer(text: str | None, default: int, name: str) -> int:
@@ -206,30 +171,6 @@ def _literal(raw: str) -> Any:
 # --- paging -----------------------------------------------------------------------------
 
 
-def _fingerprint(params: Mapping[str, str]) -> str:
-    kept = sorted((k, v) for k, v in params.items() if k not in ("$skip", "$skiptoken"))
-    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16]
-
-
-def skiptoken(offset: int, params: Mapping[str, str]) -> str:
-    """Opaque to the client; bound to the query it continues."""
-    data = json.dumps({"o": offset, "q": _fingerprint(params)}).encode()
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _skiptoken(token: str, params: Mapping[str, str]) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        offset, bound = int(data["o"]), str(data["q"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request("The $skiptoken is invalid.") from None
-    if bound != _fingerprint(params):
-        raise bad_request(
-            "The $skiptoken does not belong to this query: follow the whole @odata.nextLink."
-        )
-    return offset
-
-
 def page(
     items: list[Any],
     query: Query,
@@ -239,9 +180,9 @@ def page(
     interleave: int = 0,
     cap: int | None = None,
     drop: Callable[[], bool] = lambda: False,
-) -> tuple[list[Any], str | None, int]:
-    """Filters, sorts and cuts one page; returns it with the nextLink (None on the last page)
-    and the total count after filtering.
+) -> tuple[list[Any], str | None]:
+    """Filters, sorts and cuts one page; returns it with the nextLink (None on the last
+    page).
 
     The nextLink carries ``$skip``, as Graph's do for mail ("$top=5&$skip=5",
     microsoftgraph/microsoft-graph-docs#5029); ``$skip`` counts the store's items, of which
@@ -270,7 +211,7 @@ def page(
         params.pop("$skip", None)
         query_string = urlencode([*params.items(), ("$skip", str(query.skip + size))], safe="$',")
         next_link = f"{url}?{query_string}"
-    return chunk, next_link, len(selected)
+    return chunk, next_link
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

@@ -1,5 +1,5 @@
 """Graph's JSON for message and mailFolder resources (resources/message.md,
-resources/mailfolder.md), and the property values $filter and $orderby compare."""
+resources/mailfolder.md), and the property values $filter compares and lists are sorted by."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ _FILTERABLE: dict[str, Callable[[Message], Any]] = {
 
 
 def message_value(message: Message, name: str) -> Any:
-    """The value $filter and $orderby see (datetimes as datetimes)."""
+    """The value $filter and sorting see (datetimes as datetimes)."""
     getter = _FILTERABLE.get(name)
     if getter is None:
         raise bad_request(f"The emulator cannot filter or sort on '{name}'.")
