@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,17 @@ class IdentityProvider(ServedInThread):
             for record in self.refresh_tokens.values():
                 if record.username.lower() == username.lower():
                     record.revoked = True
+
+    def expire_access_tokens(self, username: str) -> None:
+        """The user's access tokens end now, before the expiry they were issued with, as
+        with a token revoked early (Entra's continuous access evaluation: a password
+        change, an account disabled): introspection answers inactive, so servers refuse
+        them; whoever holds one learns it only from that refusal."""
+        now = int(time.time())
+        with self.lock:
+            for record in self.access_tokens.values():
+                if (record.username or "").lower() == username.lower():
+                    record.expires_at = min(record.expires_at, now)
 
     def expire_refresh_tokens(self, username: str) -> None:
         """The user's refresh tokens expire by inactivity (AADSTS700082 on use)."""
