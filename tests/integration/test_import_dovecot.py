@@ -39,6 +39,26 @@ CASES = [
 ]
 
 
+def test_a_token_ended_before_its_expiry_is_renewed_when_refused(
+    store: Store, home: Path, tmp_path: Path, mail_server: MailServer
+) -> None:
+    """The identity provider ends the access token the mailbox holds before its expiry (as
+    Entra revokes one early): IMAP refuses it, the source signs in again with a renewed
+    one, and the pass imports."""
+    user = mail_server.fresh_user("revoked")
+    messages = [raw(n) for n in range(3)]
+    mail_server.dovecot.deliver_many(user, messages)
+    out = tmp_path / "out"
+    dovecot_mailbox(store, mail_server, out, "box", user)
+    held = TokenManager(store).access_token("box")
+    mail_server.idp.expire_access_tokens(user)
+
+    result = Poller(store, home).poll("box")
+    assert (result.imported, result.failed, result.error) == (3, 0, None)
+    assert imported(out, "box") == set(messages)
+    assert TokenManager(store).access_token("box") != held  # renewed
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
 @pytest.mark.parametrize(("protocol", "action"), CASES)
 def test_import_with_each_after_import_action(

@@ -127,9 +127,11 @@ def test_a_session_that_cannot_be_had_again_charges_no_message(
     out = tmp_path / "out"
     mailbox(mail_server, store, out, "imap", user)
 
-    def refused_again(spec: Any, token: TokenProvider, *args: Any, **kwargs: Any) -> MailSource:
-        tokens = iter([token()])
-        return build_source(spec, lambda: next(tokens, "refused"), *args, **kwargs)
+    def refused_again(
+        spec: Any, token: TokenProvider, _renew: Any = None, **kwargs: Any
+    ) -> MailSource:
+        tokens = iter([token()])  # signed in once; every token after it, renewed too, refused
+        return build_source(spec, lambda: next(tokens, "refused"), lambda: "refused", **kwargs)
 
     result = Poller(store, home, clock=Clock(), source_factory=refused_again).poll("box")
     assert result.error is not None

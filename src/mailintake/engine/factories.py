@@ -26,8 +26,8 @@ from mailintake.sources.pop3 import Pop3Settings, Pop3Source
 @dataclass(frozen=True)
 class Needs:
     """What building a source may use besides the mailbox: ``renew`` gives a new token when
-    a server refuses the current one mid-session (Graph's 401); ``spool`` is where large
-    downloads are written; ``throttle`` keeps Graph's waits for every worker
+    a server refuses the current one (Graph's 401, IMAP's refused sign-in); ``spool`` is
+    where large downloads are written; ``throttle`` keeps Graph's waits for every worker
     (store.throttle)."""
 
     token: TokenProvider
@@ -126,7 +126,7 @@ def graph_settings(spec: MailboxSpec, spool: Path | None = None) -> GraphSetting
 
 
 def _imap(spec: MailboxSpec, needs: Needs) -> MailSource:
-    return ImapSource(imap_settings(spec), needs.token, spec.name)
+    return ImapSource(imap_settings(spec), needs.token, spec.name, needs.renew)
 
 
 def _pop3(spec: MailboxSpec, needs: Needs) -> MailSource:

@@ -63,9 +63,16 @@ class ImapSource:
     acknowledged_at_commit = False  # each action takes effect at once
     list_page = LIST_PAGE
 
-    def __init__(self, settings: ImapSettings, token: TokenProvider, mailbox: str) -> None:
+    def __init__(
+        self,
+        settings: ImapSettings,
+        token: TokenProvider,
+        mailbox: str,
+        renew: TokenProvider | None = None,
+    ) -> None:
         self.settings = settings
         self.token = token
+        self.renew = renew  # a new token, when the server refuses one not yet expired
         self.mailbox = mailbox
         self.client: Any = None
         self.uidvalidity: int | None = None
@@ -145,29 +152,50 @@ class ImapSource:
         return f"; the folders there: {', '.join(names[:20])}{more}"
 
     def _login(self) -> None:
+        """Sign in with the token in hand. Refused, and with ``renew``, once more with a new
+        one: a token may end before the expiry it was issued with (revoked: Entra's
+        continuous access evaluation, a password change), and the server says only that it
+        refuses it. When the renewal is refused too, the person must authorize again
+        (AuthorizationRequired from ``renew``)."""
+        try:
+            self._authenticate(self.token())
+        except LoginError as exc:
+            if self.renew is None:
+                raise self._refused(exc) from exc
+            log.info("imap.token_refused", mailbox=self.mailbox)
+            try:
+                self._authenticate(self.renew())
+            except LoginError as again:
+                raise self._refused(again) from again
+
+    def _authenticate(self, token: str) -> None:
         s = self.settings
         try:
             capabilities = {c.upper() for c in self.client.capabilities()}
             if b"AUTH=XOAUTH2" in capabilities or b"AUTH=OAUTHBEARER" not in capabilities:
-                self.client.oauth2_login(s.login_as, self.token())
+                self.client.oauth2_login(s.login_as, token)
             else:
-                self.client.oauthbearer_login(s.login_as, self.token())
-        except LoginError as exc:
-            shared = (
-                f" (as shared mailbox {s.login_as}: the signed-in user needs Full Access to it)"
-                if s.login_as != s.username
-                else ""
-            )
-            raise AuthorizationRequired(
-                f"{self._what()}: the server refused the token for {s.login_as}{shared}: {exc}. "
-                "Exchange Online says only 'AUTHENTICATE failed' for every cause: check that "
-                "IMAP is enabled for the mailbox, the scopes carry "
-                "https://outlook.office.com/, and for client credentials the service "
-                "principal and mailbox permission exist",
-                state=AuthState.ERROR,
-            ) from exc
+                self.client.oauthbearer_login(s.login_as, token)
+        except LoginError:
+            raise  # the caller's to judge
         except (OSError, IMAPClientError) as exc:
             raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
+
+    def _refused(self, exc: LoginError) -> AuthorizationRequired:
+        s = self.settings
+        shared = (
+            f" (as shared mailbox {s.login_as}: the signed-in user needs Full Access to it)"
+            if s.login_as != s.username
+            else ""
+        )
+        return AuthorizationRequired(
+            f"{self._what()}: the server refused the token for {s.login_as}{shared}: {exc}. "
+            "Exchange Online says only 'AUTHENTICATE failed' for every cause: check that "
+            "IMAP is enabled for the mailbox, the scopes carry "
+            "https://outlook.office.com/, and for client credentials the service "
+            "principal and mailbox permission exist",
+            state=AuthState.ERROR,
+        )
 
     def _key_prefix(self) -> str:
         """What every message key of the folder starts with (its UIDVALIDITY included)."""
