@@ -6,14 +6,12 @@ a mailbox after its user's password changed. Each step saves a screenshot for th
 from __future__ import annotations
 
 import email.policy
-import time
 from email.message import EmailMessage
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.web_admin import (
-    ACCESS_TOKEN_LIFETIME,
     ADMIN_PASSWORD,
     ALICE,
     ALICE_PASSWORD,
@@ -247,7 +245,8 @@ def test_password_change_then_authorize_again(page: Page, sandbox: Sandbox) -> N
     with sandbox.idp.lock:  # a password change also ends the user's sign-in sessions
         for session in [k for k, v in sandbox.idp.sessions.items() if v == ALICE]:
             del sandbox.idp.sessions[session]
-    time.sleep(ACCESS_TOKEN_LIFETIME)  # the access token in hand expires: a refresh is due
+    # The access token in hand ends now (it is refused): a refresh is due, and refused.
+    sandbox.idp.expire_access_tokens(ALICE)
     sandbox.dovecot.deliver(ALICE, message("Order 4"))
     page.goto("/mailboxes/invoices")
     page.click("#poll-now")
