@@ -73,3 +73,17 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+IDLE_CONNECTIONS = 100  # engine.push.DEFAULT_CONNECTIONS
+
+
+def idle_connections_option(keeper: str, more: str = "") -> Any:
+    """``--idle-connections`` of the commands that keep IMAP IDLE connections."""
+    return typer.Option(
+        "--idle-connections",
+        envvar="MAILINTAKE_IDLE_CONNECTIONS",
+        min=0,
+        help=f"IMAP IDLE connections {keeper} keeps at most (push: new mail imported within "
+        f"seconds); mailboxes beyond them are polled at their interval. 0: none.{more}",
+    )

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailintake.cli.context import err, out, print_json, state
+from mailintake.cli.context import (
+    IDLE_CONNECTIONS,
+    err,
+    idle_connections_option,
+    out,
+    print_json,
+    state,
+)
 from mailintake.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -112,16 +119,7 @@ def worker(
             help="The host name in this worker's id and its leases (default: the host's).",
         ),
     ] = None,
-    idle_connections: Annotated[
-        int,
-        typer.Option(
-            "--idle-connections",
-            envvar="MAILINTAKE_IDLE_CONNECTIONS",
-            min=0,
-            help="IMAP IDLE connections this worker keeps at most (push: new mail imported "
-            "within seconds); mailboxes beyond them are polled at their interval. 0: none.",
-        ),
-    ] = 100,  # engine.push.DEFAULT_CONNECTIONS
+    idle_connections: Annotated[int, idle_connections_option("this worker")] = IDLE_CONNECTIONS,
     metrics_port: Annotated[
         int | None,
         typer.Option(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailintake.cli.context import err, state
+from mailintake.cli.context import IDLE_CONNECTIONS, err, idle_connections_option, state
 
 if TYPE_CHECKING:
     from mailintake.settings import Settings
@@ -44,15 +44,10 @@ def serve(
     ] = False,
     idle_connections: Annotated[
         int,
-        typer.Option(
-            "--idle-connections",
-            envvar="MAILINTAKE_IDLE_CONNECTIONS",
-            min=0,
-            help="IMAP IDLE connections the scheduler keeps at most (push: new mail imported "
-            "within seconds); mailboxes beyond them are polled at their interval. 0: none. "
-            "With --no-scheduler, none: the workers keep them.",
+        idle_connections_option(
+            "the scheduler", " With --no-scheduler, none: the workers keep them."
         ),
-    ] = 100,  # engine.push.DEFAULT_CONNECTIONS
+    ] = IDLE_CONNECTIONS,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
