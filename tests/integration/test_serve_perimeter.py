@@ -4,9 +4,6 @@ rebinding), and, at first start, the console saying how to set the admin passwor
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,43 +13,16 @@ import httpx2
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store import admin
-from tests.support import launcher
+from tests.support import serve
 
 ADMIN_PASSWORD = "srv-Pw9~Hd3Kx7Lm1Qa"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @contextmanager
 def serving(home: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
-    """The base URL of a running ``serve``; its console (stderr) is in the list on exit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
-    env["MAILINTAKE_HOME"] = str(home)
-    port = _free_port()
-    command = ["-m", "mailintake", "serve", "--no-scheduler", "--port", str(port), *options]
-    process = launcher.start(command, env=env, cwd=os.getcwd())
-    console: list[str] = []
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx2.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx2.TransportError:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline, "mailintake serve did not answer in 60 s"
-                time.sleep(0.2)
-        yield base, console
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-        console.append(stderr)
+    """``serve`` without its scheduler: the perimeter alone."""
+    with serve.serving(home, "--no-scheduler", *options) as running:
+        yield running
 
 
 def _set_password(home: Path) -> None:

@@ -5,9 +5,7 @@ within seconds."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,17 +16,10 @@ import httpx2
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
-from tests.support import launcher
+from tests.support import serve
 from tests.support.dovecot import DAEMON_APP, MailServer
 from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -41,28 +32,8 @@ def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
 @contextmanager
 def serving(settings: Settings, *options: str) -> Iterator[str]:
     """The base URL of a running ``serve`` on the store of ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILINTAKE_")}
-    env["MAILINTAKE_HOME"] = str(settings.home)
-    env["MAILINTAKE_DATABASE_URL"] = settings.database_url or ""
-    port = _free_port()
-    process = launcher.start(
-        ["-m", "mailintake", "serve", "--port", str(port), *options], env=env, cwd=os.getcwd()
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx2.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx2.TransportError:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline, "mailintake serve did not answer in 60 s"
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.communicate(timeout=60)
+    with serve.serving(settings.home, *options, database_url=settings.database_url) as running:
+        yield running[0]
 
 
 def gauge(base: str, name: str) -> float | None:
