@@ -62,3 +62,20 @@ def test_one_worker_holds_a_mailboxs_push_connection(store: Store, tmp_path: Pat
         push.release(repo.conn, "b:2:y")
     with store.read() as repo:
         assert push.holders(repo.conn) == {}
+
+
+def test_a_worker_claims_only_while_it_is_live(store: Store, tmp_path: Path) -> None:
+    """A worker whose first heartbeat is not recorded yet would look dead to the others, who
+    would take its claims while it kept the connections open: it claims nothing until then,
+    nor once its heartbeat is older than the others allow."""
+    setup(store, tmp_path / "capture")
+    live = T0 - workers.DEAD_AFTER
+    with store.begin() as repo:
+        assert not push.claim(repo.conn, "invoices", "new:1:x", live)
+        workers.beat(repo.conn, "new:1:x", "new", T0, T0, 4, 0)
+        assert push.claim(repo.conn, "invoices", "new:1:x", live)
+    later = T0 + workers.DEAD_AFTER + timedelta(seconds=1)
+    with store.begin() as repo:
+        push.release(repo.conn, "new:1:x")
+        assert not push.claim(repo.conn, "invoices", "new:1:x", later - workers.DEAD_AFTER)
+        assert push.holders(repo.conn) == {}

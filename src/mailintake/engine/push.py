@@ -55,9 +55,12 @@ STABLE = 60.0  # seconds a connection must have lasted for its end not to count 
 def start_push(
     store: Store, tokens: TokenManager, scheduler: Scheduler, connections: int
 ) -> PushManager | None:
-    """Push for ``scheduler``'s worker with a budget of ``connections`` (0: none), started."""
+    """Push for ``scheduler``'s worker with a budget of ``connections`` (0: none), started.
+    The worker's heartbeat is recorded first: a worker claims connections only while the
+    others can see it alive (store/push.py)."""
     if connections <= 0:
         return None
+    scheduler.beat()
     options = PushOptions(connections=connections)
     manager = PushManager(store, tokens, scheduler.wake, scheduler.id, options)
     manager.start()

@@ -4,8 +4,10 @@ IDLE), so that with several workers on one database a mailbox has one such conne
 The rules are the scheduler's (store/schedule.py): a worker takes a mailbox nobody holds, or
 one held by a worker whose heartbeat stopped (store/workers.py); a claim is one conditional
 UPDATE, so two workers that try at once cannot both get it (PostgreSQL re-reads the row the
-second one waited for). A worker lets go of what it no longer keeps, and of everything when
-it stops.
+second one waited for), and made only by a worker that is live itself: one whose first
+heartbeat is not yet recorded would look dead to the others, who would take its claims
+while it keeps the connection open. A worker lets go of what it no longer keeps, and of
+everything when it stops.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, not_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, exists, not_, or_, select, update
 
 from mailintake.store.tables import mailboxes, workers
 
@@ -58,13 +60,16 @@ def candidates(conn: Connection, worker: str, live_since: datetime) -> list[Cand
 
 def claim(conn: Connection, name: str, worker: str, live_since: datetime) -> bool:
     """Take the push connection of the enabled mailbox ``name`` for ``worker``, unless a
-    live worker holds it; whether ``worker`` holds it now."""
+    live worker holds it or ``worker`` is not live itself (its heartbeat is older than
+    ``live_since``, or not recorded yet); whether ``worker`` holds it now."""
+    alive = exists().where(workers.c.id == worker, workers.c.heartbeat_at >= live_since)
     taken = conn.execute(
         update(mailboxes)
         .where(
             mailboxes.c.name == name,
             mailboxes.c.enabled.is_(True),
             _free(worker, live_since),
+            alive,
         )
         .values(push_by=worker)
     )
