@@ -340,6 +340,26 @@ def test_the_heartbeat_records_the_worker_and_sets_the_metrics(
     assert sample("mailintake_mailbox_lag_seconds", mailbox="zeta") == 0
 
 
+def test_a_new_workers_first_beats_from_several_threads_make_one_row(
+    store: Store, tmp_path: Path
+) -> None:
+    """The loop's first beat and push's (engine/push.py start_push) may come at once: each
+    would find no row and insert one."""
+    setup(store, tmp_path / "capture")
+    scheduler = Scheduler(HeldPoller(store), clock=lambda: T0, host="here")
+    start = threading.Barrier(6)
+
+    def beat() -> None:
+        start.wait()
+        scheduler.beat()
+
+    with ThreadPoolExecutor(6) as pool:
+        for done in [pool.submit(beat) for _ in range(6)]:
+            done.result()
+    with store.read() as repo:
+        assert [w.id for w in workers.listed(repo.conn)] == [scheduler.id]
+
+
 def test_a_wake_makes_a_mailbox_due_at_once_and_keeps_the_overdue_in_place(
     store: Store, tmp_path: Path
 ) -> None:

@@ -93,6 +93,7 @@ class Scheduler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _stopped: threading.Event = field(default_factory=threading.Event)  # polls ended too
     _lagging: set[str] = field(default_factory=set)
+    _beating: threading.Lock = field(default_factory=threading.Lock)  # one beat at a time
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -190,7 +191,13 @@ class Scheduler:
     # --- heartbeat ----------------------------------------------------------------------
 
     def beat(self) -> None:
-        """Record this worker's heartbeat, and the lag of every mailbox in the metrics."""
+        """Record this worker's heartbeat, and the lag of every mailbox in the metrics. Beats
+        from several threads (the loop's, push's first) take turns: the first one creates the
+        worker's row, which two at once would both try to."""
+        with self._beating:
+            self._beat()
+
+    def _beat(self) -> None:
         now = self.clock()
         with self.store.begin() as repo:
             workers.beat(
