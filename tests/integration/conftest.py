@@ -28,7 +28,14 @@ from tests.support.http_receiver import Receiver, http_receiver
 from tests.support.memory import filled, message
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.smtp import SmtpServer, smtp_server
-from tests.support.web import ADMIN, API_GRAPH_SECRET, CLI_GRAPH_SECRET, CLI_ROPC_PASSWORD, Cli
+from tests.support.web import (
+    ADMIN,
+    API_GRAPH_SECRET,
+    CLI_GRAPH_SECRET,
+    CLI_ROPC_PASSWORD,
+    QUICK_HASH,
+    Cli,
+)
 
 
 @pytest.fixture
@@ -84,7 +91,7 @@ def ui_store(home: Path, tmp_path: Path) -> Iterator[tuple[Settings, Store]]:
         allowed_hosts=("testserver",),  # the TestClient's host name
     )
     store = open_store(settings)
-    set_admin_password(store, ADMIN)
+    set_admin_password(store, ADMIN, QUICK_HASH)
     apply_document(
         store, {"outputs": [{"name": "capture", "type": "folder", "path": str(tmp_path)}]}, {}
     )

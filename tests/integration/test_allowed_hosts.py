@@ -17,6 +17,7 @@ from mailintake.store.tables import sign_in_failures
 from mailintake.web.app import create_app
 from mailintake.web.hosts import allowed, default_hosts, host_of
 from mailintake.web.security import CONTENT_SECURITY_POLICY
+from tests.support.web import QUICK_HASH
 
 ADMIN_PASSWORD = "hst-Pw3~Gf8Jk2Lp6Zx"
 BASE = "http://127.0.0.1:8484"
@@ -26,7 +27,7 @@ EVIL = {"Host": "evil.example:8484", "Origin": "http://evil.example:8484"}
 def test_a_foreign_host_name_is_refused_before_anything_runs(
     settings: Settings, store: Store
 ) -> None:
-    admin.set_admin_password(store, ADMIN_PASSWORD)
+    admin.set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     app = create_app(settings, store=store, environ=dict)  # the default names
     with TestClient(app, base_url=BASE, follow_redirects=False) as client:
         signed_in = client.post(

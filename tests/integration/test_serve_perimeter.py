@@ -14,6 +14,7 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store import admin
 from tests.support import serve
+from tests.support.web import QUICK_HASH
 
 ADMIN_PASSWORD = "srv-Pw9~Hd3Kx7Lm1Qa"
 
@@ -28,7 +29,7 @@ def serving(home: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
 def _set_password(home: Path) -> None:
     store = open_store(Settings(home=home, database_url=None))
     try:
-        admin.set_admin_password(store, ADMIN_PASSWORD)
+        admin.set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     finally:
         store.engine.dispose()
 

@@ -20,6 +20,7 @@ from mailintake.store.repo import Store
 from mailintake.store.tables import sign_in_failures
 from mailintake.web.app import create_app
 from mailintake.web.security import SESSION_COOKIE
+from tests.support.web import QUICK_HASH
 
 pytestmark = pytest.mark.both_databases
 
@@ -48,7 +49,7 @@ def test_parallel_wrong_passwords_are_checked_at_most_five_times(
 ) -> None:
     """Twelve wrong passwords at once, spread over two ``serve`` processes sharing the
     database: five are checked, seven refused unchecked."""
-    admin.set_admin_password(store, ADMIN_PASSWORD)
+    admin.set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     checked: list[str] = []
     lock = threading.Lock()
 
@@ -87,7 +88,7 @@ def test_parallel_wrong_passwords_are_checked_at_most_five_times(
 
 def test_invented_forwarded_addresses_get_no_fresh_tries(settings: Settings, store: Store) -> None:
     """Without trusted proxies (the default), X-Forwarded-For is ignored, from loopback too."""
-    admin.set_admin_password(store, ADMIN_PASSWORD)
+    admin.set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     app = create_app(served(settings), store=store, environ=dict)
     with TestClient(app, client=("127.0.0.1", 50000), follow_redirects=False) as client:
         codes = [
@@ -99,7 +100,7 @@ def test_invented_forwarded_addresses_get_no_fresh_tries(settings: Settings, sto
 
 
 def test_a_trusted_proxy_forwards_the_client_address(settings: Settings, store: Store) -> None:
-    admin.set_admin_password(store, ADMIN_PASSWORD)
+    admin.set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     proxied = served(settings, trusted_proxies=("127.0.0.0/8", "10.0.0.5"))
     app = create_app(proxied, store=store, environ=dict)
     with TestClient(app, client=("127.0.0.1", 50000), follow_redirects=False) as proxy:

@@ -24,6 +24,7 @@ from sandbox.graph import GraphEmulator
 from sandbox.idp import App, IdentityProvider, User, daemon_app, desktop_app
 from tests.support.dovecot import Dovecot
 from tests.support.proxy import free_port
+from tests.support.web import QUICK_HASH
 
 # The pictures in docs/ are refreshed by `make screenshots` only; a test run keeps its own.
 SCREENSHOTS = Path(
@@ -116,7 +117,7 @@ def build_idp() -> IdentityProvider:
 def serve(settings: Settings) -> Iterator[str]:
     """``mailintake serve``'s application under uvicorn on a free loopback port."""
     store = open_store(settings)
-    set_admin_password(store, ADMIN_PASSWORD)
+    set_admin_password(store, ADMIN_PASSWORD, QUICK_HASH)
     app = create_app(settings, store=store, environ=dict)
     port = free_port()
     server = uvicorn.Server(

@@ -90,14 +90,15 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def set_admin_password(store: Store, password: str) -> None:
+def set_admin_password(store: Store, password: str, hasher: PasswordHasher = _hasher) -> None:
     """Set the password of the web admin (every session signed in before ends); a weak one
-    (see ``password_problem``) is refused with ConfigError."""
+    (see ``password_problem``) is refused with ConfigError. ``hasher``'s parameters are
+    written into the hash, and checking a password reads them from there."""
     problem = password_problem(password)
     if problem is not None:
         raise ConfigError([problem])
     register_secret(password)
-    hashed = _hasher.hash(password)
+    hashed = hasher.hash(password)
     with store.begin() as repo:
         _write_hash(repo.conn, hashed)
         repo.conn.execute(delete(web_sessions))
