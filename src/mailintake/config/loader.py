@@ -206,6 +206,16 @@ def _where(mark: Any) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
 
 
+def _character(text: str, exc: yaml.reader.ReaderError) -> str:
+    """Where the character is, by line and column, and which it is."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - before.rfind("\n")
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character or "?")
+    reason = f"not allowed in YAML ({exc.reason})"
+    return f"line {line}, column {column}: character U+{code:04X} is {reason}"
+
+
 def load_yaml_text(text: str, source: str) -> Any:
     """The document in ``text`` (``None`` if it holds none); ``source`` names it in errors."""
     check_size(text, source)
@@ -219,8 +229,8 @@ def load_yaml_text(text: str, source: str) -> Any:
         if "maximum nesting depth" in problem:  # libyaml's own limit, met while reading ahead
             problem = f"nested more than {MAX_DEPTH} levels deep"
         raise ConfigError([f"{source}: {_where(exc.problem_mark)}: {problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow anywhere
+        raise ConfigError([f"{source}: {_character(text, exc)}"]) from None
     except Exception as exc:  # what the constructors raise on a value they cannot build
         raise ConfigError([f"{source}: a value cannot be read: {_reason(exc)}"]) from None
     finally:

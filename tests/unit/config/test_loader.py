@@ -4,11 +4,18 @@ refused with both lines, every problem is a ConfigError."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailintake.config.loader import MAX_DEPTH, MAX_NODES, load_json_text, load_yaml_text
+from mailintake.config.loader import (
+    MAX_DEPTH,
+    MAX_NODES,
+    load_file,
+    load_json_text,
+    load_yaml_text,
+)
 from mailintake.config.validate import Context, validate_document
 from mailintake.errors import ConfigError
 from tests.support.documents import BOMB
@@ -141,6 +148,27 @@ def test_values_that_cannot_be_read_are_config_errors(text: str) -> None:
 def test_json_values_that_cannot_be_read_are_config_errors() -> None:
     assert json_problems("[" + "9" * 5000 + "]")[0].startswith("(body): a value cannot be read")
     assert json_problems("{'a': 1}")[0].startswith("(body): not valid JSON (line 1, column 2)")
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "code"),
+    [("a: \x07", "line 1, column 4", "0007"), ("a: 1\nb: x\x00", "line 2, column 5", "0000")],
+)
+def test_a_character_yaml_never_allows_is_named_with_its_place(
+    text: str, where: str, code: str
+) -> None:
+    assert yaml_problems(text) == [
+        f"f.yaml: {where}: character U+{code} is not allowed in YAML "
+        "(control characters are not allowed)"
+    ]
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "latin-1.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_file(path)
+    assert caught.value.problems == [f"{path}: not UTF-8 text"]
 
 
 def test_a_document_larger_than_a_mebibyte_is_refused() -> None:
