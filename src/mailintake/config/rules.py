@@ -78,15 +78,18 @@ def check_server(spec: ServerSpec, label: str, problems: Problems) -> ServerDefi
 
 
 def check_output(
-    spec: OutputSpec, label: str, base_dir: Path | None, problems: Problems
+    spec: OutputSpec, label: str, bad: set[str], base_dir: Path | None, problems: Problems
 ) -> OutputSpec:
+    """The output with its folder made absolute; ``bad``: the fields whose values were
+    refused already (not reported again as missing)."""
     if spec.type == "folder":
         if spec.url is not None:
             problems.add(f"{label}.url", "not applicable to type folder (remove it)")
         if spec.headers is not None:
             problems.add(f"{label}.headers", "not applicable to type folder (remove it)")
         if spec.path is None:
-            problems.add(f"{label}.path", "required for type folder")
+            if "path" not in bad:
+                problems.add(f"{label}.path", "required for type folder")
             return spec
         path = Path(spec.path).expanduser()
         if not path.is_absolute():
@@ -95,7 +98,8 @@ def check_output(
     if spec.path is not None:
         problems.add(f"{label}.path", "not applicable to type webhook (remove it)")
     if spec.url is None:
-        problems.add(f"{label}.url", "required for type webhook")
+        if "url" not in bad:
+            problems.add(f"{label}.url", "required for type webhook")
     elif msg := checks.check_endpoint(spec.url, checks.WEBHOOK_CREDENTIALS):
         problems.add(f"{label}.url", msg)
     return spec

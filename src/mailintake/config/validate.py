@@ -268,8 +268,8 @@ def validate_document(raw: Any, ctx: Context) -> Validated:
         servers[s.name] = check_server(s, label, problems)
     outputs = {resolve.DEFAULT_OUTPUT: "folder", **ctx.outputs}
     checked_outputs: list[OutputSpec] = []
-    for label, o, _ in output_items:
-        checked_outputs.append(check_output(o, label, ctx.base_dir, problems))
+    for label, o, bad in output_items:
+        checked_outputs.append(check_output(o, label, bad, ctx.base_dir, problems))
         outputs[o.name] = o.type
         for header, value in (o.headers or {}).items():
             key = ("outputs", o.name, f"headers.{header}")

@@ -511,3 +511,20 @@ def test_client_secret_expiry_date_and_google_publishing_status() -> None:
         "mailboxes[a].oauth.publishing_status: only used with Google's authorization server "
         "(GOOGLE; remove it)"
     ]
+
+
+def test_a_missing_field_is_required_and_a_refused_one_is_not_missing_too() -> None:
+    found = problems(
+        {
+            "outputs": [
+                {"name": "o"},
+                {"name": "p", "type": "folder", "path": 3},
+                {"name": "q", "type": "webhook", "url": ["https://x.example"]},
+            ]
+        }
+    )
+    assert found == [
+        "outputs[o].type: required",
+        "outputs[p].path: must be a valid string",
+        "outputs[q].url: must be a valid string",
+    ]
