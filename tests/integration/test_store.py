@@ -66,6 +66,27 @@ def test_apply_twice_changes_nothing_the_second_time(store: Store, tmp_path: Pat
     assert set(actions(second).values()) == {"unchanged"}
 
 
+def test_apply_updates_a_server_and_forgets_a_secret_no_longer_given(
+    store: Store, tmp_path: Path
+) -> None:
+    apply_document(store, document(tmp_path), ENV)
+    doc = document(tmp_path)
+    doc["authorization_servers"][0]["token_endpoint"] = "https://idp.example.com/v2/token"
+    doc["mailboxes"][0]["proxy"] = {"address": "http://proxy.example.com:3128"}  # no sign-in
+    changes = actions(apply_document(store, doc, ENV))
+    assert changes["authorization_server:corp-idp"] == "updated"
+    assert changes["mailbox:invoices"] == "updated"
+    assert changes["mailbox:claims"] == "unchanged"
+    with store.read() as repo:
+        server = {s.name: s for s in repo.list_servers()}["corp-idp"]
+        assert server.token_endpoint == "https://idp.example.com/v2/token"
+        fields = repo.conn.execute(
+            select(secrets.c.field).where(secrets.c.owner_name == "invoices")
+        ).scalars()
+        assert sorted(fields) == ["oauth.client_secret"]
+    assert apply_document(store, doc, ENV)[0].action == "unchanged"
+
+
 def test_apply_is_all_or_nothing(store: Store, tmp_path: Path) -> None:
     doc = document(tmp_path)
     doc["mailboxes"][2]["oauth"].pop("redirect_uri")

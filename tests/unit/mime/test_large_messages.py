@@ -94,6 +94,18 @@ def test_quoted_printable_decoded_in_pieces_equals_decoded_whole(text: bytes, ch
     assert b"".join(pieces) == binascii.a2b_qp(encoded)
 
 
+def test_quoted_printable_pieces_end_at_line_breaks_never_inside_a_soft_one() -> None:
+    """Each piece ends after a line break, so that "=" at the end of a line (a soft break)
+    and "=E9" are never cut; a line longer than the look-ahead ends its piece anyway."""
+    encoded = b"Factura n=C3=BAmero 7, =\nimporte 120 =E2=82=AC\n" * 40 + b"x" * 5000 + b"\n"
+    pieces = list(
+        split.decoded(lambda a, b: encoded[a:b], "quoted-printable", 0, len(encoded), 100)
+    )
+    assert b"".join(pieces) == binascii.a2b_qp(encoded)
+    assert len(pieces) > 10
+    assert not any(b"=" in piece for piece in pieces)  # no escape cut in two
+
+
 def test_base64_missing_its_padding_is_completed() -> None:
     encoded = base64.b64encode(b"invoice")[:-1]  # "aW52b2ljZQ=" without its last "="
     assert b"".join(split.decoded(lambda a, b: encoded[a:b], "base64", 0, 10, 3)) == b"invoice"

@@ -63,3 +63,9 @@ def test_a_uidl_answer_is_read_at_once_or_line_by_line() -> None:
     assert (odd.numbers, odd.uidls()) == (["1", "3"], ["AAA", "C+C"])
     assert odd.keys[1].startswith("pop3-C_C~")
     assert odd.uidl(1) == "C+C"
+    inner = screen(b"1 a.b\r\n2 c_d\r\n")  # '.' and '_' inside a UIDL: plain
+    assert (inner.keys, inner.explicit) == (["pop3-a.b", "pop3-c_d"], None)
+    edge = screen(b"1 a.b\r\n2 .c_\r\n")  # at its start or end: keyed with a hash
+    assert edge.uidls() == ["a.b", ".c_"]
+    assert edge.keys[0] == "pop3-a.b"
+    assert edge.keys[1] != "pop3-.c_"

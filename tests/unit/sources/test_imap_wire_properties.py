@@ -559,3 +559,40 @@ def test_whatever_the_server_sends_the_reader_returns_or_raises_imapclients_erro
     wire = Wire(Connection(answer))
     with contextlib.suppress(IMAPClientError):
         getattr(wire, command)(*([] if command == "search_all" else [[1, 2]]))
+
+
+LISTED_DATE = b'"17-Jul-1996 02:44:25 -0700"'
+
+
+def test_a_listing_keeps_items_that_come_apart_and_skips_what_others_caused() -> None:
+    """A message's items in two FETCH responses, in either order; a response without a UID
+    or with its flags alone (another session's change) tells nothing of a size or date."""
+    sent = (
+        b"* 1 FETCH (UID 7 RFC822.SIZE 120)\r\n"
+        b"* 1 FETCH (UID 7 INTERNALDATE " + LISTED_DATE + b")\r\n"
+        b"* 2 FETCH (FLAGS (\\Seen))\r\n"
+        b"* 2 FETCH (UID 9 FLAGS (\\Seen))\r\n"
+        b"* 3 FETCH (UID 11 INTERNALDATE " + LISTED_DATE + b")\r\n"
+        b"* 3 FETCH (UID 11 RFC822.SIZE 80)\r\n"
+    )
+    wire = Wire(Connection(lambda line: sent + line.split(b" ")[0] + b" OK done\r\n"))
+    when = internaldate(LISTED_DATE.decode().strip('"'))
+    assert wire.sizes_and_dates([7, 9, 11]) == {
+        7: Listed(7, 120, when, None),
+        11: Listed(11, 80, when, None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        (b"+ go ahead\r\n", re.escape("unexpected response: b'+ go ahead")),
+        (b"", "the server closed the connection$"),
+    ],
+)
+def test_a_continuation_or_the_end_of_the_connection_is_abort(sent: bytes, says: str) -> None:
+    """A continuation request is nothing this reader asked for; no answer at all is a closed
+    connection."""
+    wire = Wire(Connection(lambda _line: sent))
+    with pytest.raises(imaplib.IMAP4.abort, match=says):
+        wire.search_all()
