@@ -77,7 +77,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first (the order is otherwise kept)."""
+    """The ``slow`` tests first (the order is otherwise kept). Property tests (hypothesis)
+    run without coverage's tracer, like the tests marked ``no_cover`` (pytest-cov): they run
+    the same lines hundreds of times, which the tracer makes twice as slow, and a line that
+    only they reach shows as missed in the report, so that another test is written for it."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.no_cover)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
