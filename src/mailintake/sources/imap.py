@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import imaplib
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -17,11 +16,9 @@ from typing import Any, TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailintake.enums import AfterImport, AuthState
+from mailintake.enums import AfterImport
 from mailintake.errors import (
-    AuthorizationRequired,
     MessageUnavailable,
-    NetworkError,
     SourceError,
 )
 from mailintake.keys import imap_key_prefix
@@ -30,14 +27,14 @@ from mailintake.net import tls
 from mailintake.observability.logging import get_logger
 from mailintake.sources import imap_resume, unreachable
 from mailintake.sources.base import Fetched, KnownKeys, Resume, SourceItem, TokenProvider
+from mailintake.sources.imap_actions import after_import
+from mailintake.sources.imap_login import authenticate, refused
 from mailintake.sources.imap_narrow import narrowed
 from mailintake.sources.imap_wire import Listed, Wire
 from mailintake.store.checkpoints import Checkpoint
 
 T = TypeVar("T")
 log = get_logger(__name__)
-SEEN = b"\\Seen"
-DELETED = b"\\Deleted"
 LIST_PAGE = 1000  # messages whose sizes and dates one FETCH asks for
 
 
@@ -158,44 +155,19 @@ class ImapSource:
         refuses it. When the renewal is refused too, the person must authorize again
         (AuthorizationRequired from ``renew``)."""
         try:
-            self._authenticate(self.token())
+            authenticate(self.client, self.settings.login_as, self.token(), self._what())
         except LoginError as exc:
             if self.renew is None:
-                raise self._refused(exc) from exc
+                raise refused(
+                    self._what(), self.settings.username, self.settings.login_as, exc
+                ) from exc
             log.info("imap.token_refused", mailbox=self.mailbox)
             try:
-                self._authenticate(self.renew())
+                authenticate(self.client, self.settings.login_as, self.renew(), self._what())
             except LoginError as again:
-                raise self._refused(again) from again
-
-    def _authenticate(self, token: str) -> None:
-        s = self.settings
-        try:
-            capabilities = {c.upper() for c in self.client.capabilities()}
-            if b"AUTH=XOAUTH2" in capabilities or b"AUTH=OAUTHBEARER" not in capabilities:
-                self.client.oauth2_login(s.login_as, token)
-            else:
-                self.client.oauthbearer_login(s.login_as, token)
-        except LoginError:
-            raise  # the caller's to judge
-        except (OSError, IMAPClientError) as exc:
-            raise NetworkError(f"{self._what()}: login failed: {exc}") from exc
-
-    def _refused(self, exc: LoginError) -> AuthorizationRequired:
-        s = self.settings
-        shared = (
-            f" (as shared mailbox {s.login_as}: the signed-in user needs Full Access to it)"
-            if s.login_as != s.username
-            else ""
-        )
-        return AuthorizationRequired(
-            f"{self._what()}: the server refused the token for {s.login_as}{shared}: {exc}. "
-            "Exchange Online says only 'AUTHENTICATE failed' for every cause: check that "
-            "IMAP is enabled for the mailbox, the scopes carry "
-            "https://outlook.office.com/, and for client credentials the service "
-            "principal and mailbox permission exist",
-            state=AuthState.ERROR,
-        )
+                raise refused(
+                    self._what(), self.settings.username, self.settings.login_as, again
+                ) from again
 
     def _key_prefix(self) -> str:
         """What every message key of the folder starts with (its UIDVALIDITY included)."""
@@ -381,29 +353,11 @@ class ImapSource:
         ]
         if not uids or action == AfterImport.KEEP:
             return
-        self._again(f"after-import action {action}", functools.partial(self._apply, uids))
-
-    def _apply(self, uids: list[int]) -> None:
-        client, action = self.client, self.settings.after_import
-        if action == AfterImport.MARK_READ:
-            client.add_flags(uids, [SEEN], silent=True)
-        elif action == AfterImport.DELETE:
-            client.add_flags(uids, [DELETED], silent=True)
-            self._expunge(uids)
-        elif action == AfterImport.MOVE:
-            target = self.settings.move_to or ""
-            if client.has_capability("MOVE"):
-                client.move(uids, target)
-            else:
-                client.copy(uids, target)
-                client.add_flags(uids, [DELETED], silent=True)
-                self._expunge(uids)
-
-    def _expunge(self, uids: list[int]) -> None:
-        if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge(uids)
-        else:
-            self.client.expunge()
+        move_to = self.settings.move_to or ""
+        self._again(  # the client at the time: another after signing in again
+            f"after-import action {action}",
+            lambda: after_import(self.client, action, uids, move_to),
+        )
 
     def commit(self) -> None:
         return None
