@@ -55,9 +55,8 @@ STABLE = 60.0  # seconds a connection must have lasted for its end not to count 
 def start_push(
     store: Store, tokens: TokenManager, scheduler: Scheduler, connections: int
 ) -> PushManager | None:
-    """Push for ``scheduler``'s worker with a budget of ``connections`` (0: none), started.
-    The worker's heartbeat is recorded first: a worker claims connections only while the
-    others can see it alive (store/push.py)."""
+    """Push for ``scheduler``'s worker with a budget of ``connections`` (0: none), started
+    once the worker's heartbeat is recorded: only a live worker claims (store/push.py)."""
     if connections <= 0:
         return None
     scheduler.beat()
@@ -394,10 +393,7 @@ class PushManager:
 
     def _read_inbox_closing(self) -> None:
         """Connections opened while stopping are closed."""
-        while True:
-            try:
-                message = self._inbox.get_nowait()
-            except queue.Empty:
-                return
+        while not self._inbox.empty():  # the connecting threads have ended: none comes now
+            message = self._inbox.get_nowait()
             if message[0] == "opened":
                 message[3].close()
