@@ -50,7 +50,15 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.sinks.base import Delivery, MessageSink, PacedSink, Receipt
 from mailintake.sinks.webhook import WebhookSink
-from mailintake.sources.base import KnownKeys, MailSource, SourceItem, TokenProvider
+from mailintake.sources.base import (
+    KnownKeys,
+    MailSource,
+    Resumable,
+    Resume,
+    SourceItem,
+    TokenProvider,
+)
+from mailintake.store.checkpoints import Checkpoint
 
 
 def die() -> None:
@@ -111,6 +119,39 @@ class KillingSource:
         self.inner.close()
 
 
+class KillingResumableSource(KillingSource):
+    """A wrapped source that lists from a checkpoint (IMAP, Graph), and says so by its class:
+    from Python 3.12, ``isinstance(source, Resumable)`` looks only at what the class defines
+    (``inspect.getattr_static``), not at what ``__getattr__`` would give."""
+
+    def __init__(self, inner: MailSource, killer: Killer, pause: float) -> None:
+        super().__init__(inner, killer, pause)
+        assert isinstance(inner, Resumable)
+        self.resumable = inner
+
+    @property
+    def folder(self) -> str:
+        return self.resumable.folder
+
+    @property
+    def complete(self) -> bool:
+        return self.resumable.complete
+
+    @property
+    def recreated(self) -> str | None:
+        return self.resumable.recreated
+
+    @property
+    def matched(self) -> int:
+        return self.resumable.matched
+
+    def resume(self, resume: Resume) -> None:
+        self.resumable.resume(resume)
+
+    def checkpoint(self, handled: Sequence[SourceItem] | None) -> Checkpoint | None:
+        return self.resumable.checkpoint(handled)
+
+
 class KillingSink:
     def __init__(self, inner: MessageSink, killer: Killer) -> None:
         self.inner, self.killer = inner, killer
@@ -146,7 +187,8 @@ def main() -> None:
         spec: MailboxSpec, token: TokenProvider, renew: TokenProvider | None = None, **options: Any
     ) -> Any:
         built = build_source(spec, token, renew, **options)
-        return KillingSource(built, killer, args.pause / 1000)
+        wrapper = KillingResumableSource if isinstance(built, Resumable) else KillingSource
+        return wrapper(built, killer, args.pause / 1000)
 
     def sink(output: Any, home: Path) -> Any:
         if args.webhook_wait is not None and output is not None and output.type == "webhook":
