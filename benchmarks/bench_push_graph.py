@@ -21,7 +21,8 @@ from benchmarks.workdir import workdir
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from sandbox.graph import GraphEmulator
-from tests.support.graph_push import captured, configure, free_port, message, until
+from sandbox.ports import free_port
+from tests.support.graph_push import captured, configure, message, until
 from tests.support.oauth import build_idp, make_certificate
 
 MAILBOX = "push@contoso.onmicrosoft.com"

@@ -13,7 +13,8 @@ With several test processes (``pytest -n N``, as ``make test`` runs them) each t
 whichever process is free, except the tests of the modules in ``IN_ORDER_MODULES``, which run
 one after the other in one process (their steps build on one shared state). Tests marked
 ``slow`` are started first, so that the last minutes are not spent waiting for one of them.
-Services started once (``mail_server``, session-scoped) are started once per process.
+Services started once (``mail_server``, session-scoped) are started once per process. Each
+process starts servers on loopback ports of its own share (``pytest_configure``).
 
 The services the integration tests and the contract suite share are here: Dovecot with its
 identity provider (``mail_server``, once per process), the sandbox tenant of the OAuth tests
@@ -44,6 +45,7 @@ from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store.db import create_db_engine, migrate
 from mailintake.store.repo import Store
+from sandbox import ports
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.dovecot import mail_server
@@ -58,6 +60,15 @@ POSTGRES_URL = os.environ.get(
 )
 # Modules whose tests are steps of one story on a shared module-scoped state.
 IN_ORDER_MODULES = frozenset({"tests/e2e/test_web_admin.py"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process hands out loopback ports from its own share of the range
+    (sandbox.ports), so that two processes never start servers on the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and worker[2:].isdigit() and int(worker[2:]) < workers:
+        ports.use_share(int(worker[2:]), workers)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -47,10 +47,10 @@ from sandbox.dovecot.launch import (
     MAIL_USER,
     DovecotMissing,
     dovecot_installed,
-    free_port,
     start_dovecot,
 )
 from sandbox.dovecot.server import Dovecot
+from sandbox.ports import free_port
 
 __all__ = [
     "ALICE",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.dovecot.server import Dovecot, binary
+from sandbox.ports import free_port
 
 MAIL_USER = "vmail"
 # The resource server Dovecot stands for. Exchange Online refuses a token for another
@@ -38,12 +39,8 @@ class DovecotMissing(RuntimeError):
     """Dovecot is not installed (Debian packages dovecot-core dovecot-imapd dovecot-pop3d)."""
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (at the moment of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+class _PortTaken(RuntimeError):
+    """Another process took one of the ports between the choosing and Dovecot's bind."""
 
 
 def dovecot_installed() -> bool:
@@ -117,7 +114,18 @@ def _let_others_through(folder: Path) -> None:
 def start_dovecot(folder: Path, introspection_url: str) -> Dovecot:
     """Start Dovecot (IMAP, IMAPS, POP3, POP3S on 127.0.0.1 free ports) validating tokens
     at ``introspection_url`` (RFC 7662, POST, no client authentication); return once all
-    four listeners greet."""
+    four listeners greet. Should another process take one of the ports before Dovecot
+    binds it, start again on others (three tries)."""
+    for tries_left in (2, 1, 0):
+        try:
+            return _start(folder, introspection_url)
+        except _PortTaken:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(folder: Path, introspection_url: str) -> Dovecot:
     program = binary("dovecot")
     if program is None or not dovecot_installed():
         raise DovecotMissing(
@@ -285,7 +293,8 @@ service pop3-login {{
         except OSError:
             if process.poll() is not None:
                 said = errors.read_text(errors="replace").strip() or server.log_text()
-                raise RuntimeError(f"dovecot did not start: {said}") from None
+                failure = _PortTaken if "Address already in use" in said else RuntimeError
+                raise failure(f"dovecot did not start: {said}") from None
             if time.monotonic() > deadline:
                 server.stop()
                 said = server.log_text()

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from sandbox.ports import free_port
 from tests.support.documents import TENANT, claims_mailbox, folder_output, invoices_mailbox
 from tests.support.web import CLI_GRAPH_SECRET as CLIENT_SECRET
 from tests.support.web import CLI_ROPC_PASSWORD as PASSWORD
@@ -223,14 +224,11 @@ def test_no_secret_in_any_output_or_log(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_serve_answers_on_the_given_port(cli: Cli) -> None:
-    import socket
     import time
 
     import httpx2
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mailintake", "serve", "--port", str(port)],
         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
 from mailintake.web.app import create_app
+from sandbox.ports import free_port
 from tests.support.documents import (
     BOMB,
     CONTRACT_EXAMPLE,
@@ -136,16 +137,13 @@ def test_cli_refuses_what_would_hang_or_crash_the_reader(cli: Cli, tmp_path: Pat
 @pytest.fixture
 def server(settings: Settings, store: Store) -> Iterator[tuple[str, dict[str, str]]]:
     """The app served by uvicorn on a free port, as ``serve`` runs it."""
-    import socket
     import threading
 
     import uvicorn
 
     from mailintake.store.admin import create_api_token
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     app = create_app(settings, store=store, environ=dict)
     running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=running.run, daemon=True)

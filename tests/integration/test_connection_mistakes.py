@@ -8,8 +8,8 @@ import pytest
 from mailintake.errors import NetworkError
 from mailintake.sources.imap import ImapSettings, ImapSource
 from mailintake.sources.pop3 import Pop3Settings, Pop3Source
+from sandbox.ports import free_port
 from tests.support.dovecot import MailServer
-from tests.support.proxy import free_port
 
 TIMEOUT = 2.0  # a connection that gets no answer fails after this long
 

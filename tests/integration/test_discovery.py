@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import pytest
 from mailintake.errors import ConfigError, NetworkError
 from mailintake.net.http import build_client
 from mailintake.oauth.discovery import discover, metadata_urls
+from sandbox.ports import free_port
 
 
 class Metadata(ThreadingHTTPServer):
@@ -108,9 +108,7 @@ def test_issuer_mismatch_is_refused(idp: Metadata) -> None:
 def test_no_metadata_and_no_server(idp: Metadata) -> None:
     with build_client() as client, pytest.raises(NetworkError, match="answered HTTP 404"):
         discover(base(idp), client)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     refused = r"could not connect to 127\.0\.0\.1:[0-9]+: connection refused"
     with build_client() as client, pytest.raises(NetworkError, match=refused):
         discover(f"http://127.0.0.1:{port}", client)

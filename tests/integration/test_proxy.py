@@ -17,8 +17,9 @@ import pytest
 
 from mailintake.errors import NetworkError
 from mailintake.net.http import ProxySettings, build_client, translate
+from sandbox.ports import free_port
 from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
-from tests.support.proxy import Proxy, free_port
+from tests.support.proxy import Proxy
 
 WRONG = "not-the-Pass-Word-3"
 

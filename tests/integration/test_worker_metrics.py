@@ -19,11 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailintake.runtime import open_store
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
+from sandbox.ports import free_port
 from tests.support import launcher
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
 from tests.support.mail import raw
 from tests.support.oauth import microsoft_at
-from tests.support.proxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -5,7 +5,6 @@ waiting for what happens in the background."""
 from __future__ import annotations
 
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from mailintake.web.app import create_app
 from sandbox.demo.tenant import microsoft_at
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
+from sandbox.ports import free_port
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET
 
 T = TypeVar("T")
@@ -77,13 +77,6 @@ def configure(
         "mailboxes": mailboxes,
     }
     apply_document(store, document, {})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sandbox.ports import free_port
 from sandbox.processes import ServerProcess
 from tests.support.services import service_missing
 
@@ -42,14 +43,6 @@ PROXY_USER = "proxyuser"
 PROXY_PASSWORD = "proxy-Pass-Word-7"
 _REQUEST = re.compile(r"Request \(file descriptor (\d+)\): (\S+) (\S+)")
 _ESTABLISHED = re.compile(r'Established connection to host "([^"]*)"')
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (at the moment of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _host_of(method: str, target: str) -> str:

@@ -5,7 +5,6 @@ kept in ``messages``, parsed."""
 from __future__ import annotations
 
 import secrets
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -19,14 +18,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from sandbox.ports import free_port
 from tests.support.certs import pem_certificate, pem_key, rsa_key, self_signed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

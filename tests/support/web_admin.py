@@ -22,8 +22,8 @@ from mailintake.store.admin import set_admin_password
 from mailintake.web.app import create_app
 from sandbox.graph import GraphEmulator
 from sandbox.idp import App, IdentityProvider, User, daemon_app, desktop_app
+from sandbox.ports import free_port
 from tests.support.dovecot import Dovecot
-from tests.support.proxy import free_port
 from tests.support.web import QUICK_HASH
 
 # The pictures in docs/ are refreshed by `make screenshots` only; a test run keeps its own.
