@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def _main(
         os.setsid()
     os.environ.clear()
     os.environ.update(env)
+    tempfile.tempdir = None  # read TMPDIR again: the server's was read when it started
     os.chdir(cwd)
     for fd, path, flags in (
         (0, stdin or os.devnull, os.O_RDONLY),
@@ -211,11 +213,18 @@ PYTHONPATH = os.pathsep.join([str(REPOSITORY / "src"), str(REPOSITORY)])
 
 def run_on(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """``python ARGS`` in the repository on the store of ``settings`` (its home and
-    database), as a process of its own."""
+    database), as a process of its own. Its temporary files are in a folder of its own,
+    removed once it has ended: what a killed process leaves (multiprocessing's ``pymp-*``
+    folders) goes too. (Not under ``tmp_path``: a socket's path must be short.)"""
+    scratch = tempfile.mkdtemp(prefix="run-")
     env = {
         **os.environ,
         "MAILINTAKE_HOME": str(settings.home),
         "MAILINTAKE_DATABASE_URL": settings.database_url or "",
         "PYTHONPATH": PYTHONPATH,
+        "TMPDIR": scratch,
     }
-    return run(args, env=env, cwd=REPOSITORY, timeout=300)
+    try:
+        return run(args, env=env, cwd=REPOSITORY, timeout=300)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

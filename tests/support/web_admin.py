@@ -26,10 +26,11 @@ from sandbox.ports import free_port
 from tests.support.dovecot import Dovecot
 from tests.support.web import QUICK_HASH
 
-# The pictures in docs/ are refreshed by `make screenshots` only; a test run keeps its own.
+# The pictures in docs/ are refreshed by `make screenshots` only; a test run keeps the last
+# run's in one folder (each run's own would pile up in the temporary folder).
 SCREENSHOTS = Path(
     os.environ.get("MAILINTAKE_SCREENSHOTS_DIR")
-    or Path(tempfile.gettempdir()) / f"mailintake-screenshots-{os.getpid()}"
+    or Path(tempfile.gettempdir()) / "mailintake-screenshots"
 )
 
 
