@@ -49,6 +49,7 @@ PRELOAD = [
     "sqlalchemy.dialects.postgresql.psycopg",
     "sqlalchemy.dialects.sqlite",
     "alembic.command",
+    "tests.support.preloaded",  # made once: the TLS contexts
 ]
 _context: ForkServerContext | None = None
 
