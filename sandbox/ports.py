@@ -35,29 +35,31 @@ class Ports:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._low, self._high = _LOWEST, _below_ephemeral()
-        self._next = random.randrange(self._low, self._high) if self._high > self._low else 0
+        self._span, self._next = range(0), 0
+        self.use_share(0, 1)
 
     def use_share(self, index: int, shares: int) -> None:
-        high = _below_ephemeral()
-        size = (high - _LOWEST) // shares
-        if size < 16:
-            return  # a kernel range leaving no room below it: the kernel's own ports
+        if not 0 <= index < shares:
+            raise ValueError(f"share {index} of {shares}")
+        size = (_below_ephemeral() - _LOWEST) // shares
+        # A kernel range leaving no room below it (under 16 ports each): the kernel's ports.
+        span = (
+            range(_LOWEST + index * size, _LOWEST + (index + 1) * size) if size >= 16 else range(0)
+        )
         with self._lock:
-            self._low = _LOWEST + index * size
-            self._high = self._low + size
-            self._next = random.randrange(self._low, self._high)
+            self._span, self._next = span, random.choice(span) if span else 0
 
     def take(self) -> int:
         with self._lock:
-            if self._high - self._low < 16:
+            span = self._span
+            if not span:
                 return _kernel_port()
-            for _ in range(self._high - self._low):
+            for _ in span:
                 port = self._next
-                self._next = port + 1 if port + 1 < self._high else self._low
+                self._next = port + 1 if port + 1 < span.stop else span.start
                 if _free(port):
                     return port
-        raise RuntimeError(f"no free loopback port in {self._low}-{self._high - 1}")
+        raise RuntimeError(f"no free loopback port in {span.start}-{span.stop - 1}")
 
 
 def _free(port: int) -> bool:
@@ -88,6 +90,4 @@ def free_port() -> int:
 def use_share(index: int, shares: int) -> None:
     """Hand out ports from share ``index`` (0-based) of ``shares`` equal parts of the range
     only: processes running side by side, each with its own share, never pick the same."""
-    if not 0 <= index < shares:
-        raise ValueError(f"share {index} of {shares}")
     _PORTS.use_share(index, shares)

@@ -50,7 +50,6 @@ from sandbox.dovecot.launch import (
     start_dovecot,
 )
 from sandbox.dovecot.server import Dovecot
-from sandbox.ports import free_port
 
 __all__ = [
     "ALICE",
@@ -69,6 +68,5 @@ __all__ = [
     "DovecotMissing",
     "build_mail_idp",
     "dovecot_installed",
-    "free_port",
     "start_dovecot",
 ]

@@ -24,7 +24,8 @@ import pytest
 from sandbox.demo.banner import READY
 from sandbox.demo.run import COUNTS
 from sandbox.demo.tenant import ALICE, IMAP_BOX, OUTPUT, PASSWORDS
-from sandbox.dovecot import dovecot_installed, free_port
+from sandbox.dovecot import dovecot_installed
+from sandbox.ports import free_port
 from tests.support.oauth import Browser
 from tests.support.services import service_missing
 
