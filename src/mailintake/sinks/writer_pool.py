@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import multiprocessing
 import os
@@ -22,7 +20,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 from mailintake.sinks import writers
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _MAIN_SWAP = threading.Lock()
 
 
@@ -48,7 +45,7 @@ def _keep_freed_memory() -> None:
     of it: measured, a fifth of a worker's time in the kernel. Messages up to
     ``PARALLEL_UP_TO`` come to workers, so blocks up to that size are taken from the heap
     and the heap is kept up to a few of them; what a worker holds stays bounded."""
-    mallopt = getattr(_libc, "mallopt", None)
+    mallopt = getattr(writers.libc, "mallopt", None)
     if mallopt is None:  # not glibc
         return
     mallopt(_M_MMAP_THRESHOLD, writers.PARALLEL_UP_TO + (1 << 20))
@@ -67,7 +64,7 @@ def _die_with_parent(importer: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     forked_by = os.getppid()
-    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if writers.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return  # not allowed here: _follow still ends it
     if os.getppid() != forked_by or forked_by == 1 or not _alive(importer):
         os._exit(0)
