@@ -279,13 +279,17 @@ def test_malformed_messages_import_whole_with_their_defects(
 
 @pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1, 0.2])
 def test_a_pass_that_ends_at_once_ends_cleanly(tmp_path: Path, delay: float) -> None:
-    """The output's worker processes start in the background; a program whose pass ends
-    while they are starting (an empty mailbox) still exits at once, and quietly."""
+    """The output's worker processes start in the background when a large batch is listed;
+    a program whose pass ends while they are starting (every message of the batch already
+    imported, or gone) still exits at once, and quietly."""
     script = (
         "import sys, time; from pathlib import Path\n"
         "from mailintake.engine.runtime import ImportRuntime\n"
-        "with ImportRuntime() as runtime:\n"
+        "from mailintake.sinks.writers import PARALLEL_FROM\n"
+        "with ImportRuntime(workers=2) as runtime:\n"
         "    sink = runtime.build_sink(None, Path(sys.argv[1]))\n"
+        "    sink.expect(PARALLEL_FROM)\n"
+        "    assert runtime.writers.started\n"
         "    time.sleep(float(sys.argv[2]))\n"
         "    sink.close()\n"
     )

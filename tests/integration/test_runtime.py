@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,14 @@ from fastapi.testclient import TestClient
 
 from mailintake.engine.runtime import SWITCH_INTERVAL, ImportRuntime
 from mailintake.settings import Settings
+from mailintake.sinks.writers import PARALLEL_FROM
+from mailintake.sources.base import Fetched, SourceItem
+from mailintake.sources.memory import MemorySource
 from mailintake.store.repo import Store
 from mailintake.web.api.oauth import Flows
 from mailintake.web.app import create_app
 from mailintake.web.deps import Services
+from tests.support.memory import filled, message, poller, setup
 
 
 def running(pid: int) -> bool:
@@ -69,6 +73,37 @@ def test_closing_the_runtime_ends_its_writer_processes() -> None:
         again = worker_pids(runtime)
     assert set(again).isdisjoint(pids)
     assert gone_within(again, 0) == []
+
+
+def test_writers_start_only_for_a_batch_large_enough_for_them(
+    store: Store, home: Path, tmp_path: Path
+) -> None:
+    """A pass with fewer messages than the writers take (PARALLEL_FROM), the usual poll of a
+    quiet mailbox, writes them itself and starts no process; one with a batch that large
+    starts them before the batch is fetched, and they write it."""
+    out = tmp_path / "capture"
+    setup(store, out)
+    started_at_fetch: list[bool] = []
+
+    with ImportRuntime(switch_interval=None, workers=2) as runtime:
+
+        class Watched(MemorySource):
+            def fetch(self, items: Sequence[SourceItem]) -> Iterator[tuple[SourceItem, Fetched]]:
+                started_at_fetch.append(runtime.writers.started)
+                return super().fetch(items)
+
+        few = filled({n: message(n) for n in range(1, PARALLEL_FROM)})
+        result = poller(store, home, few, Watched, runtime=runtime).poll("invoices")
+        assert (result.imported, result.error) == (PARALLEL_FROM - 1, None)
+        assert started_at_fetch == [False]
+        assert not runtime.writers.started
+
+        many = filled({n: message(n) for n in range(1, 3 * PARALLEL_FROM)})
+        result = poller(store, home, many, Watched, runtime=runtime).poll("invoices")
+        assert (result.imported, result.skipped) == (2 * PARALLEL_FROM, PARALLEL_FROM - 1)
+        assert started_at_fetch == [False, True]
+        assert runtime.writers.started
+    assert len(list(out.glob("invoices/*/*/metadata.json"))) == 3 * PARALLEL_FROM - 1
 
 
 def test_writer_processes_end_at_once_when_their_parent_is_killed(tmp_path: Path) -> None:

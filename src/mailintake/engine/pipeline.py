@@ -29,7 +29,7 @@ from mailintake.engine.checkpoint import Position
 from mailintake.engine.guard import PassGuard
 from mailintake.engine.outcome import PollResult
 from mailintake.engine.retries import Retries
-from mailintake.sinks.base import Delivery, MessageSink, Receipt
+from mailintake.sinks.base import Delivery, MessageSink, PreparingSink, Receipt
 from mailintake.sources.base import Fetched, MailSource, SourceItem
 from mailintake.store.repo import Store
 
@@ -100,9 +100,8 @@ def pipelined(steps: PassSteps, run: Pass) -> None:
     writing: deque[Writing] = deque()
     with ThreadPoolExecutor(max_workers=overlap, thread_name_prefix="deliver") as writers:
         try:
-            for start, batch, fetched in fetched_batches(
-                run.source, batches(todo, steps.batch_bytes, steps.batch_messages)
-            ):
+            planned = _announced(run.sink, batches(todo, steps.batch_bytes, steps.batch_messages))
+            for start, batch, fetched in fetched_batches(run.source, planned):
                 run.guard.check()  # before another batch goes out
                 deliveries, oversized, unavailable = steps.screen(run, fetched)
                 future = writers.submit(run.sink.deliver, deliveries) if deliveries else None
@@ -115,6 +114,19 @@ def pipelined(steps: PassSteps, run: Pass) -> None:
             for abandoned in writing:  # an error stopped the pass: their files still go
                 abandoned.wait()
                 abandoned.discard()
+
+
+def _announced(
+    sink: MessageSink, planned: Iterator[tuple[int, list[SourceItem]]]
+) -> Iterator[tuple[int, list[SourceItem]]]:
+    """The batches, each announced to an output that prepares for them (PreparingSink)
+    before it is fetched."""
+    if not isinstance(sink, PreparingSink):
+        yield from planned
+        return
+    for start, batch in planned:
+        sink.expect(len(batch))
+        yield start, batch
 
 
 def sequential(steps: PassSteps, run: Pass) -> None:

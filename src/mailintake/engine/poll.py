@@ -71,8 +71,8 @@ Progress = Callable[[str, int, int], None]  # mailbox, done, total
 
 
 def _pass_runtime() -> ImportRuntime:
-    """A pass's own runtime: the interpreter is left alone, the writers start when needed."""
-    return ImportRuntime(switch_interval=None, warm=False)
+    """A pass's own runtime: the interpreter is left alone."""
+    return ImportRuntime(switch_interval=None)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from types import TracebackType
 from mailintake.config.models import OutputSpec
 from mailintake.engine.factories import build_sink
 from mailintake.sinks.base import MessageSink
-from mailintake.sinks.folder import FolderSink
 from mailintake.sinks.writer_pool import WriterPool
 
 # How long a thread may keep the interpreter while another waits for it. An import's threads
@@ -29,10 +28,10 @@ SWITCH_INTERVAL = 0.0002
 class ImportRuntime:
     """The folder output's writer processes (``writers``) and, between ``start`` and
     ``close``, the switch interval ``switch_interval`` (None: left alone; a shorter one set
-    elsewhere stays). With ``warm``, the writers start in the background as soon as a folder
-    output is built (``build_sink``); otherwise at the first batch that needs them.
-    ``close`` ends them, waits for them, and puts the switch interval back. Also a context
-    manager.
+    elsewhere stays). The writers start in the background when a pass has listed a batch
+    large enough for them (sinks.folder.FolderSink.expect), while it is fetched; a pass with
+    nothing or little to import starts none. ``close`` ends them, waits for them, and puts
+    the switch interval back. Also a context manager.
 
     Between ``start`` and ``close``, what the process holds at ``start`` (its modules, its
     configuration, its connections) is frozen (``gc.freeze``): the collections that an
@@ -43,12 +42,10 @@ class ImportRuntime:
         self,
         *,
         switch_interval: float | None = SWITCH_INTERVAL,
-        warm: bool = True,
         workers: int | None = None,
     ) -> None:
         self.writers = WriterPool(workers)
         self._switch_interval = switch_interval
-        self._warm = warm
         self._lock = threading.Lock()
         self._restore: float | None = None  # the interval before start, while changed
         self._froze = False
@@ -92,7 +89,4 @@ class ImportRuntime:
     def build_sink(self, output: OutputSpec | None, home: Path) -> MessageSink:
         """The mailbox's output (engine.factories.build_sink) writing with this runtime's
         writers."""
-        sink = build_sink(output, home, writers=self.writers)
-        if self._warm and isinstance(sink, FolderSink):
-            self.writers.warm()
-        return sink
+        return build_sink(output, home, writers=self.writers)

@@ -88,6 +88,16 @@ class MessageSink(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class PreparingSink(Protocol):
+    """An output told the size of each batch as soon as the pass has listed it, before its
+    messages are fetched: the folder output starts its writer processes then, for a batch
+    large enough to be handed to them, so that they are ready when it arrives (a pass with
+    nothing, or little, to import starts none)."""
+
+    def expect(self, count: int) -> None: ...
+
+
 class Pacer(Protocol):
     """What an output that sends one message at a time asks before each message (``before``
     raises to stop the batch there) and tells after it (``after``): how a pass stops

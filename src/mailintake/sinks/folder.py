@@ -173,6 +173,12 @@ class FolderSink:
         self._cleared: set[str] = set()
         self._clearing = threading.Lock()
 
+    def expect(self, count: int) -> None:
+        """A batch of ``count`` messages is on its way: when it is large enough for the
+        writer processes, they start now, in the background, while it is fetched."""
+        if self._writers is not None and count >= PARALLEL_FROM:
+            self._writers.warm()
+
     def _clear_leftovers(self, scope: Scope) -> None:
         """Remove what an attempt that crashed left half-written, before this pass writes
         there. The mailbox is leased to one worker at a time, so nothing else is writing to

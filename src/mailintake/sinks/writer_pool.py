@@ -113,6 +113,12 @@ class WriterPool:
         self._pool: ProcessPoolExecutor | None = None
         self._starter: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        """Its processes are started, or starting (until ``close``)."""
+        with self._lock:
+            return self._pool is not None or self._starter is not None
+
     def warm(self) -> None:
         """Start the worker processes in the background (once until ``close``)."""
         if self.workers < 2:
