@@ -3,29 +3,103 @@
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import email.utils
+import functools
 import html
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Summary:
-    subject: str = ""
-    internet_message_id: str = ""
-    sender: dict[str, Any] | None = None
-    to: list[dict[str, Any]] = field(default_factory=list)
-    cc: list[dict[str, Any]] = field(default_factory=list)
-    reply_to: list[dict[str, Any]] = field(default_factory=list)
-    sent: datetime | None = None
-    html_body: str = ""
-    text_body: str = ""
-    has_attachments: bool = False
-    importance: str = "normal"
+    """The properties of one stored message, each worked out from its MIME the first time it
+    is asked for (a listing asks for a few headers of every message; the body, for few of
+    them). Never raises: what a malformed message does not give is empty, as Exchange
+    shows it."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    @functools.cached_property
+    def _head(self) -> EmailMessage | None:
+        return _parsed(email.parser.BytesHeaderParser(policy=email.policy.default), self._raw)
+
+    @functools.cached_property
+    def _body(self) -> tuple[str, str, bool]:
+        """The HTML body, the text body, whether it has attachments."""
+        message = _parsed(email.parser.BytesParser(policy=email.policy.default), self._raw)
+        try:
+            return _bodies(message) if message is not None else ("", "", False)
+        except Exception:
+            return "", "", False
+
+    def _header(self, name: str) -> str:
+        try:
+            value = self._head.get(name) if self._head is not None else None
+            return str(value) if value is not None else ""
+        except Exception:
+            return ""
+
+    def _recipients(self, name: str) -> list[dict[str, Any]]:
+        try:
+            return _recipients(self._head, name) if self._head is not None else []
+        except Exception:
+            return []
+
+    @property
+    def subject(self) -> str:
+        return self._header("subject")
+
+    @property
+    def internet_message_id(self) -> str:
+        return self._header("message-id").strip()
+
+    @property
+    def sender(self) -> dict[str, Any] | None:
+        senders = self._recipients("from")
+        return senders[0] if senders else None
+
+    @property
+    def to(self) -> list[dict[str, Any]]:
+        return self._recipients("to")
+
+    @property
+    def cc(self) -> list[dict[str, Any]]:
+        return self._recipients("cc")
+
+    @property
+    def reply_to(self) -> list[dict[str, Any]]:
+        return self._recipients("reply-to")
+
+    @property
+    def sent(self) -> datetime | None:
+        date = self._header("date")
+        if not date:
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(date).astimezone(UTC)
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def importance(self) -> str:
+        importance = (self._header("importance") or "normal").strip().lower()
+        return importance if importance in ("low", "normal", "high") else "normal"
+
+    @property
+    def html_body(self) -> str:
+        return self._body[0]
+
+    @property
+    def text_body(self) -> str:
+        return self._body[1]
+
+    @property
+    def has_attachments(self) -> bool:
+        return self._body[2]
 
 
 def recipient(name: str, address: str) -> dict[str, Any]:
@@ -37,24 +111,15 @@ def _recipients(message: EmailMessage, header: str) -> list[dict[str, Any]]:
     return [recipient(n, a) for n, a in email.utils.getaddresses(values) if a]
 
 
-def summarize(raw: bytes) -> Summary:
-    """Never raises: a malformed message gets empty properties, as Exchange shows them."""
+def _parsed(parser: email.parser.BytesParser, raw: bytes) -> EmailMessage | None:
     try:
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return _summary(parsed)
+        parsed = parser.parsebytes(raw)
     except Exception:
-        return Summary()
+        return None
+    return parsed if isinstance(parsed, EmailMessage) else None
 
 
-def _summary(message: EmailMessage) -> Summary:
-    senders = _recipients(message, "from")
-    sent: datetime | None = None
-    if message["date"]:
-        try:
-            sent = email.utils.parsedate_to_datetime(str(message["date"])).astimezone(UTC)
-        except (TypeError, ValueError):
-            sent = None
+def _bodies(message: EmailMessage) -> tuple[str, str, bool]:
     html_body, text_body = "", ""
     part = message.get_body(preferencelist=("html", "plain"))
     if part is not None:
@@ -66,20 +131,8 @@ def _summary(message: EmailMessage) -> Summary:
             else:
                 text_body = content
                 html_body = f"<html><body><pre>{html.escape(content)}</pre></body></html>"
-    importance = str(message.get("importance", "normal")).strip().lower()
-    return Summary(
-        subject=str(message.get("subject", "")),
-        internet_message_id=str(message.get("message-id", "")).strip(),
-        sender=senders[0] if senders else None,
-        to=_recipients(message, "to"),
-        cc=_recipients(message, "cc"),
-        reply_to=_recipients(message, "reply-to"),
-        sent=sent,
-        html_body=html_body,
-        text_body=text_body,
-        has_attachments=message.is_multipart() and any(True for _ in message.iter_attachments()),
-        importance=importance if importance in ("low", "normal", "high") else "normal",
-    )
+    attached = message.is_multipart() and any(True for _ in message.iter_attachments())
+    return html_body, text_body, attached
 
 
 def preview(text: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sandbox.graph.journal import Journal, SyncStates
-from sandbox.graph.mime import Summary, summarize
+from sandbox.graph.mime import Summary
 
 ROOT = "msgfolderroot"
 # Well-known folder names (resources/mailfolder.md, "Use well-known folder names"); the ones a
@@ -235,7 +235,7 @@ class Store:
                 folder_id=folder.id,
                 is_read=is_read,
                 received=received,
-                summary=summarize(raw),
+                summary=Summary(raw),
                 seq=self._seq,
                 created=now,
                 modified=now,
