@@ -106,6 +106,49 @@ def test_writers_start_only_for_a_batch_large_enough_for_them(
     assert len(list(out.glob("invoices/*/*/metadata.json"))) == 3 * PARALLEL_FROM - 1
 
 
+def test_writers_that_cannot_start_leave_the_writing_to_the_importing_process(
+    tmp_path: Path,
+) -> None:
+    """Under a temporary folder too long for the writers' fork server (its socket's path may
+    have 107 bytes), a large batch is written whole by the importing process, and a warning
+    says why and what to change. A new interpreter: multiprocessing keeps its temporary
+    folder for the life of a process."""
+    long = tmp_path / ("t" * 100)
+    long.mkdir()
+    out = tmp_path / "out"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from mailintake.engine.runtime import ImportRuntime\n"
+        "from mailintake.sinks.base import Delivery, Receipt\n"
+        "from tests.support.memory import message\n"
+        "with ImportRuntime(workers=2) as runtime:\n"
+        "    sink = runtime.build_sink(None, Path(sys.argv[1]))\n"
+        "    batch = [\n"
+        "        Delivery('invoices', 'imap', f'memory-{n}', {'uid': n}, message(n), None)\n"
+        "        for n in range(20)\n"
+        "    ]\n"
+        "    sink.expect(len(batch))\n"
+        "    results = sink.deliver(batch)\n"
+        "    assert all(isinstance(r, Receipt) for r in results), results\n"
+        "    assert not runtime.writers.started\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "TMPDIR": str(long)},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.glob("**/metadata.json"))) == 20
+    said = done.stdout + done.stderr
+    assert "writers.unavailable" in said, said
+    assert "AF_UNIX path too long" in said, said
+    assert "set TMPDIR to a shorter folder" in said, said
+
+
 def test_writer_processes_end_at_once_when_their_parent_is_killed(tmp_path: Path) -> None:
     script = (
         "import os, sys, time\n"

@@ -117,7 +117,7 @@ class WriterPool:
     def started(self) -> bool:
         """Its processes are started, or starting (until ``close``)."""
         with self._lock:
-            return self._pool is not None or self._starter is not None
+            return self.workers >= 2 and (self._pool is not None or self._starter is not None)
 
     def warm(self) -> None:
         """Start the worker processes in the background (once until ``close``)."""
@@ -158,7 +158,7 @@ class WriterPool:
 
     def _start(self) -> None:
         with self._lock:
-            if self._pool is not None:
+            if self._pool is not None or self.workers < 2:
                 return
             context = multiprocessing.get_context("forkserver")
             # The server the workers are forked from loads these modules once for all of them.
@@ -169,13 +169,38 @@ class WriterPool:
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
-            with _without_main():  # the processes start here, one per submission
-                started = [pool.submit(_ready) for _ in range(self.workers)]
+            try:
+                with _without_main():  # the processes start here, one per submission
+                    started = [pool.submit(_ready) for _ in range(self.workers)]
+            except OSError as exc:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.workers = 1  # from now on, everything is written in the importing process
+                _unavailable(exc)
+                return
             self._pool = pool
         # Until a process has read what it was started with, it must not be asked to stop
         # (it would find its parent's end of the pipe gone). A pool that broke meanwhile is
         # reported by its first use.
         concurrent.futures.wait(started)
+
+
+def _unavailable(exc: OSError) -> None:
+    """Say that the writer processes could not start, what it means and what to do."""
+    # Imported here: the writers' fork server loads this module, and logging (structlog)
+    # would add a tenth of a second to each start of it.
+    from mailintake.observability.logging import get_logger
+
+    get_logger(__name__).warning("writers.unavailable", error=str(exc), hint=_hint(exc))
+
+
+def _hint(exc: OSError) -> str:
+    """What a failed start of the writer processes means for the import, and what to do."""
+    said = "the importing process writes every message itself (slower for large batches)"
+    if "AF_UNIX path too long" in str(exc):
+        # The fork server listens on a socket in a folder of TMPDIR; a socket's path has at
+        # most 107 bytes (Linux), and Python adds about 40 to TMPDIR's.
+        return f"{said}; set TMPDIR to a shorter folder (for example /tmp) to have them"
+    return said
 
 
 @contextlib.contextmanager
