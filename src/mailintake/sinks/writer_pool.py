@@ -17,6 +17,7 @@ import threading
 import types
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import ForkServerContext
 
 from mailintake.sinks import writers
 
@@ -107,8 +108,12 @@ class WriterPool:
     them and waits for them; a worker also ends at once when the process that started the
     pool ends, even killed (``_follow``). Closed, the pool starts again at its next use."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, *, context: ForkServerContext | None = None
+    ) -> None:
+        """``context``: what the processes start from (multiprocessing's forkserver)."""
         self.workers = workers if workers is not None else writers.default_workers()
+        self._context = context or multiprocessing.get_context("forkserver")
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._starter: threading.Thread | None = None
@@ -160,7 +165,7 @@ class WriterPool:
         with self._lock:
             if self._pool is not None or self.workers < 2:
                 return
-            context = multiprocessing.get_context("forkserver")
+            context = self._context
             # The server the workers are forked from loads these modules once for all of them.
             context.set_forkserver_preload([writers.__name__, __name__])
             pool = ProcessPoolExecutor(

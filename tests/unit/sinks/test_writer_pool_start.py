@@ -1,0 +1,35 @@
+"""Writer processes that cannot start (the fork server's socket cannot be made, as under a
+TMPDIR too long for it) leave the writing to the importing process, and say why."""
+
+from __future__ import annotations
+
+from multiprocessing.context import ForkServerContext, ForkServerProcess
+
+from mailintake.sinks.writer_pool import WriterPool, _hint
+
+
+class Unbindable(ForkServerContext):
+    """A fork server whose socket cannot be made."""
+
+    class Process(ForkServerProcess):
+        def start(self) -> None:
+            raise OSError("AF_UNIX path too long")
+
+
+def test_a_pool_that_cannot_start_is_none_and_stays_so() -> None:
+    pool = WriterPool(2, context=Unbindable())
+    assert pool.get() is None  # the caller writes the batch itself
+    assert not pool.started
+    assert pool.workers == 1
+    pool.warm()  # nothing more is tried
+    assert pool.get() is None
+    pool.close()
+
+
+def test_the_warning_says_what_it_means_and_what_to_do() -> None:
+    too_long = _hint(OSError("AF_UNIX path too long"))
+    assert "the importing process writes every message itself" in too_long
+    assert "set TMPDIR to a shorter folder" in too_long
+    other = _hint(OSError(24, "Too many open files"))
+    assert "the importing process writes every message itself" in other
+    assert "TMPDIR" not in other
