@@ -16,9 +16,9 @@ from typing import Any
 
 class Summary:
     """The properties of one stored message, each worked out from its MIME the first time it
-    is asked for (a listing asks for a few headers of every message; the body, for few of
-    them). Never raises: what a malformed message does not give is empty, as Exchange
-    shows it."""
+    is asked for and kept (a listing asks for a few headers of every message, again at each
+    listing; the body, for few of them). Never raises: what a malformed message does not
+    give is empty, as Exchange shows it."""
 
     def __init__(self, raw: bytes) -> None:
         self._raw = raw
@@ -49,32 +49,32 @@ class Summary:
         except Exception:
             return []
 
-    @property
+    @functools.cached_property
     def subject(self) -> str:
         return self._header("subject")
 
-    @property
+    @functools.cached_property
     def internet_message_id(self) -> str:
         return self._header("message-id").strip()
 
-    @property
+    @functools.cached_property
     def sender(self) -> dict[str, Any] | None:
         senders = self._recipients("from")
         return senders[0] if senders else None
 
-    @property
+    @functools.cached_property
     def to(self) -> list[dict[str, Any]]:
         return self._recipients("to")
 
-    @property
+    @functools.cached_property
     def cc(self) -> list[dict[str, Any]]:
         return self._recipients("cc")
 
-    @property
+    @functools.cached_property
     def reply_to(self) -> list[dict[str, Any]]:
         return self._recipients("reply-to")
 
-    @property
+    @functools.cached_property
     def sent(self) -> datetime | None:
         date = self._header("date")
         if not date:
@@ -84,7 +84,7 @@ class Summary:
         except (TypeError, ValueError):
             return None
 
-    @property
+    @functools.cached_property
     def importance(self) -> str:
         importance = (self._header("importance") or "normal").strip().lower()
         return importance if importance in ("low", "normal", "high") else "normal"
