@@ -4,7 +4,6 @@ folder output: nothing lost, nothing written twice, whatever fails where."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import mmap
 import os
@@ -83,7 +82,7 @@ def test_import_writes_the_contract_layout_once(
 
 def resident_pages(path: Path) -> int:
     """How many pages of the file the kernel holds in memory (mincore(2) on a mapping)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # its own: the argument types set here stay here
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]

@@ -141,10 +141,11 @@ class _ResendDropped(httpx2.BaseTransport):
         try:
             return self._inner.handle_request(request)
         except httpx2.RemoteProtocolError as exc:
-            dropped = "without sending a response" in str(exc)
-            if not dropped or request.url.scheme != "http":
-                raise
-            if not isinstance(request.stream, httpx2.ByteStream):
+            if (
+                "without sending a response" not in str(exc)
+                or request.url.scheme != "http"
+                or not isinstance(request.stream, httpx2.ByteStream)
+            ):
                 raise
             return self._inner.handle_request(request)
 
