@@ -40,8 +40,14 @@ class Actions:
             return
         if self.settings.after_import == AfterImport.MOVE:
             self._folder_id(self.settings.move_to or "")
+        # Every message's action is tried, whatever another's answer: a refusal must not
+        # cancel the actions queued behind it (Executor.map would), which would be done
+        # only at the next poll. The first refusal is then reported.
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-            list(pool.map(self._ack_one, sources))
+            tried = [pool.submit(self._ack_one, source) for source in sources]
+        for outcome in tried:
+            if (refused := outcome.exception()) is not None:
+                raise refused
 
     def _ack_one(self, source: dict[str, Any]) -> None:
         url = f"{self.base}/messages/{quote(str(source['id']), safe='')}"
