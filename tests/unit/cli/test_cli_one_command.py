@@ -1,0 +1,43 @@
+"""A run builds only the command it names (mailintake.cli.main.for_command), and that command
+reads its command line as the whole app would."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mailintake.cli.main import app, for_command
+
+NAMES = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept"),
+    [
+        (["poll", "claims"], "poll"),
+        (["--log-level", "info", "authorize", "claims"], "authorize"),
+        (["--home=/srv/intake", "--log-json", "servers", "list"], "servers"),
+        (["--database-url", "sqlite:///x.db", "--home", "/srv", "status"], "status"),
+    ],
+)
+def test_the_named_command_is_the_only_one_built(argv: list[str], kept: str) -> None:
+    one = for_command(argv)
+    names = [c.name for c in one.registered_commands] + [g.name for g in one.registered_groups]
+    assert names == [kept]
+    assert one.registered_callback is app.registered_callback  # the global options stay
+    assert len(app.registered_commands) + len(app.registered_groups) == len(NAMES)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["pol"], ["--home", "poll"], ["--", "poll"]])
+def test_no_known_command_keeps_the_whole_app(argv: list[str]) -> None:
+    assert for_command(argv) is app
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_command_reads_its_line_as_the_whole_app_does(name: str) -> None:
+    runner = CliRunner()
+    for argv in ([name, "--help"], ["--log-level", "info", name, "--no-such-option"]):
+        whole = runner.invoke(app, argv, prog_name="mailintake")
+        one = runner.invoke(for_command(argv), argv, prog_name="mailintake")
+        assert (one.exit_code, one.output) == (whole.exit_code, whole.output), argv
+        assert f"mailintake {name}" in whole.output, whole.output
