@@ -3,12 +3,27 @@ reads its command line as the whole app would."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from mailintake.cli.main import app, for_command
 
 NAMES = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+
+
+@pytest.fixture(autouse=True)
+def logging_kept() -> Iterator[None]:
+    """The global options set up logging on the runner's stream, closed after: back to what
+    was before, for the tests that follow in this process."""
+    configured, config = structlog.is_configured(), structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**config)
+    else:
+        structlog.reset_defaults()
 
 
 @pytest.mark.parametrize(
