@@ -88,14 +88,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first (the order is otherwise kept). Property tests (hypothesis)
-    run without coverage's tracer, like the tests marked ``no_cover`` (pytest-cov): they run
-    the same lines hundreds of times, which the tracer makes twice as slow, and a line that
-    only they reach shows as missed in the report, so that another test is written for it."""
+    """The ``slow`` tests first, those of modules with fewest of them (the longest: a worker
+    fleet's half minute) before a long series (the crash tests); within a module, the cases
+    of its test functions taken in turn (the first case of each, then the second…), modules
+    and functions otherwise in their order. The test processes take tests in this order, and
+    the cases of one function are alike: the ten of a webhook that hangs all wait, and run
+    side by side they left both cores idle; in turn, they run beside cases that work.
+
+    Property tests (hypothesis) run without coverage's tracer, like the tests marked
+    ``no_cover`` (pytest-cov): they run the same lines hundreds of times, which the tracer
+    makes twice as slow, and a line that only they reach shows as missed in the report, so
+    that another test is written for it."""
+    seen: dict[tuple[str, str], int] = {}  # cases of each module's function so far
+    turn: dict[str, int] = {}  # a test's case number within its function
+    place: dict[str, int] = {}  # a module's rank
+    slow: dict[str, int] = {}  # a module's slow tests: few are long ones, many a series
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.no_cover)
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        module = item.nodeid.split("::", 1)[0]
+        place.setdefault(module, len(place))
+        function = (module, getattr(item, "originalname", item.name))
+        turn[item.nodeid] = 0 if module in IN_ORDER_MODULES else seen.get(function, 0)
+        seen[function] = seen.get(function, 0) + 1
+        if item.get_closest_marker("slow") is not None:
+            slow[module] = slow.get(module, 0) + 1
+
+    def order(item: pytest.Item) -> tuple[bool, int, int, int]:
+        module = item.nodeid.split("::", 1)[0]
+        first = item.get_closest_marker("slow") is not None
+        return not first, slow[module] if first else 0, place[module], turn[item.nodeid]
+
+    items.sort(key=order)  # stable: functions keep their order within a turn
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
