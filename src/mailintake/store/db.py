@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision of migrations/versions (tests/unit/store/test_head.py checks it against
-# the scripts). A store at it is only read; Alembic (~0.2 s of CPU to import, in every
+# The newest revision of migrations/versions (tests/integration/test_store_head.py checks it
+# against the scripts). A store at it is only read; Alembic (~0.2 s of CPU to import, in every
 # cron-started command) is loaded only to migrate.
 HEAD = "0022"
 # Any constant: the key of the PostgreSQL advisory lock held while migrating.
@@ -81,8 +81,9 @@ def _config() -> Config:
 
 
 def _current(connection: Connection) -> str | None:
-    """The store's revision, as Alembic keeps it (its version table); None before the first
-    migration, or when it is not one revision."""
+    """The store's revision, read from Alembic's version table as its MigrationContext
+    would (without loading Alembic); None before the first migration, or when it is not one
+    revision."""
     if not inspect(connection).has_table("alembic_version"):
         return None
     found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
