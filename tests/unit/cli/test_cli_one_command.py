@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+import typer.main
 from typer.testing import CliRunner
 
-from mailintake.cli.main import app, for_command
+from mailintake.cli.main import _VALUED, app, for_command
 
 NAMES = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
 
@@ -41,6 +42,19 @@ def test_the_named_command_is_the_only_one_built(argv: list[str], kept: str) -> 
     assert names == [kept]
     assert one.registered_callback is app.registered_callback  # the global options stay
     assert len(app.registered_commands) + len(app.registered_groups) == len(NAMES)
+
+
+def test_the_valued_global_options_are_those_of_the_app() -> None:
+    """The word after one of them is its value, not the command: the list the command line
+    is read with is the app's own."""
+    options = typer.main.get_command(app).params
+    valued = {
+        name
+        for option in options
+        if option.param_type_name == "option" and not getattr(option, "is_flag", False)
+        for name in option.opts
+    }
+    assert valued == _VALUED
 
 
 @pytest.mark.parametrize("argv", [[], ["--help"], ["pol"], ["--home", "poll"], ["--", "poll"]])
