@@ -11,6 +11,7 @@ as that user."""
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import pwd
 import socket
@@ -67,22 +68,43 @@ def _write_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _mail_owner() -> tuple[str, int, int]:
+def _mail_owner(name: str = MAIL_USER) -> tuple[str, int, int]:
     """The system user that owns the mail files: ``vmail`` (made when missing) as root, the
-    current user otherwise."""
+    current user otherwise.
+
+    Several test processes start their Dovecot at once on a new machine, so the user is made
+    under a lock, and looked up again after ``useradd`` fails (another process made it
+    first: exit status 9)."""
     if os.geteuid() != 0:
         entry = pwd.getpwuid(os.geteuid())
         return entry.pw_name, entry.pw_uid, entry.pw_gid
     try:
-        entry = pwd.getpwnam(MAIL_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(  # noqa: S603
-            ["useradd", "--system", "--user-group", "--no-create-home", MAIL_USER],  # noqa: S607
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(MAIL_USER)
+        entry = _make_system_user(name)
     return entry.pw_name, entry.pw_uid, entry.pw_gid
+
+
+def _make_system_user(name: str) -> pwd.struct_passwd:
+    lock = Path(tempfile.gettempdir()) / f"mailintake-useradd-{name}.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            made = subprocess.run(  # noqa: S603
+                ["useradd", "--system", "--user-group", "--no-create-home", name],  # noqa: S607
+                check=False,
+                capture_output=True,
+                text=True,
+            )
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            raise RuntimeError(
+                f"cannot make the system user {name!r} for the mail files: useradd exited "
+                f"{made.returncode}: {made.stderr.strip()}"
+            ) from None
 
 
 def _oauth2_conf(introspection_url: str, username_attribute: str, username_format: str) -> str:
