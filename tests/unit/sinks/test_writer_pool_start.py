@@ -1,8 +1,10 @@
-"""Writer processes that cannot start (the fork server's socket cannot be made, as under a
-TMPDIR too long for it) leave the writing to the importing process, and say why."""
+"""A writer pool starts all its processes, even when the first is ready before the next is
+asked for; writer processes that cannot start (the fork server's socket cannot be made, as
+under a TMPDIR too long for it) leave the writing to the importing process, and say why."""
 
 from __future__ import annotations
 
+import time
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 
 from mailintake.sinks.writer_pool import WriterPool, _hint
@@ -14,6 +16,26 @@ class Unbindable(ForkServerContext):
     class Process(ForkServerProcess):
         def start(self) -> None:
             raise OSError("AF_UNIX path too long")
+
+
+class SlowToReturn(ForkServerContext):
+    """A fork server that hands back each new process late, as on a busy machine: the
+    process started before runs its first task meanwhile."""
+
+    class Process(ForkServerProcess):
+        def start(self) -> None:
+            super().start()
+            time.sleep(0.3)
+
+
+def test_every_process_starts_when_each_comes_back_late() -> None:
+    pool = WriterPool(3, context=SlowToReturn())
+    try:
+        started = pool.get()
+        assert started is not None
+        assert len(started._processes) == 3
+    finally:
+        pool.close()
 
 
 def test_a_pool_that_cannot_start_is_none_and_stays_so() -> None:
