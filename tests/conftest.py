@@ -122,6 +122,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=order)  # stable: functions keep their order within a turn
 
 
+@pytest.hookimpl(optionalhook=True)  # no such hook without xdist (compile-tests.sh)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """pytest-xdist's scheduling by scope, where a test is its own scope unless its module is
     one of ``IN_ORDER_MODULES``. (``--dist loadgroup`` would read ``xdist_group`` marks, but
