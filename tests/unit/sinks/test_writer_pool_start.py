@@ -4,10 +4,13 @@ under a TMPDIR too long for it) leave the writing to the importing process, and 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 
-from mailintake.sinks.writer_pool import WriterPool, _hint
+from mailintake.sinks.writer_pool import WriterPool, _alive, _hint
 
 
 class Unbindable(ForkServerContext):
@@ -55,3 +58,15 @@ def test_the_warning_says_what_it_means_and_what_to_do() -> None:
     other = _hint(OSError(24, "Too many open files"))
     assert "the importing process writes every message itself" in other
     assert "TMPDIR" not in other
+
+
+def test_a_worker_sees_whether_the_importing_process_is_there() -> None:
+    """What a worker checks when it starts, for the process that started the pool."""
+    assert _alive(os.getpid())
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert not _alive(int(ended.stdout))

@@ -63,3 +63,16 @@ def test_what_nobody_asked_for_is_removed_on_close(tmp_path: Path) -> None:
     assert isinstance(body, Spooled)
     assert body.path.exists()  # the one asked for stays
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph-0"]
+
+
+def test_a_failed_download_nobody_asked_for_is_dropped_on_close() -> None:
+    def download(item: SourceItem) -> Body:
+        if item.key != "graph-0":
+            raise ConnectionResetError("the connection dropped")
+        return b"asked for"
+
+    listed = items(4)
+    downloads = Downloads(download, ahead=3)
+    downloads.offer(listed)
+    assert downloads.claim(listed[0]).result() == b"asked for"
+    downloads.close()  # the three failed ones ahead are not raised here
