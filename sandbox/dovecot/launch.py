@@ -86,7 +86,7 @@ def _mail_owner(name: str = MAIL_USER) -> tuple[str, int, int]:
 
 
 def _make_system_user(name: str) -> pwd.struct_passwd:
-    lock = Path(tempfile.gettempdir()) / f"mailintake-useradd-{name}.lock"
+    lock = Path(tempfile.gettempdir()) / "mailintake-useradd.lock"  # one for every name
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         try:
