@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
-from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.health import assess_now
 from mailintake.health.expiry import Expiry, expiries
+from mailintake.health.rules import mailbox_waits_for_a_person
 from mailintake.store import graph_subscriptions, import_views, imports, schedule, workers
 from mailintake.store.health import facts
 from mailintake.store.repo import Repo
@@ -98,7 +98,7 @@ def scheduling_status(repo: Repo, now: datetime | None = None) -> dict[str, Any]
     overdue = []
     for due in schedule.listed(repo.conn):
         mailbox = due.schedule
-        if not mailbox.enabled or due.next_poll_at is None or waits_for_a_person(mailbox):
+        if not mailbox.enabled or due.next_poll_at is None or mailbox_waits_for_a_person(mailbox):
             continue
         interval = float(mailbox.poll_interval or DEFAULT_POLL_INTERVAL)
         if (now - due.next_poll_at).total_seconds() > interval:

@@ -24,24 +24,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from mailintake.config.matrix import USER_GRANTS
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.engine.poll import BUSY, PollResult
-from mailintake.enums import AuthState
+from mailintake.health.rules import mailbox_waits_for_a_person
 from mailintake.observability import metrics
 from mailintake.observability.logging import get_logger
 from mailintake.store import leases, schedule, workers
 from mailintake.store.repo import Schedule, Store
 
 log = get_logger(__name__)
-WAITING_FOR_A_PERSON = frozenset(
-    {
-        AuthState.NOT_AUTHORIZED,
-        AuthState.REAUTHORIZATION_REQUIRED,
-        AuthState.PASSWORD_UPDATE_REQUIRED,
-        AuthState.ERROR,
-    }
-)
 MAX_BACKOFF = 3600.0
 # Polls are I/O-bound (waiting for mail servers, token servers, outputs): many run at once
 # in one process's threads.
@@ -58,15 +49,8 @@ class PollsMailboxes(Protocol):
     def poll(self, name: str, *, owner: str | None = None) -> PollResult: ...
 
 
-def _waits_for_a_person(mailbox: Schedule) -> bool:
-    """Whether polling must wait until a person acts: signs in (a grant a person signs in
-    with, never authorized yet), authorizes again, updates a password, fixes an error."""
-    if mailbox.auth_state not in WAITING_FOR_A_PERSON or not mailbox.oauth:
-        return False
-    return mailbox.auth_state != AuthState.NOT_AUTHORIZED or mailbox.grant_type in USER_GRANTS
-
-
-waits_for_a_person = _waits_for_a_person
+# Whether polling must wait until a person acts (the rule health reports with).
+waits_for_a_person = mailbox_waits_for_a_person
 
 
 def _interval(mailbox: Schedule) -> float:
@@ -126,7 +110,7 @@ class Scheduler:
                 now,
                 now - workers.DEAD_AFTER,
                 _interval,
-                _waits_for_a_person,
+                waits_for_a_person,
             )
         for entry in claimed:
             name = entry.schedule.name

@@ -19,6 +19,7 @@ from mailintake.config.matrix import USER_GRANTS
 from mailintake.config.resolve import DEFAULT_POLL_INTERVAL
 from mailintake.enums import AuthState, Health
 from mailintake.store.health import MailboxFacts
+from mailintake.store.mailboxes import Schedule
 
 FAILING_AFTER = 3  # failed polls in a row
 LAGGING_INTERVALS = 3  # poll intervals without a successful poll
@@ -40,6 +41,11 @@ def waits_for_a_person(auth_state: str, oauth: bool, grant_type: str | None) -> 
     if auth_state not in WAITING_FOR_A_PERSON or not oauth:
         return False
     return auth_state != AuthState.NOT_AUTHORIZED or grant_type in USER_GRANTS
+
+
+def mailbox_waits_for_a_person(mailbox: Schedule) -> bool:
+    """``waits_for_a_person`` for a mailbox as the scheduler reads it."""
+    return waits_for_a_person(mailbox.auth_state, mailbox.oauth, mailbox.grant_type)
 
 
 @dataclass(frozen=True)
