@@ -27,8 +27,8 @@ from typing import Protocol, TypeVar
 from mailintake.config import resolve
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import build_graph_subscriptions
-from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.errors import MailintakeError, NotFound, TransientError
+from mailintake.health.rules import mailbox_waits_for_a_person
 from mailintake.oauth.tokens import TokenManager
 from mailintake.observability.logging import get_logger
 from mailintake.sources.base import TokenProvider
@@ -93,7 +93,7 @@ def _waits(record: MailboxRecord) -> bool:
         str(oauth.grant_type) if oauth is not None and oauth.grant_type else None,
         spec.poll_interval,
     )
-    return waits_for_a_person(schedule)
+    return mailbox_waits_for_a_person(schedule)
 
 
 def decide(

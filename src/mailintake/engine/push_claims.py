@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from mailintake.config.models import MailboxSpec
 from mailintake.engine.factories import imap_settings
-from mailintake.engine.scheduler import waits_for_a_person
 from mailintake.errors import MailintakeError
+from mailintake.health.rules import mailbox_waits_for_a_person
 from mailintake.sources.imap import ImapSettings
 from mailintake.store import push, workers
 from mailintake.store.mailboxes import schedule_of
@@ -24,7 +24,9 @@ def pushed(candidate: push.Candidate) -> ImapSettings | None:
     definition = candidate.definition
     if definition.get("protocol") != "imap" or definition.get("push") == "off":
         return None
-    if waits_for_a_person(schedule_of(candidate.name, True, candidate.auth_state, definition)):
+    if mailbox_waits_for_a_person(
+        schedule_of(candidate.name, True, candidate.auth_state, definition)
+    ):
         return None
     try:
         return imap_settings(MailboxSpec.model_validate(definition))

@@ -49,10 +49,6 @@ class PollsMailboxes(Protocol):
     def poll(self, name: str, *, owner: str | None = None) -> PollResult: ...
 
 
-# Whether polling must wait until a person acts (the rule health reports with).
-waits_for_a_person = mailbox_waits_for_a_person
-
-
 def _interval(mailbox: Schedule) -> float:
     return float(mailbox.poll_interval or DEFAULT_POLL_INTERVAL)
 
@@ -110,7 +106,7 @@ class Scheduler:
                 now,
                 now - workers.DEAD_AFTER,
                 _interval,
-                waits_for_a_person,
+                mailbox_waits_for_a_person,  # not polled until a person acts
             )
         for entry in claimed:
             name = entry.schedule.name
