@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx2
-
 from benchmarks.corpus import corpus
 from benchmarks.workdir import wait_until_settled, workdir
 from mailintake.engine.poll import Poller
@@ -23,6 +21,7 @@ from mailintake.oauth.tokens import TokenManager
 from mailintake.runtime import open_store
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from tests.support.oauth import GRAPH_APP, GRAPH_SECRET, build_idp, make_certificate, microsoft_at
 
@@ -32,7 +31,7 @@ MAILBOX = "bench@contoso.onmicrosoft.com"
 def sequential(base: str, token: str) -> int:
     headers = {"Authorization": f"Bearer {token}", "Prefer": 'IdType="ImmutableId"'}
     count = 0
-    with httpx2.Client(headers=headers, timeout=60) as client:
+    with http_clients.Client(headers=headers, timeout=60) as client:
         url: str | None = f"{base}/users/{MAILBOX}/mailFolders/inbox/messages"
         params: dict[str, str] | None = {"$select": "id", "$top": "200"}
         while url:

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from sandbox import http_clients
 from sandbox.graph.auth import Principal, authorize
 from sandbox.graph.errors import GraphError, access_denied, bad_request, invalid_user
 from sandbox.graph.model import Mailbox, Message
@@ -255,7 +256,7 @@ class Subscriptions:
         record = Delivery("validation", url, None, None)
         self._record(record)
         try:
-            answer = httpx2.post(
+            answer = http_clients.post(
                 url,
                 params={"validationToken": token},
                 headers={"Content-Type": "text/plain; charset=utf-8"},
@@ -357,7 +358,7 @@ class Subscriptions:
         self._outbox.put(delivery)
 
     def _deliver_forever(self) -> None:
-        with httpx2.Client(timeout=DELIVERY_TIMEOUT) as client:
+        with http_clients.Client(timeout=DELIVERY_TIMEOUT) as client:
             while True:
                 delivery = self._outbox.get()
                 for attempt in range(self.attempts):

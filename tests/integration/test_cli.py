@@ -228,6 +228,8 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
 
     import httpx2
 
+    from sandbox import http_clients
+
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mailintake", "serve", "--port", str(port)],
@@ -237,7 +239,7 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                answer = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                answer = http_clients.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
             except httpx2.TransportError:
                 assert process.poll() is None, process.communicate()
@@ -245,10 +247,10 @@ def test_serve_answers_on_the_given_port(cli: Cli) -> None:
                 time.sleep(0.2)
         assert answer.json()["status"] == "ok"
         spec_url = f"http://127.0.0.1:{port}/api/v1/openapi.json"
-        assert httpx2.get(spec_url, timeout=5).status_code == 401
+        assert http_clients.get(spec_url, timeout=5).status_code == 401
         token = cli("admin", "token", "create", "ci").stdout.strip()
         bearer = {"Authorization": f"Bearer {token}"}
-        spec = httpx2.get(spec_url, headers=bearer, timeout=5).json()
+        spec = http_clients.get(spec_url, headers=bearer, timeout=5).json()
         assert spec["info"]["title"] == "mailintake"
     finally:
         process.terminate()

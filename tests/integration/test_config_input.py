@@ -164,7 +164,7 @@ def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, s
     """Reading and validating run in worker threads: the event loop keeps answering."""
     import threading
 
-    import httpx2
+    from sandbox import http_clients
 
     base, bearer = server
     mailboxes = []
@@ -177,7 +177,7 @@ def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, s
 
     def post(body: str) -> None:
         started = time.monotonic()
-        answer = httpx2.post(
+        answer = http_clients.post(
             f"{base}/api/v1/config/validate",
             content=body,
             headers={**bearer, **YAML},
@@ -189,7 +189,7 @@ def test_healthz_answers_while_documents_are_read(server: tuple[str, dict[str, s
     for worker in workers:
         worker.start()
     slowest = 0.0
-    with httpx2.Client(base_url=base, timeout=30) as client:
+    with http_clients.Client(base_url=base, timeout=30) as client:
         while any(w.is_alive() for w in workers):
             started = time.monotonic()
             assert client.get("/healthz").status_code == 200

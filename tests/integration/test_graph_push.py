@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx2
 import pytest
 from sqlalchemy import select
 
@@ -20,6 +19,7 @@ from mailintake.store import graph_subscriptions as stored
 from mailintake.store import schedule
 from mailintake.store.repo import Store
 from mailintake.store.tables import graph_subscriptions
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from sandbox.graph.subscriptions import Subscription
 from sandbox.idp import IdentityProvider
@@ -162,7 +162,7 @@ def test_the_endpoint_answers_the_handshake_and_ignores_forgeries(
 ) -> None:
     made = subscription(graph, address, store)
     first_pass_done(store, box_name(address))
-    with httpx2.Client(base_url=app, timeout=10) as client:  # no sign-in
+    with http_clients.Client(base_url=app, timeout=10) as client:  # no sign-in
         token = "Validation: Testing client application reachability Request-Id: 1 & 2"
         handshake = client.post("/notifications/graph", params={"validationToken": token})
         assert handshake.status_code == 200
@@ -194,7 +194,7 @@ def test_the_endpoint_answers_the_handshake_and_ignores_forgeries(
 
 
 def test_oversized_and_malformed_bodies(app: str) -> None:
-    with httpx2.Client(base_url=app, timeout=10) as client:
+    with http_clients.Client(base_url=app, timeout=10) as client:
         assert client.post("/notifications/graph", content=b"x" * 300_000).status_code == 413
         assert client.post("/notifications/graph", content=b"[1]").status_code == 400
         assert (
@@ -243,7 +243,7 @@ def test_deleting_the_mailbox_deletes_its_subscription(
 
     subscription(graph, address, store)
     headers = {"Authorization": f"Bearer {create_api_token(store, 'tests')}"}
-    answer = httpx2.delete(
+    answer = http_clients.delete(
         f"{app}/api/v1/mailboxes/{box_name(address)}", headers=headers, timeout=30
     )
     assert answer.status_code == 200, answer.text

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx2
-
 from mailintake.runtime import open_store
 from mailintake.settings import Settings
 from mailintake.store import admin
+from sandbox import http_clients
 from tests.support import serve
 from tests.support.web import QUICK_HASH
 
@@ -35,7 +34,7 @@ def _set_password(home: Path) -> None:
 
 
 def _login(base: str, password: str, **headers: str) -> int:
-    answer = httpx2.post(
+    answer = http_clients.post(
         f"{base}/login",
         data={"password": password, "next": "/"},
         headers={"Origin": base, **headers},
@@ -46,7 +45,7 @@ def _login(base: str, password: str, **headers: str) -> int:
 
 def test_first_start_says_how_to_set_the_admin_password(home: Path) -> None:
     with serving(home) as (base, console):
-        assert "mailintake admin set-password" in httpx2.get(f"{base}/login", timeout=5).text
+        assert "mailintake admin set-password" in http_clients.get(f"{base}/login", timeout=5).text
     [text] = console
     assert "no admin password is set" in text
     assert f"mailintake --home {home} admin set-password" in text
@@ -66,7 +65,7 @@ def test_forwarded_for_is_ignored_and_foreign_host_names_refused(home: Path) -> 
         # DNS rebinding: a page of evil.example, its name now pointing at 127.0.0.1, sends
         # its own (matching) origin; the host name is not one of the server's.
         for path in ("/login", "/api/v1/status", "/healthz"):
-            refused = httpx2.get(
+            refused = http_clients.get(
                 f"{base}{path}",
                 headers={"Host": "evil.example", "Origin": "http://evil.example"},
                 timeout=5,
@@ -74,7 +73,7 @@ def test_forwarded_for_is_ignored_and_foreign_host_names_refused(home: Path) -> 
             assert refused.status_code == 400, path
             assert refused.json()["error"] == "host not allowed"
         port = base.rsplit(":", 1)[1]
-        assert httpx2.get(f"http://localhost:{port}/login", timeout=5).status_code == 200
+        assert http_clients.get(f"http://localhost:{port}/login", timeout=5).status_code == 200
 
 
 def test_forwarded_for_from_a_trusted_proxy(home: Path) -> None:
@@ -89,7 +88,7 @@ def test_forwarded_for_from_a_trusted_proxy(home: Path) -> None:
         assert _login(base, ADMIN_PASSWORD, **{"X-Forwarded-For": "203.0.113.3"}) == 303
         port = base.rsplit(":", 1)[1]
         # Only the configured names now.
-        assert httpx2.get(f"http://localhost:{port}/login", timeout=5).status_code == 400
+        assert http_clients.get(f"http://localhost:{port}/login", timeout=5).status_code == 400
 
 
 def test_the_printed_command_carries_no_database_password(home: Path) -> None:

@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx2
-
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
 from mailintake.store.repo import Store
+from sandbox import http_clients
 from tests.support import serve
 from tests.support.dovecot import DAEMON_APP, MailServer
 from tests.support.mail import raw
@@ -37,7 +36,7 @@ def serving(settings: Settings, *options: str) -> Iterator[str]:
 
 
 def gauge(base: str, name: str) -> float | None:
-    text = httpx2.get(f"{base}/metrics", timeout=10).text
+    text = http_clients.get(f"{base}/metrics", timeout=10).text
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
 

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailintake.runtime import open_store
 from mailintake.services.apply import apply_document
 from mailintake.settings import Settings
+from sandbox import http_clients
 from sandbox.ports import free_port
 from tests.support import launcher
 from tests.support.dovecot import DAEMON_APP, DOMAIN, MailServer
@@ -74,7 +75,7 @@ def scrape_until(url: str, done: str, mailbox: str, deadline: float) -> Samples:
     found: Samples = {}
     while time.monotonic() < deadline:
         try:
-            answer = httpx2.get(url, timeout=10)
+            answer = http_clients.get(url, timeout=10)
         except httpx2.TransportError:
             time.sleep(0.2)  # not listening yet
             continue
@@ -151,7 +152,7 @@ def test_worker_serves_what_it_polled(
     ]
     assert re.fullmatch(rf"[^:]+:{worker.pid}:[0-9a-f]{{12}}", beat), beat
     assert started - 5 <= at <= time.time() + 5
-    assert httpx2.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+    assert http_clients.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
 
     worker.send_signal(signal.SIGINT)  # Ctrl-C: the worker stops, and so does its /metrics
     _, err = worker.communicate(timeout=60)
@@ -159,7 +160,7 @@ def test_worker_serves_what_it_polled(
     assert f"metrics on http://127.0.0.1:{port}/metrics" in err
     assert f"mailintake worker {beat}: polling" in err
     with pytest.raises(httpx2.TransportError):
-        httpx2.get(url, timeout=5)
+        http_clients.get(url, timeout=5)
 
 
 def test_a_metrics_port_in_use_is_named(

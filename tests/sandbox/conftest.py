@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from sandbox.idp import App, IdentityProvider, User
 from tests.support.graph_sandbox import (
@@ -90,7 +91,7 @@ def token(idp: IdentityProvider) -> str:
 @pytest.fixture
 def client(token: str) -> Iterator[httpx2.Client]:
     """An HTTP client sending APP's token."""
-    with httpx2.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+    with http_clients.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
         yield http
 
 

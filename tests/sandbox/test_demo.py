@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx2
 import pytest
 
+from sandbox import http_clients
 from sandbox.demo.banner import READY
 from sandbox.demo.run import COUNTS
 from sandbox.demo.tenant import ALICE, IMAP_BOX, OUTPUT, PASSWORDS
@@ -219,7 +219,7 @@ def test_the_printed_walkthrough_works_and_ctrl_c_stops_everything(
 
     # The web admin takes the printed password.
     origin = web_url.rstrip("/")
-    with httpx2.Client(base_url=origin, timeout=10) as browser:
+    with http_clients.Client(base_url=origin, timeout=10) as browser:
         wrong = browser.post("/login", data={"password": "nope"}, headers={"Origin": origin})
         assert wrong.status_code == 401
         signed_in = browser.post(

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.graph_sandbox import (
@@ -209,7 +210,7 @@ def test_a_bad_token_gets_401_with_a_bearer_challenge(
         {},
         {"Authorization": f"Bearer {imap_token}"},  # a token for another resource
     ):
-        answer = httpx2.get(url, headers=headers, timeout=10)
+        answer = http_clients.get(url, headers=headers, timeout=10)
         assert answer.status_code == 401
         assert error_code(answer) == "InvalidAuthenticationToken"
         assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
@@ -221,8 +222,8 @@ def test_permissions_decide_what_a_token_may_do(
     message_id = graph.deliver(mailbox, mime(1))
     reader = {"Authorization": f"Bearer {app_token(idp, READ_APP)}"}
     url = f"{base}/users/{mailbox}/messages/{message_id}"
-    assert httpx2.get(url, headers=reader, timeout=10).status_code == 200
-    refused = httpx2.patch(url, json={"isRead": True}, headers=reader, timeout=10)
+    assert http_clients.get(url, headers=reader, timeout=10).status_code == 200
+    refused = http_clients.patch(url, json={"isRead": True}, headers=reader, timeout=10)
     assert refused.status_code == 403
     assert error_code(refused) == "ErrorAccessDenied"
     unknown = client.get(f"{base}/users/nobody@{DOMAIN}/messages")
@@ -236,7 +237,7 @@ def test_a_user_who_is_not_a_delegate_is_denied(
     idp: IdentityProvider, graph: GraphEmulator, base: str, mailbox: str
 ) -> None:
     headers = {"Authorization": f"Bearer {user_token(idp, CARLA)}"}
-    answer = httpx2.get(f"{base}/users/{mailbox}/mailFolders/inbox/messages", headers=headers)
+    answer = http_clients.get(f"{base}/users/{mailbox}/mailFolders/inbox/messages", headers=headers)
     assert answer.status_code == 403
     assert error_code(answer) == "ErrorAccessDenied"
     assert answer.json()["error"]["message"] == "Access is denied. Check credentials and try again."
@@ -249,7 +250,7 @@ def test_a_delegate_reads_the_shared_mailbox_and_its_own(
     if graph.store.mailbox(BORIS) is None:
         graph.add_mailbox(BORIS)
     own_id = graph.deliver(BORIS, mime(2))
-    with httpx2.Client(
+    with http_clients.Client(
         headers={"Authorization": f"Bearer {user_token(idp, BORIS)}", **IMMUTABLE}, timeout=10
     ) as http:
         shared = http.get(f"{base}/users/{mailbox}/mailFolders('Inbox')/messages")
@@ -262,7 +263,7 @@ def test_a_delegate_reads_the_shared_mailbox_and_its_own(
         assert own_id in [m["id"] for m in own.json()["value"]]
     # Without a .Shared permission the delegate cannot open someone else's mailbox.
     plain = user_token(idp, BORIS, scope=f"{GRAPH}/Mail.ReadWrite")
-    answer = httpx2.get(
+    answer = http_clients.get(
         f"{base}/users/{mailbox}/messages", headers={"Authorization": f"Bearer {plain}"}
     )
     assert answer.status_code == 403
@@ -297,7 +298,7 @@ def test_more_than_four_concurrent_requests_per_app_and_mailbox_are_refused(
     results: list[tuple[str, httpx2.Response]] = []
 
     def call(address: str) -> None:
-        with httpx2.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+        with http_clients.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
             barrier.wait()
             answer = http.get(f"{base}/users/{address}/mailFolders/inbox/messages")
             results.append((address, answer))

@@ -9,6 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from sandbox.graph.faults import LargeValues
 from sandbox.idp import IdentityProvider
@@ -138,7 +139,7 @@ def test_delegates_with_read_only_or_no_folder_rights(
 ) -> None:
     message_id = graph.deliver(mailbox, mime(1))
     graph.add_delegate(mailbox, CARLA, rights="read")
-    with httpx2.Client(headers={"Authorization": f"Bearer {user_token(idp, CARLA)}"}) as http:
+    with http_clients.Client(headers={"Authorization": f"Bearer {user_token(idp, CARLA)}"}) as http:
         assert http.get(f"{base}/users/{mailbox}/mailFolders/inbox/messages").status_code == 200
         url = f"{base}/users/{mailbox}/messages/{message_id}"
         for answer in (
@@ -161,10 +162,10 @@ def test_no_rights_can_look_like_not_found(
     url = f"{base}/users/{mailbox}/mailFolders"
     for code in ("ErrorItemNotFound", "MailboxNotEnabledForRESTAPI"):
         graph.faults.no_rights_as = code
-        answer = httpx2.get(url, headers=headers)
+        answer = http_clients.get(url, headers=headers)
         assert (answer.status_code, error_code(answer)) == (404, code)
     delegate = {"Authorization": f"Bearer {user_token(idp, BORIS)}"}
-    assert httpx2.get(url, headers=delegate).status_code == 200
+    assert http_clients.get(url, headers=delegate).status_code == 200
 
 
 def test_an_application_access_policy_disables_odata(

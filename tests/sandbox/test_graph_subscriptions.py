@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from sandbox import http_clients
 from sandbox.graph import GraphEmulator
 from sandbox.idp import IdentityProvider
 from tests.support.graph_sandbox import ANNA, BORIS, DOMAIN, IMMUTABLE, app_token, mime, user_token
@@ -28,7 +29,7 @@ def graph(idp: IdentityProvider) -> Iterator[GraphEmulator]:
 @pytest.fixture
 def client(idp: IdentityProvider) -> Iterator[httpx2.Client]:
     headers = {"Authorization": f"Bearer {app_token(idp)}", **IMMUTABLE}
-    with httpx2.Client(headers=headers, timeout=20) as http:
+    with http_clients.Client(headers=headers, timeout=20) as http:
         yield http
 
 
@@ -119,7 +120,7 @@ def test_limits_of_a_subscription(
     assert plain.status_code == 400  # https only (loopback excepted here)
     # A delegated token may not subscribe to another user's mailbox (.Shared permissions).
     graph.add_delegate(mailbox, BORIS)
-    delegated = httpx2.post(
+    delegated = http_clients.post(
         f"{graph.base_url}/subscriptions",
         json=_body(mailbox, endpoint.url),
         headers={"Authorization": f"Bearer {user_token(idp, BORIS)}"},

@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from sandbox import http_clients
 from sandbox.idp import App, IdentityProvider, User
 from sandbox.idp.config import load_config
 from tests.support.certs import pem_certificate, rsa_key, self_signed
@@ -90,7 +91,7 @@ def token(
     idp: IdentityProvider, tenant: str = TENANT, auth: tuple[str, str] | None = None, **data: str
 ) -> httpx2.Response:
     url = f"{idp.base_url}/{tenant}/oauth2/v2.0/token"
-    return httpx2.post(url, data=data, auth=auth)
+    return http_clients.post(url, data=data, auth=auth)
 
 
 def ropc(
@@ -204,7 +205,7 @@ def authorize(
         "state": "st-1",
         **params,
     }
-    with httpx2.Client(base_url=idp.base_url, follow_redirects=False) as client:
+    with http_clients.Client(base_url=idp.base_url, follow_redirects=False) as client:
         first = client.get(f"/{TENANT}/oauth2/v2.0/authorize", params=query)
         met: list[str] = []
         last = browse(client, first, username, consent, met)
@@ -220,16 +221,16 @@ def authorize(
 def test_discovery_keys_and_an_unknown_tenant(idp: IdentityProvider) -> None:
     for tenant in (TENANT, DOMAIN, "organizations", "common"):
         url = f"{idp.base_url}/{tenant}/v2.0/.well-known/openid-configuration"
-        found = httpx2.get(url).json()
+        found = http_clients.get(url).json()
         assert found["issuer"] == f"{idp.base_url}/{TENANT}/v2.0"
         assert found["token_endpoint"] == f"{idp.base_url}/{tenant}/oauth2/v2.0/token"
         assert found["authorization_endpoint"].endswith(f"/{tenant}/oauth2/v2.0/authorize")
         assert found["device_authorization_endpoint"].endswith("/oauth2/v2.0/devicecode")
         assert found["introspection_endpoint"] == f"{idp.base_url}/introspect"
-    assert httpx2.get(found["jwks_uri"]).json()["keys"][0]["kty"] == "RSA"
+    assert http_clients.get(found["jwks_uri"]).json()["keys"][0]["kty"] == "RSA"
     unknown = token(idp, "nope.example", grant_type="password")
     assert_entra(unknown, "invalid_request", 90002)
-    bad = httpx2.get(f"{idp.base_url}/fabrikam.com/v2.0/.well-known/openid-configuration")
+    bad = http_clients.get(f"{idp.base_url}/fabrikam.com/v2.0/.well-known/openid-configuration")
     assert_entra(bad, "invalid_request", 90002)
 
 
@@ -240,7 +241,7 @@ def test_code_flow_with_pkce_login_and_consent(idp: IdentityProvider) -> None:
     username = fresh_user(idp)
     verifier, challenge = pkce()
     params = {"code_challenge": challenge, "code_challenge_method": "S256"}
-    with httpx2.Client(base_url=idp.base_url, follow_redirects=False) as client:
+    with http_clients.Client(base_url=idp.base_url, follow_redirects=False) as client:
         url = f"/{TENANT}/oauth2/v2.0/authorize"
         query = {
             "client_id": PUBLIC,
@@ -278,7 +279,7 @@ def test_code_flow_with_pkce_login_and_consent(idp: IdentityProvider) -> None:
     header, claims, signature = tokens["id_token"].split(".")
     decoded = json.loads(unb64(claims))
     assert json.loads(unb64(header))["alg"] == "RS256"
-    jwk = httpx2.get(f"{idp.base_url}/{TENANT}/discovery/v2.0/keys").json()["keys"][0]
+    jwk = http_clients.get(f"{idp.base_url}/{TENANT}/discovery/v2.0/keys").json()["keys"][0]
     numbers = rsa.RSAPublicNumbers(int.from_bytes(unb64(jwk["e"])), int.from_bytes(unb64(jwk["n"])))
     signed = f"{header}.{claims}".encode()
     numbers.public_key().verify(unb64(signature), signed, padding.PKCS1v15(), hashes.SHA256())
@@ -323,11 +324,15 @@ def test_consent_declined_and_mfa_user_signs_in_interactively(idp: IdentityProvi
 def test_authorize_error_pages(idp: IdentityProvider) -> None:
     url = f"{idp.base_url}/{TENANT}/oauth2/v2.0/authorize"
     base = {"response_type": "code", "scope": "Mail.Read"}
-    unknown = httpx2.get(url, params={**base, "client_id": "nope", "redirect_uri": WEB_REDIRECT})
+    unknown = http_clients.get(
+        url, params={**base, "client_id": "nope", "redirect_uri": WEB_REDIRECT}
+    )
     assert unknown.status_code == 400
     assert "AADSTS700016" in unknown.text
     for redirect_uri in ("https://app.example.com:8443/cb", "http://localhost/other", "x:/"):
-        page = httpx2.get(url, params={**base, "client_id": WEB, "redirect_uri": redirect_uri})
+        page = http_clients.get(
+            url, params={**base, "client_id": WEB, "redirect_uri": redirect_uri}
+        )
         assert page.status_code == 400
         assert "AADSTS50011" in page.text
 
@@ -377,7 +382,7 @@ def test_password_change_and_inactivity_end_refresh_tokens(idp: IdentityProvider
         fresh_user(idp, consented_apps={PUBLIC}),
     )
     rt = ropc(idp, changed).json()["refresh_token"]
-    answer = httpx2.post(
+    answer = http_clients.post(
         f"{idp.base_url}/_sandbox/users/{changed}/password", json={"password": PASSWORD}
     )
     assert answer.status_code == 200
@@ -533,7 +538,7 @@ def test_an_application_can_accept_only_the_older_assertion_form(idp: IdentityPr
 def test_the_next_refreshes_can_be_refused(idp: IdentityProvider) -> None:
     first = ropc(idp).json()
     grant = {"grant_type": "refresh_token", "client_id": PUBLIC}
-    control = httpx2.post(
+    control = http_clients.post(
         f"{idp.base_url}/_sandbox/refresh-refusals",
         json={"code": 70000, "times": 2, "username": ANNA, "client_id": PUBLIC},
     )
@@ -551,11 +556,13 @@ def test_the_next_refreshes_can_be_refused(idp: IdentityProvider) -> None:
 
 def start_device(idp: IdentityProvider, client_id: str = PUBLIC) -> httpx2.Response:
     url = f"{idp.base_url}/{TENANT}/oauth2/v2.0/devicecode"
-    return httpx2.post(url, data={"client_id": client_id, "scope": f"{IMAP_SCOPE} offline_access"})
+    return http_clients.post(
+        url, data={"client_id": client_id, "scope": f"{IMAP_SCOPE} offline_access"}
+    )
 
 
 def device_sign_in(idp: IdentityProvider, user_code: str, consent: str = "accept") -> str:
-    with httpx2.Client(base_url=idp.base_url, follow_redirects=False) as client:
+    with http_clients.Client(base_url=idp.base_url, follow_redirects=False) as client:
         entry = client.get("/devicelogin")
         code = submit(client, entry, "devicelogin", user_code=user_code)
         return browse(client, code, ANNA, consent).text
@@ -596,21 +603,21 @@ def test_introspection(idp: IdentityProvider) -> None:
     user_token = ropc(idp).json()["access_token"]
     app_only = {"grant_type": "client_credentials", "scope": f"{OUTLOOK}/.default"}
     app_token = token(idp, auth=(WEB, WEB_SECRET), **app_only).json()["access_token"]
-    assert httpx2.post(url, data={"token": user_token}).status_code == 401  # closed
-    seen = httpx2.post(url, data={"token": user_token}, auth=(WEB, WEB_SECRET)).json()
+    assert http_clients.post(url, data={"token": user_token}).status_code == 401  # closed
+    seen = http_clients.post(url, data={"token": user_token}, auth=(WEB, WEB_SECRET)).json()
     assert seen["active"] is True
     assert (seen["username"], seen["client_id"]) == (ANNA, PUBLIC)
     assert seen["aud"] == "https://outlook.office.com"
     assert seen["scope"] == IMAP_SCOPE
     assert seen["exp"] - seen["iat"] == 3599
     body = {"token": app_token, "client_id": WEB, "client_secret": WEB_SECRET}
-    app_seen = httpx2.post(url, data=body).json()
+    app_seen = http_clients.post(url, data=body).json()
     assert app_seen["username"] is None
     assert app_seen["roles"] == ["IMAP.AccessAsApp", "POP.AccessAsApp"]
-    unknown = httpx2.post(url, data={"token": "nope"}, auth=(WEB, WEB_SECRET))
+    unknown = http_clients.post(url, data={"token": "nope"}, auth=(WEB, WEB_SECRET))
     assert unknown.json() == {"active": False}
     idp.access_tokens[user_token].expires_at = int(time.time()) - 1
-    expired = httpx2.post(url, data={"token": user_token}, auth=(WEB, WEB_SECRET))
+    expired = http_clients.post(url, data={"token": user_token}, auth=(WEB, WEB_SECRET))
     assert expired.json() == {"active": False}
 
 
@@ -626,7 +633,7 @@ def test_introspection_for_a_named_resource_server(idp: IdentityProvider) -> Non
     app_token = token(idp, auth=(WEB, WEB_SECRET), **app_only).json()["access_token"]
 
     def active(access_token: str, resource: str) -> bool:
-        answer = httpx2.post(
+        answer = http_clients.post(
             f"{idp.base_url}/introspect",
             params={"resource": resource},
             data={"token": access_token},
@@ -648,7 +655,7 @@ def test_introspection_for_a_named_resource_server(idp: IdentityProvider) -> Non
 def test_user_realm(idp: IdentityProvider) -> None:
     def realm(username: str) -> dict[str, Any]:
         url = f"{idp.base_url}/common/userrealm/{username}"
-        found: dict[str, Any] = httpx2.get(url, params={"api-version": "1.0"}).json()
+        found: dict[str, Any] = http_clients.get(url, params={"api-version": "1.0"}).json()
         return found
 
     federated = realm(f"fed@{DOMAIN}")
@@ -670,9 +677,9 @@ def test_token_requests_are_recorded(idp: IdentityProvider) -> None:
     app_only = {"grant_type": "client_credentials", "scope": f"{OUTLOOK}/.default"}
     token(idp, client_id=WEB, client_secret=WEB_SECRET, **app_only)
     url = f"{idp.base_url}/{TENANT}/oauth2/v2.0/token"
-    httpx2.post(url, headers={"Via": "1.1 proxy"}, data={"grant_type": "client_credentials"})
+    http_clients.post(url, headers={"Via": "1.1 proxy"}, data={"grant_type": "client_credentials"})
     token(idp, "nope.example", grant_type="password")
-    seen = httpx2.get(f"{idp.base_url}/_sandbox/token-requests").json()["token_requests"]
+    seen = http_clients.get(f"{idp.base_url}/_sandbox/token-requests").json()["token_requests"]
     assert seen == idp.token_requests
     first, second, third, fourth = seen
     assert (first["grant_type"], first["username"], first["status"]) == ("password", ANNA, 400)
@@ -726,7 +733,7 @@ def test_runs_alone() -> None:
         first = process.stdout.readline()
         assert first.startswith("identity provider: http://127.0.0.1:")
         base = first.split()[2]
-        found = httpx2.get(f"{base}/organizations/v2.0/.well-known/openid-configuration")
+        found = http_clients.get(f"{base}/organizations/v2.0/.well-known/openid-configuration")
         assert found.status_code == 200
     finally:
         process.terminate()

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from mailintake.sources.base import MailSource
+from sandbox import http_clients
 from sandbox.dovecot import (
     ALICE,
     BOB,
@@ -159,7 +159,7 @@ class MailServer:
     ) -> str:
         """An access token for ``username`` (password grant with the public client
         ``MAIL_APP``, IMAP and POP scopes unless ``scope`` says otherwise)."""
-        answer = httpx2.post(
+        answer = http_clients.post(
             self.token_endpoint,
             data={
                 "grant_type": "password",
@@ -177,7 +177,7 @@ class MailServer:
     def app_token(self) -> str:
         """An app-only access token (client credentials of ``DAEMON_APP``); it opens only
         mailboxes the app was made a delegate of (``add_delegate(DAEMON_APP, mailbox)``)."""
-        answer = httpx2.post(
+        answer = http_clients.post(
             self.token_endpoint,
             data={
                 "grant_type": "client_credentials",

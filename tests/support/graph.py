@@ -12,12 +12,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
 from mailintake.oauth.authorize import authorize
 from mailintake.oauth.tokens import TokenManager
 from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
+from sandbox import http_clients
 from sandbox.idp import IdentityProvider
 from tests.support.oauth import (
     ANNA,
@@ -107,7 +106,7 @@ def configure(store: Store, idp: IdentityProvider, graph_url: str, out: Path, **
 
 def app_token(idp: IdentityProvider) -> str:
     """An application token for Graph from the tenant (client credentials, GRAPH_APP)."""
-    answer = httpx2.post(
+    answer = http_clients.post(
         f"{idp.base_url}/{idp.tenant_id}/oauth2/v2.0/token",
         data={
             "grant_type": "client_credentials",

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from sandbox import http_clients
 from sandbox.idp import IdentityProvider
 
 TENANT = "0b6a6d2e-1234-4c1e-9b5e-123456789abc"
@@ -44,7 +45,7 @@ IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
 
 
 def _token(idp: IdentityProvider, **form: str) -> str:
-    answer = httpx2.post(f"{idp.base_url}/{TENANT}/oauth2/v2.0/token", data=form, timeout=10)
+    answer = http_clients.post(f"{idp.base_url}/{TENANT}/oauth2/v2.0/token", data=form, timeout=10)
     assert answer.status_code == 200, answer.text
     token: str = answer.json()["access_token"]
     return token

@@ -19,6 +19,7 @@ import httpx2
 from mailintake.oauth.authorize import Interaction
 from mailintake.services.apply import apply_document
 from mailintake.store.repo import Store
+from sandbox import http_clients
 from sandbox.certs import pem_certificate, pem_key, rsa_key, self_signed
 from sandbox.demo.tenant import microsoft_at
 from sandbox.idp import App, IdentityProvider, User
@@ -195,7 +196,7 @@ class Browser:
 
     def sign_in(self, url: str, *, follow_loopback: bool = True) -> str:
         """Returns the URL the login flow finally redirects to (the redirect URI)."""
-        with httpx2.Client(follow_redirects=False, timeout=30) as client:
+        with http_clients.Client(follow_redirects=False, timeout=30) as client:
             answer = client.get(url)
             for _ in range(10):
                 if answer.status_code in (301, 302, 303, 307):
@@ -231,7 +232,7 @@ class Browser:
         return thread
 
     def device_sign_in(self, verification_uri: str, user_code: str) -> None:
-        with httpx2.Client(follow_redirects=True, timeout=30) as client:
+        with http_clients.Client(follow_redirects=True, timeout=30) as client:
             answer = client.get(verification_uri)
             for _ in range(10):
                 found = forms(answer.text)

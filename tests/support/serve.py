@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx2
 
+from sandbox import http_clients
 from sandbox.ports import free_port
 from tests.support import launcher
 
@@ -33,7 +34,7 @@ def serving(
         deadline = time.monotonic() + 60
         while True:
             try:
-                httpx2.get(f"{base}/healthz", timeout=2)
+                http_clients.get(f"{base}/healthz", timeout=2)
                 break
             except httpx2.TransportError:
                 assert process.poll() is None, process.communicate()

@@ -16,6 +16,7 @@ from mailintake.oauth import diagnose, grants
 from mailintake.oauth.authorize import callback_params, is_loopback
 from mailintake.oauth.grants import ClientCredentials, Endpoint
 from mailintake.oauth.loopback import LoopbackListener
+from sandbox import http_clients
 
 URL = "https://login.example.com/tenant/oauth2/v2.0/token"
 
@@ -30,7 +31,7 @@ def endpoint(
         client or ClientCredentials("client-1", secret="s3cret"),
         diagnose.Context(grant=grant, phase="token", server="MICROSOFT", username="a@b.c"),
         "box",
-        httpx2.Client(transport=handler),
+        http_clients.Client(transport=handler),
     )
 
 
@@ -193,7 +194,7 @@ def test_loopback_listener_takes_a_free_port_and_receives_the_redirect() -> None
     try:
         port = int(listener.redirect_uri.split(":")[2].split("/")[0])
         assert port > 0
-        page = httpx2.get(f"http://127.0.0.1:{port}/?code=abc&state=xyz")
+        page = http_clients.get(f"http://127.0.0.1:{port}/?code=abc&state=xyz")
         assert "Login successful" in page.text
         assert listener.wait(5) == {"code": "abc", "state": "xyz"}
     finally:

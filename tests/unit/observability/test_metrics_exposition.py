@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-import httpx2
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailintake.observability.exposition import HeartbeatCollector, MetricsServer, Scrape
+from sandbox import http_clients
 
 HEARTBEAT = "mailintake_worker_heartbeat_timestamp_seconds"
 
@@ -60,12 +60,12 @@ def server(registry: CollectorRegistry) -> Iterator[MetricsServer]:
 
 def test_the_server_answers_metrics_and_nothing_else(server: MetricsServer) -> None:
     base = f"http://127.0.0.1:{server.port}"
-    answer = httpx2.get(f"{base}/metrics", timeout=10)
+    answer = http_clients.get(f"{base}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert families(answer.content)["mailintake_polls"] == [({"mailbox": "a"}, 2.0)]
-    assert httpx2.get(f"{base}/", timeout=10).status_code == 404
-    assert httpx2.get(f"{base}/metrics/x", timeout=10).status_code == 404
+    assert http_clients.get(f"{base}/", timeout=10).status_code == 404
+    assert http_clients.get(f"{base}/metrics/x", timeout=10).status_code == 404
 
 
 def test_a_taken_port_fails_to_bind(server: MetricsServer) -> None:
