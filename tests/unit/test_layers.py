@@ -160,3 +160,43 @@ def test_the_check_sees_every_way_to_import_a_test_module(tmp_path: Path) -> Non
         "tests.integration.test_c",
         "tests.unit.test_d",
     }
+
+
+HTTPX_MAKES_A_CONTEXT = ("get", "post", "put", "patch", "delete", "head", "request", "Client")
+
+
+def httpx_calls_with_a_context_of_their_own(path: Path) -> list[int]:
+    """The lines where ``path`` calls httpx's module functions or ``Client`` directly: each
+    makes a TLS context (sandbox.http_clients shares one)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "httpx2"
+            and node.func.attr in HTTPX_MAKES_A_CONTEXT
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_tests_make_http_requests_through_the_shared_context() -> None:
+    own = ROOT / "sandbox" / "http_clients.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for tree in ("tests", "sandbox", "benchmarks")
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        if path != own
+        for line in httpx_calls_with_a_context_of_their_own(path)
+    ]
+    assert found == [], "use sandbox.http_clients"
+
+
+def test_the_http_check_sees_each_way_of_calling(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import httpx2\nhttpx2.get('u')\nwith httpx2.Client() as c:\n    c.get('u')\n"
+        "httpx2.Timeout(1)\n"
+    )
+    assert httpx_calls_with_a_context_of_their_own(module) == [2, 3]
