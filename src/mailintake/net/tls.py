@@ -30,9 +30,23 @@ def http_context() -> ssl.SSLContext:
 
 def context_trusting(ca_file: str | None) -> ssl.SSLContext:
     """``default_context()``, or one that also trusts the PEM authorities in ``ca_file`` (a
-    private authority's certificate, for a server inside the company)."""
+    private authority's certificate, for a server inside the company). Made once per file
+    and setting, and again when the file changes."""
     if ca_file is None:
         return default_context()
+    try:
+        found = os.stat(ca_file)
+    except OSError:
+        version = None  # loading it raises the reason, and nothing is kept
+    else:
+        version = (found.st_ino, found.st_size, found.st_mtime_ns)
+    return _context_trusting(ca_file, version, *_settings())
+
+
+@functools.lru_cache(maxsize=8)
+def _context_trusting(
+    ca_file: str, version: tuple[int, int, int] | None, cert_file: str | None, cert_dir: str | None
+) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.load_verify_locations(cafile=ca_file)
     return context
