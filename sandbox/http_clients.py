@@ -21,26 +21,26 @@ def tls() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-def Client(**options: Any) -> httpx2.Client:
+def _shared(options: dict[str, Any]) -> dict[str, Any]:
     options.setdefault("verify", tls())
-    return httpx2.Client(**options)
+    return options
+
+
+def Client(**options: Any) -> httpx2.Client:  # stands for httpx.Client
+    return httpx2.Client(**_shared(options))
 
 
 def get(url: str, **options: Any) -> httpx2.Response:
-    options.setdefault("verify", tls())
-    return httpx2.get(url, **options)
+    return httpx2.get(url, **_shared(options))
 
 
 def post(url: str, **options: Any) -> httpx2.Response:
-    options.setdefault("verify", tls())
-    return httpx2.post(url, **options)
+    return httpx2.post(url, **_shared(options))
 
 
 def patch(url: str, **options: Any) -> httpx2.Response:
-    options.setdefault("verify", tls())
-    return httpx2.patch(url, **options)
+    return httpx2.patch(url, **_shared(options))
 
 
 def delete(url: str, **options: Any) -> httpx2.Response:
-    options.setdefault("verify", tls())
-    return httpx2.delete(url, **options)
+    return httpx2.delete(url, **_shared(options))
